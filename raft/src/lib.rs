@@ -1,0 +1,16 @@
+//! gatehouse-raft: an embedded, Raft-replicated ordered key/value store with revisions
+//! and watch, in the manner of a small etcd. openraft 0.9 replicates, sled 0.34 persists,
+//! bincode 2 encodes. It knows nothing about gateways.
+
+pub mod codec;
+pub mod kv;
+pub mod log_store;
+pub mod state_machine;
+pub mod types;
+pub mod watch;
+
+pub use kv::KvState;
+pub use log_store::LogStore;
+pub use state_machine::StateMachine;
+pub use types::*;
+pub use watch::{WatchError, WatchEvent, Watcher};

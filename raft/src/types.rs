@@ -1,0 +1,155 @@
+//! The vocabulary of the store: keys and values, the commands that change them, the
+//! responses that apply returns, and openraft's type configuration.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+
+/// A Raft member's id. The layer above picks it (and keeps it in the data dir).
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// openraft's view of the store: commands in, responses out, whole-map snapshots.
+    pub TypeConfig:
+        D = Command,
+        R = Response,
+        NodeId = NodeId,
+        Node = RaftNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type LogId = openraft::LogId<NodeId>;
+pub type Vote = openraft::Vote<NodeId>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, RaftNode>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, RaftNode>;
+pub type Snapshot = openraft::Snapshot<TypeConfig>;
+pub type StorageError = openraft::StorageError<NodeId>;
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type RaftMetrics = openraft::RaftMetrics<NodeId, RaftNode>;
+
+/// How to reach a member, as recorded in the Raft membership itself (so a node that
+/// restarts knows its peers without gossip). `meta` carries the layer above's extras,
+/// such as the admin and proxy addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftNode {
+    /// `host:port` of the member's cluster RPC listener.
+    pub addr: String,
+    pub meta: BTreeMap<String, String>,
+}
+
+impl RaftNode {
+    pub fn new(addr: impl Into<String>) -> Self {
+        RaftNode { addr: addr.into(), meta: BTreeMap::new() }
+    }
+}
+
+impl fmt::Display for RaftNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.addr)
+    }
+}
+
+/// A stored value with etcd-style revisions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyValue {
+    pub value: Vec<u8>,
+    /// Global revision of the change that created the key (since its last deletion).
+    pub create_revision: u64,
+    /// Global revision of the last change to the key.
+    pub mod_revision: u64,
+    /// Number of changes since creation, starting at 1.
+    pub version: u64,
+    /// Milliseconds since the Unix epoch after which `Expire` may drop the key.
+    pub expires_at: Option<u64>,
+}
+
+/// A mutation, replicated through the log. Every timestamp in it was stamped by the
+/// proposer: applying a command never reads a clock, so every replica computes the same map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    Put { key: String, value: Vec<u8>, expires_at: Option<u64> },
+    Delete { key: String },
+    /// All of `ops` if every compare holds, nothing otherwise; one revision for the lot.
+    Txn { compares: Vec<Compare>, ops: Vec<TxnOp> },
+    /// Grants `min(want, limit - granted so far)` from the counter at `key`.
+    Reserve { key: String, want: u64, limit: u64, expires_at: u64 },
+    /// Drops every key whose `expires_at` is at or before `before`.
+    Expire { before: u64 },
+    /// Several commands in one log entry, applied in order (each with its own revision).
+    Batch(Vec<Command>),
+}
+
+/// A precondition of a `Txn`: the key's `mod_revision` must equal `mod_revision`;
+/// 0 means the key must not exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compare {
+    pub key: String,
+    pub mod_revision: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnOp {
+    Put { key: String, value: Vec<u8>, expires_at: Option<u64> },
+    Delete { key: String },
+}
+
+/// Which precondition of a `Txn` failed, and what the key's revision really was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedCompare {
+    pub index: usize,
+    pub key: String,
+    pub expected: u64,
+    pub actual: u64,
+}
+
+/// What applying one log entry produced.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Response {
+    /// Blank and membership entries.
+    #[default]
+    None,
+    Put { revision: u64, prev: Option<KeyValue> },
+    Delete { revision: u64, prev: Option<KeyValue> },
+    Txn { revision: u64, failed: Option<FailedCompare> },
+    Reserve { revision: u64, granted: u64, total: u64 },
+    Expire { revision: u64, removed: u64 },
+    Batch(Vec<Response>),
+    /// The command was refused deterministically and changed nothing (for example a
+    /// `Reserve` on a key that holds something other than a counter).
+    Invalid { revision: u64, reason: String },
+}
+
+impl Response {
+    /// The store's global revision right after this entry was applied.
+    pub fn revision(&self) -> Option<u64> {
+        match self {
+            Response::None => None,
+            Response::Put { revision, .. }
+            | Response::Delete { revision, .. }
+            | Response::Txn { revision, .. }
+            | Response::Reserve { revision, .. }
+            | Response::Expire { revision, .. }
+            | Response::Invalid { revision, .. } => Some(*revision),
+            Response::Batch(items) => items.iter().filter_map(Response::revision).max(),
+        }
+    }
+}
+
+/// One committed change to one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub revision: u64,
+    pub key: String,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    Put(KeyValue),
+    Delete { prev: KeyValue },
+}
