@@ -3,14 +3,25 @@
 //! bincode 2 encodes. It knows nothing about gateways.
 
 pub mod codec;
+pub mod config;
+pub mod error;
 pub mod kv;
+mod leader;
 pub mod log_store;
+pub mod membership;
+pub mod network;
 pub mod state_machine;
+pub mod store;
 pub mod types;
 pub mod watch;
 
+pub use config::{ConfigError, StoreConfig};
+pub use error::StoreError;
 pub use kv::KvState;
 pub use log_store::LogStore;
+pub use membership::{MemberStatus, Role, Status};
+pub use network::{AppFuture, AppHandler};
 pub use state_machine::StateMachine;
+pub use store::{Store, Written};
 pub use types::*;
 pub use watch::{WatchError, WatchEvent, Watcher};

@@ -1,0 +1,41 @@
+//! What can go wrong when using the store, and what the caller should do about it.
+
+use crate::config::ConfigError;
+use crate::types::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Fix the configuration.
+    #[error("invalid store config: {0}")]
+    Config(#[from] ConfigError),
+    /// The data dir cannot be opened: wrong permissions, or another process holds it.
+    #[error("cannot open data dir {path}: {source}")]
+    Open { path: String, source: sled::Error },
+    /// The disk failed under the store; the node should stop.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// The cluster port is taken or the address is not local.
+    #[error("cannot listen on the cluster port {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    /// No leader could be reached in time (no quorum, or an election is running):
+    /// nothing was written; retry later.
+    #[error("no leader reachable within {0:?}: the cluster has no quorum or is electing")]
+    NoLeader(std::time::Duration),
+    /// The request reached the leader but its outcome is unknown (the leader failed or
+    /// the connection broke): read before retrying a write that is not idempotent.
+    #[error("outcome unknown: {0}")]
+    Uncertain(String),
+    /// Committed by the cluster, but this node had not applied it in time (it may be
+    /// partitioned from the leader); other nodes already see it.
+    #[error("committed at log index {log_index} but not yet applied on this node")]
+    NotApplied { log_index: u64 },
+    /// The leader refused the request (for example a membership change in progress).
+    #[error("refused by the leader: {0}")]
+    Refused(String),
+    /// A call to the layer above on a peer failed.
+    #[error("remote call failed: {0}")]
+    Remote(String),
+    /// The store is shutting down.
+    #[error("the store is shutting down")]
+    ShuttingDown,
+}
