@@ -32,6 +32,9 @@ pub enum StoreError {
     /// The leader refused the request (for example a membership change in progress).
     #[error("refused by the leader: {0}")]
     Refused(String),
+    /// The peer refused our connection: wrong cluster name or secret. Retrying will not help.
+    #[error("{0}")]
+    PeerRefused(String),
     /// A call to the layer above on a peer failed.
     #[error("remote call failed: {0}")]
     Remote(String),

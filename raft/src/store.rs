@@ -265,6 +265,7 @@ impl Store {
         match self.inner.transport.call(addr, &request, self.inner.cfg.request_timeout).await {
             Ok(Reply::App(r)) => r.map_err(StoreError::Remote),
             Ok(_) => Err(StoreError::Remote(format!("unexpected reply from {addr}"))),
+            Err(e @ crate::network::CallError::Refused { .. }) => Err(StoreError::PeerRefused(e.to_string())),
             Err(e) => Err(StoreError::Remote(e.to_string())),
         }
     }

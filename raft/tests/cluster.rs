@@ -265,7 +265,7 @@ async fn a_peer_with_the_wrong_secret_is_refused() {
     cfg.secret = b"wrong".to_vec();
     let intruder = gatehouse_raft::Store::open(cfg).await.unwrap();
     let err = intruder.call_app(&cluster.addrs[0].to_string(), "join", vec![]).await.unwrap_err();
-    assert!(matches!(&err, StoreError::Remote(m) if m.contains("secret")), "{err}");
+    assert!(matches!(&err, StoreError::PeerRefused(m) if m.contains("secret")), "{err}");
     // The right secret gets through to the (absent) app handler.
     let dir2 = tempfile::tempdir().unwrap();
     let cfg = common::config(10, "127.0.0.10:0".parse().unwrap(), dir2.path().to_path_buf(), defaults);

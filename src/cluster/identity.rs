@@ -1,0 +1,54 @@
+//! A node's identity: a random 64-bit id chosen on first start and kept in the data dir,
+//! so a restarted node is the same Raft member.
+
+use std::path::Path;
+
+use rand::RngExt;
+
+const ID_FILE: &str = "node-id";
+
+/// Reads the node id from `data_dir`, or picks and persists a new one. Returns the id
+/// and whether it was new (a new node with no data of its own).
+pub fn load_or_create(data_dir: &Path) -> std::io::Result<(u64, bool)> {
+    std::fs::create_dir_all(data_dir)?;
+    let path = data_dir.join(ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim().parse::<u64>().map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is corrupt: {e}", path.display()))
+            })?;
+            Ok((id, false))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Never 0: some tools treat 0 as "no node".
+            let id = rand::rng().random_range(1..u64::MAX >> 1);
+            let tmp = data_dir.join(format!("{ID_FILE}.tmp"));
+            std::fs::write(&tmp, format!("{id}\n"))?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            // Rename is atomic: a crash leaves either no id or a whole one.
+            std::fs::rename(&tmp, &path)?;
+            Ok((id, true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_id_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (id, new) = load_or_create(dir.path()).unwrap();
+        assert!(new && id > 0);
+        assert_eq!(load_or_create(dir.path()).unwrap(), (id, false));
+    }
+
+    #[test]
+    fn a_corrupt_id_file_is_an_error_not_a_new_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(ID_FILE), "garbage").unwrap();
+        assert!(load_or_create(dir.path()).is_err());
+    }
+}

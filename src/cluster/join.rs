@@ -1,0 +1,117 @@
+//! Joining: a new node finds members by gossip and asks one of them, over the
+//! authenticated cluster port, to add it as a learner. The same loop makes a node that
+//! was removed while it was away join again, and starts a brand-new cluster when told to.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_raft::{AppFuture, AppHandler, RaftNode, Store, StoreError};
+use serde::{Deserialize, Serialize};
+
+use super::peers::{meta, PeerInfo, PeerView};
+use crate::shutdown::Shutdown;
+
+pub const JOIN_METHOD: &str = "join";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct JoinRequest {
+    node_id: u64,
+    node: RaftNode,
+}
+
+/// Serves join requests arriving on the cluster port.
+pub struct JoinHandler {
+    pub store: Store,
+}
+
+impl AppHandler for JoinHandler {
+    fn call(&self, peer: u64, method: String, body: Vec<u8>) -> AppFuture {
+        let store = self.store.clone();
+        Box::pin(async move {
+            if method != JOIN_METHOD {
+                return Err(format!("unknown cluster call {method:?}"));
+            }
+            let req: JoinRequest = serde_json::from_slice(&body).map_err(|e| format!("bad join request: {e}"))?;
+            // The handshake proved who is calling: nobody may join on another's behalf.
+            if req.node_id != peer {
+                return Err(format!("node {peer} may not join as node {}", req.node_id));
+            }
+            if store.members().get(&req.node_id) == Some(&req.node) {
+                return Ok(Vec::new());
+            }
+            tracing::info!(node_id = req.node_id, addr = %req.node.addr, "adding joining node as a learner");
+            store.add_learner(req.node_id, req.node).await.map(|_| Vec::new()).map_err(|e| e.to_string())
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// The cluster refused this node: fix --cluster-name or the cluster secret.
+    #[error("join refused: {0}")]
+    Refused(String),
+}
+
+/// Keeps this node in the cluster until shutdown: initialises a new cluster when
+/// `bootstrap`, joins through gossip when it is not (or no longer) a member.
+pub async fn keep_membership(store: Store, peers: Arc<dyn PeerView>, bootstrap: bool, mut shutdown: Shutdown) -> Result<(), JoinError> {
+    if bootstrap && !store.is_member() {
+        match store.initialize().await {
+            Ok(true) => tracing::info!(node_id = store.id(), "initialised a new one-node cluster"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "could not initialise the cluster"),
+        }
+    }
+    let mut waiting_logged = false;
+    loop {
+        if needs_join(&store, &peers.peers()) {
+            match try_join(&store, &peers.peers()).await {
+                Ok(true) => {
+                    tracing::info!(node_id = store.id(), "join accepted");
+                    waiting_logged = false;
+                }
+                Ok(false) if !waiting_logged => {
+                    tracing::info!("waiting for gossip to find a cluster member to join through");
+                    waiting_logged = true;
+                }
+                Ok(false) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+    }
+}
+
+/// Not in its own view of the membership, or a live leader does not list it.
+fn needs_join(store: &Store, peers: &[PeerInfo]) -> bool {
+    let me = store.id().to_string();
+    if !store.members().contains_key(&store.id()) {
+        return true;
+    }
+    peers.iter().any(|p| {
+        p.node_id != store.id()
+            && p.alive
+            && p.get(meta::ROLE) == Some("leader")
+            && p.get(meta::MEMBERS).is_some_and(|m| !m.split(',').any(|id| id == me))
+    })
+}
+
+/// Asks live members, leader first, to add this node. Ok(false): nobody could be asked yet.
+async fn try_join(store: &Store, peers: &[PeerInfo]) -> Result<bool, JoinError> {
+    let mut candidates: Vec<&PeerInfo> =
+        peers.iter().filter(|p| p.node_id != store.id() && p.alive && !p.left && p.get(meta::CLUSTER_ADDR).is_some()).collect();
+    candidates.sort_by_key(|p| p.get(meta::ROLE) != Some("leader"));
+    let body = serde_json::to_vec(&JoinRequest { node_id: store.id(), node: store.node() }).expect("plain struct serializes");
+    for peer in candidates {
+        let addr = peer.get(meta::CLUSTER_ADDR).expect("filtered above");
+        match store.call_app(addr, JOIN_METHOD, body.clone()).await {
+            Ok(_) => return Ok(true),
+            Err(StoreError::PeerRefused(msg)) => return Err(JoinError::Refused(format!("{addr}: {msg}"))),
+            Err(e) => tracing::warn!(peer = addr, error = %e, "join attempt failed; trying another member"),
+        }
+    }
+    Ok(false)
+}

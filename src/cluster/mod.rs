@@ -1,0 +1,10 @@
+//! Glue between gossip and Raft: who this node is, how it joins, how the leader keeps
+//! the voter set healthy (autopilot), how a node leaves, and the cluster status view.
+
+pub mod autopilot;
+pub mod identity;
+pub mod join;
+pub mod peers;
+pub mod status;
+
+pub use peers::{PeerInfo, PeerView};

@@ -1,0 +1,40 @@
+//! What the cluster layer needs to know about other nodes, whatever told it (gossip in a
+//! running node, a fixed list in tests).
+
+use std::collections::BTreeMap;
+
+/// Gossip meta keys every node publishes about itself.
+pub mod meta {
+    pub const CLUSTER_ADDR: &str = "cluster_addr";
+    pub const ADMIN_ADDR: &str = "admin_addr";
+    pub const PROXY_ADDR: &str = "proxy_addr";
+    pub const VERSION: &str = "version";
+    pub const ROLE: &str = "role";
+    pub const APPLIED: &str = "applied";
+    pub const TERM: &str = "term";
+    /// Raft members as the publishing node sees them (comma-separated ids); a node that a
+    /// leader does not list knows it must join again.
+    pub const MEMBERS: &str = "members";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub node_id: u64,
+    pub alive: bool,
+    /// Left on purpose (`gatehouse leave`), as opposed to dead.
+    pub left: bool,
+    pub meta: BTreeMap<String, String>,
+}
+
+impl PeerInfo {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.meta.get(key).map(String::as_str)
+    }
+}
+
+/// The live view of the other nodes (and this one).
+pub trait PeerView: Send + Sync + 'static {
+    fn peers(&self) -> Vec<PeerInfo>;
+    /// Publishes one of this node's meta values.
+    fn publish(&self, key: &str, value: String);
+}

@@ -1,0 +1,63 @@
+//! An HTTP/1.1 + h2c accept loop with keep-alive that, on shutdown, stops accepting,
+//! lets in-flight requests finish within a drain limit, and says if it ran out.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use super::Body;
+use crate::shutdown::Shutdown;
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+
+/// Answers one request; `peer` is the client's address.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> HandlerFuture;
+}
+
+/// Serves `listener` until `shutdown` turns true, then drains for at most `drain`.
+pub async fn serve(listener: TcpListener, handler: Arc<dyn Handler>, mut shutdown: Shutdown, drain: Duration, name: &'static str) {
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.wait() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Typically out of file descriptors: back off instead of spinning.
+                    tracing::warn!(listener = name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let handler = handler.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let fut = handler.handle(req, peer);
+            async move { Ok::<_, std::convert::Infallible>(fut.await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(listener = name, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::debug!(listener = name, "drained"),
+        _ = tokio::time::sleep(drain) => tracing::warn!(listener = name, ?drain, "drain limit reached; closing remaining connections"),
+    }
+}
