@@ -6,3 +6,6 @@ pub mod http;
 pub mod shutdown;
 pub mod config;
 pub mod cluster;
+pub mod admin;
+pub mod cli;
+pub mod proxy;

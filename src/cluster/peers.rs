@@ -8,6 +8,7 @@ pub mod meta {
     pub const CLUSTER_ADDR: &str = "cluster_addr";
     pub const ADMIN_ADDR: &str = "admin_addr";
     pub const PROXY_ADDR: &str = "proxy_addr";
+    pub const GOSSIP_ADDR: &str = "gossip_addr";
     pub const VERSION: &str = "version";
     pub const ROLE: &str = "role";
     pub const APPLIED: &str = "applied";

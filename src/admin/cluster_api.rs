@@ -1,0 +1,61 @@
+//! Node and cluster endpoints: `GET /` (node and version), `GET /status` (health),
+//! `GET /cluster` (as `gatehouse status --json`), `POST /cluster/leave`.
+
+use hyper::{Response, StatusCode};
+use serde_json::json;
+
+use super::server::{message, AdminContext};
+use crate::cluster::status::cluster_status;
+use crate::http::{json_response, Body};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub fn root(ctx: &AdminContext) -> Response<Body> {
+    let node = ctx.store.node();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "tagline": "Welcome to gatehouse",
+            "version": VERSION,
+            "node_id": ctx.store.id().to_string(),
+            "cluster": ctx.cluster_name,
+            "cluster_addr": node.addr,
+            "configuration": node.meta,
+        }),
+    )
+}
+
+/// 200 while the node serves; the body says what it last applied and whether the
+/// cluster has a leader (the proxy keeps serving without one).
+pub fn status(ctx: &AdminContext) -> Response<Body> {
+    let s = ctx.store.status();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "server": { "node_id": s.id.to_string(), "role": format!("{:?}", s.role).to_lowercase() },
+            "config_revision": s.revision,
+            "applied_index": s.applied_index,
+            "leader_id": s.leader,
+            "term": s.term,
+        }),
+    )
+}
+
+pub fn cluster(ctx: &AdminContext) -> Response<Body> {
+    let view = cluster_status(&ctx.store, &ctx.peers.peers(), &ctx.cluster_name);
+    json_response(StatusCode::OK, &serde_json::to_value(view).expect("plain struct serializes"))
+}
+
+/// Leaves the cluster (Raft first, then gossip) and lets the node exit; answers once
+/// this node is no longer a voter, so `gatehouse leave` can report success.
+pub async fn leave(ctx: &AdminContext) -> Response<Body> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if ctx.leave.send(tx).await.is_err() {
+        return message(StatusCode::SERVICE_UNAVAILABLE, "the node is already shutting down");
+    }
+    match rx.await {
+        Ok(Ok(())) => json_response(StatusCode::OK, &json!({ "left": true, "node_id": ctx.store.id().to_string() })),
+        Ok(Err(e)) => message(StatusCode::SERVICE_UNAVAILABLE, &format!("could not leave the cluster: {e}")),
+        Err(_) => message(StatusCode::SERVICE_UNAVAILABLE, "the node stopped before it could leave"),
+    }
+}

@@ -1,0 +1,120 @@
+//! The Admin API's front door: bearer-token check, body size limit, and dispatch of
+//! `(method, path)` to the endpoint modules. Errors use Kong's JSON shape.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::AUTHORIZATION;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::cluster_api;
+use crate::cluster::PeerView;
+use crate::http::server::HandlerFuture;
+use crate::http::{json_response, Body, Handler};
+
+/// Admin request bodies above this get 413: a declarative file of 10,000 routes fits.
+pub const MAX_ADMIN_BODY: usize = 16 << 20;
+
+/// What every endpoint may use.
+pub struct AdminContext {
+    pub store: gatehouse_raft::Store,
+    pub peers: Arc<dyn PeerView>,
+    pub cluster_name: String,
+    pub admin_token: Option<String>,
+    /// Asks the node to leave the cluster and exit; the reply says how it went.
+    pub leave: mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>,
+}
+
+/// A parsed request as endpoints see it: method, path segments, query, whole body.
+pub struct AdminRequest {
+    pub method: Method,
+    pub segments: Vec<String>,
+    pub query: Vec<(String, String)>,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+}
+
+impl AdminRequest {
+    pub fn query(&self, key: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+pub struct AdminApi {
+    pub ctx: Arc<AdminContext>,
+}
+
+impl Handler for AdminApi {
+    fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> HandlerFuture {
+        let ctx = self.ctx.clone();
+        Box::pin(async move { handle(ctx, req).await })
+    }
+}
+
+pub fn message(status: StatusCode, text: &str) -> Response<Body> {
+    json_response(status, &json!({ "message": text }))
+}
+
+fn authorized(ctx: &AdminContext, req: &Request<Incoming>) -> bool {
+    let Some(token) = &ctx.admin_token else { return true };
+    let bearer = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    // Kong's own header for admin tokens, so Kong tooling works unchanged.
+    let kong = req.headers().get("kong-admin-token").and_then(|v| v.to_str().ok());
+    let given = bearer.or(kong).unwrap_or("");
+    constant_time_eq(given.as_bytes(), token.as_bytes())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn handle(ctx: Arc<AdminContext>, req: Request<Incoming>) -> Response<Body> {
+    if !authorized(&ctx, &req) {
+        let mut resp = message(StatusCode::UNAUTHORIZED, "Unauthorized");
+        resp.headers_mut().insert("www-authenticate", "Bearer".parse().expect("static"));
+        return resp;
+    }
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_ADMIN_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return message(StatusCode::PAYLOAD_TOO_LARGE, &format!("request body exceeds {MAX_ADMIN_BODY} bytes"));
+        }
+        Err(_) => return message(StatusCode::BAD_REQUEST, "could not read the request body"),
+    };
+    let segments = parts
+        .uri
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode(s))
+        .collect();
+    let query = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+    let content_type = parts.headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let req = AdminRequest { method: parts.method, segments, query, content_type, body };
+    route(&ctx, req).await
+}
+
+fn percent_decode(segment: &str) -> String {
+    form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| segment.to_owned())
+}
+
+async fn route(ctx: &AdminContext, req: AdminRequest) -> Response<Body> {
+    let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    match (&req.method, segs.as_slice()) {
+        (&Method::GET, []) => cluster_api::root(ctx),
+        (&Method::GET, ["status"]) => cluster_api::status(ctx),
+        (&Method::GET, ["cluster"]) => cluster_api::cluster(ctx),
+        (&Method::POST, ["cluster", "leave"]) => cluster_api::leave(ctx).await,
+        (_, ["status"] | ["cluster"] | [] | ["cluster", "leave"]) => message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
+        _ => message(StatusCode::NOT_FOUND, "Not found"),
+    }
+}

@@ -1,0 +1,87 @@
+//! Human-readable rendering of the cluster status, as `gatehouse status` prints it.
+
+use crate::cluster::status::ClusterStatus;
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".to_string(), T::to_string)
+}
+
+pub fn render_status(s: &ClusterStatus) -> String {
+    let mut out = format!(
+        "cluster {}  term {}  leader {}  commit index {}  (as seen by node {})\n\n",
+        s.cluster,
+        s.term,
+        opt(&s.leader_id),
+        s.commit_index,
+        s.node_id
+    );
+    let header = ["ID", "ADMIN", "PROXY", "ROLE", "VOTER", "GOSSIP", "APPLIED", "LAG"];
+    let rows: Vec<[String; 8]> = s
+        .nodes
+        .iter()
+        .map(|n| {
+            [
+                n.id.to_string(),
+                opt(&n.admin_addr),
+                opt(&n.proxy_addr),
+                n.role.clone(),
+                if n.voter { "yes" } else { "no" }.to_string(),
+                if n.left { "left" } else if n.alive { "alive" } else { "dead" }.to_string(),
+                opt(&n.applied_index),
+                opt(&n.lag),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let parts: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        parts.join("  ").trim_end().to_string() + "\n"
+    };
+    out.push_str(&line(header.to_vec()));
+    for row in &rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::status::NodeStatus;
+
+    #[test]
+    fn renders_one_line_per_node_with_aligned_columns() {
+        let node = |id: u64, role: &str| NodeStatus {
+            id,
+            admin_addr: Some(format!("127.0.0.{id}:8001")),
+            proxy_addr: None,
+            cluster_addr: None,
+            role: role.into(),
+            voter: role != "learner",
+            alive: id != 3,
+            left: false,
+            applied_index: Some(42),
+            lag: Some(0),
+            version: None,
+        };
+        let s = ClusterStatus {
+            cluster: "c".into(),
+            node_id: 1,
+            leader_id: Some(1),
+            term: 3,
+            commit_index: 42,
+            nodes: vec![node(1, "leader"), node(2, "follower"), node(3, "learner")],
+        };
+        let text = render_status(&s);
+        assert!(text.starts_with("cluster c  term 3  leader 1"));
+        let lines: Vec<&str> = text.lines().skip(2).collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[3].contains("learner") && lines[3].contains("dead"));
+        assert_eq!(lines[1].find("127.0.0.1:8001"), lines[2].find("127.0.0.2:8001"));
+    }
+}

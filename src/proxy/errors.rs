@@ -1,0 +1,96 @@
+//! Typed proxy errors: where a failure came from, whether another target may be tried,
+//! and the one place that maps each to Kong's status code and message.
+
+use hyper::{Response, StatusCode};
+use serde_json::json;
+
+use crate::http::{json_response, Body};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyError {
+    /// No route matched: the client's request is wrong for this configuration.
+    #[error("no Route matched with those values")]
+    NoRoute,
+    /// Every target of the upstream is unhealthy or has weight 0.
+    #[error("failure to get a peer from the ring-balancer")]
+    NoHealthyTarget,
+    /// The service's host does not resolve.
+    #[error("name resolution failed")]
+    NameResolution,
+    /// The upstream refused or reset the connection, or answered garbage.
+    #[error("An invalid response was received from the upstream server")]
+    UpstreamBroken { retryable: bool, detail: String },
+    /// Connect, write or read exceeded the service's timeout.
+    #[error("The upstream server is timing out")]
+    UpstreamTimeout,
+    /// A bug or an impossible state on our side.
+    #[error("An unexpected error occurred")]
+    Internal(String),
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::NoHealthyTarget | ProxyError::NameResolution => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::UpstreamBroken { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Whether the request may be sent to another target: only when it provably never
+    /// reached the upstream (connection refused), so no request runs twice.
+    pub fn retryable(&self) -> bool {
+        matches!(self, ProxyError::UpstreamBroken { retryable: true, .. })
+    }
+
+    /// True when the upstream (not the client or us) is to blame, for passive health checks.
+    pub fn upstream_fault(&self) -> bool {
+        matches!(self, ProxyError::UpstreamBroken { .. } | ProxyError::UpstreamTimeout)
+    }
+
+    /// Kong's JSON error body, with the request id Kong adds since 3.5.
+    pub fn response(&self, request_id: &str) -> Response<Body> {
+        error_response(self.status(), &self.to_string(), request_id)
+    }
+}
+
+/// A gateway-generated error in Kong's shape: `{"message": ..., "request_id": ...}`.
+pub fn error_response(status: StatusCode, message: &str, request_id: &str) -> Response<Body> {
+    json_response(status, &json!({ "message": message, "request_id": request_id }))
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn each_error_has_kongs_status_and_words() {
+        let cases = [
+            (ProxyError::NoRoute, 404, "no Route matched with those values"),
+            (ProxyError::NoHealthyTarget, 503, "failure to get a peer from the ring-balancer"),
+            (ProxyError::NameResolution, 503, "name resolution failed"),
+            (ProxyError::UpstreamBroken { retryable: false, detail: "reset".into() }, 502, "An invalid response was received from the upstream server"),
+            (ProxyError::UpstreamTimeout, 504, "The upstream server is timing out"),
+            (ProxyError::Internal("x".into()), 500, "An unexpected error occurred"),
+        ];
+        for (err, status, text) in cases {
+            let resp = err.response("abc");
+            assert_eq!(resp.status().as_u16(), status);
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["message"], text);
+            assert_eq!(v["request_id"], "abc");
+        }
+    }
+
+    #[test]
+    fn only_connection_refusals_are_retried() {
+        assert!(ProxyError::UpstreamBroken { retryable: true, detail: String::new() }.retryable());
+        assert!(!ProxyError::UpstreamBroken { retryable: false, detail: String::new() }.retryable());
+        assert!(!ProxyError::UpstreamTimeout.retryable());
+    }
+}

@@ -1,0 +1,147 @@
+//! Header rules of the proxy, as Kong applies them: hop-by-hop headers never cross,
+//! X-Forwarded-* and Via are added for the upstream, latency headers for the client.
+
+use std::net::SocketAddr;
+
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST};
+
+pub const VIA_TOKEN: &str = concat!("1.1 gatehouse/", env!("CARGO_PKG_VERSION"));
+pub const SERVER: &str = concat!("gatehouse/", env!("CARGO_PKG_VERSION"));
+pub const UPSTREAM_LATENCY: &str = "x-gatehouse-upstream-latency";
+pub const PROXY_LATENCY: &str = "x-gatehouse-proxy-latency";
+pub const RESPONSE_LATENCY: &str = "x-gatehouse-response-latency";
+pub const REQUEST_ID: &str = "x-gatehouse-request-id";
+
+/// RFC 9110 §7.6.1 plus the de-facto ones proxies drop.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Drops hop-by-hop headers, including any the Connection header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+/// What the upstream learns about the original request.
+pub struct Forwarded<'a> {
+    pub client: SocketAddr,
+    /// The Host the client asked for (with its port, if any).
+    pub host: Option<&'a str>,
+    pub proxy_port: u16,
+    pub path: &'a str,
+    /// The matched prefix, when the route stripped one (Kong's X-Forwarded-Prefix).
+    pub prefix: Option<&'a str>,
+}
+
+/// Sets X-Forwarded-*, X-Real-IP and Via. Incoming X-Forwarded-Proto/Host/Port are not
+/// trusted (no trusted_ips yet): ours replace them, as Kong does for untrusted clients.
+pub fn add_forwarding(headers: &mut HeaderMap, f: &Forwarded<'_>) {
+    let ip = f.client.ip().to_string();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
+        _ => ip.clone(),
+    };
+    set(headers, "x-forwarded-for", &xff);
+    set(headers, "x-real-ip", &ip);
+    set(headers, "x-forwarded-proto", "http");
+    if let Some(host) = f.host {
+        set(headers, "x-forwarded-host", host.rsplit_once(':').map_or(host, |(h, p)| if p.parse::<u16>().is_ok() { h } else { host }));
+    }
+    set(headers, "x-forwarded-port", &f.proxy_port.to_string());
+    set(headers, "x-forwarded-path", f.path);
+    match f.prefix.filter(|p| *p != "/" && !p.is_empty()) {
+        Some(prefix) => set(headers, "x-forwarded-prefix", prefix),
+        None => {
+            headers.remove("x-forwarded-prefix");
+        }
+    }
+    append_via(headers);
+}
+
+/// Appends our token to Via (request or response).
+pub fn append_via(headers: &mut HeaderMap) {
+    let via = match headers.get("via").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {VIA_TOKEN}"),
+        None => VIA_TOKEN.to_owned(),
+    };
+    set(headers, "via", &via);
+}
+
+/// Points Host at the upstream unless the route preserves the client's Host.
+pub fn set_upstream_host(headers: &mut HeaderMap, upstream_authority: &str, preserve_host: bool) {
+    if !preserve_host || !headers.contains_key(HOST) {
+        set(headers, HOST.as_str(), upstream_authority);
+    }
+}
+
+fn set(headers: &mut HeaderMap, name: &str, value: &str) {
+    if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        headers.insert(name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
+        let mut h = map(&[("connection", "keep-alive, x-secret"), ("x-secret", "1"), ("te", "trailers"), ("x-keep", "1")]);
+        strip_hop_by_hop(&mut h);
+        assert!(h.get("x-secret").is_none() && h.get("te").is_none() && h.get("connection").is_none());
+        assert_eq!(h.get("x-keep").unwrap(), "1");
+    }
+
+    #[test]
+    fn forwarding_headers_extend_xff_and_replace_the_rest() {
+        let mut h = map(&[("x-forwarded-for", "10.0.0.1"), ("x-forwarded-proto", "https"), ("via", "1.1 lb")]);
+        let f = Forwarded { client: "127.0.0.9:5555".parse().unwrap(), host: Some("api.test:8000"), proxy_port: 8000, path: "/a/b", prefix: Some("/a") };
+        add_forwarding(&mut h, &f);
+        assert_eq!(h.get("x-forwarded-for").unwrap(), "10.0.0.1, 127.0.0.9");
+        assert_eq!(h.get("x-real-ip").unwrap(), "127.0.0.9");
+        assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
+        assert_eq!(h.get("x-forwarded-host").unwrap(), "api.test");
+        assert_eq!(h.get("x-forwarded-port").unwrap(), "8000");
+        assert_eq!(h.get("x-forwarded-path").unwrap(), "/a/b");
+        assert_eq!(h.get("x-forwarded-prefix").unwrap(), "/a");
+        assert_eq!(h.get("via").unwrap(), &format!("1.1 lb, {VIA_TOKEN}"));
+    }
+
+    #[test]
+    fn host_goes_to_the_upstream_unless_preserved() {
+        let mut h = map(&[("host", "client.test")]);
+        set_upstream_host(&mut h, "10.0.0.5:9000", false);
+        assert_eq!(h.get("host").unwrap(), "10.0.0.5:9000");
+        let mut h = map(&[("host", "client.test")]);
+        set_upstream_host(&mut h, "10.0.0.5:9000", true);
+        assert_eq!(h.get("host").unwrap(), "client.test");
+    }
+}

@@ -1,0 +1,4 @@
+//! The data plane: listener, routing, balancing, forwarding, and the request pipeline.
+
+pub mod errors;
+pub mod headers;
