@@ -1,4 +1,5 @@
 //! The data plane: listener, routing, balancing, forwarding, and the request pipeline.
 
 pub mod errors;
+pub mod forward;
 pub mod headers;
