@@ -9,3 +9,4 @@ pub mod cluster;
 pub mod admin;
 pub mod cli;
 pub mod proxy;
+pub mod ratelimit;

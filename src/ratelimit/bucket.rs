@@ -1,0 +1,90 @@
+//! One node's share of one window's budget: the tokens it reserved through Raft and how
+//! many it used. Pure accounting, no I/O: admission is a counter decrement, and the
+//! bucket says when and how much to reserve next.
+
+/// How big the next reservation should be. Large while much of the budget is left (few
+/// Raft entries), shrinking to 1 as the window's budget runs out, so that no node sits
+/// on tokens another node's clients could have used.
+pub fn slice_size(limit: u64, cluster_granted: u64, live_nodes: u64) -> u64 {
+    let remaining = limit.saturating_sub(cluster_granted);
+    (remaining / (4 * live_nodes.max(1))).max(1).min(remaining.max(1))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// A token was taken from the local slice.
+    Admitted,
+    /// The cluster-wide budget is spent for this window.
+    Rejected,
+    /// No local token: reserve more (or wait for the reservation in flight).
+    NeedTokens,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bucket {
+    pub limit: u64,
+    /// Tokens this node has been granted in this window.
+    pub granted: u64,
+    /// Tokens this node has used.
+    pub used: u64,
+    /// The cluster-wide total granted, as of the last grant this node saw.
+    pub cluster_granted: u64,
+    /// A reservation is in flight.
+    pub pending: bool,
+    /// The store granted less than asked: the window's budget is gone.
+    pub exhausted: bool,
+}
+
+impl Bucket {
+    pub fn new(limit: u64) -> Bucket {
+        Bucket { limit, ..Bucket::default() }
+    }
+
+    pub fn local_tokens(&self) -> u64 {
+        self.granted - self.used
+    }
+
+    pub fn try_admit(&mut self) -> Admission {
+        if self.used < self.granted {
+            self.used += 1;
+            Admission::Admitted
+        } else if self.exhausted {
+            Admission::Rejected
+        } else {
+            Admission::NeedTokens
+        }
+    }
+
+    /// The reservation to make now, if any: when out of tokens, or (prefetch) when running
+    /// low while the budget is still large, so the common request never waits.
+    pub fn next_reservation(&self, live_nodes: u64) -> Option<u64> {
+        if self.pending || self.exhausted {
+            return None;
+        }
+        let slice = slice_size(self.limit, self.cluster_granted, live_nodes);
+        let out = self.local_tokens() == 0;
+        // Prefetching small slices would strand tokens on idle nodes near the end of the window.
+        let prefetch = slice >= 4 && self.local_tokens() <= slice / 2;
+        (out || prefetch).then_some(slice)
+    }
+
+    /// Records what the store granted for a reservation of `want`.
+    pub fn on_grant(&mut self, want: u64, granted: u64, cluster_total: u64) {
+        self.pending = false;
+        self.granted += granted;
+        self.cluster_granted = self.cluster_granted.max(cluster_total);
+        if granted < want || cluster_total >= self.limit {
+            self.exhausted = true;
+        }
+    }
+
+    /// Estimated tokens left in the whole cluster for this window: what nobody has
+    /// reserved yet plus this node's unused slice.
+    pub fn remaining_estimate(&self) -> u64 {
+        self.limit.saturating_sub(self.cluster_granted) + self.local_tokens()
+    }
+}
+
+#[cfg(test)]
+#[path = "bucket_tests.rs"]
+mod tests;

@@ -1,0 +1,149 @@
+//! Property tests of slice accounting: whatever the interleaving of admissions,
+//! reservations, grants, node crashes and window changes, admissions in a window never
+//! exceed its limit; and with demand above the limit, the whole budget gets used.
+
+use proptest::prelude::*;
+
+use super::*;
+
+/// The store's side, as `KvState` applies `Reserve`: never grants past the limit.
+#[derive(Debug, Default)]
+struct Counter {
+    total: u64,
+}
+
+impl Counter {
+    fn reserve(&mut self, want: u64, limit: u64) -> (u64, u64) {
+        let granted = want.min(limit.saturating_sub(self.total));
+        self.total += granted;
+        (granted, self.total)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// A request arrives at node n.
+    Request(usize),
+    /// Node n's reservation (if one is pending) is answered.
+    Answer(usize),
+    /// Node n crashes: its slice is lost; it comes back empty.
+    Crash(usize),
+    /// The window ends; a new one starts with a fresh counter.
+    NextWindow,
+}
+
+fn steps(nodes: usize) -> impl Strategy<Value = Vec<Step>> {
+    let step = prop_oneof![
+        6 => (0..nodes).prop_map(Step::Request),
+        4 => (0..nodes).prop_map(Step::Answer),
+        1 => (0..nodes).prop_map(Step::Crash),
+        1 => Just(Step::NextWindow),
+    ];
+    proptest::collection::vec(step, 0..400)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn admissions_never_exceed_the_limit(limit in 1u64..60, nodes in 1usize..5, steps in steps(4)) {
+        let mut counter = Counter::default();
+        let mut buckets: Vec<Bucket> = (0..nodes).map(|_| Bucket::new(limit)).collect();
+        let mut pending: Vec<Option<u64>> = vec![None; nodes];
+        let mut admitted = 0u64;
+        for step in steps {
+            match step {
+                Step::Request(n) if n < nodes => {
+                    if buckets[n].try_admit() == Admission::Admitted {
+                        admitted += 1;
+                    }
+                    if let Some(want) = buckets[n].next_reservation(nodes as u64) {
+                        buckets[n].pending = true;
+                        pending[n] = Some(want);
+                    }
+                }
+                Step::Answer(n) if n < nodes => {
+                    if let Some(want) = pending[n].take() {
+                        let (granted, total) = counter.reserve(want, limit);
+                        buckets[n].on_grant(want, granted, total);
+                    }
+                }
+                Step::Crash(n) if n < nodes => {
+                    buckets[n] = Bucket::new(limit);
+                    // A reservation in flight may still commit; its tokens are simply lost.
+                    if let Some(want) = pending[n].take() {
+                        counter.reserve(want, limit);
+                    }
+                }
+                Step::NextWindow => {
+                    counter = Counter::default();
+                    buckets = (0..nodes).map(|_| Bucket::new(limit)).collect();
+                    pending = vec![None; nodes];
+                    admitted = 0;
+                }
+                _ => {}
+            }
+            prop_assert!(admitted <= limit, "admitted {} > limit {}", admitted, limit);
+            prop_assert!(counter.total <= limit);
+        }
+    }
+
+    #[test]
+    fn heavy_demand_uses_the_whole_budget(limit in 1u64..500, nodes in 1usize..6, order in proptest::collection::vec(0usize..6, 1..50)) {
+        // Requests keep arriving round the nodes (in a random rotation) and every
+        // reservation is answered at once: the cluster admits exactly the limit.
+        let mut counter = Counter::default();
+        let mut buckets: Vec<Bucket> = (0..nodes).map(|_| Bucket::new(limit)).collect();
+        let mut admitted = 0u64;
+        for i in 0..(limit as usize * 3 + 10) {
+            let n = order[i % order.len()] % nodes;
+            loop {
+                match buckets[n].try_admit() {
+                    Admission::Admitted => { admitted += 1; break; }
+                    Admission::Rejected => break,
+                    Admission::NeedTokens => {}
+                }
+                let want = buckets[n].next_reservation(nodes as u64).expect("a node out of tokens reserves");
+                let (granted, total) = counter.reserve(want, limit);
+                buckets[n].on_grant(want, granted, total);
+            }
+            if let Some(want) = buckets[n].next_reservation(nodes as u64) {
+                let (granted, total) = counter.reserve(want, limit);
+                buckets[n].on_grant(want, granted, total);
+            }
+        }
+        // Tokens prefetched by nodes that then saw no more requests are the only loss.
+        let stranded: u64 = buckets.iter().map(Bucket::local_tokens).sum();
+        prop_assert_eq!(admitted + stranded, counter.total);
+        prop_assert!(admitted * 100 >= limit * 95 || limit - admitted <= nodes as u64, "admitted {} of {}", admitted, limit);
+    }
+}
+
+#[test]
+fn slices_shrink_to_one_as_the_budget_runs_out() {
+    assert_eq!(slice_size(1200, 0, 3), 100);
+    assert_eq!(slice_size(1200, 1100, 3), 8);
+    assert_eq!(slice_size(1200, 1199, 3), 1);
+    assert_eq!(slice_size(5, 0, 3), 1);
+}
+
+#[test]
+fn small_budgets_are_never_prefetched() {
+    let mut b = Bucket::new(5);
+    assert_eq!(b.next_reservation(3), Some(1));
+    b.on_grant(1, 1, 1);
+    assert_eq!(b.try_admit(), Admission::Admitted);
+    assert_eq!(b.next_reservation(3), Some(1), "only when out of tokens");
+    b.on_grant(1, 1, 2);
+    assert_eq!(b.next_reservation(3), None, "holding a token: no prefetch");
+}
+
+#[test]
+fn a_short_grant_exhausts_the_bucket() {
+    let mut b = Bucket::new(10);
+    b.on_grant(4, 2, 10);
+    assert!(b.exhausted);
+    assert_eq!(b.try_admit(), Admission::Admitted);
+    assert_eq!(b.try_admit(), Admission::Admitted);
+    assert_eq!(b.try_admit(), Admission::Rejected);
+}

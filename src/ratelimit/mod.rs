@@ -1,0 +1,7 @@
+//! The cluster-wide rate-limit budget: windows, per-node slices reserved through Raft,
+//! batching of reservations, and the local fallback without quorum.
+
+pub mod bucket;
+pub mod limiter;
+pub mod reserver;
+pub mod window;

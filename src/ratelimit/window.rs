@@ -1,0 +1,121 @@
+//! Rate-limit windows: fixed lengths aligned to the Unix epoch (UTC), as Kong's, and the
+//! store key of one window's counter.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Period {
+    Second,
+    Minute,
+    Hour,
+    Day,
+    Month,
+    Year,
+}
+
+impl Period {
+    pub const ALL: [Period; 6] = [Period::Second, Period::Minute, Period::Hour, Period::Day, Period::Month, Period::Year];
+
+    /// Window length in seconds (Kong's expiration table: a month is 30 days, a year 365).
+    pub fn seconds(self) -> u64 {
+        match self {
+            Period::Second => 1,
+            Period::Minute => 60,
+            Period::Hour => 3_600,
+            Period::Day => 86_400,
+            Period::Month => 2_592_000,
+            Period::Year => 31_536_000,
+        }
+    }
+
+    /// As in Kong's header names: `X-RateLimit-Limit-Minute`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Period::Second => "Second",
+            Period::Minute => "Minute",
+            Period::Hour => "Hour",
+            Period::Day => "Day",
+            Period::Month => "Month",
+            Period::Year => "Year",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Period::Second => "second",
+            Period::Minute => "minute",
+            Period::Hour => "hour",
+            Period::Day => "day",
+            Period::Month => "month",
+            Period::Year => "year",
+        }
+    }
+}
+
+/// One window of one period: `[start_ms, end_ms)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Window {
+    pub period: Period,
+    pub start_ms: u64,
+}
+
+impl Window {
+    pub fn containing(period: Period, now_ms: u64) -> Window {
+        let len = period.seconds() * 1000;
+        Window { period, start_ms: now_ms - now_ms % len }
+    }
+
+    pub fn end_ms(&self) -> u64 {
+        self.start_ms + self.period.seconds() * 1000
+    }
+
+    /// Seconds until the window resets, at least 1 (Kong's RateLimit-Reset).
+    pub fn reset_secs(&self, now_ms: u64) -> u64 {
+        (self.end_ms().saturating_sub(now_ms)).div_ceil(1000).max(1)
+    }
+}
+
+/// The store key of a window's cluster-wide counter. The identifier is hex-encoded so
+/// that any header value is a safe key segment.
+pub fn counter_key(plugin_id: &str, identifier: &str, window: &Window) -> String {
+    format!("ratelimit/{plugin_id}/{}/{}/{}", hex::encode(identifier), window.period.name(), window.start_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_aligned_to_the_epoch() {
+        let w = Window::containing(Period::Minute, 1_700_000_123_456);
+        assert_eq!(w.start_ms % 60_000, 0);
+        assert!(w.start_ms <= 1_700_000_123_456 && 1_700_000_123_456 < w.end_ms());
+        assert_eq!(w.end_ms() - w.start_ms, 60_000);
+    }
+
+    #[test]
+    fn reset_is_at_least_one_second_and_rounds_up() {
+        let w = Window::containing(Period::Minute, 60_000);
+        assert_eq!(w.reset_secs(60_000), 60);
+        assert_eq!(w.reset_secs(119_001), 1);
+        assert_eq!(w.reset_secs(119_999), 1);
+        assert_eq!(w.reset_secs(61_500), 59);
+    }
+
+    #[test]
+    fn keys_differ_by_plugin_identifier_period_and_window() {
+        let w1 = Window::containing(Period::Second, 1_000);
+        let w2 = Window::containing(Period::Second, 2_000);
+        let keys = [
+            counter_key("p", "1.2.3.4", &w1),
+            counter_key("p", "1.2.3.4", &w2),
+            counter_key("p", "1.2.3.5", &w1),
+            counter_key("q", "1.2.3.4", &w1),
+            counter_key("p", "1.2.3.4", &Window::containing(Period::Minute, 1_000)),
+        ];
+        let unique: std::collections::BTreeSet<_> = keys.iter().collect();
+        assert_eq!(unique.len(), keys.len());
+        assert!(keys[0].starts_with("ratelimit/p/"));
+    }
+}
