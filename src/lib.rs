@@ -10,3 +10,4 @@ pub mod admin;
 pub mod cli;
 pub mod proxy;
 pub mod ratelimit;
+pub mod metrics;
