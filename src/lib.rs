@@ -11,3 +11,4 @@ pub mod cli;
 pub mod proxy;
 pub mod ratelimit;
 pub mod metrics;
+pub mod node;

@@ -1,1 +1,98 @@
-fn main() {}
+//! The `gatehouse` binary: parses the command line, sets up logging, and hands over to
+//! the library (a node, the echo upstream, or an Admin API client command).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use gatehouse::cli::commands::{self, AdminTarget};
+use gatehouse::config::StartArgs;
+
+#[derive(Parser)]
+#[command(name = "gatehouse", version, about = "An API gateway cluster in one binary: reverse proxy + Raft, no database")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a node (proxy, Admin API, cluster member).
+    Start(StartArgs),
+    /// Show the cluster as one node sees it.
+    Status {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// Print JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the gossip view of members.
+    Members {
+        #[command(flatten)]
+        target: AdminTarget,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the node leave the cluster (hands off leadership and its vote), then stop.
+    Leave {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Run a small echo upstream for demos and tests.
+    Echo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+        /// Name reported in every answer.
+        #[arg(long, default_value = "echo")]
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gatehouse: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<()> = runtime.block_on(async {
+        match cli.command {
+            Command::Start(_) => {
+                let args = StartArgs::from_matches(matches.subcommand_matches("start").expect("start matched"))?;
+                init_logging(&args.log);
+                Ok(gatehouse::node::run(args).await?)
+            }
+            Command::Status { target, json } => commands::status(&target, json).await,
+            Command::Members { target, json } => commands::members(&target, json).await,
+            Command::Leave { target } => commands::leave(&target).await,
+            Command::Echo { listen, name } => {
+                init_logging("info");
+                Ok(gatehouse::node::run_echo(listen, name).await?)
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gatehouse: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    // openraft logs benign warnings during membership changes.
+    let filter = format!("{filter},openraft=error");
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -8,7 +8,15 @@ pub mod process;
 pub use process::{Cluster, NodeSpec};
 
 use std::future::Future;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// Multi-process tests run one at a time: on two cores, several clusters at once would
+/// turn election and failure-detection timing into a lottery.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Polls `check` until it returns Some, or panics naming `what` after `timeout`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T

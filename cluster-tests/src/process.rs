@@ -71,10 +71,13 @@ impl Cluster {
 
     /// Starts node `i` (1-based) with `gatehouse start` and the given extra flags.
     pub fn start(&mut self, i: usize, extra: &[&str]) {
-        let spec = &mut self.nodes[i - 1];
-        if !extra.is_empty() {
-            spec.extra = extra.iter().map(|s| s.to_string()).collect();
-        }
+        self.nodes[i - 1].extra = extra.iter().map(|s| s.to_string()).collect();
+        self.restart(i);
+    }
+
+    /// Starts node `i` again with the flags it had last time.
+    pub fn restart(&mut self, i: usize) {
+        let spec = &self.nodes[i - 1];
         assert!(self.children[i - 1].is_none(), "node {i} is running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&spec.log).expect("log file");
         let child = Command::new(binary())
@@ -202,5 +205,31 @@ impl Drop for Cluster {
                 eprintln!("----- node {} ({}) last lines -----\n{tail}", n.index, n.ip);
             }
         }
+    }
+}
+
+/// Reading `GET /cluster` answers.
+pub mod view {
+    use serde_json::Value;
+
+    pub fn voters(s: &Value) -> Vec<&Value> {
+        s["nodes"].as_array().map(|n| n.iter().filter(|n| n["voter"] == true).collect()).unwrap_or_default()
+    }
+
+    pub fn leader(s: &Value) -> Option<u64> {
+        s["leader_id"].as_u64()
+    }
+
+    /// The node whose admin address is `admin`.
+    pub fn node_id_at(s: &Value, admin: &str) -> Option<u64> {
+        s["nodes"].as_array()?.iter().find(|n| n["admin_addr"] == admin)?["id"].as_u64()
+    }
+
+    pub fn admin_of(s: &Value, id: u64) -> Option<String> {
+        s["nodes"].as_array()?.iter().find(|n| n["id"] == id)?["admin_addr"].as_str().map(str::to_owned)
+    }
+
+    pub fn count_role(s: &Value, role: &str) -> usize {
+        s["nodes"].as_array().map_or(0, |n| n.iter().filter(|n| n["role"] == role).count())
     }
 }

@@ -153,7 +153,14 @@ impl Store {
                 m.current_leader.and_then(|id| m.membership_config.membership().get_node(&id).map(|n| (id, n.clone())))
             };
             let outcome = match leader {
-                Some((id, _)) if id == self.id() => leader::execute(&self.inner.raft, request.clone()).await,
+                Some((id, _)) if id == self.id() => {
+                    let remaining = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
+                    match tokio::time::timeout(remaining, leader::execute(&self.inner.raft, request.clone())).await {
+                        Ok(r) => r,
+                        // Appended but not committed in time (no quorum): it may still commit.
+                        Err(_) => return Err(StoreError::Uncertain(format!("not committed within {timeout:?}: is a quorum of voters up?"))),
+                    }
+                }
                 Some((_, node)) => {
                     let remaining = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
                     match self.inner.transport.call(&node.addr, &Request::Leader(request.clone()), remaining).await {

@@ -46,6 +46,17 @@ pub fn cluster(ctx: &AdminContext) -> Response<Body> {
     json_response(StatusCode::OK, &serde_json::to_value(view).expect("plain struct serializes"))
 }
 
+/// The gossip view: every node gossip knows, alive, dead or left, with its meta.
+pub fn members(ctx: &AdminContext) -> Response<Body> {
+    let members: Vec<_> = ctx
+        .peers
+        .peers()
+        .into_iter()
+        .map(|p| json!({ "node_id": p.node_id, "alive": p.alive, "left": p.left, "meta": p.meta }))
+        .collect();
+    json_response(StatusCode::OK, &json!({ "members": members }))
+}
+
 /// Leaves the cluster (Raft first, then gossip) and lets the node exit; answers once
 /// this node is no longer a voter, so `gatehouse leave` can report success.
 pub async fn leave(ctx: &AdminContext) -> Response<Body> {

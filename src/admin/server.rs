@@ -113,6 +113,7 @@ async fn route(ctx: &AdminContext, req: AdminRequest) -> Response<Body> {
         (&Method::GET, []) => cluster_api::root(ctx),
         (&Method::GET, ["status"]) => cluster_api::status(ctx),
         (&Method::GET, ["cluster"]) => cluster_api::cluster(ctx),
+        (&Method::GET, ["cluster", "members"]) => cluster_api::members(ctx),
         (&Method::POST, ["cluster", "leave"]) => cluster_api::leave(ctx).await,
         (_, ["status"] | ["cluster"] | [] | ["cluster", "leave"]) => message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
         _ => message(StatusCode::NOT_FOUND, "Not found"),

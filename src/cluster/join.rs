@@ -54,7 +54,17 @@ pub enum JoinError {
 
 /// Keeps this node in the cluster until shutdown: initialises a new cluster when
 /// `bootstrap`, joins through gossip when it is not (or no longer) a member.
-pub async fn keep_membership(store: Store, peers: Arc<dyn PeerView>, bootstrap: bool, mut shutdown: Shutdown) -> Result<(), JoinError> {
+///
+/// `seed_cluster_addrs` are the --join hosts with the default cluster port: if gossip
+/// finds nobody for a while (a wrong --cluster-name makes gossip ignore us silently),
+/// the node asks those directly, and a refusal then names the real reason.
+pub async fn keep_membership(
+    store: Store,
+    peers: Arc<dyn PeerView>,
+    bootstrap: bool,
+    seed_cluster_addrs: Vec<String>,
+    mut shutdown: Shutdown,
+) -> Result<(), JoinError> {
     if bootstrap && !store.is_member() {
         match store.initialize().await {
             Ok(true) => tracing::info!(node_id = store.id(), "initialised a new one-node cluster"),
@@ -63,9 +73,14 @@ pub async fn keep_membership(store: Store, peers: Arc<dyn PeerView>, bootstrap: 
         }
     }
     let mut waiting_logged = false;
+    let started = std::time::Instant::now();
     loop {
         if needs_join(&store, &peers.peers()) {
-            match try_join(&store, &peers.peers()).await {
+            let mut attempt = try_join(&store, &peers.peers()).await;
+            if matches!(attempt, Ok(false)) && started.elapsed() > SEED_FALLBACK_AFTER {
+                attempt = try_addrs(&store, seed_cluster_addrs.iter().map(String::as_str)).await;
+            }
+            match attempt {
                 Ok(true) => {
                     tracing::info!(node_id = store.id(), "join accepted");
                     waiting_logged = false;
@@ -99,14 +114,20 @@ fn needs_join(store: &Store, peers: &[PeerInfo]) -> bool {
     })
 }
 
+/// How long gossip may find nobody before the seeds' cluster ports are asked directly.
+const SEED_FALLBACK_AFTER: Duration = Duration::from_secs(3);
+
 /// Asks live members, leader first, to add this node. Ok(false): nobody could be asked yet.
 async fn try_join(store: &Store, peers: &[PeerInfo]) -> Result<bool, JoinError> {
     let mut candidates: Vec<&PeerInfo> =
         peers.iter().filter(|p| p.node_id != store.id() && p.alive && !p.left && p.get(meta::CLUSTER_ADDR).is_some()).collect();
     candidates.sort_by_key(|p| p.get(meta::ROLE) != Some("leader"));
+    try_addrs(store, candidates.into_iter().filter_map(|p| p.get(meta::CLUSTER_ADDR))).await
+}
+
+async fn try_addrs<'a>(store: &Store, addrs: impl Iterator<Item = &'a str>) -> Result<bool, JoinError> {
     let body = serde_json::to_vec(&JoinRequest { node_id: store.id(), node: store.node() }).expect("plain struct serializes");
-    for peer in candidates {
-        let addr = peer.get(meta::CLUSTER_ADDR).expect("filtered above");
+    for addr in addrs {
         match store.call_app(addr, JOIN_METHOD, body.clone()).await {
             Ok(_) => return Ok(true),
             Err(StoreError::PeerRefused(msg)) => return Err(JoinError::Refused(format!("{addr}: {msg}"))),

@@ -1,0 +1,188 @@
+//! Cluster formation on real processes: join by gossip, voters and learners, leader
+//! failover, dead-voter replacement, restart without --join, leave, refused joins.
+
+use std::time::{Duration, Instant};
+
+use cluster_tests::process::view;
+use cluster_tests::{serial, wait_for, Cluster};
+
+/// Starts node 1, then the others joining through it; returns once all report
+/// `voters` voters and agree on a leader.
+async fn form(c: &mut Cluster, n: usize, voters: usize, extra: &[&str]) {
+    let voters_flag = voters.to_string();
+    let mut flags: Vec<&str> = vec!["--voters", &voters_flag];
+    flags.extend_from_slice(extra);
+    c.start(1, &flags);
+    let seed = c.node(1).ip.clone();
+    wait_for("node 1 to serve its Admin API", Duration::from_secs(15), || async { c.status(1).await }).await;
+    for i in 2..=n {
+        let mut f = flags.clone();
+        f.extend_from_slice(&["--join", &seed]);
+        c.start(i, &f);
+    }
+    wait_agreed(c, n, voters, Duration::from_secs(20)).await;
+}
+
+/// Every running node sees `voters` alive voters and the same leader, which says it leads.
+async fn wait_agreed(c: &Cluster, running: usize, voters: usize, timeout: Duration) -> u64 {
+    wait_for(&format!("{voters} voters and one agreed leader on every node"), timeout, || async {
+        let mut leader = None;
+        let mut seen = 0;
+        for i in 1..=c.nodes.len() {
+            if !c.is_running(i) {
+                continue;
+            }
+            let s = c.status(i).await?;
+            let alive_voters = view::voters(&s).iter().filter(|v| v["alive"] == true).count();
+            if alive_voters != voters || view::count_role(&s, "leader") != 1 {
+                return None;
+            }
+            let l = view::leader(&s)?;
+            if leader.is_some_and(|prev| prev != l) {
+                return None;
+            }
+            leader = Some(l);
+            seen += 1;
+        }
+        (seen == running).then_some(leader?)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_join_by_gossip_and_report_one_leader() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.10", 3);
+    c.start(1, &[]);
+    wait_for("node 1", Duration::from_secs(15), || async { c.status(1).await }).await;
+    c.start(2, &["--join", "127.0.10.1"]);
+    c.start(3, &["--join", "127.0.10.1:7946"]);
+    let third_started = Instant::now();
+    wait_agreed(&c, 3, 3, Duration::from_secs(5)).await;
+    eprintln!("three voters agreed {:?} after the third node started", third_started.elapsed());
+
+    let (code, out, err) = c.cli(&["status", "--admin", &c.node(2).admin(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for key in ["cluster", "node_id", "leader_id", "term", "commit_index", "nodes"] {
+        assert!(json.get(key).is_some(), "status --json lacks {key}: {out}");
+    }
+    for key in ["id", "admin_addr", "proxy_addr", "role", "voter", "alive", "applied_index", "lag"] {
+        assert!(json["nodes"][0].get(key).is_some(), "node entry lacks {key}: {out}");
+    }
+    let (code, table, _) = c.cli(&["status", "--admin", &c.node(3).admin()]);
+    assert_eq!(code, 0);
+    assert_eq!(table.matches("127.0.10.").count() >= 6, true, "{table}");
+    let (code, _, err) = c.cli(&["status", "--admin", "127.0.10.99:8001"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot reach"), "{err}");
+    let (code, members, _) = c.cli(&["members", "--admin", &c.node(1).admin()]);
+    assert_eq!(code, 0);
+    assert_eq!(members.matches("alive").count(), 3, "{members}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_keep_three_voters_and_two_learners() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.11", 5);
+    form(&mut c, 5, 3, &[]).await;
+    let s = c.status(4).await.unwrap();
+    assert_eq!(view::voters(&s).len(), 3, "{s:#}");
+    assert_eq!(view::count_role(&s, "learner"), 2, "{s:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_elects_another() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.12", 3);
+    form(&mut c, 3, 3, &[]).await;
+    let s = c.status(1).await.unwrap();
+    let leader = view::leader(&s).unwrap();
+    let admin = view::admin_of(&s, leader).unwrap();
+    let victim = c.nodes.iter().find(|n| n.admin() == admin).unwrap().index;
+    c.kill(victim);
+    let killed = Instant::now();
+    let survivor = if victim == 1 { 2 } else { 1 };
+    let new_leader = wait_for("a new leader among the survivors", Duration::from_secs(3), || async {
+        c.status(survivor).await.and_then(|s| view::leader(&s)).filter(|l| *l != leader)
+    })
+    .await;
+    eprintln!("new leader {new_leader} {:?} after SIGKILL of {leader}", killed.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_voter_is_replaced_by_a_learner() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.13", 4);
+    form(&mut c, 4, 3, &["--dead-node-grace", "2s"]).await;
+    let s = c.status(1).await.unwrap();
+    let leader = view::leader(&s).unwrap();
+    let learner = s["nodes"].as_array().unwrap().iter().find(|n| n["role"] == "learner").unwrap()["id"].as_u64().unwrap();
+    let victim_id = view::voters(&s).iter().map(|v| v["id"].as_u64().unwrap()).find(|id| *id != leader).unwrap();
+    let victim = c.nodes.iter().find(|n| Some(n.admin()) == view::admin_of(&s, victim_id)).unwrap().index;
+    let observer = c.nodes.iter().find(|n| n.index != victim).unwrap().index;
+    c.kill(victim);
+    wait_for("the learner to replace the dead voter", Duration::from_secs(15), || async {
+        let s = c.status(observer).await?;
+        let voters: Vec<u64> = view::voters(&s).iter().map(|v| v["id"].as_u64().unwrap()).collect();
+        (voters.len() == 3 && voters.contains(&learner) && !voters.contains(&victim_id)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_rejoins_without_join_flag() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.14", 3);
+    form(&mut c, 3, 3, &[]).await;
+    let id3 = view::node_id_at(&c.status(3).await.unwrap(), &c.node(3).admin()).unwrap();
+    assert_eq!(c.stop(3, Duration::from_secs(15)).await, Some(0));
+    wait_for("node 3 to be seen dead", Duration::from_secs(10), || async {
+        let s = c.status(1).await?;
+        s["nodes"].as_array()?.iter().any(|n| n["id"] == id3 && n["alive"] == false).then_some(())
+    })
+    .await;
+    c.start(3, &[]);
+    wait_agreed(&c, 3, 3, Duration::from_secs(15)).await;
+    let s = c.status(3).await.unwrap();
+    assert_eq!(view::node_id_at(&s, &c.node(3).admin()), Some(id3), "same identity after restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leave_hands_off_and_the_node_exits() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.15", 3);
+    form(&mut c, 3, 3, &[]).await;
+    // Leave through the leader, the hardest case: it must hand off leadership.
+    let s = c.status(1).await.unwrap();
+    let leader = view::leader(&s).unwrap();
+    let admin = view::admin_of(&s, leader).unwrap();
+    let leaving = c.nodes.iter().find(|n| n.admin() == admin).unwrap().index;
+    let (code, out, err) = c.cli(&["leave", "--admin", &admin]);
+    assert_eq!(code, 0, "leave failed: {out}{err}");
+    assert_eq!(c.wait_exit(leaving, Duration::from_secs(15)).await, Some(0));
+    let other = if leaving == 1 { 2 } else { 1 };
+    wait_for("the others to elect a leader without the one that left", Duration::from_secs(10), || async {
+        let s = c.status(other).await?;
+        let voters = view::voters(&s);
+        (view::leader(&s).is_some_and(|l| l != leader) && voters.len() == 2 && s["nodes"].as_array()?.iter().all(|n| n["id"] != leader))
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_or_cluster_name_is_refused_with_a_clear_error() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.16", 3);
+    c.start(1, &["--cluster-secret", "right"]);
+    wait_for("node 1", Duration::from_secs(15), || async { c.status(1).await }).await;
+    c.start(2, &["--cluster-secret", "wrong", "--join", "127.0.16.1"]);
+    assert_ne!(c.wait_exit(2, Duration::from_secs(20)).await, Some(0));
+    assert!(c.log(2).contains("secret"), "joiner's log:\n{}", c.log(2));
+    assert!(c.log(1).contains("refused cluster connection"), "seed's log:\n{}", c.log(1));
+
+    c.start(3, &["--cluster-secret", "right", "--cluster-name", "other", "--join", "127.0.16.1"]);
+    assert_ne!(c.wait_exit(3, Duration::from_secs(20)).await, Some(0));
+    assert!(c.log(3).contains("cluster name mismatch"), "joiner's log:\n{}", c.log(3));
+}

@@ -1,0 +1,210 @@
+//! One gatehouse node: opens the replicated store, starts gossip, the Admin API, the
+//! proxy and the cluster tasks, and shuts them all down in order on SIGTERM, SIGINT or a
+//! leave request (leaving the cluster first when asked to).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_raft::{Store, StoreConfig};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use crate::admin::{AdminApi, AdminContext};
+use crate::cluster::autopilot::Autopilot;
+use crate::cluster::gossip_view::GossipView;
+use crate::cluster::peers::{meta, PeerView};
+use crate::cluster::{identity, join, status};
+use crate::config::{StartArgs, CLUSTER_PORT};
+use crate::echo::Echo;
+use crate::http;
+use crate::shutdown::ShutdownTrigger;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("data dir {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] gatehouse_raft::StoreError),
+    #[error("cannot listen on {what} {addr}: {source}")]
+    Listen { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("gossip: {0}")]
+    Gossip(String),
+    #[error(transparent)]
+    Join(#[from] join::JoinError),
+}
+
+async fn listen(what: &'static str, addr: SocketAddr) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr).await.map_err(|source| NodeError::Listen { what, addr, source })
+}
+
+/// Runs a node until it is told to stop.
+pub async fn run(args: StartArgs) -> Result<(), NodeError> {
+    args.validate()?;
+    let data_dir = args.data_dir.display().to_string();
+    let (node_id, _fresh) =
+        identity::load_or_create(&args.data_dir).map_err(|source| NodeError::DataDir { path: data_dir.clone(), source })?;
+    let host = args.advertise_host();
+    let advertised = |port: u16| format!("{host}:{port}");
+    let node_meta = BTreeMap::from([
+        (meta::ADMIN_ADDR.to_owned(), advertised(args.admin_addr().port())),
+        (meta::PROXY_ADDR.to_owned(), advertised(args.proxy_addr().port())),
+        (meta::GOSSIP_ADDR.to_owned(), advertised(args.gossip_addr().port())),
+    ]);
+
+    // Bind the client-facing ports before anything joins a cluster: a port clash should
+    // stop the node before it becomes a member that cannot serve.
+    let admin_listener = listen("the Admin API", args.admin_addr()).await?;
+
+    let mut cfg = StoreConfig::new(node_id, args.cluster_addr(), &args.data_dir);
+    cfg.advertise = advertised(args.cluster_addr().port());
+    cfg.meta = node_meta.clone();
+    cfg.cluster_name = args.cluster_name.clone();
+    cfg.secret = args.secret()?.unwrap_or_default().into_bytes();
+    cfg.heartbeat = args.raft_heartbeat;
+    cfg.election_timeout = (args.raft_election_timeout, args.raft_election_timeout * 2);
+    let store = Store::open(cfg).await?;
+    store.set_app_handler(Arc::new(join::JoinHandler { store: store.clone() }));
+
+    // Seeds: the --join addresses, plus every member this node already knows, so a
+    // restarted node finds its cluster without --join.
+    let mut seeds = args.join_addrs();
+    seeds.extend(store.members().values().filter_map(|n| n.meta.get(meta::GOSSIP_ADDR).cloned()));
+    seeds.retain(|s| *s != advertised(args.gossip_addr().port()));
+    seeds.sort();
+    seeds.dedup();
+    let mut gossip_meta = node_meta;
+    gossip_meta.insert(meta::CLUSTER_ADDR.to_owned(), store.node().addr);
+    gossip_meta.insert(meta::VERSION.to_owned(), env!("CARGO_PKG_VERSION").to_owned());
+    let gossip = GossipView::start(node_id, args.gossip_addr(), advertised(args.gossip_addr().port()), seeds, &args.cluster_name, gossip_meta)
+        .await
+        .map_err(NodeError::Gossip)?;
+    let peers: Arc<dyn PeerView> = gossip.clone();
+
+    let trigger = ShutdownTrigger::new();
+    let (leave_tx, mut leave_rx) = mpsc::channel::<oneshot::Sender<Result<(), String>>>(1);
+    let admin = Arc::new(AdminContext {
+        store: store.clone(),
+        peers: peers.clone(),
+        cluster_name: args.cluster_name.clone(),
+        admin_token: args.admin_token.clone(),
+        leave: leave_tx,
+    });
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(http::serve(admin_listener, Arc::new(AdminApi { ctx: admin }), trigger.signal(), args.drain_timeout, "admin"));
+    let seed_cluster_addrs = args.join_addrs().iter().filter_map(|s| s.rsplit_once(':')).map(|(host, _)| format!("{host}:{CLUSTER_PORT}")).collect();
+    let membership = tokio::spawn(join::keep_membership(
+        store.clone(),
+        peers.clone(),
+        args.join.is_empty(),
+        seed_cluster_addrs,
+        trigger.signal(),
+    ));
+    tasks.spawn(
+        Autopilot { store: store.clone(), peers: peers.clone(), target_voters: args.voters, dead_grace: args.dead_node_grace }
+            .run(trigger.signal()),
+    );
+    tasks.spawn(status::publish_raft_state(store.clone(), peers.clone(), trigger.signal()));
+    tracing::info!(node_id, admin = %args.admin_addr(), cluster = %args.cluster_addr(), gossip = %args.gossip_addr(), "node started");
+
+    let mut membership = membership;
+    let outcome = loop {
+        tokio::select! {
+            _ = terminate_signal() => {
+                tracing::info!("SIGTERM/SIGINT received; shutting down");
+                if args.leave_on_terminate {
+                    if let Err(e) = leave(&store, &gossip).await {
+                        tracing::error!(error = %e, "could not leave the cluster cleanly");
+                    }
+                }
+                break Ok(());
+            }
+            Some(reply) = leave_rx.recv() => {
+                let result = leave(&store, &gossip).await;
+                let left = result.is_ok();
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "leave refused; the node keeps running");
+                }
+                let _ = reply.send(result);
+                if left {
+                    break Ok(());
+                }
+            }
+            joined = &mut membership => break match joined {
+                Ok(Err(e)) => Err(NodeError::from(e)),
+                _ => Ok(()),
+            },
+        }
+    };
+
+    trigger.trigger();
+    let drain = args.drain_timeout + Duration::from_secs(1);
+    if tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!(?drain, "some tasks did not stop in time");
+    }
+    membership.abort();
+    gossip.shutdown().await;
+    store.shutdown().await;
+    tracing::info!("node stopped");
+    outcome
+}
+
+/// Hands off this node's vote (and leadership: a removed leader steps down) and tells
+/// gossip it left on purpose, so the others do not wait for it to come back.
+async fn leave(store: &Store, gossip: &GossipView) -> Result<(), String> {
+    let voters = store.voters();
+    let only_member = store.members().len() == 1 && store.members().contains_key(&store.id());
+    if !only_member {
+        if voters.len() == 1 && voters.contains(&store.id()) {
+            return Err("this node is the only voter; promote another node first".into());
+        }
+        // The change commits only with a majority of the voters left behind: refuse
+        // rather than wedge the cluster in a membership change that cannot finish.
+        if voters.contains(&store.id()) {
+            let remaining: Vec<u64> = voters.iter().copied().filter(|v| *v != store.id()).collect();
+            let peers = gossip.peers();
+            let alive = remaining.iter().filter(|v| peers.iter().any(|p| p.node_id == **v && p.alive && !p.left)).count();
+            if alive <= remaining.len() / 2 {
+                return Err(format!(
+                    "only {alive} of the {} remaining voters are alive: leaving now would leave the cluster without a quorum",
+                    remaining.len()
+                ));
+            }
+        }
+        store.remove_nodes([store.id()].into()).await.map_err(|e| e.to_string())?;
+    }
+    gossip.leave().await;
+    tracing::info!("left the cluster");
+    Ok(())
+}
+
+async fn terminate_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Runs `gatehouse echo` until SIGTERM/SIGINT.
+pub async fn run_echo(listen_addr: SocketAddr, name: String) -> Result<(), NodeError> {
+    let listener = listen("the echo server", listen_addr).await?;
+    let trigger = ShutdownTrigger::new();
+    let server = tokio::spawn(http::serve(listener, Echo::new(name), trigger.signal(), Duration::from_secs(5), "echo"));
+    tracing::info!(%listen_addr, "echo upstream listening");
+    terminate_signal().await;
+    trigger.trigger();
+    let _ = server.await;
+    Ok(())
+}
