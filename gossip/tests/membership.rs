@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use gatehouse_gossip::{Gossip, GossipConfig, GossipError, LeaveOutcome, Member};
+use gatehouse_gossip::{
+    diff, Gossip, GossipConfig, GossipError, LeaveOutcome, Member, MemberEvent,
+};
 use tokio::time::{timeout_at, Instant};
 
 const CLUSTER: &str = "test-cluster";
@@ -124,6 +126,7 @@ async fn three_nodes_join_through_one_seed_and_see_each_others_meta() {
 async fn a_silent_node_is_reported_dead_within_dead_after() {
     let mut nodes = cluster(3, 41020).await;
     let bound = GossipConfig::new(0, addr(1, 1), CLUSTER).dead_after;
+    let before = nodes[0].members();
     let silent = nodes.pop().expect("three nodes");
     let stopped_at = Instant::now();
     silent.shutdown().await.expect("clean shutdown");
@@ -150,6 +153,10 @@ async fn a_silent_node_is_reported_dead_within_dead_after() {
         );
         assert_eq!(node.live_members().len(), 2);
     }
+    assert_eq!(
+        diff(&before, &nodes[0].members()),
+        vec![MemberEvent::Down(3)]
+    );
     stop_all(nodes).await;
 }
 
