@@ -1,13 +1,17 @@
 //! The running gossip node: starts chitchat on UDP, keeps the published member list
 //! current, and publishes, leaves and stops on request.
 
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chitchat::transport::UdpTransport;
 use chitchat::{
-    spawn_chitchat, Chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, ProtocolVersion,
+    spawn_chitchat, Chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, NodeState,
+    ProtocolVersion,
 };
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
@@ -42,7 +46,9 @@ pub enum LeaveOutcome {
 /// Membership is read without waiting: [`Gossip::members`] and [`Gossip::live_members`]
 /// return the latest list, and [`Gossip::watch`] wakes the caller each time that list
 /// changes (a join, a death, a departure, a meta change); [`crate::diff`] turns two
-/// successive lists into events. Dropping a `Gossip` stops it without leaving.
+/// successive lists into events. Should the gossip server fail (its socket broke), every
+/// peer is published dead, since this node hears nobody any more, and
+/// [`Gossip::shutdown`] returns the reason. Dropping a `Gossip` stops it without leaving.
 pub struct Gossip {
     config: GossipConfig,
     /// Chitchat's state, shared with its server task; a tokio mutex because chitchat
@@ -61,7 +67,8 @@ impl Gossip {
     /// as a seed answers (watch [`Gossip::members`] to see it happen).
     ///
     /// Datagrams are sent from the bound socket, so they leave from `listen`: a firewall
-    /// rule between two node addresses cuts exactly that link.
+    /// rule between two node addresses cuts exactly that link. (With an unspecified
+    /// `listen` such as 0.0.0.0 the kernel picks the source address per route.)
     pub async fn start(config: GossipConfig) -> Result<Gossip, GossipError> {
         config.validate()?;
         let chitchat_id = ChitchatId::new(
@@ -101,14 +108,16 @@ impl Gossip {
         };
         let members = Arc::new(watch::Sender::new(first));
         let (stop, stop_rx) = watch::channel(false);
-        let refresher = tokio::spawn(refresh_loop(
-            chitchat.clone(),
-            members.clone(),
+        let refresher = Refresher {
+            node_id: config.node_id,
+            chitchat: chitchat.clone(),
+            members: members.clone(),
             live_nodes,
-            stop_rx,
-            Box::pin(handle.termination_watcher()),
-            config.gossip_interval,
-        ));
+            stop: stop_rx,
+            server_ended: Box::pin(handle.termination_watcher()),
+            interval: config.gossip_interval,
+        };
+        let refresher = tokio::spawn(refresher.run());
         info!(node_id = config.node_id, generation = config.generation,
               listen = %config.listen, seeds = ?config.seeds, "gossip started");
         Ok(Gossip {
@@ -279,38 +288,58 @@ fn confirm_departures(chitchat: &mut Chitchat, members: &[Member]) {
     }
 }
 
-/// Rebuilds the member list whenever chitchat's live set or a live node's state changes,
-/// and once per gossip round for what that signal misses (a dead node's state).
-async fn refresh_loop(
+type LiveNodes = watch::Receiver<BTreeMap<ChitchatId, NodeState>>;
+type ServerEnded = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// The task keeping the published member list current. It rebuilds the list whenever
+/// chitchat's live set or a live node's state changes, and once per gossip round for
+/// what that signal misses (changes to dead nodes).
+struct Refresher {
+    node_id: u64,
     chitchat: Arc<Mutex<Chitchat>>,
     members: Arc<watch::Sender<Vec<Member>>>,
-    mut live_nodes: watch::Receiver<std::collections::BTreeMap<ChitchatId, chitchat::NodeState>>,
-    mut stop: watch::Receiver<bool>,
-    mut server_ended: std::pin::Pin<
-        Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>,
-    >,
+    live_nodes: LiveNodes,
+    /// Set (or dropped) by [`Gossip`] to stop the task.
+    stop: watch::Receiver<bool>,
+    server_ended: ServerEnded,
     interval: Duration,
-) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            result = &mut server_ended => {
-                if let Err(err) = result {
-                    error!(error = %format!("{err:#}"), "gossip server stopped; membership is frozen");
+}
+
+impl Refresher {
+    async fn run(mut self) {
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.stop.changed() => return,
+                result = &mut self.server_ended => {
+                    self.server_stopped(result);
+                    return;
                 }
-                break;
+                changed = self.live_nodes.changed() => if changed.is_err() { return },
+                _ = ticker.tick() => {}
             }
-            changed = live_nodes.changed() => if changed.is_err() { break },
-            _ = ticker.tick() => {}
+            let fresh = {
+                let mut guard = self.chitchat.lock().await;
+                let fresh = members_of(&guard);
+                confirm_departures(&mut guard, &fresh);
+                fresh
+            };
+            publish(&self.members, fresh);
         }
-        let fresh = {
-            let mut guard = chitchat.lock().await;
-            let fresh = members_of(&guard);
-            confirm_departures(&mut guard, &fresh);
-            fresh
-        };
-        publish(&members, fresh);
+    }
+
+    /// The server ended without being asked to: this node hears nobody any more, so
+    /// every peer is published dead rather than left frozen in its last state.
+    fn server_stopped(&self, result: anyhow::Result<()>) {
+        match result {
+            Err(err) => error!(error = %format!("{err:#}"), "gossip server failed"),
+            Ok(()) => warn!("gossip server stopped"),
+        }
+        let mut deaf = self.members.borrow().clone();
+        for member in deaf.iter_mut().filter(|m| m.node_id != self.node_id) {
+            member.alive = false;
+        }
+        publish(&self.members, deaf);
     }
 }
