@@ -94,6 +94,25 @@ pub struct Watcher {
 }
 
 impl Watcher {
+    /// The next change already committed, without waiting: `None` when there is none.
+    /// Lets a consumer apply a burst of changes as one batch.
+    pub fn try_next(&mut self) -> Option<Result<WatchEvent, WatchError>> {
+        if let Some(event) = self.backlog.pop_front() {
+            return Some(Ok(event));
+        }
+        loop {
+            match self.rx.try_recv() {
+                Ok(event) => match &*event {
+                    WatchEvent::Change(e) if !e.key.starts_with(&self.prefix) => continue,
+                    other => return Some(Ok(other.clone())),
+                },
+                Err(broadcast::error::TryRecvError::Empty) => return None,
+                Err(broadcast::error::TryRecvError::Lagged(missed)) => return Some(Err(WatchError::Lagged { missed })),
+                Err(broadcast::error::TryRecvError::Closed) => return Some(Err(WatchError::Closed)),
+            }
+        }
+    }
+
     /// The next change under the prefix, waiting for one to be committed.
     pub async fn next(&mut self) -> Result<WatchEvent, WatchError> {
         if let Some(event) = self.backlog.pop_front() {
@@ -136,6 +155,10 @@ mod tests {
             }
         }
         assert_eq!(seen, vec![3, 4]);
+        assert!(w.try_next().is_none());
+        hub.publish(vec![put(5, "b/2"), put(6, "a/4")]);
+        assert!(matches!(w.try_next(), Some(Ok(WatchEvent::Change(e))) if e.revision == 6));
+        assert!(w.try_next().is_none());
     }
 
     #[test]
