@@ -12,7 +12,7 @@ use super::error::KongError;
 pub type Check = Arc<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
 /// A cross-field check on a processed record; it reports into the error tree.
 pub type EntityCheck = Arc<dyn Fn(&Map<String, Value>, &mut Errors) + Send + Sync>;
-/// A shorthand: takes the (type-checked) shorthand value and rewrites the record.
+/// A shorthand: takes the (type-checked, possibly null) shorthand value and rewrites the record.
 /// `Err` is the error value for the shorthand's own key.
 pub type ShorthandFn = Arc<dyn Fn(Value, &mut Map<String, Value>) -> Result<(), Value> + Send + Sync>;
 
@@ -331,10 +331,8 @@ impl Errors {
 fn apply_shorthands(rec: &Record, data: &mut Map<String, Value>, errors: &mut Errors) {
     for sh in &rec.shorthands {
         if let Some(v) = data.remove(sh.name) {
-            if v.is_null() {
-                continue;
-            }
-            match validate_value(&sh.field, v) {
+            let checked = if v.is_null() { Ok(v) } else { validate_value(&sh.field, v) };
+            match checked {
                 Err(e) => errors.field(sh.name, e),
                 Ok(v) => {
                     if let Err(e) = (sh.apply)(v, data) {

@@ -91,6 +91,9 @@ fn parse_url(s: &str) -> UrlParts {
 /// The `url` shorthand: protocol, host, port and path from one URL. Port 443 means
 /// https and 80 means http; without a port, http gets 80 and https 443 (Kong's rules).
 fn apply_url(v: Value, data: &mut Map<String, Value>) -> Result<(), Value> {
+    if v.is_null() {
+        return Ok(());
+    }
     let conflicts: Vec<&str> = ["protocol", "host", "port", "path"]
         .into_iter()
         .filter(|k| data.get(*k).is_some_and(|v| !v.is_null()))
