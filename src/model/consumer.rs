@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::entity::{timestamp_field, Entity, ForeignKey};
+use super::entity::{timestamp_field, EntityType, ForeignKey};
 use super::error::KongError;
 use super::schema::{at_least_one_of, Field, Record};
 use super::storage::index_key;
@@ -37,7 +37,7 @@ static CONSUMER: LazyLock<Arc<Record>> = LazyLock::new(|| {
     )
 });
 
-impl Entity for Consumer {
+impl EntityType for Consumer {
     const TABLE: &'static str = "consumers";
     const ENDPOINT_KEY: Option<&'static str> = Some("username");
 
@@ -117,7 +117,7 @@ static CREDENTIAL: LazyLock<Arc<Record>> = LazyLock::new(|| {
     )
 });
 
-impl Entity for KeyAuthCredential {
+impl EntityType for KeyAuthCredential {
     const TABLE: &'static str = "keyauth_credentials";
     const ENDPOINT_KEY: Option<&'static str> = Some("key");
     const HAS_UPDATED_AT: bool = false;

@@ -1,4 +1,4 @@
-//! The `Entity` trait every configuration entity implements, and the three write
+//! The `EntityType` trait every configuration entity implements, and the three write
 //! operations the Admin API needs: create (POST), replace (PUT upsert), patch (PATCH).
 
 use std::fmt::Debug;
@@ -56,7 +56,7 @@ pub fn unix_now() -> f64 {
 }
 
 /// A configuration entity: its Kong table, schema, identity and unique constraints.
-pub trait Entity: Serialize + DeserializeOwned + Clone + PartialEq + Debug + Send + Sync + 'static {
+pub trait EntityType: Serialize + DeserializeOwned + Clone + PartialEq + Debug + Send + Sync + 'static {
     /// Kong's table name: `services`, `routes`, ..., also the storage segment.
     const TABLE: &'static str;
     /// The endpoint key (`/services/{name}`), if the entity has one.
@@ -131,7 +131,7 @@ impl PutKey {
     }
 }
 
-fn timestamp_value<E: Entity>(now: f64) -> Value {
+fn timestamp_value<E: EntityType>(now: f64) -> Value {
     if E::TIMESTAMP_MS {
         let ms = (now * 1000.0).floor() / 1000.0;
         serde_json::Number::from_f64(ms).map(Value::Number).unwrap_or(Value::Null)
@@ -149,7 +149,7 @@ pub(crate) fn timestamp_field(ms: bool) -> Field {
     })
 }
 
-fn finish<E: Entity>(mut map: Map<String, Value>, shorthands: bool) -> Result<E, KongError> {
+fn finish<E: EntityType>(mut map: Map<String, Value>, shorthands: bool) -> Result<E, KongError> {
     E::prepare(&mut map)?;
     let schema = E::schema_for(&map)?;
     let out = schema.process_opts(&map, shorthands)?;
@@ -157,7 +157,7 @@ fn finish<E: Entity>(mut map: Map<String, Value>, shorthands: bool) -> Result<E,
 }
 
 /// Lets form-data strings become the numbers, booleans and arrays the schema expects.
-pub fn coerce_form<E: Entity>(input: &mut Map<String, Value>) {
+pub fn coerce_form<E: EntityType>(input: &mut Map<String, Value>) {
     if let Ok(schema) = E::schema_for(input) {
         schema.coerce_form(input);
     }
@@ -165,7 +165,7 @@ pub fn coerce_form<E: Entity>(input: &mut Map<String, Value>) {
 
 /// POST: a new entity from `input`, with a fresh id unless one is given, timestamps set
 /// to `now` (Unix seconds) and defaults applied.
-pub fn create<E: Entity>(input: &Value, now: f64) -> Result<E, KongError> {
+pub fn create<E: EntityType>(input: &Value, now: f64) -> Result<E, KongError> {
     let mut map = expect_object(input)?;
     if map.get("id").is_none_or(Value::is_null) {
         map.insert("id".into(), Value::String(Uuid::new_v4().to_string()));
@@ -182,7 +182,7 @@ pub fn create<E: Entity>(input: &Value, now: f64) -> Result<E, KongError> {
 /// PUT: the entity is replaced by `input` with defaults re-applied. The id and
 /// `created_at` of `existing` are kept; without one, the id comes from the path (or is
 /// generated when the path names the endpoint key, which is then set from the path).
-pub fn replace<E: Entity>(existing: Option<&E>, key: &PutKey, input: &Value, now: f64) -> Result<E, KongError> {
+pub fn replace<E: EntityType>(existing: Option<&E>, key: &PutKey, input: &Value, now: f64) -> Result<E, KongError> {
     let mut map = expect_object(input)?;
     let id = match (existing, key) {
         (Some(e), _) => e.id(),
@@ -207,7 +207,7 @@ pub fn replace<E: Entity>(existing: Option<&E>, key: &PutKey, input: &Value, now
 /// PATCH: `input` merged into `existing` (records such as plugin `config` and upstream
 /// `healthchecks` field by field), revalidated, `updated_at` bumped. The id and
 /// `created_at` cannot change.
-pub fn patch<E: Entity>(existing: &E, input: &Value, now: f64) -> Result<E, KongError> {
+pub fn patch<E: EntityType>(existing: &E, input: &Value, now: f64) -> Result<E, KongError> {
     let mut input = expect_object(input)?;
     let mut base = existing.to_record();
     input.remove("id");

@@ -1,6 +1,7 @@
 //! The gateway's configuration model: entities, validation with Kong's messages, the
 //! store key layout, the read-only snapshot and Kong's declarative format. Pure code.
 
+pub mod any;
 pub mod consumer;
 pub mod entity;
 pub mod error;
@@ -10,16 +11,19 @@ pub mod plugins;
 pub mod route;
 pub mod schema;
 pub mod service;
+pub mod snapshot;
 pub mod storage;
 pub mod target;
 pub mod upstream;
 pub mod validators;
 
+pub use any::Entity;
 pub use consumer::{hash_key, Consumer, KeyAuthCredential};
-pub use entity::{coerce_form, create, patch, replace, unix_now, Entity, ForeignKey, Num, PutKey};
+pub use entity::{coerce_form, create, patch, replace, unix_now, EntityType, ForeignKey, Num, PutKey};
 pub use error::KongError;
 pub use plugin::Plugin;
 pub use route::Route;
 pub use service::Service;
+pub use snapshot::ConfigSnapshot;
 pub use target::Target;
 pub use upstream::Upstream;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::entity::{timestamp_field, Entity, ForeignKey};
+use super::entity::{timestamp_field, EntityType, ForeignKey};
 use super::error::KongError;
 use super::plugins::{self, PluginDef};
 use super::schema::{Field, Record, REQUIRED};
@@ -89,7 +89,7 @@ impl Plugin {
     }
 }
 
-impl Entity for Plugin {
+impl EntityType for Plugin {
     const TABLE: &'static str = "plugins";
     const ENDPOINT_KEY: Option<&'static str> = Some("instance_name");
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::entity::{timestamp_field, Entity, ForeignKey};
+use super::entity::{timestamp_field, EntityType, ForeignKey};
 use super::error::KongError;
 use super::schema::{is_nonempty, quoted_list, Errors, Field, Record};
 use super::service::PROTOCOLS;
@@ -205,7 +205,7 @@ static SCHEMA: LazyLock<Arc<Record>> = LazyLock::new(|| {
     )
 });
 
-impl Entity for Route {
+impl EntityType for Route {
     const TABLE: &'static str = "routes";
     const ENDPOINT_KEY: Option<&'static str> = Some("name");
 

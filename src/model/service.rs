@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::entity::{timestamp_field, Entity, ForeignKey};
+use super::entity::{timestamp_field, EntityType, ForeignKey};
 use super::error::KongError;
 use super::schema::{Errors, Field, Record};
 use super::storage::index_key;
@@ -177,7 +177,7 @@ static SCHEMA: LazyLock<Arc<Record>> = LazyLock::new(|| {
     )
 });
 
-impl Entity for Service {
+impl EntityType for Service {
     const TABLE: &'static str = "services";
     const ENDPOINT_KEY: Option<&'static str> = Some("name");
 

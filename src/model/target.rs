@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::entity::{timestamp_field, Entity, ForeignKey};
+use super::entity::{timestamp_field, EntityType, ForeignKey};
 use super::error::KongError;
 use super::schema::{Field, Record};
 use super::storage::index_key;
@@ -51,7 +51,7 @@ static SCHEMA: LazyLock<Arc<Record>> = LazyLock::new(|| {
     )
 });
 
-impl Entity for Target {
+impl EntityType for Target {
     const TABLE: &'static str = "targets";
     const ENDPOINT_KEY: Option<&'static str> = Some("target");
     const TIMESTAMP_MS: bool = true;

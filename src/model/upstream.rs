@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::entity::{timestamp_field, Entity, ForeignKey, Num};
+use super::entity::{timestamp_field, EntityType, ForeignKey, Num};
 use super::error::KongError;
 use super::schema::{conditional_required, Errors, Field, Record};
 use super::storage::index_key;
@@ -307,7 +307,7 @@ static SCHEMA: LazyLock<Arc<Record>> = LazyLock::new(|| {
     )
 });
 
-impl Entity for Upstream {
+impl EntityType for Upstream {
     const TABLE: &'static str = "upstreams";
     const ENDPOINT_KEY: Option<&'static str> = Some("name");
 
