@@ -3,6 +3,8 @@
 
 pub mod any;
 pub mod consumer;
+pub mod declarative;
+pub mod diff;
 pub mod entity;
 pub mod error;
 pub mod input;
@@ -18,6 +20,8 @@ pub mod upstream;
 pub mod validators;
 
 pub use any::Entity;
+pub use declarative::{export_declarative, parse_declarative, parse_declarative_with};
+pub use diff::{diff, ConfigDiff};
 pub use consumer::{hash_key, Consumer, KeyAuthCredential};
 pub use entity::{coerce_form, create, patch, replace, unix_now, EntityType, ForeignKey, Num, PutKey};
 pub use error::KongError;

@@ -382,7 +382,10 @@ pub(crate) fn process_record(
     for (name, field) in &rec.fields {
         let v = match data.remove(*name) {
             None => missing_value(field),
+            // A null record, or null on an optional field with a default, takes the
+            // default: stored entities never hold null where a default exists.
             Some(Value::Null) if matches!(field.ty, Ty::Record(_)) => missing_value(field),
+            Some(Value::Null) if field.default.is_some() && !field.required => missing_value(field),
             Some(v) => Some(v),
         };
         match v {
