@@ -362,12 +362,7 @@ pub fn parse_declarative_with(text: &str, existing: &ConfigSnapshot, now: f64) -
                         e = old.clone();
                     }
                 }
-                let pk = format!("{}/{}", raw.table, id);
-                if seen.insert(pk, ()).is_some() {
-                    let msg = format!("uniqueness violation: '{}' entity with primary key set to '{id}' already declared", raw.table);
-                    set_error(&mut errors, &raw.path, json!({"@entity": [msg]}));
-                    continue;
-                }
+                let mut dup = false;
                 for (k, fields) in e.unique_fields() {
                     if seen.insert(k, ()).is_some() {
                         let msg = format!(
@@ -376,7 +371,16 @@ pub fn parse_declarative_with(text: &str, existing: &ConfigSnapshot, now: f64) -
                             super::error::lua_pretty_compact(&fields)
                         );
                         set_error(&mut errors, &raw.path, json!({"@entity": [msg]}));
+                        dup = true;
                     }
+                }
+                let pk = format!("{}/{}", raw.table, id);
+                if seen.insert(pk, ()).is_some() && !dup {
+                    let msg = format!(
+                        "uniqueness violation: '{}' entity with primary key set to '{id}' already declared",
+                        raw.table
+                    );
+                    set_error(&mut errors, &raw.path, json!({"@entity": [msg]}));
                 }
                 out.push((i, e));
             }
@@ -522,3 +526,6 @@ pub fn export_declarative(snap: &ConfigSnapshot, yaml: bool) -> String {
         serde_json::to_string_pretty(&doc).unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests;
