@@ -10,6 +10,8 @@ pub mod error;
 pub mod input;
 pub mod plugin;
 pub mod plugins;
+#[cfg(test)]
+mod proptests;
 pub mod route;
 pub mod schema;
 pub mod service;
