@@ -222,3 +222,65 @@ pub fn patch<E: EntityType>(existing: &E, input: &Value, now: f64) -> Result<E, 
     }
     finish(base, false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::input::form_to_json;
+    use crate::model::{Plugin, Route, Service, Upstream};
+    use serde_json::json;
+
+    fn form<E: EntityType>(body: &str) -> Result<E, KongError> {
+        let mut m = form_to_json(body);
+        coerce_form::<E>(&mut m);
+        create::<E>(&Value::Object(m), 1.0)
+    }
+
+    #[test]
+    fn form_route() {
+        let sid = Uuid::new_v4();
+        let r: Route = form(&format!(
+            "name=r&paths[]=/a&paths[]=/b&methods=GET&methods=POST&strip_path=false&regex_priority=3\
+             &headers.x-foo=bar&headers[x-baz]=1&service.id={sid}"
+        ))
+        .unwrap();
+        assert_eq!(r.paths, Some(vec!["/a".into(), "/b".into()]));
+        assert_eq!(r.methods, Some(vec!["GET".into(), "POST".into()]));
+        assert!(!r.strip_path);
+        assert_eq!(r.regex_priority, 3);
+        assert_eq!(r.headers.unwrap()["x-foo"], vec!["bar".to_string()]);
+        assert_eq!(r.service, Some(ForeignKey::new(sid)));
+        let r: Route = form("paths=/only&hosts[1]=a.org").unwrap();
+        assert_eq!((r.paths.unwrap(), r.hosts.unwrap()), (vec!["/only".to_string()], vec!["a.org".to_string()]));
+    }
+
+    #[test]
+    fn form_service_and_plugin() {
+        let s: Service = form("name=s&url=https%3A%2F%2Fa.org%3A8443%2Fp&retries=2&enabled=false").unwrap();
+        assert_eq!((s.protocol.as_str(), s.port, s.retries, s.enabled), ("https", 8443, 2, false));
+        let e = form::<Service>("host=a.org&port=abc").unwrap_err();
+        assert_eq!(e.message, "schema violation (port: expected an integer)");
+        let p: Plugin = form("name=rate-limiting&config.minute=5&config.hide_client_headers=true&config.policy=local").unwrap();
+        assert_eq!(p.config["minute"], json!(5));
+        assert_eq!(p.config["hide_client_headers"], json!(true));
+        let p: Plugin = form("name=key-auth&config.key_names=apikey&config.key_names=x-key&protocols=https").unwrap();
+        assert_eq!(p.config["key_names"], json!(["apikey", "x-key"]));
+        assert_eq!(p.protocols, vec!["https"]);
+        let u: Upstream = form("name=up&healthchecks.active.healthy.interval=5&healthchecks.active.healthy.http_statuses=200").unwrap();
+        assert_eq!(u.healthchecks.active.healthy.http_statuses, vec![200]);
+        // an empty form value clears a field
+        let s: Service = form("name=&host=a.org").unwrap();
+        assert_eq!(s.name, None);
+    }
+
+    #[test]
+    fn create_keeps_given_id_and_rejects_bad_id() {
+        let id = Uuid::new_v4();
+        let s: Service = create(&json!({"id": id, "host": "a.org"}), 1.0).unwrap();
+        assert_eq!(s.id, id);
+        let e = create::<Service>(&json!({"id": "nope", "host": "a.org"}), 1.0).unwrap_err();
+        assert_eq!(e.message, "schema violation (id: expected a valid UUID)");
+        let e = create::<Service>(&json!([1]), 1.0).unwrap_err();
+        assert_eq!(e.code, 2);
+    }
+}
