@@ -1,0 +1,268 @@
+//! Consumer (Kong's `consumers.lua`) and its key-auth credential (the key-auth plugin's
+//! `keyauth_credentials` table), whose key is stored only as a SHA-256 hash.
+
+use std::sync::{Arc, LazyLock};
+
+use rand::distr::{Alphanumeric, SampleString};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::entity::{timestamp_field, EntityType, ForeignKey};
+use super::error::KongError;
+use super::schema::{at_least_one_of, Field, Record};
+use super::storage::index_key;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Consumer {
+    pub id: Uuid,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub username: Option<String>,
+    pub custom_id: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+static CONSUMER: LazyLock<Arc<Record>> = LazyLock::new(|| {
+    Arc::new(
+        Record::new()
+            .field("id", Field::uuid())
+            .field("created_at", timestamp_field(false))
+            .field("updated_at", timestamp_field(false))
+            .field("username", Field::string())
+            .field("custom_id", Field::string())
+            .field("tags", Field::tags())
+            .entity_check(at_least_one_of(&["custom_id", "username"])),
+    )
+});
+
+impl EntityType for Consumer {
+    const TABLE: &'static str = "consumers";
+    const ENDPOINT_KEY: Option<&'static str> = Some("username");
+
+    fn schema_for(_: &Map<String, Value>) -> Result<Arc<Record>, KongError> {
+        Ok(CONSUMER.clone())
+    }
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn endpoint_key_value(&self) -> Option<String> {
+        self.username.clone()
+    }
+    fn unique_fields(&self) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        if let Some(u) = &self.username {
+            out.push((index_key(Self::TABLE, "username", u), json!({ "username": u })));
+        }
+        if let Some(c) = &self.custom_id {
+            out.push((index_key(Self::TABLE, "custom_id", c), json!({ "custom_id": c })));
+        }
+        out
+    }
+}
+
+/// SHA-256 of a key-auth key, lower-case hex: what is stored and indexed.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A 32-character random key, as Kong generates when none is given.
+pub fn generate_key() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), 32)
+}
+
+/// A key-auth credential. Only `key_hash` is stored; the plain `key` is known when the
+/// credential is created (given or generated) and shown only in that response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyAuthCredential {
+    pub id: Uuid,
+    pub created_at: i64,
+    pub consumer: ForeignKey,
+    pub key_hash: String,
+    pub tags: Option<Vec<String>>,
+    /// Seconds after `created_at` when the credential expires (Kong's `ttl`); none or 0: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u32>,
+    /// The plain key, present only on a freshly created or replaced credential.
+    #[serde(skip)]
+    pub key: Option<String>,
+}
+
+static CREDENTIAL: LazyLock<Arc<Record>> = LazyLock::new(|| {
+    Arc::new(
+        Record::new()
+            .field("id", Field::uuid())
+            .field("created_at", timestamp_field(false))
+            .field("consumer", Field::foreign("consumers").required())
+            .field("key", Field::string())
+            .field(
+                "key_hash",
+                Field::string().check_str(|h| {
+                    if h.len() == 64 && h.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
+                        Ok(())
+                    } else {
+                        Err("expected a lower-case hex SHA-256 digest".into())
+                    }
+                }),
+            )
+            .field("tags", Field::tags())
+            .field("ttl", Field::integer().between(0.0, 100_000_000.0))
+            .entity_check(|m, errors| {
+                let set = |k: &str| m.get(k).is_some_and(|v| !v.is_null());
+                if set("key") && set("key_hash") {
+                    errors.entity("only one or none of these fields must be set: 'key', 'key_hash'");
+                }
+            }),
+    )
+});
+
+impl EntityType for KeyAuthCredential {
+    const TABLE: &'static str = "keyauth_credentials";
+    const ENDPOINT_KEY: Option<&'static str> = Some("key");
+    const HAS_UPDATED_AT: bool = false;
+
+    fn schema_for(_: &Map<String, Value>) -> Result<Arc<Record>, KongError> {
+        Ok(CREDENTIAL.clone())
+    }
+    /// A key is generated when neither `key` nor `key_hash` is given.
+    fn prepare(input: &mut Map<String, Value>) -> Result<(), KongError> {
+        let set = |k: &str| input.get(k).is_some_and(|v| !v.is_null());
+        if !set("key") && !set("key_hash") {
+            input.insert("key".into(), Value::String(generate_key()));
+        }
+        Ok(())
+    }
+    /// A new `key` replaces the stored hash.
+    fn before_patch(existing: &mut Map<String, Value>, input: &Map<String, Value>) {
+        if input.get("key").is_some_and(|v| !v.is_null()) {
+            existing.remove("key_hash");
+        }
+    }
+    fn from_record(mut m: Map<String, Value>) -> Result<Self, KongError> {
+        let key = m.remove("key").and_then(|v| v.as_str().map(str::to_string));
+        if let Some(k) = &key {
+            m.insert("key_hash".into(), Value::String(hash_key(k)));
+        }
+        let mut cred: KeyAuthCredential = serde_json::from_value(Value::Object(m))
+            .map_err(|e| KongError::database_error(format!("{e}")))?;
+        cred.key = key;
+        Ok(cred)
+    }
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn endpoint_key_value(&self) -> Option<String> {
+        self.key.clone()
+    }
+    fn unique_fields(&self) -> Vec<(String, Value)> {
+        let shown = match &self.key {
+            Some(k) => json!({ "key": k }),
+            None => json!({ "key_hash": self.key_hash }),
+        };
+        vec![(index_key(Self::TABLE, "key_hash", &self.key_hash), shown)]
+    }
+}
+
+impl KeyAuthCredential {
+    /// The JSON for a create/replace response: the stored fields plus the plain `key`.
+    pub fn response_json(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let (Some(k), Value::Object(m)) = (&self.key, &mut v) {
+            m.insert("key".into(), Value::String(k.clone()));
+        }
+        v
+    }
+    /// Whether a credential with a ttl has expired at `now` (Unix seconds).
+    pub fn is_expired(&self, now: f64) -> bool {
+        match self.ttl {
+            Some(ttl) if ttl > 0 => now >= (self.created_at + ttl as i64) as f64,
+            _ => false,
+        }
+    }
+    /// Whether `key` is this credential's key.
+    pub fn matches(&self, key: &str) -> bool {
+        hash_key(key) == self.key_hash
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::entity::{create, patch, replace, PutKey};
+
+    #[test]
+    fn consumer_needs_username_or_custom_id() {
+        let e = create::<Consumer>(&json!({}), 1.0).unwrap_err();
+        assert_eq!(
+            e.to_json(),
+            json!({"code": 2, "name": "schema violation",
+                   "message": "schema violation (at least one of these fields must be non-empty: 'custom_id', 'username')",
+                   "fields": {"@entity": ["at least one of these fields must be non-empty: 'custom_id', 'username'"]}})
+        );
+        assert!(create::<Consumer>(&json!({"custom_id": "c1"}), 1.0).is_ok());
+        let c = create::<Consumer>(&json!({"username": "bob", "custom_id": "c1"}), 1.0).unwrap();
+        let keys: Vec<String> = c.unique_keys().into_iter().map(|(_, d)| d).collect();
+        assert_eq!(keys, vec!["{username=\"bob\"}", "{custom_id=\"c1\"}"]);
+        assert_eq!(c.unique_fields()[0].0, "config/index/consumers/username/bob");
+    }
+
+    #[test]
+    fn credential_key_is_hashed() {
+        let consumer = Uuid::new_v4();
+        let c = create::<KeyAuthCredential>(&json!({"consumer": {"id": consumer}, "key": "secret"}), 10.0).unwrap();
+        assert_eq!(c.key_hash, hash_key("secret"));
+        assert_eq!(c.key.as_deref(), Some("secret"));
+        let stored = serde_json::to_value(&c).unwrap();
+        assert!(stored.get("key").is_none());
+        assert_eq!(stored["key_hash"], json!(hash_key("secret")));
+        assert_eq!(c.response_json()["key"], json!("secret"));
+        let back = KeyAuthCredential::from_bytes(&c.to_bytes()).unwrap();
+        assert_eq!(back.key, None);
+        assert!(back.matches("secret"));
+        assert_eq!(hash_key("secret"), "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b");
+    }
+
+    #[test]
+    fn credential_key_generated() {
+        let c = create::<KeyAuthCredential>(&json!({"consumer": {"id": Uuid::new_v4()}}), 10.0).unwrap();
+        let k = c.key.clone().unwrap();
+        assert_eq!(k.len(), 32);
+        assert_eq!(c.key_hash, hash_key(&k));
+    }
+
+    #[test]
+    fn credential_rules() {
+        let e = create::<KeyAuthCredential>(&json!({"key": "a"}), 1.0).unwrap_err();
+        assert_eq!(e.message, "schema violation (consumer: required field missing)");
+        let e = create::<KeyAuthCredential>(&json!({"consumer": {"id": Uuid::new_v4()}, "key": ""}), 1.0).unwrap_err();
+        assert_eq!(e.message, "schema violation (key: length must be at least 1)");
+        let h = hash_key("x");
+        let c = create::<KeyAuthCredential>(&json!({"consumer": {"id": Uuid::new_v4()}, "key_hash": h}), 1.0).unwrap();
+        assert_eq!((c.key.as_deref(), c.key_hash.as_str()), (None, h.as_str()));
+        let e = create::<KeyAuthCredential>(&json!({"consumer": {"id": Uuid::new_v4()}, "key_hash": "zz"}), 1.0)
+            .unwrap_err();
+        assert_eq!(e.message, "schema violation (key_hash: expected a lower-case hex SHA-256 digest)");
+    }
+
+    #[test]
+    fn credential_ttl_and_patch() {
+        let c = create::<KeyAuthCredential>(&json!({"consumer": {"id": Uuid::new_v4()}, "key": "k", "ttl": 60}), 100.0)
+            .unwrap();
+        assert!(!c.is_expired(159.0));
+        assert!(c.is_expired(160.0));
+        let stored = KeyAuthCredential::from_bytes(&c.to_bytes()).unwrap();
+        let p = patch(&stored, &json!({"key": "k2"}), 200.0).unwrap();
+        assert_eq!(p.key_hash, hash_key("k2"));
+        let p = patch(&stored, &json!({"tags": ["a"]}), 200.0).unwrap();
+        assert_eq!(p.key_hash, hash_key("k"));
+        let r = replace::<KeyAuthCredential>(
+            Some(&stored),
+            &PutKey::Id(stored.id),
+            &json!({"consumer": {"id": Uuid::new_v4()}, "key": "k3"}),
+            300.0,
+        )
+        .unwrap();
+        assert_eq!((r.created_at, r.key.as_deref()), (100, Some("k3")));
+    }
+}

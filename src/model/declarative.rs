@@ -1,0 +1,531 @@
+//! Kong's declarative configuration (`_format_version: "3.0"`, YAML or JSON): parsing
+//! into validated entities with ids and references resolved, and exporting a snapshot
+//! in the same nested shape.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::any::Entity;
+use super::consumer::{hash_key, Consumer, KeyAuthCredential};
+use super::entity::{create, unix_now, EntityType};
+use super::error::KongError;
+use super::plugin::Plugin;
+use super::route::Route;
+use super::service::Service;
+use super::snapshot::ConfigSnapshot;
+use super::storage::TABLES;
+use super::target::{normalize_target, Target};
+use super::upstream::Upstream;
+
+/// The format version gatehouse reads and writes.
+pub const FORMAT_VERSION: &str = "3.0";
+
+#[derive(Debug, Clone)]
+enum Seg {
+    Key(&'static str),
+    Index(usize),
+}
+
+/// One entity as found in the file, before validation.
+struct Raw {
+    table: &'static str,
+    map: Map<String, Value>,
+    path: Vec<Seg>,
+    /// The foreign key field set by nesting, and the parent's position in the raw list.
+    parent: Option<(&'static str, usize)>,
+    id: Option<Uuid>,
+}
+
+/// Nested collections: (parent table, key in the parent, child table, child's fk field).
+const NESTED: [(&str, &str, &str, &str); 6] = [
+    ("services", "routes", "routes", "service"),
+    ("services", "plugins", "plugins", "service"),
+    ("routes", "plugins", "plugins", "route"),
+    ("upstreams", "targets", "targets", "upstream"),
+    ("consumers", "keyauth_credentials", "keyauth_credentials", "consumer"),
+    ("consumers", "plugins", "plugins", "consumer"),
+];
+
+fn table_static(t: &str) -> &'static str {
+    TABLES.iter().find(|x| **x == t).copied().unwrap_or("")
+}
+
+/// Error tree under construction: `{"services": [{"routes": [{"paths": ..}]}]}`.
+fn set_error(tree: &mut Value, path: &[Seg], err: Value) {
+    let Some((first, rest)) = path.split_first() else {
+        match (tree, err) {
+            (Value::Object(a), Value::Object(b)) => a.extend(b),
+            (t, e) => *t = e,
+        }
+        return;
+    };
+    match first {
+        Seg::Key(k) => {
+            if !tree.is_object() {
+                *tree = Value::Object(Map::new());
+            }
+            let slot = tree.as_object_mut().expect("object").entry(k.to_string()).or_insert(Value::Null);
+            set_error(slot, rest, err);
+        }
+        Seg::Index(i) => {
+            if !tree.is_array() {
+                *tree = Value::Array(vec![]);
+            }
+            let a = tree.as_array_mut().expect("array");
+            while a.len() <= *i {
+                a.push(Value::Null);
+            }
+            set_error(&mut a[*i], rest, err);
+        }
+    }
+}
+
+fn read_document(text: &str) -> Result<Value, KongError> {
+    let parsed = if text.trim_start().starts_with('{') {
+        serde_json::from_str::<Value>(text).map_err(|e| e.to_string())
+    } else {
+        serde_yaml_ng::from_str::<Value>(text).map_err(|e| e.to_string())
+    };
+    parsed.map_err(|e| {
+        KongError::new(
+            super::error::codes::DECLARATIVE_CONFIG,
+            format!("failed parsing declarative configuration: {e}"),
+            Value::Null,
+        )
+    })
+}
+
+/// Walks the document into a flat list of raw entities (parents before children).
+fn collect(doc: Map<String, Value>, errors: &mut Value) -> Vec<Raw> {
+    let mut raws: Vec<Raw> = Vec::new();
+    for (k, v) in &doc {
+        let known = TABLES.contains(&k.as_str()) || ["_format_version", "_transform", "_comment", "_workspace"].contains(&k.as_str());
+        if !known {
+            set_error(errors, &[], json!({ k: "unknown field" }));
+        } else if TABLES.contains(&k.as_str()) && !v.is_array() && !v.is_null() {
+            set_error(errors, &[], json!({ k: "expected an array" }));
+        }
+    }
+    for table in TABLES {
+        let Some(Value::Array(items)) = doc.get(table) else { continue };
+        for (i, item) in items.iter().enumerate() {
+            let path = vec![Seg::Key(table), Seg::Index(i)];
+            push_raw(&mut raws, table, item, path, None, errors);
+        }
+    }
+    raws
+}
+
+fn push_raw(
+    raws: &mut Vec<Raw>,
+    table: &'static str,
+    item: &Value,
+    path: Vec<Seg>,
+    parent: Option<(&'static str, usize)>,
+    errors: &mut Value,
+) {
+    let Value::Object(m) = item else {
+        set_error(errors, &path, json!("expected a record"));
+        return;
+    };
+    let mut map = m.clone();
+    let mut children: Vec<(&'static str, &'static str, &'static str, Value)> = Vec::new();
+    for (pt, key, ct, fk) in NESTED {
+        if pt == table {
+            if let Some(v) = map.remove(key) {
+                children.push((key, table_static(ct), fk, v));
+            }
+        }
+    }
+    let idx = raws.len();
+    raws.push(Raw { table, map, path: path.clone(), parent, id: None });
+    for (key, ct, fk, v) in children {
+        let mut cpath = path.clone();
+        cpath.push(Seg::Key(key));
+        match v {
+            Value::Array(items) => {
+                for (j, child) in items.iter().enumerate() {
+                    let mut p = cpath.clone();
+                    p.push(Seg::Index(j));
+                    push_raw(raws, ct, child, p, Some((fk, idx)), errors);
+                }
+            }
+            Value::Null => {}
+            _ => set_error(errors, &cpath, json!("expected an array")),
+        }
+    }
+}
+
+/// A uuid that depends only on the table and the entity's natural key.
+pub fn deterministic_id(table: &str, key: &str) -> Uuid {
+    let digest = Sha256::digest(format!("gatehouse:{table}:{key}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+fn str_field<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
+    m.get(k).and_then(Value::as_str)
+}
+
+/// The key field a string reference names in a table.
+fn ref_key(table: &str) -> &'static str {
+    match table {
+        "consumers" => "username",
+        _ => "name",
+    }
+}
+
+/// Resolves a reference (`"name"`, `"<uuid>"`, `{"id": ..}`, `{"name": ..}`) to an
+/// entity of the file.
+fn resolve(raws: &[Raw], table: &str, field: &str, v: &Value) -> Result<Uuid, String> {
+    let key = ref_key(table);
+    let (by_key, by_id) = match v {
+        Value::String(s) => (Some(s.as_str()), Some(s.as_str())),
+        Value::Object(o) => (str_field(o, key), str_field(o, "id")),
+        _ => return Err("expected a string or a record".into()),
+    };
+    let shown = by_id.or(by_key).unwrap_or("?");
+    let in_table = || raws.iter().filter(|r| r.table == table);
+    if let Some(k) = by_key {
+        if let Some(r) = in_table().find(|r| str_field(&r.map, key) == Some(k)) {
+            return r.id.ok_or_else(|| "unresolved".to_string());
+        }
+    }
+    if let Some(id) = by_id.and_then(|s| Uuid::try_parse(s).ok()) {
+        if in_table().any(|r| r.id == Some(id)) {
+            return Ok(id);
+        }
+    }
+    Err(format!("invalid reference '{field}: {shown}' (no such entry in '{table}')"))
+}
+
+fn fk_table(field: &str) -> &'static str {
+    match field {
+        "service" => "services",
+        "route" => "routes",
+        "upstream" => "upstreams",
+        _ => "consumers",
+    }
+}
+
+/// The existing id with the same endpoint key, else a deterministic one.
+fn assign_id(raw: &Raw, existing: &ConfigSnapshot, parent_id: Option<Uuid>) -> Uuid {
+    let m = &raw.map;
+    if let Some(id) = str_field(m, "id").and_then(|s| Uuid::try_parse(s).ok()) {
+        return id;
+    }
+    let fk = |f: &str| -> String {
+        m.get(f).and_then(|v| v.get("id")).and_then(Value::as_str).unwrap_or("").to_string()
+    };
+    let (reuse, natural): (Option<Uuid>, String) = match raw.table {
+        "services" | "routes" | "upstreams" => {
+            let name = str_field(m, "name");
+            let reuse = name.and_then(|n| match raw.table {
+                "services" => existing.service_by_id_or_name(n).map(|e| e.id),
+                "routes" => existing.route_by_id_or_name(n).map(|e| e.id),
+                _ => existing.upstream_by_id_or_name(n).map(|e| e.id),
+            });
+            let natural = match name {
+                Some(n) => format!("name={n}"),
+                None => format!("{}|{}", parent_id.map(|p| p.to_string()).unwrap_or_default(), Value::Object(m.clone())),
+            };
+            (reuse, natural)
+        }
+        "consumers" => {
+            let u = str_field(m, "username");
+            let c = str_field(m, "custom_id");
+            let reuse = u
+                .and_then(|u| existing.consumer_by_id_or_username(u).map(|e| e.id))
+                .or_else(|| c.and_then(|c| existing.consumer_by_custom_id(c).map(|e| e.id)));
+            (reuse, format!("username={}|custom_id={}", u.unwrap_or(""), c.unwrap_or("")))
+        }
+        "targets" => {
+            let t = str_field(m, "target").map(|t| normalize_target(t).unwrap_or_else(|_| t.to_string())).unwrap_or_default();
+            let up = fk("upstream");
+            let reuse = Uuid::try_parse(&up).ok().and_then(|u| existing.target_by_id_or_target(u, &t)).map(|e| e.id);
+            (reuse, format!("{up}:{t}"))
+        }
+        "keyauth_credentials" => {
+            let h = str_field(m, "key").map(hash_key).or_else(|| str_field(m, "key_hash").map(str::to_string)).unwrap_or_default();
+            let reuse = existing.consumer_by_credential_hash(&h).map(|(c, _)| c.id);
+            (reuse, h)
+        }
+        _ => {
+            let key = format!("{}:{}:{}:{}", str_field(m, "name").unwrap_or(""), fk("route"), fk("service"), fk("consumer"));
+            let reuse = match str_field(m, "instance_name") {
+                Some(n) => existing.plugin_by_id_or_instance_name(n).map(|p| p.id),
+                None => existing.plugins.values().find(|p| p.cache_key() == key).map(|p| p.id),
+            };
+            (reuse, format!("{key}|{}", str_field(m, "instance_name").unwrap_or("")))
+        }
+    };
+    reuse.unwrap_or_else(|| deterministic_id(raw.table, &natural))
+}
+
+fn build(table: &str, input: &Value, now: f64) -> Result<Entity, KongError> {
+    Ok(match table {
+        "services" => create::<Service>(input, now)?.into(),
+        "routes" => create::<Route>(input, now)?.into(),
+        "upstreams" => create::<Upstream>(input, now)?.into(),
+        "targets" => create::<Target>(input, now)?.into(),
+        "consumers" => create::<Consumer>(input, now)?.into(),
+        "keyauth_credentials" => create::<KeyAuthCredential>(input, now)?.into(),
+        _ => create::<Plugin>(input, now)?.into(),
+    })
+}
+
+/// Parses a declarative file against an empty configuration, at the current time.
+pub fn parse_declarative(text: &str) -> Result<Vec<Entity>, KongError> {
+    parse_declarative_with(text, &ConfigSnapshot::default(), unix_now())
+}
+
+/// Parses a declarative file (YAML or JSON) into validated entities, tables in
+/// dependency order. An entity without an id keeps the id of the entity of `existing`
+/// with the same endpoint key (name, username, target, key, plugin scope), or gets an
+/// id derived from that key, so applying the same file twice changes nothing.
+/// Entities equal to their `existing` version (timestamps aside) are returned as they
+/// are stored. References must name entities of the file.
+pub fn parse_declarative_with(text: &str, existing: &ConfigSnapshot, now: f64) -> Result<Vec<Entity>, KongError> {
+    let doc = read_document(text)?;
+    let Value::Object(mut doc) = doc else {
+        return Err(KongError::declarative_config(json!({"@entity": ["expected a record"]})));
+    };
+    let mut errors = Value::Null;
+    match doc.get("_format_version") {
+        None | Some(Value::Null) => set_error(&mut errors, &[], json!({"_format_version": "required field missing"})),
+        Some(v) if v.as_str() == Some(FORMAT_VERSION) || v.as_f64() == Some(3.0) => {}
+        Some(_) => set_error(&mut errors, &[], json!({"_format_version": format!("expected one of: {FORMAT_VERSION}")})),
+    }
+    doc.remove("_format_version");
+    let mut raws = collect(doc, &mut errors);
+
+    // Ids in dependency order: parents first, then children whose keys need their parents.
+    for table in TABLES {
+        for i in 0..raws.len() {
+            if raws[i].table != table {
+                continue;
+            }
+            let mut fk_errors: Vec<(String, String)> = Vec::new();
+            if let Some((fk, p)) = raws[i].parent {
+                let pid = raws[p].id;
+                if let Some(pid) = pid {
+                    raws[i].map.insert(fk.to_string(), json!({"id": pid}));
+                }
+            } else {
+                let fks: &[&str] = match table {
+                    "routes" => &["service"],
+                    "targets" => &["upstream"],
+                    "keyauth_credentials" => &["consumer"],
+                    "plugins" => &["route", "service", "consumer"],
+                    _ => &[],
+                };
+                for &fk in fks {
+                    let Some(v) = raws[i].map.get(fk).cloned() else { continue };
+                    if v.is_null() {
+                        continue;
+                    }
+                    match resolve(&raws, fk_table(fk), fk, &v) {
+                        Ok(id) => {
+                            raws[i].map.insert(fk.to_string(), json!({"id": id}));
+                        }
+                        Err(e) => fk_errors.push((fk.to_string(), e)),
+                    }
+                }
+            }
+            for (fk, e) in fk_errors {
+                let path = raws[i].path.clone();
+                set_error(&mut errors, &path, json!({ fk.clone(): e }));
+                raws[i].map.remove(&fk);
+            }
+            let parent_id = raws[i].parent.and_then(|(_, p)| raws[p].id);
+            raws[i].id = Some(assign_id(&raws[i], existing, parent_id));
+        }
+    }
+
+    let mut out: Vec<(usize, Entity)> = Vec::new();
+    let mut seen: HashMap<String, ()> = HashMap::new();
+    for (i, raw) in raws.iter().enumerate() {
+        let id = raw.id.expect("assigned");
+        let mut input = raw.map.clone();
+        input.insert("id".into(), json!(id));
+        let old = existing.get(raw.table, id);
+        match build(raw.table, &Value::Object(input), now) {
+            Err(e) => set_error(&mut errors, &raw.path, if e.fields.is_null() { json!(e.message) } else { e.fields }),
+            Ok(mut e) => {
+                if let Some(old) = &old {
+                    e.keep_created_at(old);
+                    if old.content() == e.content() {
+                        e = old.clone();
+                    }
+                }
+                let mut dup = false;
+                for (k, fields) in e.unique_fields() {
+                    if seen.insert(k, ()).is_some() {
+                        let msg = format!(
+                            "uniqueness violation: '{}' entity with {} already declared",
+                            raw.table,
+                            super::error::lua_pretty_compact(&fields)
+                        );
+                        set_error(&mut errors, &raw.path, json!({"@entity": [msg]}));
+                        dup = true;
+                    }
+                }
+                let pk = format!("{}/{}", raw.table, id);
+                if seen.insert(pk, ()).is_some() && !dup {
+                    let msg = format!(
+                        "uniqueness violation: '{}' entity with primary key set to '{id}' already declared",
+                        raw.table
+                    );
+                    set_error(&mut errors, &raw.path, json!({"@entity": [msg]}));
+                }
+                out.push((i, e));
+            }
+        }
+    }
+    if !errors.is_null() {
+        return Err(KongError::declarative_config(errors));
+    }
+    out.sort_by_key(|(i, e)| (e.table_rank(), *i));
+    Ok(out.into_iter().map(|(_, e)| e).collect())
+}
+
+/// Removes nulls and timestamps, and the given foreign key fields.
+fn clean(v: Value, drop: &[&str]) -> Map<String, Value> {
+    fn strip(v: Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, strip(v))).collect()),
+            other => other,
+        }
+    }
+    let Value::Object(m) = strip(v) else { return Map::new() };
+    m.into_iter().filter(|(k, _)| !drop.contains(&k.as_str()) && k != "created_at" && k != "updated_at").collect()
+}
+
+fn sorted<'a, T: EntityType>(items: impl Iterator<Item = &'a T>) -> Vec<&'a T> {
+    let mut v: Vec<&T> = items.collect();
+    v.sort_by_key(|e| (e.endpoint_key_value(), e.id()));
+    v
+}
+
+/// The configuration as a declarative file: routes and service-only plugins nested under
+/// services, route-only plugins under routes, targets under upstreams, credentials
+/// (with `key_hash`) and consumer-only plugins under consumers; global and multi-scope
+/// plugins at the top. Ids are included; timestamps and null fields are left out.
+pub fn export_declarative(snap: &ConfigSnapshot, yaml: bool) -> String {
+    let scope = |p: &Plugin| (p.route.is_some(), p.service.is_some(), p.consumer.is_some());
+    let plugins_with = |want: (bool, bool, bool), id: Option<uuid::Uuid>, drop: &[&str]| -> Vec<Value> {
+        sorted(snap.plugins.values())
+            .into_iter()
+            .filter(|p| scope(p) == want)
+            .filter(|p| match want {
+                (true, false, false) => p.route.map(|f| f.id) == id,
+                (false, true, false) => p.service.map(|f| f.id) == id,
+                (false, false, true) => p.consumer.map(|f| f.id) == id,
+                _ => true,
+            })
+            .map(|p| Value::Object(clean(serde_json::to_value(p).unwrap_or_default(), drop)))
+            .collect()
+    };
+    let route_json = |r: &Route, drop: &[&str]| {
+        let mut m = clean(serde_json::to_value(r).unwrap_or_default(), drop);
+        let ps = plugins_with((true, false, false), Some(r.id), &["route"]);
+        if !ps.is_empty() {
+            m.insert("plugins".into(), Value::Array(ps));
+        }
+        Value::Object(m)
+    };
+    let mut doc = Map::new();
+    doc.insert("_format_version".into(), json!(FORMAT_VERSION));
+    let services: Vec<Value> = sorted(snap.services.values())
+        .into_iter()
+        .map(|s| {
+            let mut m = clean(serde_json::to_value(s).unwrap_or_default(), &[]);
+            let routes: Vec<Value> = sorted(snap.routes_of_service(s.id).into_iter()).into_iter().map(|r| route_json(r, &["service"])).collect();
+            if !routes.is_empty() {
+                m.insert("routes".into(), Value::Array(routes));
+            }
+            let ps = plugins_with((false, true, false), Some(s.id), &["service"]);
+            if !ps.is_empty() {
+                m.insert("plugins".into(), Value::Array(ps));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let routes: Vec<Value> =
+        sorted(snap.routes.values().filter(|r| r.service.is_none())).into_iter().map(|r| route_json(r, &[])).collect();
+    let upstreams: Vec<Value> = sorted(snap.upstreams.values())
+        .into_iter()
+        .map(|u| {
+            let mut m = clean(serde_json::to_value(u).unwrap_or_default(), &[]);
+            let ts: Vec<Value> = sorted(snap.targets_of(u.id).into_iter())
+                .into_iter()
+                .map(|t| Value::Object(clean(serde_json::to_value(t).unwrap_or_default(), &["upstream"])))
+                .collect();
+            if !ts.is_empty() {
+                m.insert("targets".into(), Value::Array(ts));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let consumers: Vec<Value> = sorted(snap.consumers.values())
+        .into_iter()
+        .map(|c| {
+            let mut m = clean(serde_json::to_value(c).unwrap_or_default(), &[]);
+            let mut creds: Vec<&KeyAuthCredential> = snap.credentials_of(c.id);
+            creds.sort_by_key(|k| (k.key_hash.clone(), k.id));
+            let creds: Vec<Value> = creds
+                .into_iter()
+                .map(|k| Value::Object(clean(serde_json::to_value(k).unwrap_or_default(), &["consumer"])))
+                .collect();
+            if !creds.is_empty() {
+                m.insert("keyauth_credentials".into(), Value::Array(creds));
+            }
+            let ps = plugins_with((false, false, true), Some(c.id), &["consumer"]);
+            if !ps.is_empty() {
+                m.insert("plugins".into(), Value::Array(ps));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    // Global and multi-scope plugins, references by id.
+    let top_plugins: Vec<Value> = sorted(snap.plugins.values())
+        .into_iter()
+        .filter(|p| {
+            let (r, s, c) = scope(p);
+            (r as u8 + s as u8 + c as u8) != 1
+        })
+        .map(|p| {
+            let mut m = clean(serde_json::to_value(p).unwrap_or_default(), &[]);
+            for fk in ["route", "service", "consumer"] {
+                if let Some(id) = m.get(fk).and_then(|v| v.get("id")).cloned() {
+                    m.insert(fk.into(), id);
+                }
+            }
+            Value::Object(m)
+        })
+        .collect();
+    for (k, v) in [
+        ("services", services),
+        ("routes", routes),
+        ("upstreams", upstreams),
+        ("consumers", consumers),
+        ("plugins", top_plugins),
+    ] {
+        if !v.is_empty() {
+            doc.insert(k.into(), Value::Array(v));
+        }
+    }
+    let doc = Value::Object(doc);
+    if yaml {
+        serde_yaml_ng::to_string(&doc).unwrap_or_default()
+    } else {
+        serde_json::to_string_pretty(&doc).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,35 @@
+//! The gateway's configuration model: entities, validation with Kong's messages, the
+//! store key layout, the read-only snapshot and Kong's declarative format. Pure code.
+
+pub mod any;
+pub mod consumer;
+pub mod declarative;
+pub mod diff;
+pub mod entity;
+pub mod error;
+pub mod input;
+pub mod plugin;
+pub mod plugins;
+#[cfg(test)]
+mod proptests;
+pub mod route;
+pub mod schema;
+pub mod service;
+pub mod snapshot;
+pub mod storage;
+pub mod target;
+pub mod upstream;
+pub mod validators;
+
+pub use any::Entity;
+pub use declarative::{export_declarative, parse_declarative, parse_declarative_with};
+pub use diff::{diff, ConfigDiff};
+pub use consumer::{hash_key, Consumer, KeyAuthCredential};
+pub use entity::{coerce_form, create, patch, replace, unix_now, EntityType, ForeignKey, Num, PutKey};
+pub use error::KongError;
+pub use plugin::Plugin;
+pub use route::Route;
+pub use service::Service;
+pub use snapshot::ConfigSnapshot;
+pub use target::Target;
+pub use upstream::Upstream;
