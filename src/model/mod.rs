@@ -22,10 +22,12 @@ pub mod upstream;
 pub mod validators;
 
 pub use any::Entity;
+pub use consumer::{hash_key, Consumer, KeyAuthCredential};
 pub use declarative::{export_declarative, parse_declarative, parse_declarative_with};
 pub use diff::{diff, ConfigDiff};
-pub use consumer::{hash_key, Consumer, KeyAuthCredential};
-pub use entity::{coerce_form, create, patch, replace, unix_now, EntityType, ForeignKey, Num, PutKey};
+pub use entity::{
+    coerce_form, create, patch, replace, unix_now, EntityType, ForeignKey, Num, PutKey,
+};
 pub use error::KongError;
 pub use plugin::Plugin;
 pub use route::Route;
