@@ -178,7 +178,7 @@ fn to_json(node: Node) -> Value {
 
 /// Decodes an `application/x-www-form-urlencoded` body into an input object of strings,
 /// arrays and objects. Pass the result through the entity's form coercion (see
-/// [`super::ops::coerce_form`]) to get numbers and booleans where the schema wants them.
+/// [`super::entity::coerce_form`]) to get numbers and booleans where the schema wants them.
 pub fn form_to_json(body: &str) -> Map<String, Value> {
     let mut root = Node::Obj(BTreeMap::new());
     for (k, v) in form_urlencoded::parse(body.as_bytes()) {

@@ -1,5 +1,19 @@
 //! The gateway's configuration model: entities, validation with Kong's messages, the
 //! store key layout, the read-only snapshot and Kong's declarative format. Pure code.
+//!
+//! How the Admin API uses it, for a POST:
+//! 1. body → input object ([`input::json_body`], or [`input::form_to_json`] then
+//!    [`coerce_form`]), nested foreign keys resolved with
+//!    [`ConfigSnapshot::resolve_foreign_names`];
+//! 2. [`create`] (or [`replace`] / [`patch`]) validates and fills defaults;
+//! 3. [`ConfigSnapshot::missing_references`] and [`ConfigSnapshot::unique_conflict`]
+//!    against the current snapshot;
+//! 4. one store transaction: the entity at [`Entity::storage_key`] and each of
+//!    [`Entity::unique_keys`] (`config/index/...` → id) with "absent" preconditions, so a
+//!    concurrent write of the same name fails as a 409.
+//!
+//! On DELETE: [`ConfigSnapshot::referenced_by`] (a service with routes is refused), then
+//! the entity, its index keys and [`ConfigSnapshot::cascade_of`] in one transaction.
 
 pub mod any;
 pub mod consumer;

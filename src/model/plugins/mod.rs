@@ -1,5 +1,5 @@
 //! The plugin registry: each plugin's config schema, scope rules and priority. Adding a
-//! plugin is one new file here plus its line in [`all`].
+//! plugin is one new file here plus its line in `all()`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
