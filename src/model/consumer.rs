@@ -53,10 +53,16 @@ impl EntityType for Consumer {
     fn unique_fields(&self) -> Vec<(String, Value)> {
         let mut out = Vec::new();
         if let Some(u) = &self.username {
-            out.push((index_key(Self::TABLE, "username", u), json!({ "username": u })));
+            out.push((
+                index_key(Self::TABLE, "username", u),
+                json!({ "username": u }),
+            ));
         }
         if let Some(c) = &self.custom_id {
-            out.push((index_key(Self::TABLE, "custom_id", c), json!({ "custom_id": c })));
+            out.push((
+                index_key(Self::TABLE, "custom_id", c),
+                json!({ "custom_id": c }),
+            ));
         }
         out
     }
@@ -99,7 +105,10 @@ static CREDENTIAL: LazyLock<Arc<Record>> = LazyLock::new(|| {
             .field(
                 "key_hash",
                 Field::string().check_str(|h| {
-                    if h.len() == 64 && h.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
+                    if h.len() == 64
+                        && h.chars()
+                            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+                    {
                         Ok(())
                     } else {
                         Err("expected a lower-case hex SHA-256 digest".into())
@@ -111,7 +120,8 @@ static CREDENTIAL: LazyLock<Arc<Record>> = LazyLock::new(|| {
             .entity_check(|m, errors| {
                 let set = |k: &str| m.get(k).is_some_and(|v| !v.is_null());
                 if set("key") && set("key_hash") {
-                    errors.entity("only one or none of these fields must be set: 'key', 'key_hash'");
+                    errors
+                        .entity("only one or none of these fields must be set: 'key', 'key_hash'");
                 }
             }),
     )
@@ -204,13 +214,20 @@ mod tests {
         let c = create::<Consumer>(&json!({"username": "bob", "custom_id": "c1"}), 1.0).unwrap();
         let keys: Vec<String> = c.unique_keys().into_iter().map(|(_, d)| d).collect();
         assert_eq!(keys, vec!["{username=\"bob\"}", "{custom_id=\"c1\"}"]);
-        assert_eq!(c.unique_fields()[0].0, "config/index/consumers/username/bob");
+        assert_eq!(
+            c.unique_fields()[0].0,
+            "config/index/consumers/username/bob"
+        );
     }
 
     #[test]
     fn credential_key_is_hashed() {
         let consumer = Uuid::new_v4();
-        let c = create::<KeyAuthCredential>(&json!({"consumer": {"id": consumer}, "key": "secret"}), 10.0).unwrap();
+        let c = create::<KeyAuthCredential>(
+            &json!({"consumer": {"id": consumer}, "key": "secret"}),
+            10.0,
+        )
+        .unwrap();
         assert_eq!(c.key_hash, hash_key("secret"));
         assert_eq!(c.key.as_deref(), Some("secret"));
         let stored = serde_json::to_value(&c).unwrap();
@@ -220,12 +237,16 @@ mod tests {
         let back = KeyAuthCredential::from_bytes(&c.to_bytes()).unwrap();
         assert_eq!(back.key, None);
         assert!(back.matches("secret"));
-        assert_eq!(hash_key("secret"), "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b");
+        assert_eq!(
+            hash_key("secret"),
+            "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+        );
     }
 
     #[test]
     fn credential_key_generated() {
-        let c = create::<KeyAuthCredential>(&json!({"consumer": {"id": Uuid::new_v4()}}), 10.0).unwrap();
+        let c = create::<KeyAuthCredential>(&json!({"consumer": {"id": Uuid::new_v4()}}), 10.0)
+            .unwrap();
         let k = c.key.clone().unwrap();
         assert_eq!(k.len(), 32);
         assert_eq!(c.key_hash, hash_key(&k));
@@ -234,21 +255,44 @@ mod tests {
     #[test]
     fn credential_rules() {
         let e = create::<KeyAuthCredential>(&json!({"key": "a"}), 1.0).unwrap_err();
-        assert_eq!(e.message, "schema violation (consumer: required field missing)");
-        let e = create::<KeyAuthCredential>(&json!({"consumer": {"id": Uuid::new_v4()}, "key": ""}), 1.0).unwrap_err();
-        assert_eq!(e.message, "schema violation (key: length must be at least 1)");
+        assert_eq!(
+            e.message,
+            "schema violation (consumer: required field missing)"
+        );
+        let e = create::<KeyAuthCredential>(
+            &json!({"consumer": {"id": Uuid::new_v4()}, "key": ""}),
+            1.0,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "schema violation (key: length must be at least 1)"
+        );
         let h = hash_key("x");
-        let c = create::<KeyAuthCredential>(&json!({"consumer": {"id": Uuid::new_v4()}, "key_hash": h}), 1.0).unwrap();
+        let c = create::<KeyAuthCredential>(
+            &json!({"consumer": {"id": Uuid::new_v4()}, "key_hash": h}),
+            1.0,
+        )
+        .unwrap();
         assert_eq!((c.key.as_deref(), c.key_hash.as_str()), (None, h.as_str()));
-        let e = create::<KeyAuthCredential>(&json!({"consumer": {"id": Uuid::new_v4()}, "key_hash": "zz"}), 1.0)
-            .unwrap_err();
-        assert_eq!(e.message, "schema violation (key_hash: expected a lower-case hex SHA-256 digest)");
+        let e = create::<KeyAuthCredential>(
+            &json!({"consumer": {"id": Uuid::new_v4()}, "key_hash": "zz"}),
+            1.0,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "schema violation (key_hash: expected a lower-case hex SHA-256 digest)"
+        );
     }
 
     #[test]
     fn credential_ttl_and_patch() {
-        let c = create::<KeyAuthCredential>(&json!({"consumer": {"id": Uuid::new_v4()}, "key": "k", "ttl": 60}), 100.0)
-            .unwrap();
+        let c = create::<KeyAuthCredential>(
+            &json!({"consumer": {"id": Uuid::new_v4()}, "key": "k", "ttl": 60}),
+            100.0,
+        )
+        .unwrap();
         assert!(!c.is_expired(159.0));
         assert!(c.is_expired(160.0));
         let stored = KeyAuthCredential::from_bytes(&c.to_bytes()).unwrap();

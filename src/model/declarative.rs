@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::any::Entity;
 use super::consumer::{hash_key, Consumer, KeyAuthCredential};
-use super::entity::{create, unix_now, EntityType};
+use super::entity::{create, unix_now};
 use super::error::KongError;
 use super::plugin::Plugin;
 use super::route::Route;
@@ -45,7 +45,12 @@ const NESTED: [(&str, &str, &str, &str); 6] = [
     ("services", "plugins", "plugins", "service"),
     ("routes", "plugins", "plugins", "route"),
     ("upstreams", "targets", "targets", "upstream"),
-    ("consumers", "keyauth_credentials", "keyauth_credentials", "consumer"),
+    (
+        "consumers",
+        "keyauth_credentials",
+        "keyauth_credentials",
+        "consumer",
+    ),
     ("consumers", "plugins", "plugins", "consumer"),
 ];
 
@@ -67,7 +72,11 @@ fn set_error(tree: &mut Value, path: &[Seg], err: Value) {
             if !tree.is_object() {
                 *tree = Value::Object(Map::new());
             }
-            let slot = tree.as_object_mut().expect("object").entry(k.to_string()).or_insert(Value::Null);
+            let slot = tree
+                .as_object_mut()
+                .expect("object")
+                .entry(k.to_string())
+                .or_insert(Value::Null);
             set_error(slot, rest, err);
         }
         Seg::Index(i) => {
@@ -102,7 +111,8 @@ fn read_document(text: &str) -> Result<Value, KongError> {
 fn collect(doc: Map<String, Value>, errors: &mut Value) -> Vec<Raw> {
     let mut raws: Vec<Raw> = Vec::new();
     for (k, v) in &doc {
-        let known = TABLES.contains(&k.as_str()) || ["_format_version", "_transform", "_comment", "_workspace"].contains(&k.as_str());
+        let known = TABLES.contains(&k.as_str())
+            || ["_format_version", "_transform", "_comment", "_workspace"].contains(&k.as_str());
         if !known {
             set_error(errors, &[], json!({ k: "unknown field" }));
         } else if TABLES.contains(&k.as_str()) && !v.is_array() && !v.is_null() {
@@ -110,7 +120,9 @@ fn collect(doc: Map<String, Value>, errors: &mut Value) -> Vec<Raw> {
         }
     }
     for table in TABLES {
-        let Some(Value::Array(items)) = doc.get(table) else { continue };
+        let Some(Value::Array(items)) = doc.get(table) else {
+            continue;
+        };
         for (i, item) in items.iter().enumerate() {
             let path = vec![Seg::Key(table), Seg::Index(i)];
             push_raw(&mut raws, table, item, path, None, errors);
@@ -141,7 +153,13 @@ fn push_raw(
         }
     }
     let idx = raws.len();
-    raws.push(Raw { table, map, path: path.clone(), parent, id: None });
+    raws.push(Raw {
+        table,
+        map,
+        path: path.clone(),
+        parent,
+        id: None,
+    });
     for (key, ct, fk, v) in children {
         let mut cpath = path.clone();
         cpath.push(Seg::Key(key));
@@ -200,7 +218,9 @@ fn resolve(raws: &[Raw], table: &str, field: &str, v: &Value) -> Result<Uuid, St
             return Ok(id);
         }
     }
-    Err(format!("invalid reference '{field}: {shown}' (no such entry in '{table}')"))
+    Err(format!(
+        "invalid reference '{field}: {shown}' (no such entry in '{table}')"
+    ))
 }
 
 fn fk_table(field: &str) -> &'static str {
@@ -219,7 +239,11 @@ fn assign_id(raw: &Raw, existing: &ConfigSnapshot, parent_id: Option<Uuid>) -> U
         return id;
     }
     let fk = |f: &str| -> String {
-        m.get(f).and_then(|v| v.get("id")).and_then(Value::as_str).unwrap_or("").to_string()
+        m.get(f)
+            .and_then(|v| v.get("id"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
     };
     let (reuse, natural): (Option<Uuid>, String) = match raw.table {
         "services" | "routes" | "upstreams" => {
@@ -231,7 +255,11 @@ fn assign_id(raw: &Raw, existing: &ConfigSnapshot, parent_id: Option<Uuid>) -> U
             });
             let natural = match name {
                 Some(n) => format!("name={n}"),
-                None => format!("{}|{}", parent_id.map(|p| p.to_string()).unwrap_or_default(), Value::Object(m.clone())),
+                None => format!(
+                    "{}|{}",
+                    parent_id.map(|p| p.to_string()).unwrap_or_default(),
+                    Value::Object(m.clone())
+                ),
             };
             (reuse, natural)
         }
@@ -241,26 +269,50 @@ fn assign_id(raw: &Raw, existing: &ConfigSnapshot, parent_id: Option<Uuid>) -> U
             let reuse = u
                 .and_then(|u| existing.consumer_by_id_or_username(u).map(|e| e.id))
                 .or_else(|| c.and_then(|c| existing.consumer_by_custom_id(c).map(|e| e.id)));
-            (reuse, format!("username={}|custom_id={}", u.unwrap_or(""), c.unwrap_or("")))
+            (
+                reuse,
+                format!("username={}|custom_id={}", u.unwrap_or(""), c.unwrap_or("")),
+            )
         }
         "targets" => {
-            let t = str_field(m, "target").map(|t| normalize_target(t).unwrap_or_else(|_| t.to_string())).unwrap_or_default();
+            let t = str_field(m, "target")
+                .map(|t| normalize_target(t).unwrap_or_else(|_| t.to_string()))
+                .unwrap_or_default();
             let up = fk("upstream");
-            let reuse = Uuid::try_parse(&up).ok().and_then(|u| existing.target_by_id_or_target(u, &t)).map(|e| e.id);
+            let reuse = Uuid::try_parse(&up)
+                .ok()
+                .and_then(|u| existing.target_by_id_or_target(u, &t))
+                .map(|e| e.id);
             (reuse, format!("{up}:{t}"))
         }
         "keyauth_credentials" => {
-            let h = str_field(m, "key").map(hash_key).or_else(|| str_field(m, "key_hash").map(str::to_string)).unwrap_or_default();
+            let h = str_field(m, "key")
+                .map(hash_key)
+                .or_else(|| str_field(m, "key_hash").map(str::to_string))
+                .unwrap_or_default();
             let reuse = existing.consumer_by_credential_hash(&h).map(|(c, _)| c.id);
             (reuse, h)
         }
         _ => {
-            let key = format!("{}:{}:{}:{}", str_field(m, "name").unwrap_or(""), fk("route"), fk("service"), fk("consumer"));
+            let key = format!(
+                "{}:{}:{}:{}",
+                str_field(m, "name").unwrap_or(""),
+                fk("route"),
+                fk("service"),
+                fk("consumer")
+            );
             let reuse = match str_field(m, "instance_name") {
                 Some(n) => existing.plugin_by_id_or_instance_name(n).map(|p| p.id),
-                None => existing.plugins.values().find(|p| p.cache_key() == key).map(|p| p.id),
+                None => existing
+                    .plugins
+                    .values()
+                    .find(|p| p.cache_key() == key)
+                    .map(|p| p.id),
             };
-            (reuse, format!("{key}|{}", str_field(m, "instance_name").unwrap_or("")))
+            (
+                reuse,
+                format!("{key}|{}", str_field(m, "instance_name").unwrap_or("")),
+            )
         }
     };
     reuse.unwrap_or_else(|| deterministic_id(raw.table, &natural))
@@ -289,16 +341,30 @@ pub fn parse_declarative(text: &str) -> Result<Vec<Entity>, KongError> {
 /// id derived from that key, so applying the same file twice changes nothing.
 /// Entities equal to their `existing` version (timestamps aside) are returned as they
 /// are stored. References must name entities of the file.
-pub fn parse_declarative_with(text: &str, existing: &ConfigSnapshot, now: f64) -> Result<Vec<Entity>, KongError> {
+pub fn parse_declarative_with(
+    text: &str,
+    existing: &ConfigSnapshot,
+    now: f64,
+) -> Result<Vec<Entity>, KongError> {
     let doc = read_document(text)?;
     let Value::Object(mut doc) = doc else {
-        return Err(KongError::declarative_config(json!({"@entity": ["expected a record"]})));
+        return Err(KongError::declarative_config(
+            json!({"@entity": ["expected a record"]}),
+        ));
     };
     let mut errors = Value::Null;
     match doc.get("_format_version") {
-        None | Some(Value::Null) => set_error(&mut errors, &[], json!({"_format_version": "required field missing"})),
+        None | Some(Value::Null) => set_error(
+            &mut errors,
+            &[],
+            json!({"_format_version": "required field missing"}),
+        ),
         Some(v) if v.as_str() == Some(FORMAT_VERSION) || v.as_f64() == Some(3.0) => {}
-        Some(_) => set_error(&mut errors, &[], json!({"_format_version": format!("expected one of: {FORMAT_VERSION}")})),
+        Some(_) => set_error(
+            &mut errors,
+            &[],
+            json!({"_format_version": format!("expected one of: {FORMAT_VERSION}")}),
+        ),
     }
     doc.remove("_format_version");
     let mut raws = collect(doc, &mut errors);
@@ -324,7 +390,9 @@ pub fn parse_declarative_with(text: &str, existing: &ConfigSnapshot, now: f64) -
                     _ => &[],
                 };
                 for &fk in fks {
-                    let Some(v) = raws[i].map.get(fk).cloned() else { continue };
+                    let Some(v) = raws[i].map.get(fk).cloned() else {
+                        continue;
+                    };
                     if v.is_null() {
                         continue;
                     }
@@ -354,7 +422,15 @@ pub fn parse_declarative_with(text: &str, existing: &ConfigSnapshot, now: f64) -
         input.insert("id".into(), json!(id));
         let old = existing.get(raw.table, id);
         match build(raw.table, &Value::Object(input), now) {
-            Err(e) => set_error(&mut errors, &raw.path, if e.fields.is_null() { json!(e.message) } else { e.fields }),
+            Err(e) => set_error(
+                &mut errors,
+                &raw.path,
+                if e.fields.is_null() {
+                    json!(e.message)
+                } else {
+                    e.fields
+                },
+            ),
             Ok(mut e) => {
                 if let Some(old) = &old {
                     e.keep_created_at(old);
@@ -393,139 +469,8 @@ pub fn parse_declarative_with(text: &str, existing: &ConfigSnapshot, now: f64) -
     Ok(out.into_iter().map(|(_, e)| e).collect())
 }
 
-/// Removes nulls and timestamps, and the given foreign key fields.
-fn clean(v: Value, drop: &[&str]) -> Map<String, Value> {
-    fn strip(v: Value) -> Value {
-        match v {
-            Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, strip(v))).collect()),
-            other => other,
-        }
-    }
-    let Value::Object(m) = strip(v) else { return Map::new() };
-    m.into_iter().filter(|(k, _)| !drop.contains(&k.as_str()) && k != "created_at" && k != "updated_at").collect()
-}
-
-fn sorted<'a, T: EntityType>(items: impl Iterator<Item = &'a T>) -> Vec<&'a T> {
-    let mut v: Vec<&T> = items.collect();
-    v.sort_by_key(|e| (e.endpoint_key_value(), e.id()));
-    v
-}
-
-/// The configuration as a declarative file: routes and service-only plugins nested under
-/// services, route-only plugins under routes, targets under upstreams, credentials
-/// (with `key_hash`) and consumer-only plugins under consumers; global and multi-scope
-/// plugins at the top. Ids are included; timestamps and null fields are left out.
-pub fn export_declarative(snap: &ConfigSnapshot, yaml: bool) -> String {
-    let scope = |p: &Plugin| (p.route.is_some(), p.service.is_some(), p.consumer.is_some());
-    let plugins_with = |want: (bool, bool, bool), id: Option<uuid::Uuid>, drop: &[&str]| -> Vec<Value> {
-        sorted(snap.plugins.values())
-            .into_iter()
-            .filter(|p| scope(p) == want)
-            .filter(|p| match want {
-                (true, false, false) => p.route.map(|f| f.id) == id,
-                (false, true, false) => p.service.map(|f| f.id) == id,
-                (false, false, true) => p.consumer.map(|f| f.id) == id,
-                _ => true,
-            })
-            .map(|p| Value::Object(clean(serde_json::to_value(p).unwrap_or_default(), drop)))
-            .collect()
-    };
-    let route_json = |r: &Route, drop: &[&str]| {
-        let mut m = clean(serde_json::to_value(r).unwrap_or_default(), drop);
-        let ps = plugins_with((true, false, false), Some(r.id), &["route"]);
-        if !ps.is_empty() {
-            m.insert("plugins".into(), Value::Array(ps));
-        }
-        Value::Object(m)
-    };
-    let mut doc = Map::new();
-    doc.insert("_format_version".into(), json!(FORMAT_VERSION));
-    let services: Vec<Value> = sorted(snap.services.values())
-        .into_iter()
-        .map(|s| {
-            let mut m = clean(serde_json::to_value(s).unwrap_or_default(), &[]);
-            let routes: Vec<Value> = sorted(snap.routes_of_service(s.id).into_iter()).into_iter().map(|r| route_json(r, &["service"])).collect();
-            if !routes.is_empty() {
-                m.insert("routes".into(), Value::Array(routes));
-            }
-            let ps = plugins_with((false, true, false), Some(s.id), &["service"]);
-            if !ps.is_empty() {
-                m.insert("plugins".into(), Value::Array(ps));
-            }
-            Value::Object(m)
-        })
-        .collect();
-    let routes: Vec<Value> =
-        sorted(snap.routes.values().filter(|r| r.service.is_none())).into_iter().map(|r| route_json(r, &[])).collect();
-    let upstreams: Vec<Value> = sorted(snap.upstreams.values())
-        .into_iter()
-        .map(|u| {
-            let mut m = clean(serde_json::to_value(u).unwrap_or_default(), &[]);
-            let ts: Vec<Value> = sorted(snap.targets_of(u.id).into_iter())
-                .into_iter()
-                .map(|t| Value::Object(clean(serde_json::to_value(t).unwrap_or_default(), &["upstream"])))
-                .collect();
-            if !ts.is_empty() {
-                m.insert("targets".into(), Value::Array(ts));
-            }
-            Value::Object(m)
-        })
-        .collect();
-    let consumers: Vec<Value> = sorted(snap.consumers.values())
-        .into_iter()
-        .map(|c| {
-            let mut m = clean(serde_json::to_value(c).unwrap_or_default(), &[]);
-            let mut creds: Vec<&KeyAuthCredential> = snap.credentials_of(c.id);
-            creds.sort_by_key(|k| (k.key_hash.clone(), k.id));
-            let creds: Vec<Value> = creds
-                .into_iter()
-                .map(|k| Value::Object(clean(serde_json::to_value(k).unwrap_or_default(), &["consumer"])))
-                .collect();
-            if !creds.is_empty() {
-                m.insert("keyauth_credentials".into(), Value::Array(creds));
-            }
-            let ps = plugins_with((false, false, true), Some(c.id), &["consumer"]);
-            if !ps.is_empty() {
-                m.insert("plugins".into(), Value::Array(ps));
-            }
-            Value::Object(m)
-        })
-        .collect();
-    // Global and multi-scope plugins, references by id.
-    let top_plugins: Vec<Value> = sorted(snap.plugins.values())
-        .into_iter()
-        .filter(|p| {
-            let (r, s, c) = scope(p);
-            (r as u8 + s as u8 + c as u8) != 1
-        })
-        .map(|p| {
-            let mut m = clean(serde_json::to_value(p).unwrap_or_default(), &[]);
-            for fk in ["route", "service", "consumer"] {
-                if let Some(id) = m.get(fk).and_then(|v| v.get("id")).cloned() {
-                    m.insert(fk.into(), id);
-                }
-            }
-            Value::Object(m)
-        })
-        .collect();
-    for (k, v) in [
-        ("services", services),
-        ("routes", routes),
-        ("upstreams", upstreams),
-        ("consumers", consumers),
-        ("plugins", top_plugins),
-    ] {
-        if !v.is_empty() {
-            doc.insert(k.into(), Value::Array(v));
-        }
-    }
-    let doc = Value::Object(doc);
-    if yaml {
-        serde_yaml_ng::to_string(&doc).unwrap_or_default()
-    } else {
-        serde_json::to_string_pretty(&doc).unwrap_or_default()
-    }
-}
+mod export;
+pub use export::export_declarative;
 
 #[cfg(test)]
 mod tests;

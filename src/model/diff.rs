@@ -39,7 +39,12 @@ impl ConfigDiff {
         }
         let m: Map<String, Value> = counts
             .into_iter()
-            .map(|(t, [c, u, d])| (t.to_string(), json!({"create": c, "update": u, "delete": d})))
+            .map(|(t, [c, u, d])| {
+                (
+                    t.to_string(),
+                    json!({"create": c, "update": u, "delete": d}),
+                )
+            })
             .collect();
         Value::Object(m)
     }
@@ -66,6 +71,7 @@ pub fn diff(current: &ConfigSnapshot, desired: &[Entity]) -> ConfigDiff {
     }
     out.creates.sort_by_key(Entity::table_rank);
     out.updates.sort_by_key(|(_, e)| e.table_rank());
-    out.deletes.sort_by_key(|e| std::cmp::Reverse(e.table_rank()));
+    out.deletes
+        .sort_by_key(|e| std::cmp::Reverse(e.table_rank()));
     out
 }

@@ -56,7 +56,9 @@ pub fn unix_now() -> f64 {
 }
 
 /// A configuration entity: its Kong table, schema, identity and unique constraints.
-pub trait EntityType: Serialize + DeserializeOwned + Clone + PartialEq + Debug + Send + Sync + 'static {
+pub trait EntityType:
+    Serialize + DeserializeOwned + Clone + PartialEq + Debug + Send + Sync + 'static
+{
     /// Kong's table name: `services`, `routes`, ..., also the storage segment.
     const TABLE: &'static str;
     /// The endpoint key (`/services/{name}`), if the entity has one.
@@ -83,7 +85,8 @@ pub trait EntityType: Serialize + DeserializeOwned + Clone + PartialEq + Debug +
     fn before_patch(_existing: &mut Map<String, Value>, _input: &Map<String, Value>) {}
     /// Builds the typed entity from a validated record.
     fn from_record(m: Map<String, Value>) -> Result<Self, KongError> {
-        serde_json::from_value(Value::Object(m)).map_err(|e| KongError::database_error(format!("{e}")))
+        serde_json::from_value(Value::Object(m))
+            .map_err(|e| KongError::database_error(format!("{e}")))
     }
     /// The stored JSON object of the entity.
     fn to_record(&self) -> Map<String, Value> {
@@ -134,7 +137,9 @@ impl PutKey {
 fn timestamp_value<E: EntityType>(now: f64) -> Value {
     if E::TIMESTAMP_MS {
         let ms = (now * 1000.0).floor() / 1000.0;
-        serde_json::Number::from_f64(ms).map(Value::Number).unwrap_or(Value::Null)
+        serde_json::Number::from_f64(ms)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
     } else {
         Value::from(now.floor() as i64)
     }
@@ -142,7 +147,11 @@ fn timestamp_value<E: EntityType>(now: f64) -> Value {
 
 /// Timestamp fields for a schema (`integer` seconds or `number` seconds with ms).
 pub(crate) fn timestamp_field(ms: bool) -> Field {
-    let f = if ms { Field::number() } else { Field::integer() };
+    let f = if ms {
+        Field::number()
+    } else {
+        Field::integer()
+    };
     f.check(|v| match v.as_f64() {
         Some(n) if n > 0.0 => Ok(()),
         _ => Err("expected a valid timestamp".into()),
@@ -182,7 +191,12 @@ pub fn create<E: EntityType>(input: &Value, now: f64) -> Result<E, KongError> {
 /// PUT: the entity is replaced by `input` with defaults re-applied. The id and
 /// `created_at` of `existing` are kept; without one, the id comes from the path (or is
 /// generated when the path names the endpoint key, which is then set from the path).
-pub fn replace<E: EntityType>(existing: Option<&E>, key: &PutKey, input: &Value, now: f64) -> Result<E, KongError> {
+pub fn replace<E: EntityType>(
+    existing: Option<&E>,
+    key: &PutKey,
+    input: &Value,
+    now: f64,
+) -> Result<E, KongError> {
     let mut map = expect_object(input)?;
     let id = match (existing, key) {
         (Some(e), _) => e.id(),
@@ -194,7 +208,11 @@ pub fn replace<E: EntityType>(existing: Option<&E>, key: &PutKey, input: &Value,
         map.insert(field.to_string(), Value::String(k.clone()));
     }
     let created = match existing {
-        Some(e) => e.to_record().get("created_at").cloned().unwrap_or_else(|| timestamp_value::<E>(now)),
+        Some(e) => e
+            .to_record()
+            .get("created_at")
+            .cloned()
+            .unwrap_or_else(|| timestamp_value::<E>(now)),
         None => timestamp_value::<E>(now),
     };
     map.insert("created_at".into(), created);
@@ -251,19 +269,28 @@ mod tests {
         assert_eq!(r.headers.unwrap()["x-foo"], vec!["bar".to_string()]);
         assert_eq!(r.service, Some(ForeignKey::new(sid)));
         let r: Route = form("paths=/only&hosts[1]=a.org").unwrap();
-        assert_eq!((r.paths.unwrap(), r.hosts.unwrap()), (vec!["/only".to_string()], vec!["a.org".to_string()]));
+        assert_eq!(
+            (r.paths.unwrap(), r.hosts.unwrap()),
+            (vec!["/only".to_string()], vec!["a.org".to_string()])
+        );
     }
 
     #[test]
     fn form_service_and_plugin() {
-        let s: Service = form("name=s&url=https%3A%2F%2Fa.org%3A8443%2Fp&retries=2&enabled=false").unwrap();
-        assert_eq!((s.protocol.as_str(), s.port, s.retries, s.enabled), ("https", 8443, 2, false));
+        let s: Service =
+            form("name=s&url=https%3A%2F%2Fa.org%3A8443%2Fp&retries=2&enabled=false").unwrap();
+        assert_eq!(
+            (s.protocol.as_str(), s.port, s.retries, s.enabled),
+            ("https", 8443, 2, false)
+        );
         let e = form::<Service>("host=a.org&port=abc").unwrap_err();
         assert_eq!(e.message, "schema violation (port: expected an integer)");
         let p: Plugin = form("name=rate-limiting&config.minute=5&config.hide_client_headers=true&config.policy=local").unwrap();
         assert_eq!(p.config["minute"], json!(5));
         assert_eq!(p.config["hide_client_headers"], json!(true));
-        let p: Plugin = form("name=key-auth&config.key_names=apikey&config.key_names=x-key&protocols=https").unwrap();
+        let p: Plugin =
+            form("name=key-auth&config.key_names=apikey&config.key_names=x-key&protocols=https")
+                .unwrap();
         assert_eq!(p.config["key_names"], json!(["apikey", "x-key"]));
         assert_eq!(p.protocols, vec!["https"]);
         let u: Upstream = form("name=up&healthchecks.active.healthy.interval=5&healthchecks.active.healthy.http_statuses=200").unwrap();

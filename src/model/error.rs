@@ -64,7 +64,12 @@ fn code_name(code: u16) -> &'static str {
 impl KongError {
     /// A raw error with Kong's name for `code`.
     pub fn new(code: u16, message: impl Into<String>, fields: Value) -> Self {
-        KongError { code, name: code_name(code).to_string(), message: message.into(), fields }
+        KongError {
+            code,
+            name: code_name(code).to_string(),
+            message: message.into(),
+            fields,
+        }
     }
 
     /// The HTTP status the Admin API answers with (`ERRORS_HTTP_CODES`).
@@ -144,7 +149,10 @@ impl KongError {
 
     /// Code 5 (HTTP 409): `UNIQUE violation detected on '{name="x"}'`; `fields` is the key.
     pub fn unique_violation(key: Value) -> Self {
-        let message = format!("UNIQUE violation detected on '{}'", lua_pretty_compact(&key));
+        let message = format!(
+            "UNIQUE violation detected on '{}'",
+            lua_pretty_compact(&key)
+        );
         Self::new(codes::UNIQUE_VIOLATION, message, key)
     }
 
@@ -179,11 +187,20 @@ impl KongError {
     pub fn foreign_key_restricted(parent_table: &str, child_table: &str) -> Self {
         let message =
             format!("an existing '{child_table}' entity references this '{parent_table}' entity");
-        Self::new(codes::FOREIGN_KEY_VIOLATION, message, json!({ "@referenced_by": child_table }))
+        Self::new(
+            codes::FOREIGN_KEY_VIOLATION,
+            message,
+            json!({ "@referenced_by": child_table }),
+        )
     }
 
     /// Code 13: a `{"name": ..}` foreign reference that names nothing.
-    pub fn foreign_key_unresolved(field: &str, key_name: &str, key_value: &str, parent_table: &str) -> Self {
+    pub fn foreign_key_unresolved(
+        field: &str,
+        key_name: &str,
+        key_value: &str,
+        parent_table: &str,
+    ) -> Self {
         let mut k = Map::new();
         k.insert(key_name.to_string(), Value::String(key_value.to_string()));
         let text = format!(
@@ -206,23 +223,37 @@ impl KongError {
 
     /// Code 9: `size must be an integer between 1 and 1000`.
     pub fn invalid_size() -> Self {
-        Self::new(codes::INVALID_SIZE, "size must be an integer between 1 and 1000", Value::Null)
+        Self::new(
+            codes::INVALID_SIZE,
+            "size must be an integer between 1 and 1000",
+            Value::Null,
+        )
     }
 
     /// Code 7: `'<offset>' is not a valid offset: <err>`.
     pub fn invalid_offset(offset: &str, err: &str) -> Self {
-        Self::new(codes::INVALID_OFFSET, format!("'{offset}' is not a valid offset: {err}"), Value::Null)
+        Self::new(
+            codes::INVALID_OFFSET,
+            format!("'{offset}' is not a valid offset: {err}"),
+            Value::Null,
+        )
     }
 
     /// Code 1: `invalid primary key: '{id="x"}'`.
     pub fn invalid_primary_key(primary_key: Value) -> Self {
-        let message = format!("invalid primary key: '{}'", lua_pretty_compact(&primary_key));
+        let message = format!(
+            "invalid primary key: '{}'",
+            lua_pretty_compact(&primary_key)
+        );
         Self::new(codes::INVALID_PRIMARY_KEY, message, primary_key)
     }
 
     /// Code 3: `primary key violation on key '{id="x"}'`.
     pub fn primary_key_violation(primary_key: Value) -> Self {
-        let message = format!("primary key violation on key '{}'", lua_pretty_compact(&primary_key));
+        let message = format!(
+            "primary key violation on key '{}'",
+            lua_pretty_compact(&primary_key)
+        );
         Self::new(codes::PRIMARY_KEY_VIOLATION, message, primary_key)
     }
 
@@ -238,7 +269,10 @@ impl KongError {
 
     /// Code 14: `declarative config is invalid: {...}` with the error tree as `fields`.
     pub fn declarative_config(fields: Value) -> Self {
-        let message = format!("declarative config is invalid: {}", lua_pretty_compact(&fields));
+        let message = format!(
+            "declarative config is invalid: {}",
+            lua_pretty_compact(&fields)
+        );
         Self::new(codes::DECLARATIVE_CONFIG, message, fields)
     }
 }
@@ -258,7 +292,10 @@ fn nested(v: &Value) -> String {
 }
 
 fn lua_key(k: &str) -> String {
-    let ident = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let ident = k
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if ident {
         k.to_string()
@@ -272,8 +309,10 @@ fn lua_key(k: &str) -> String {
 pub fn lua_pretty_compact(v: &Value) -> String {
     match v {
         Value::Object(m) => {
-            let parts: Vec<String> =
-                m.iter().map(|(k, v)| format!("{}={}", lua_key(k), lua_pretty_compact(v))).collect();
+            let parts: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{}={}", lua_key(k), lua_pretty_compact(v)))
+                .collect();
             format!("{{{}}}", parts.join(","))
         }
         Value::Array(a) => {
@@ -321,71 +360,4 @@ pub fn lua_pretty(v: &Value) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_schema_violation() {
-        let e = KongError::schema_field("foo", "unknown field");
-        assert_eq!(
-            e.to_json(),
-            json!({"code":2,"name":"schema violation","message":"schema violation (foo: unknown field)","fields":{"foo":"unknown field"}})
-        );
-        assert_eq!(e.http_status(), 400);
-    }
-
-    #[test]
-    fn several_violations_entity_first_then_sorted_fields() {
-        let e = KongError::schema_violation(json!({
-            "name": "required field missing",
-            "@entity": ["failed conditional validation given value of field 'config.limit_by'"],
-            "config": {"header_name": "required field missing"},
-            "paths": [null, "should start with: / (fixed path) or ~/ (regex path)"],
-        }));
-        assert_eq!(
-            e.message,
-            "4 schema violations (failed conditional validation given value of field 'config.limit_by'; \
-             config.header_name: required field missing; name: required field missing; \
-             paths.2: should start with: / (fixed path) or ~/ (regex path))"
-        );
-    }
-
-    #[test]
-    fn unique_violation_message() {
-        let e = KongError::unique_violation(json!({"username": "bob"}));
-        assert_eq!(e.message, "UNIQUE violation detected on '{username=\"bob\"}'");
-        assert_eq!(e.http_status(), 409);
-        assert_eq!(e.fields, json!({"username": "bob"}));
-        let e = KongError::unique_violation(
-            json!({"name": "key-auth", "route": null, "service": {"id": "x"}, "consumer": null}),
-        );
-        assert_eq!(
-            e.message,
-            "UNIQUE violation detected on '{consumer=null,name=\"key-auth\",route=null,service={id=\"x\"}}'"
-        );
-    }
-
-    #[test]
-    fn other_codes() {
-        assert_eq!(KongError::invalid_size().http_status(), 400);
-        assert_eq!(KongError::invalid_size().code, 9);
-        assert_eq!(KongError::not_found(json!({"id": "x"})).http_status(), 404);
-        assert_eq!(KongError::not_found_body(), json!({"message": "Not found"}));
-        let fk = KongError::foreign_key_violation("service", json!({"id": "abc"}), "services");
-        assert_eq!(fk.code, 4);
-        assert_eq!(fk.message, "the foreign key '{id=\"abc\"}' does not reference an existing 'services' entity.");
-        assert_eq!(fk.fields, json!({"service": {"id": "abc"}}));
-        let r = KongError::foreign_key_restricted("services", "routes");
-        assert_eq!(r.message, "an existing 'routes' entity references this 'services' entity");
-        assert_eq!(KongError::referenced_by_others("x").code, 19);
-        assert_eq!(KongError::declarative_config(json!({"a": "b"})).code, 14);
-        assert_eq!(KongError::declarative_config(json!({"a": "b"})).name, "invalid declarative configuration");
-        assert!(KongError::invalid_size().to_json().get("fields").is_none());
-    }
-
-    #[test]
-    fn pretty_nested_value_in_message() {
-        let e = KongError::schema_violation(json!({"healthchecks": {"active": {"timeout": "expected a number"}}}));
-        assert_eq!(e.message, "schema violation (healthchecks.active: {\n  timeout = \"expected a number\"\n})");
-    }
-}
+mod tests;

@@ -26,7 +26,9 @@ pub fn json_body(body: &[u8]) -> Result<Map<String, Value>, String> {
 pub fn expect_object(v: &Value) -> Result<Map<String, Value>, KongError> {
     match v {
         Value::Object(m) => Ok(m.clone()),
-        _ => Err(KongError::schema_violation(json!({"@entity": ["expected an input table"]}))),
+        _ => Err(KongError::schema_violation(
+            json!({"@entity": ["expected an input table"]}),
+        )),
     }
 }
 
@@ -48,8 +50,14 @@ enum Seg {
 /// `name[a][1].b` → `[Key(name), Key(a), Index(1), Key(b)]`. The first delimiter must
 /// come after the first character, as in Kong.
 fn split_key(k: &str) -> Vec<Seg> {
-    let first = k.char_indices().skip(1).find(|(_, c)| *c == '.' || *c == '[').map(|(i, _)| i);
-    let Some(pos) = first else { return vec![Seg::Key(k.to_string())] };
+    let first = k
+        .char_indices()
+        .skip(1)
+        .find(|(_, c)| *c == '.' || *c == '[')
+        .map(|(i, _)| i);
+    let Some(pos) = first else {
+        return vec![Seg::Key(k.to_string())];
+    };
     let mut segs = vec![Seg::Key(k[..pos].to_string())];
     let rest = &k[pos..];
     let mut i = 0;
@@ -57,7 +65,10 @@ fn split_key(k: &str) -> Vec<Seg> {
     while i < b.len() {
         match b[i] {
             b'.' => {
-                let end = rest[i + 1..].find(['.', '[']).map(|e| i + 1 + e).unwrap_or(rest.len());
+                let end = rest[i + 1..]
+                    .find(['.', '['])
+                    .map(|e| i + 1 + e)
+                    .unwrap_or(rest.len());
                 if end > i + 1 {
                     segs.push(Seg::Key(rest[i + 1..end].to_string()));
                 }
@@ -110,7 +121,9 @@ fn insert(node: &mut Node, segs: &[Seg], value: String) {
                     }
                 }
             } else {
-                let child = m.entry(k.clone()).or_insert_with(|| container_for(&rest[0]));
+                let child = m
+                    .entry(k.clone())
+                    .or_insert_with(|| container_for(&rest[0]));
                 insert(child, rest, value);
             }
         }
@@ -118,7 +131,9 @@ fn insert(node: &mut Node, segs: &[Seg], value: String) {
             if !matches!(node, Node::List(_)) {
                 *node = Node::List(vec![]);
             }
-            let Node::List(items) = node else { unreachable!() };
+            let Node::List(items) = node else {
+                unreachable!()
+            };
             let idx = match seg {
                 Seg::Index(n) => Some(*n),
                 _ => None,
@@ -147,16 +162,23 @@ fn to_json(node: Node) -> Value {
         Node::Leaf(vals) => Value::Array(vals.into_iter().map(Value::String).collect()),
         Node::Obj(m) => Value::Object(m.into_iter().map(|(k, v)| (k, to_json(v))).collect()),
         Node::List(items) => {
-            let (mut indexed, appended): (Vec<_>, Vec<_>) = items.into_iter().partition(|(i, _)| i.is_some());
+            let (mut indexed, appended): (Vec<_>, Vec<_>) =
+                items.into_iter().partition(|(i, _)| i.is_some());
             indexed.sort_by_key(|(i, _)| *i);
-            Value::Array(indexed.into_iter().chain(appended).map(|(_, n)| to_json(n)).collect())
+            Value::Array(
+                indexed
+                    .into_iter()
+                    .chain(appended)
+                    .map(|(_, n)| to_json(n))
+                    .collect(),
+            )
         }
     }
 }
 
 /// Decodes an `application/x-www-form-urlencoded` body into an input object of strings,
 /// arrays and objects. Pass the result through the entity's form coercion (see
-/// [`super::ops::coerce_form`]) to get numbers and booleans where the schema wants them.
+/// [`super::entity::coerce_form`]) to get numbers and booleans where the schema wants them.
 pub fn form_to_json(body: &str) -> Map<String, Value> {
     let mut root = Node::Obj(BTreeMap::new());
     for (k, v) in form_urlencoded::parse(body.as_bytes()) {
@@ -193,11 +215,20 @@ mod tests {
     #[test]
     fn maps_and_records() {
         assert_eq!(f("headers.x-foo=bar"), json!({"headers": {"x-foo": "bar"}}));
-        assert_eq!(f("headers[x-foo]=bar&headers[x-foo]=baz"), json!({"headers": {"x-foo": ["bar", "baz"]}}));
-        assert_eq!(f("config.minute=5&config.policy=local"), json!({"config": {"minute": "5", "policy": "local"}}));
+        assert_eq!(
+            f("headers[x-foo]=bar&headers[x-foo]=baz"),
+            json!({"headers": {"x-foo": ["bar", "baz"]}})
+        );
+        assert_eq!(
+            f("config.minute=5&config.policy=local"),
+            json!({"config": {"minute": "5", "policy": "local"}})
+        );
         assert_eq!(f("service.id=abc"), json!({"service": {"id": "abc"}}));
         assert_eq!(f("service.name=svc"), json!({"service": {"name": "svc"}}));
-        assert_eq!(f("config.key_names[]=a&config.key_names[]=b"), json!({"config": {"key_names": ["a", "b"]}}));
+        assert_eq!(
+            f("config.key_names[]=a&config.key_names[]=b"),
+            json!({"config": {"key_names": ["a", "b"]}})
+        );
         assert_eq!(
             f("healthchecks.active.healthy.interval=5"),
             json!({"healthchecks": {"active": {"healthy": {"interval": "5"}}}})
@@ -206,7 +237,10 @@ mod tests {
 
     #[test]
     fn plain_values_and_escapes() {
-        assert_eq!(f("name=my+svc&url=http%3A%2F%2Fx%2Fy"), json!({"name": "my svc", "url": "http://x/y"}));
+        assert_eq!(
+            f("name=my+svc&url=http%3A%2F%2Fx%2Fy"),
+            json!({"name": "my svc", "url": "http://x/y"})
+        );
         assert_eq!(f("name="), json!({"name": ""}));
         assert_eq!(f(""), json!({}));
     }

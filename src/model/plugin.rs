@@ -51,7 +51,10 @@ pub(crate) fn full_schema(def: &PluginDef) -> Record {
     let mut rec = Record::new()
         .field("id", Field::uuid())
         .field("name", Field::string().required())
-        .field("instance_name", Field::string().check_str(validators::validate_utf8_name))
+        .field(
+            "instance_name",
+            Field::string().check_str(validators::validate_utf8_name),
+        )
         .field("created_at", timestamp_field(false))
         .field("updated_at", timestamp_field(false))
         .field("route", Field::foreign("routes"))
@@ -77,7 +80,13 @@ impl Plugin {
     /// Kong's cache key `{name, route, service, consumer}` as one string: at most one
     /// plugin of a name per scope.
     pub fn cache_key(&self) -> String {
-        format!("{}:{}:{}:{}", self.name, fk_part(&self.route), fk_part(&self.service), fk_part(&self.consumer))
+        format!(
+            "{}:{}:{}:{}",
+            self.name,
+            fk_part(&self.route),
+            fk_part(&self.service),
+            fk_part(&self.consumer)
+        )
     }
     /// The plugin's priority (higher runs first).
     pub fn priority(&self) -> i32 {
@@ -96,9 +105,8 @@ impl EntityType for Plugin {
     fn schema_for(input: &Map<String, Value>) -> Result<Arc<Record>, KongError> {
         match input.get("name") {
             None | Some(Value::Null) => Err(KongError::schema_field("name", REQUIRED)),
-            Some(Value::String(n)) => {
-                plugins::schema(n).ok_or_else(|| KongError::schema_field("name", not_enabled_message(n)))
-            }
+            Some(Value::String(n)) => plugins::schema(n)
+                .ok_or_else(|| KongError::schema_field("name", not_enabled_message(n))),
             Some(_) => Err(KongError::schema_field("name", "expected a string")),
         }
     }
@@ -119,7 +127,10 @@ impl EntityType for Plugin {
             }),
         )];
         if let Some(n) = &self.instance_name {
-            out.push((index_key(Self::TABLE, "instance_name", n), json!({ "instance_name": n })));
+            out.push((
+                index_key(Self::TABLE, "instance_name", n),
+                json!({ "instance_name": n }),
+            ));
         }
         out
     }
@@ -146,8 +157,11 @@ mod tests {
     #[test]
     fn scope_and_defaults() {
         let s = Uuid::new_v4();
-        let p = create::<Plugin>(&json!({"name": "rate-limiting", "service": {"id": s}, "config": {"second": 2}}), 5.0)
-            .unwrap();
+        let p = create::<Plugin>(
+            &json!({"name": "rate-limiting", "service": {"id": s}, "config": {"second": 2}}),
+            5.0,
+        )
+        .unwrap();
         assert!(p.enabled);
         assert_eq!(p.service, Some(ForeignKey::new(s)));
         assert_eq!((p.route, p.consumer), (None, None));
@@ -156,9 +170,18 @@ mod tests {
         assert_eq!(j["route"], Value::Null);
         assert_eq!(j["service"], json!({"id": s}));
         let (_, desc) = &p.unique_keys()[0];
-        assert_eq!(desc, &format!("{{consumer=null,name=\"rate-limiting\",route=null,service={{id=\"{s}\"}}}}"));
-        let e = create::<Plugin>(&json!({"name": "rate-limiting", "protocols": ["tcp"], "config": {"second": 2}}), 5.0)
-            .unwrap_err();
-        assert_eq!(e.message, "schema violation (protocols.1: expected one of: grpc, grpcs, http, https)");
+        assert_eq!(
+            desc,
+            &format!("{{consumer=null,name=\"rate-limiting\",route=null,service={{id=\"{s}\"}}}}")
+        );
+        let e = create::<Plugin>(
+            &json!({"name": "rate-limiting", "protocols": ["tcp"], "config": {"second": 2}}),
+            5.0,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "schema violation (protocols.1: expected one of: grpc, grpcs, http, https)"
+        );
     }
 }

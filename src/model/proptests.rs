@@ -39,7 +39,10 @@ fn route_input() -> impl Strategy<Value = Value> {
     (
         vec("/[a-z]{1,6}", 1..3),
         option::of(prop::sample::subsequence(vec!["GET", "POST", "PUT"], 1..3)),
-        option::of(vec(prop_oneof![Just("a.org"), Just("*.b.org"), Just("c.*")], 1..2)),
+        option::of(vec(
+            prop_oneof![Just("a.org"), Just("*.b.org"), Just("c.*")],
+            1..2,
+        )),
         any::<bool>(),
         any::<bool>(),
         -5i64..5,
@@ -56,7 +59,16 @@ fn route_input() -> impl Strategy<Value = Value> {
 }
 
 fn upstream_input() -> impl Strategy<Value = Value> {
-    (prop_oneof![Just("round-robin"), Just("least-connections"), Just("latency")], 10u32..1000, 0u32..10, tags())
+    (
+        prop_oneof![
+            Just("round-robin"),
+            Just("least-connections"),
+            Just("latency")
+        ],
+        10u32..1000,
+        0u32..10,
+        tags(),
+    )
         .prop_map(|(alg, slots, interval, tags)| {
             json!({"algorithm": alg, "slots": slots, "tags": tags,
                    "healthchecks": {"active": {"healthy": {"interval": interval}, "timeout": 2.5}}})

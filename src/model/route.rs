@@ -47,7 +47,12 @@ pub struct IpPort {
     pub port: Option<u16>,
 }
 
-const SUBSETS: [&[&str]; 4] = [&["http", "https"], &["tcp", "tls", "udp"], &["tls_passthrough"], &["grpc", "grpcs"]];
+const SUBSETS: [&[&str]; 4] = [
+    &["http", "https"],
+    &["tcp", "tls", "udp"],
+    &["tls_passthrough"],
+    &["grpc", "grpcs"],
+];
 
 /// `mutually_exclusive_subsets` on `protocols`.
 fn exclusive_subsets(v: &Value) -> Result<(), String> {
@@ -62,21 +67,35 @@ fn exclusive_subsets(v: &Value) -> Result<(), String> {
     if member_of.len() <= 1 {
         return Ok(());
     }
-    let groups: Vec<String> = member_of.iter().map(|s| format!("({})", quoted_list(s))).collect();
-    Err(format!("these sets are mutually exclusive: {}", groups.join(", ")))
+    let groups: Vec<String> = member_of
+        .iter()
+        .map(|s| format!("({})", quoted_list(s)))
+        .collect();
+    Err(format!(
+        "these sets are mutually exclusive: {}",
+        groups.join(", ")
+    ))
 }
 
 fn ip_port() -> Field {
     Field::record(
         Record::new()
-            .field("ip", Field::string().check_str(validators::validate_ip_or_cidr))
+            .field(
+                "ip",
+                Field::string().check_str(validators::validate_ip_or_cidr),
+            )
             .field("port", Field::integer().between(0.0, 65535.0))
             .entity_check(super::schema::at_least_one_of(&["ip", "port"])),
     )
 }
 
 fn protocols_of(m: &Map<String, Value>) -> Vec<&str> {
-    m.get("protocols").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect()
+    m.get("protocols")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
 }
 
 fn forbid(m: &Map<String, Value>, errors: &mut Errors, field: &str, msg: &str) {
@@ -85,7 +104,12 @@ fn forbid(m: &Map<String, Value>, errors: &mut Errors, field: &str, msg: &str) {
     }
 }
 
-fn require_one(m: &Map<String, Value>, errors: &mut Errors, fields: &[&str], msg: impl FnOnce(String) -> String) {
+fn require_one(
+    m: &Map<String, Value>,
+    errors: &mut Errors,
+    fields: &[&str],
+    msg: impl FnOnce(String) -> String,
+) {
     if !fields.iter().any(|f| is_nonempty(m.get(*f))) {
         errors.entity(msg(quoted_list(fields)));
     }
@@ -105,12 +129,25 @@ fn subschema_checks(m: &Map<String, Value>, errors: &mut Errors) {
     let has = |p: &str| protocols.contains(&p);
     match protocols[0] {
         "http" | "https" => {
-            forbid(m, errors, "sources", "cannot set 'sources' when 'protocols' is 'http' or 'https'");
-            forbid(m, errors, "destinations", "cannot set 'destinations' when 'protocols' is 'http' or 'https'");
+            forbid(
+                m,
+                errors,
+                "sources",
+                "cannot set 'sources' when 'protocols' is 'http' or 'https'",
+            );
+            forbid(
+                m,
+                errors,
+                "destinations",
+                "cannot set 'destinations' when 'protocols' is 'http' or 'https'",
+            );
             if has("https") {
-                require_one(m, errors, &["methods", "hosts", "headers", "paths", "snis"], |l| {
-                    format!("must set one of {l} when 'protocols' is 'https'")
-                });
+                require_one(
+                    m,
+                    errors,
+                    &["methods", "hosts", "headers", "paths", "snis"],
+                    |l| format!("must set one of {l} when 'protocols' is 'https'"),
+                );
             } else {
                 require_one(m, errors, &["methods", "hosts", "headers", "paths"], |l| {
                     format!("must set one of {l} when 'protocols' is 'http'")
@@ -119,11 +156,29 @@ fn subschema_checks(m: &Map<String, Value>, errors: &mut Errors) {
         }
         "grpc" | "grpcs" => {
             if m.get("strip_path") == Some(&Value::Bool(true)) {
-                errors.field("strip_path", "cannot set 'strip_path' when 'protocols' is 'grpc' or 'grpcs'");
+                errors.field(
+                    "strip_path",
+                    "cannot set 'strip_path' when 'protocols' is 'grpc' or 'grpcs'",
+                );
             }
-            forbid(m, errors, "methods", "cannot set 'methods' when 'protocols' is 'grpc' or 'grpcs'");
-            forbid(m, errors, "sources", "cannot set 'sources' when 'protocols' is 'grpc' or 'grpcs'");
-            forbid(m, errors, "destinations", "cannot set 'destinations' when 'protocols' is 'grpc' or 'grpcs'");
+            forbid(
+                m,
+                errors,
+                "methods",
+                "cannot set 'methods' when 'protocols' is 'grpc' or 'grpcs'",
+            );
+            forbid(
+                m,
+                errors,
+                "sources",
+                "cannot set 'sources' when 'protocols' is 'grpc' or 'grpcs'",
+            );
+            forbid(
+                m,
+                errors,
+                "destinations",
+                "cannot set 'destinations' when 'protocols' is 'grpc' or 'grpcs'",
+            );
             if has("grpcs") {
                 require_one(m, errors, &["hosts", "headers", "paths", "snis"], |l| {
                     format!("must set one of {l} when 'protocols' is 'grpcs'")
@@ -173,7 +228,10 @@ static SCHEMA: LazyLock<Arc<Record>> = LazyLock::new(|| {
             .field("id", Field::uuid())
             .field("created_at", timestamp_field(false))
             .field("updated_at", timestamp_field(false))
-            .field("name", Field::string().check_str(validators::validate_utf8_name))
+            .field(
+                "name",
+                Field::string().check_str(validators::validate_utf8_name),
+            )
             .field(
                 "protocols",
                 Field::set(Field::string().one_of(PROTOCOLS))
@@ -183,20 +241,50 @@ static SCHEMA: LazyLock<Arc<Record>> = LazyLock::new(|| {
                     .check(exclusive_subsets),
             )
             .field("methods", Field::set(method))
-            .field("hosts", Field::array(Field::string().check_str(validators::validate_route_host)))
-            .field("paths", Field::array(Field::string().check_str(validators::validate_router_path)))
-            .field("headers", Field::map(header_name, Field::array(Field::string())))
+            .field(
+                "hosts",
+                Field::array(Field::string().check_str(validators::validate_route_host)),
+            )
+            .field(
+                "paths",
+                Field::array(Field::string().check_str(validators::validate_router_path)),
+            )
+            .field(
+                "headers",
+                Field::map(header_name, Field::array(Field::string())),
+            )
             .field(
                 "https_redirect_status_code",
-                Field::integer().required().default(json!(426)).one_of_int(&[426, 301, 302, 307, 308]),
+                Field::integer()
+                    .required()
+                    .default(json!(426))
+                    .one_of_int(&[426, 301, 302, 307, 308]),
             )
             .field("regex_priority", Field::integer().default(json!(0)))
-            .field("strip_path", Field::boolean().required().default(json!(true)))
-            .field("path_handling", Field::string().default(json!("v0")).one_of(&["v0", "v1"]))
-            .field("preserve_host", Field::boolean().required().default(json!(false)))
-            .field("request_buffering", Field::boolean().required().default(json!(true)))
-            .field("response_buffering", Field::boolean().required().default(json!(true)))
-            .field("snis", Field::set(Field::string().check_str(|s| validators::validate_sni(s, true))))
+            .field(
+                "strip_path",
+                Field::boolean().required().default(json!(true)),
+            )
+            .field(
+                "path_handling",
+                Field::string().default(json!("v0")).one_of(&["v0", "v1"]),
+            )
+            .field(
+                "preserve_host",
+                Field::boolean().required().default(json!(false)),
+            )
+            .field(
+                "request_buffering",
+                Field::boolean().required().default(json!(true)),
+            )
+            .field(
+                "response_buffering",
+                Field::boolean().required().default(json!(true)),
+            )
+            .field(
+                "snis",
+                Field::set(Field::string().check_str(|s| validators::validate_sni(s, true))),
+            )
             .field("sources", Field::set(ip_port()))
             .field("destinations", Field::set(ip_port()))
             .field("tags", Field::tags())
@@ -214,8 +302,14 @@ impl EntityType for Route {
     }
     /// gRPC routes default `strip_path` to false (Kong's grpc subschema).
     fn prepare(input: &mut Map<String, Value>) -> Result<(), KongError> {
-        let first = input.get("protocols").and_then(Value::as_array).and_then(|a| a.first()).and_then(Value::as_str);
-        if matches!(first, Some("grpc" | "grpcs")) && input.get("strip_path").is_none_or(Value::is_null) {
+        let first = input
+            .get("protocols")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(Value::as_str);
+        if matches!(first, Some("grpc" | "grpcs"))
+            && input.get("strip_path").is_none_or(Value::is_null)
+        {
             input.insert("strip_path".into(), Value::Bool(false));
         }
         Ok(())
@@ -227,7 +321,10 @@ impl EntityType for Route {
         self.name.clone()
     }
     fn unique_fields(&self) -> Vec<(String, Value)> {
-        self.name.iter().map(|n| (index_key(Self::TABLE, "name", n), json!({ "name": n }))).collect()
+        self.name
+            .iter()
+            .map(|n| (index_key(Self::TABLE, "name", n), json!({ "name": n })))
+            .collect()
     }
 }
 
@@ -239,144 +336,4 @@ impl Route {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::entity::{create, patch};
-
-    fn mk(v: Value) -> Result<Route, KongError> {
-        create::<Route>(&v, 1_700_000_000.0)
-    }
-    fn msg(v: Value) -> String {
-        mk(v).unwrap_err().message
-    }
-
-    #[test]
-    fn defaults() {
-        let r = mk(json!({"paths": ["/a"]})).unwrap();
-        assert_eq!(r.protocols, vec!["http", "https"]);
-        assert_eq!(r.https_redirect_status_code, 426);
-        assert!(r.strip_path && !r.preserve_host && r.request_buffering && r.response_buffering);
-        assert_eq!((r.regex_priority, r.path_handling.as_str()), (0, "v0"));
-        assert_eq!(r.service, None);
-        assert_eq!(serde_json::to_value(&r).unwrap()["service"], Value::Null);
-    }
-
-    #[test]
-    fn needs_a_matching_attribute() {
-        assert_eq!(
-            msg(json!({})),
-            "schema violation (must set one of 'methods', 'hosts', 'headers', 'paths', 'snis' when 'protocols' is 'https')"
-        );
-        assert_eq!(
-            msg(json!({"protocols": ["http"]})),
-            "schema violation (must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http')"
-        );
-        assert_eq!(
-            mk(json!({"protocols": ["http"]})).unwrap_err().fields,
-            json!({"@entity": ["must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http'"]})
-        );
-        assert!(mk(json!({"methods": ["GET"]})).is_ok());
-        assert!(mk(json!({"headers": {"x-a": ["1"]}})).is_ok());
-        assert!(mk(json!({"hosts": ["a.org"]})).is_ok());
-    }
-
-    #[test]
-    fn hosts_rules() {
-        assert!(mk(json!({"hosts": ["*.example.com", "example.*", "a.org:8080"]})).is_ok());
-        assert_eq!(
-            msg(json!({"hosts": ["*.example.*"]})),
-            "schema violation (hosts.1: invalid wildcard: must have at most one wildcard)"
-        );
-        assert_eq!(
-            msg(json!({"hosts": ["a.org", "ex*mple.com"]})),
-            "schema violation (hosts.2: invalid wildcard: must be placed at leftmost or rightmost label)"
-        );
-        assert_eq!(
-            mk(json!({"hosts": ["a.org", "ex*mple.com"]})).unwrap_err().fields,
-            json!({"hosts": [null, "invalid wildcard: must be placed at leftmost or rightmost label"]})
-        );
-    }
-
-    #[test]
-    fn headers_rules() {
-        assert_eq!(
-            msg(json!({"headers": {"Host": ["a.org"]}})),
-            "schema violation (headers: cannot contain 'host' header, which must be specified in the 'hosts' attribute)"
-        );
-        assert_eq!(msg(json!({"headers": {"x-a": "1"}})), "schema violation (headers: expected an array)");
-    }
-
-    #[test]
-    fn paths_rules() {
-        assert!(mk(json!({"paths": ["/", "~/users/\\d+$"]})).is_ok());
-        assert_eq!(
-            msg(json!({"paths": ["users"]})),
-            "schema violation (paths.1: should start with: / (fixed path) or ~/ (regex path))"
-        );
-        assert_eq!(msg(json!({"paths": ["/a//b"]})), "schema violation (paths.1: must not have empty segments)");
-        assert!(msg(json!({"paths": ["~/(a"]})).starts_with("schema violation (paths.1: invalid regex: '/(a' ("));
-        assert_eq!(msg(json!({"paths": "/a"})), "schema violation (paths: expected an array)");
-    }
-
-    #[test]
-    fn methods_and_protocols() {
-        assert_eq!(msg(json!({"methods": ["get"]})), "schema violation (methods.1: invalid value: get)");
-        assert_eq!(
-            msg(json!({"protocols": ["http", "grpc"], "paths": ["/"]})),
-            "schema violation (protocols: these sets are mutually exclusive: ('http', 'https'), ('grpc', 'grpcs'))"
-        );
-        assert_eq!(
-            msg(json!({"protocols": ["ftp"], "paths": ["/"]})),
-            "schema violation (protocols.1: expected one of: grpc, grpcs, http, https, tcp, tls, tls_passthrough, udp)"
-        );
-        assert_eq!(msg(json!({"protocols": [], "paths": ["/"]})), "schema violation (protocols: length must be at least 1)");
-        assert_eq!(
-            msg(json!({"https_redirect_status_code": 300, "paths": ["/"]})),
-            "schema violation (https_redirect_status_code: expected one of: 426, 301, 302, 307, 308)"
-        );
-    }
-
-    #[test]
-    fn grpc_and_stream_subschemas() {
-        let r = mk(json!({"protocols": ["grpc"], "paths": ["/"]})).unwrap();
-        assert!(!r.strip_path);
-        assert_eq!(
-            msg(json!({"protocols": ["grpc"], "paths": ["/"], "strip_path": true})),
-            "schema violation (strip_path: cannot set 'strip_path' when 'protocols' is 'grpc' or 'grpcs')"
-        );
-        assert_eq!(
-            msg(json!({"protocols": ["tcp"], "paths": ["/"], "sources": [{"ip": "10.0.0.0/8"}]})),
-            "schema violation (paths: cannot set 'paths' when 'protocols' is 'tcp', 'tls', 'tls_passthrough' or 'udp')"
-        );
-        assert!(mk(json!({"protocols": ["tcp"], "destinations": [{"port": 80}]})).is_ok());
-        assert_eq!(
-            msg(json!({"paths": ["/"], "sources": [{"ip": "10.0.0.1"}]})),
-            "schema violation (sources: cannot set 'sources' when 'protocols' is 'http' or 'https')"
-        );
-        assert_eq!(
-            msg(json!({"protocols": ["http"], "paths": ["/"], "snis": ["a.org"]})),
-            "2 schema violations ('snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'; snis: length must be 0)"
-        );
-    }
-
-    #[test]
-    fn foreign_service() {
-        let id = Uuid::new_v4();
-        let r = mk(json!({"paths": ["/"], "service": {"id": id.to_string()}})).unwrap();
-        assert_eq!(r.service, Some(ForeignKey::new(id)));
-        assert_eq!(
-            msg(json!({"paths": ["/"], "service": {"id": "x"}})),
-            "schema violation (service.id: expected a valid UUID)"
-        );
-    }
-
-    #[test]
-    fn patch_keeps_other_fields() {
-        let r = mk(json!({"name": "r", "paths": ["/a"], "methods": ["GET"]})).unwrap();
-        let p = patch(&r, &json!({"paths": ["/b"]}), 1_800_000_000.0).unwrap();
-        assert_eq!(p.paths, Some(vec!["/b".to_string()]));
-        assert_eq!(p.methods, Some(vec!["GET".to_string()]));
-        let e = patch(&r, &json!({"paths": null, "methods": null}), 1.0).unwrap_err();
-        assert!(e.message.contains("must set one of"));
-    }
-}
+mod tests;

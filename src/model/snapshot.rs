@@ -90,7 +90,10 @@ impl ConfigSnapshot {
                 self.upstreams.insert(u.id, u);
             }
             Entity::Target(t) => {
-                self.targets_by_upstream.entry(t.upstream.id).or_default().insert(t.id);
+                self.targets_by_upstream
+                    .entry(t.upstream.id)
+                    .or_default()
+                    .insert(t.id);
                 self.targets.insert(t.id, t);
             }
             Entity::Consumer(c) => {
@@ -216,15 +219,20 @@ impl ConfigSnapshot {
     }
     /// `/consumers/{id or username}`.
     pub fn consumer_by_id_or_username(&self, s: &str) -> Option<&Consumer> {
-        Self::id_or(&self.consumers, s, |n| self.by_key("consumers", "username", n))
+        Self::id_or(&self.consumers, s, |n| {
+            self.by_key("consumers", "username", n)
+        })
     }
     /// A consumer by `custom_id`.
     pub fn consumer_by_custom_id(&self, s: &str) -> Option<&Consumer> {
-        self.consumers.get(&self.by_key("consumers", "custom_id", s)?)
+        self.consumers
+            .get(&self.by_key("consumers", "custom_id", s)?)
     }
     /// `/plugins/{id or instance_name}`.
     pub fn plugin_by_id_or_instance_name(&self, s: &str) -> Option<&Plugin> {
-        Self::id_or(&self.plugins, s, |n| self.by_key("plugins", "instance_name", n))
+        Self::id_or(&self.plugins, s, |n| {
+            self.by_key("plugins", "instance_name", n)
+        })
     }
     /// `/upstreams/{u}/targets/{id or target}` (the target is normalised first).
     pub fn target_by_id_or_target(&self, upstream: Uuid, s: &str) -> Option<&Target> {
@@ -236,33 +244,68 @@ impl ConfigSnapshot {
     }
     /// `/key-auths/{id or key}`: a key is looked up by its hash.
     pub fn credential_by_id_or_key(&self, s: &str) -> Option<&KeyAuthCredential> {
-        Self::id_or(&self.keyauth_credentials, s, |k| self.by_key("keyauth_credentials", "key_hash", &hash_key(k)))
+        Self::id_or(&self.keyauth_credentials, s, |k| {
+            self.by_key("keyauth_credentials", "key_hash", &hash_key(k))
+        })
     }
 
     /// Routes whose `service` is `service`, by id.
     pub fn routes_of_service(&self, service: Uuid) -> Vec<&Route> {
-        self.routes_by_service.get(&service).into_iter().flatten().filter_map(|id| self.routes.get(id)).collect()
+        self.routes_by_service
+            .get(&service)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.routes.get(id))
+            .collect()
     }
     /// Targets of an upstream, by id.
     pub fn targets_of(&self, upstream: Uuid) -> Vec<&Target> {
-        self.targets_by_upstream.get(&upstream).into_iter().flatten().filter_map(|id| self.targets.get(id)).collect()
+        self.targets_by_upstream
+            .get(&upstream)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.targets.get(id))
+            .collect()
     }
     /// Credentials of a consumer.
     pub fn credentials_of(&self, consumer: Uuid) -> Vec<&KeyAuthCredential> {
-        self.keyauth_credentials.values().filter(|c| c.consumer.id == consumer).collect()
+        self.keyauth_credentials
+            .values()
+            .filter(|c| c.consumer.id == consumer)
+            .collect()
     }
 
     /// The credential with this key hash and its consumer.
-    pub fn consumer_by_credential_hash(&self, hash: &str) -> Option<(&KeyAuthCredential, &Consumer)> {
-        let cred = self.keyauth_credentials.get(&self.by_key("keyauth_credentials", "key_hash", hash)?)?;
+    pub fn consumer_by_credential_hash(
+        &self,
+        hash: &str,
+    ) -> Option<(&KeyAuthCredential, &Consumer)> {
+        let cred = self.keyauth_credentials.get(&self.by_key(
+            "keyauth_credentials",
+            "key_hash",
+            hash,
+        )?)?;
         Some((cred, self.consumers.get(&cred.consumer.id)?))
     }
 
     /// The enabled plugin of a name for one scope, if configured.
-    fn plugin_at(&self, name: &str, route: Option<Uuid>, service: Option<Uuid>, consumer: Option<Uuid>) -> Option<&Plugin> {
+    fn plugin_at(
+        &self,
+        name: &str,
+        route: Option<Uuid>,
+        service: Option<Uuid>,
+        consumer: Option<Uuid>,
+    ) -> Option<&Plugin> {
         let part = |id: Option<Uuid>| id.map(|i| i.to_string()).unwrap_or_default();
-        let key = format!("{name}:{}:{}:{}", part(route), part(service), part(consumer));
-        let p = self.plugins.get(&self.by_key("plugins", "cache_key", &key)?)?;
+        let key = format!(
+            "{name}:{}:{}:{}",
+            part(route),
+            part(service),
+            part(consumer)
+        );
+        let p = self
+            .plugins
+            .get(&self.by_key("plugins", "cache_key", &key)?)?;
         p.enabled.then_some(p)
     }
 
@@ -271,7 +314,12 @@ impl ConfigSnapshot {
     /// instance, in Kong's order (consumer+route+service, consumer+route,
     /// consumer+service, route+service, consumer, route, service, global). Sorted by
     /// priority, highest first. Protocol filtering is left to the caller.
-    pub fn plugins_for(&self, route: Option<Uuid>, service: Option<Uuid>, consumer: Option<Uuid>) -> Vec<&Plugin> {
+    pub fn plugins_for(
+        &self,
+        route: Option<Uuid>,
+        service: Option<Uuid>,
+        consumer: Option<Uuid>,
+    ) -> Vec<&Plugin> {
         let combos = [
             (true, true, true),
             (true, true, false),
@@ -289,7 +337,9 @@ impl ConfigSnapshot {
                     continue;
                 }
                 let pick = |b: bool, v: Option<Uuid>| if b { v } else { None };
-                if let Some(p) = self.plugin_at(name, pick(r, route), pick(s, service), pick(c, consumer)) {
+                if let Some(p) =
+                    self.plugin_at(name, pick(r, route), pick(s, service), pick(c, consumer))
+                {
                     out.push(p);
                     break;
                 }
@@ -301,35 +351,71 @@ impl ConfigSnapshot {
 
     /// A foreign key violation (code 4) if the entity references something missing.
     pub fn missing_references(&self, e: &Entity) -> Result<(), KongError> {
-        let check = |field: &str, fk: &Option<ForeignKey>, table: &str, exists: bool| {
-            match fk {
-                Some(f) if !exists => Err(KongError::foreign_key_violation(field, json!({"id": f.id}), table)),
-                _ => Ok(()),
-            }
+        let check = |field: &str, fk: &Option<ForeignKey>, table: &str, exists: bool| match fk {
+            Some(f) if !exists => Err(KongError::foreign_key_violation(
+                field,
+                json!({"id": f.id}),
+                table,
+            )),
+            _ => Ok(()),
         };
         match e {
-            Entity::Service(s) => check("client_certificate", &s.client_certificate, "certificates", false),
-            Entity::Upstream(u) => check("client_certificate", &u.client_certificate, "certificates", false),
-            Entity::Route(r) => {
-                check("service", &r.service, "services", r.service.is_some_and(|f| self.services.contains_key(&f.id)))
-            }
+            Entity::Service(s) => check(
+                "client_certificate",
+                &s.client_certificate,
+                "certificates",
+                false,
+            ),
+            Entity::Upstream(u) => check(
+                "client_certificate",
+                &u.client_certificate,
+                "certificates",
+                false,
+            ),
+            Entity::Route(r) => check(
+                "service",
+                &r.service,
+                "services",
+                r.service.is_some_and(|f| self.services.contains_key(&f.id)),
+            ),
             Entity::Target(t) => {
                 let fk = Some(t.upstream);
-                check("upstream", &fk, "upstreams", self.upstreams.contains_key(&t.upstream.id))
+                check(
+                    "upstream",
+                    &fk,
+                    "upstreams",
+                    self.upstreams.contains_key(&t.upstream.id),
+                )
             }
             Entity::KeyAuthCredential(c) => {
                 let fk = Some(c.consumer);
-                check("consumer", &fk, "consumers", self.consumers.contains_key(&c.consumer.id))
+                check(
+                    "consumer",
+                    &fk,
+                    "consumers",
+                    self.consumers.contains_key(&c.consumer.id),
+                )
             }
             Entity::Consumer(_) => Ok(()),
             Entity::Plugin(p) => {
-                check("route", &p.route, "routes", p.route.is_some_and(|f| self.routes.contains_key(&f.id)))?;
-                check("service", &p.service, "services", p.service.is_some_and(|f| self.services.contains_key(&f.id)))?;
+                check(
+                    "route",
+                    &p.route,
+                    "routes",
+                    p.route.is_some_and(|f| self.routes.contains_key(&f.id)),
+                )?;
+                check(
+                    "service",
+                    &p.service,
+                    "services",
+                    p.service.is_some_and(|f| self.services.contains_key(&f.id)),
+                )?;
                 check(
                     "consumer",
                     &p.consumer,
                     "consumers",
-                    p.consumer.is_some_and(|f| self.consumers.contains_key(&f.id)),
+                    p.consumer
+                        .is_some_and(|f| self.consumers.contains_key(&f.id)),
                 )
             }
         }
@@ -366,16 +452,28 @@ impl ConfigSnapshot {
         let id = e.id();
         let mut out: Vec<Entity> = Vec::new();
         let plugins_where = |f: fn(&Plugin) -> Option<Uuid>| -> Vec<Entity> {
-            self.plugins.values().filter(|p| f(p) == Some(id)).cloned().map(Entity::from).collect()
+            self.plugins
+                .values()
+                .filter(|p| f(p) == Some(id))
+                .cloned()
+                .map(Entity::from)
+                .collect()
         };
         match e {
             Entity::Service(_) => out.extend(plugins_where(|p| fk_of(&p.service))),
             Entity::Route(_) => out.extend(plugins_where(|p| fk_of(&p.route))),
             Entity::Consumer(_) => {
-                out.extend(self.credentials_of(id).into_iter().cloned().map(Entity::from));
+                out.extend(
+                    self.credentials_of(id)
+                        .into_iter()
+                        .cloned()
+                        .map(Entity::from),
+                );
                 out.extend(plugins_where(|p| fk_of(&p.consumer)));
             }
-            Entity::Upstream(_) => out.extend(self.targets_of(id).into_iter().cloned().map(Entity::from)),
+            Entity::Upstream(_) => {
+                out.extend(self.targets_of(id).into_iter().cloned().map(Entity::from))
+            }
             _ => {}
         }
         out
@@ -392,11 +490,15 @@ impl ConfigSnapshot {
             ("consumer", "consumers", "username"),
         ];
         for (field, table, key) in specs {
-            let Some(Value::Object(fk)) = input.get_mut(field) else { continue };
+            let Some(Value::Object(fk)) = input.get_mut(field) else {
+                continue;
+            };
             if fk.get("id").is_some_and(|v| !v.is_null()) {
                 continue;
             }
-            let Some(name) = fk.get(key).and_then(Value::as_str).map(str::to_string) else { continue };
+            let Some(name) = fk.get(key).and_then(Value::as_str).map(str::to_string) else {
+                continue;
+            };
             match self.by_key(table, key, &name) {
                 Some(id) => {
                     *fk = Map::new();
@@ -410,121 +512,4 @@ impl ConfigSnapshot {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::entity::create;
-
-    fn svc(name: &str) -> Service {
-        create(&json!({"name": name, "host": "a.org"}), 1.0).unwrap()
-    }
-    fn route(name: &str, service: Uuid) -> Route {
-        create(&json!({"name": name, "paths": ["/"], "service": {"id": service}}), 1.0).unwrap()
-    }
-    fn plugin(v: Value) -> Plugin {
-        create(&v, 1.0).unwrap()
-    }
-
-    #[test]
-    fn store_roundtrip_and_lookups() {
-        let s = svc("s1");
-        let r = route("r1", s.id);
-        let c: Consumer = create(&json!({"username": "bob", "custom_id": "b1"}), 1.0).unwrap();
-        let k: KeyAuthCredential = create(&json!({"consumer": {"id": c.id}, "key": "sekret"}), 1.0).unwrap();
-        let pairs: Vec<(String, Vec<u8>)> = [Entity::from(s.clone()), r.clone().into(), c.clone().into(), k.clone().into()]
-            .iter()
-            .map(|e| (e.storage_key(), e.to_bytes()))
-            .chain(std::iter::once(("config/index/services/name/s1".to_string(), s.id.to_string().into_bytes())))
-            .collect();
-        let snap = ConfigSnapshot::from_store(pairs).unwrap();
-        assert_eq!(snap.len(), 4);
-        assert_eq!(snap.service_by_id_or_name("s1").unwrap().id, s.id);
-        assert_eq!(snap.service_by_id_or_name(&s.id.to_string()).unwrap().id, s.id);
-        assert!(snap.service_by_id_or_name("nope").is_none());
-        assert_eq!(snap.route_by_id_or_name("r1").unwrap().id, r.id);
-        assert_eq!(snap.routes_of_service(s.id).len(), 1);
-        assert_eq!(snap.consumer_by_id_or_username("bob").unwrap().id, c.id);
-        assert_eq!(snap.consumer_by_custom_id("b1").unwrap().id, c.id);
-        let (cred, cons) = snap.consumer_by_credential_hash(&hash_key("sekret")).unwrap();
-        assert_eq!((cred.id, cons.id), (k.id, c.id));
-        assert_eq!(snap.credential_by_id_or_key("sekret").unwrap().id, k.id);
-        let bad = ConfigSnapshot::from_store(vec![(format!("config/services/{}", Uuid::new_v4()), b"{}".to_vec())]);
-        assert_eq!(bad.unwrap_err().code, 8);
-    }
-
-    #[test]
-    fn references() {
-        let s = svc("s1");
-        let r = route("r1", s.id);
-        let mut snap = ConfigSnapshot::new();
-        let e = snap.missing_references(&r.clone().into()).unwrap_err();
-        assert_eq!(e.code, 4);
-        assert_eq!(e.message, format!("the foreign key '{{id=\"{}\"}}' does not reference an existing 'services' entity.", s.id));
-        assert_eq!(e.fields, json!({"service": {"id": s.id}}));
-        snap.insert(s.clone().into());
-        snap.insert(r.clone().into());
-        assert!(snap.missing_references(&r.clone().into()).is_ok());
-        let e = snap.referenced_by(&s.clone().into()).unwrap_err();
-        assert_eq!(e.message, "an existing 'routes' entity references this 'services' entity");
-        assert!(snap.referenced_by(&r.clone().into()).is_ok());
-        let p = plugin(json!({"name": "key-auth", "route": {"id": r.id}}));
-        snap.insert(p.clone().into());
-        assert_eq!(snap.cascade_of(&r.clone().into()), vec![Entity::from(p)]);
-        snap.remove("routes", r.id);
-        assert!(snap.referenced_by(&s.into()).is_ok());
-    }
-
-    #[test]
-    fn unique_conflicts() {
-        let mut snap = ConfigSnapshot::new();
-        snap.insert(svc("s1").into());
-        let e = snap.unique_conflict(&svc("s1").into()).unwrap_err();
-        assert_eq!((e.code, e.http_status()), (5, 409));
-        assert_eq!(e.message, "UNIQUE violation detected on '{name=\"s1\"}'");
-        assert!(snap.unique_conflict(&svc("s2").into()).is_ok());
-    }
-
-    #[test]
-    fn plugin_precedence() {
-        let s = svc("s1");
-        let r = route("r1", s.id);
-        let c: Consumer = create(&json!({"username": "bob"}), 1.0).unwrap();
-        let global = plugin(json!({"name": "rate-limiting", "config": {"minute": 1}}));
-        let on_service = plugin(json!({"name": "rate-limiting", "service": {"id": s.id}, "config": {"minute": 2}}));
-        let on_consumer = plugin(json!({"name": "rate-limiting", "consumer": {"id": c.id}, "config": {"minute": 3}}));
-        let auth = plugin(json!({"name": "key-auth", "service": {"id": s.id}}));
-        let mut snap = ConfigSnapshot::from_entities(
-            [s.clone().into(), r.clone().into(), c.clone().into(), global.clone().into(), on_service.clone().into()]
-                .into_iter()
-                .chain([Entity::from(on_consumer.clone()), auth.clone().into()]),
-        );
-        let ids = |v: Vec<&Plugin>| v.into_iter().map(|p| p.id).collect::<Vec<_>>();
-        assert_eq!(ids(snap.plugins_for(Some(r.id), Some(s.id), None)), vec![auth.id, on_service.id]);
-        assert_eq!(ids(snap.plugins_for(Some(r.id), Some(s.id), Some(c.id))), vec![auth.id, on_consumer.id]);
-        assert_eq!(ids(snap.plugins_for(None, None, None)), vec![global.id]);
-        let mut disabled = on_service.clone();
-        disabled.enabled = false;
-        snap.insert(disabled.into());
-        assert_eq!(ids(snap.plugins_for(Some(r.id), Some(s.id), None)), vec![auth.id, global.id]);
-    }
-
-    #[test]
-    fn targets_and_name_resolution() {
-        let u: Upstream = create(&json!({"name": "up"}), 1.0).unwrap();
-        let t: Target = create(&json!({"upstream": {"id": u.id}, "target": "a.org"}), 1.0).unwrap();
-        let snap = ConfigSnapshot::from_entities([Entity::from(u.clone()), t.clone().into()]);
-        assert_eq!(snap.targets_of(u.id).len(), 1);
-        assert_eq!(snap.target_by_id_or_target(u.id, "a.org").unwrap().id, t.id);
-        assert_eq!(snap.target_by_id_or_target(u.id, "a.org:8000").unwrap().id, t.id);
-        assert!(snap.target_by_id_or_target(Uuid::new_v4(), "a.org").is_none());
-        let mut input = json!({"upstream": {"name": "up"}}).as_object().unwrap().clone();
-        snap.resolve_foreign_names(&mut input).unwrap();
-        assert_eq!(input["upstream"], json!({"id": u.id.to_string()}));
-        let mut input = json!({"service": {"name": "nope"}}).as_object().unwrap().clone();
-        let e = snap.resolve_foreign_names(&mut input).unwrap_err();
-        assert_eq!(e.code, 13);
-        assert_eq!(
-            e.message,
-            "foreign key unresolved (service.name: the foreign key cannot be resolved with '{name=\"nope\"}' for an existing 'services' entity)"
-        );
-    }
-}
+mod tests;

@@ -10,8 +10,15 @@ pub const CONFIG_PREFIX: &str = "config/";
 pub const INDEX_PREFIX: &str = "config/index/";
 
 /// The tables, in dependency order: a table only references tables before it.
-pub const TABLES: [&str; 7] =
-    ["services", "routes", "upstreams", "targets", "consumers", "keyauth_credentials", "plugins"];
+pub const TABLES: [&str; 7] = [
+    "services",
+    "routes",
+    "upstreams",
+    "targets",
+    "consumers",
+    "keyauth_credentials",
+    "plugins",
+];
 
 /// `config/<table>/<uuid>`.
 pub fn entity_key(table: &str, id: Uuid) -> String {
@@ -66,10 +73,22 @@ mod tests {
     #[test]
     fn layout() {
         let id = Uuid::nil();
-        assert_eq!(entity_key("services", id), "config/services/00000000-0000-0000-0000-000000000000");
-        assert_eq!(parse_entity_key(&entity_key("routes", id)), Some(("routes", id)));
-        assert_eq!(index_key("consumers", "username", "a/b%"), "config/index/consumers/username/a%2Fb%25");
+        assert_eq!(
+            entity_key("services", id),
+            "config/services/00000000-0000-0000-0000-000000000000"
+        );
+        assert_eq!(
+            parse_entity_key(&entity_key("routes", id)),
+            Some(("routes", id))
+        );
+        assert_eq!(
+            index_key("consumers", "username", "a/b%"),
+            "config/index/consumers/username/a%2Fb%25"
+        );
         assert_eq!(parse_entity_key("config/index/services/name/x"), None);
-        assert_eq!(parse_entity_key("config/unknown/00000000-0000-0000-0000-000000000000"), None);
+        assert_eq!(
+            parse_entity_key("config/unknown/00000000-0000-0000-0000-000000000000"),
+            None
+        );
     }
 }

@@ -45,8 +45,16 @@ static SCHEMA: LazyLock<Arc<Record>> = LazyLock::new(|| {
             .field("created_at", timestamp_field(true))
             .field("updated_at", timestamp_field(true))
             .field("upstream", Field::foreign("upstreams").required())
-            .field("target", Field::string().required().check_str(|t| normalize_target(t).map(|_| ())))
-            .field("weight", Field::integer().default(json!(100)).between(0.0, 65535.0))
+            .field(
+                "target",
+                Field::string()
+                    .required()
+                    .check_str(|t| normalize_target(t).map(|_| ())),
+            )
+            .field(
+                "weight",
+                Field::integer().default(json!(100)).between(0.0, 65535.0),
+            )
             .field("tags", Field::tags()),
     )
 });
@@ -89,7 +97,7 @@ mod tests {
     use crate::model::entity::{create, patch};
 
     fn mk(v: Value) -> Result<Target, KongError> {
-        create::<Target>(&v, 1_700_000_000.1234)
+        create::<Target>(&v, 1_700_000_000.123_4)
     }
 
     #[test]
@@ -108,22 +116,35 @@ mod tests {
     fn errors() {
         let up = Uuid::new_v4();
         assert_eq!(
-            mk(json!({"upstream": {"id": up}, "target": "a b"})).unwrap_err().message,
+            mk(json!({"upstream": {"id": up}, "target": "a b"}))
+                .unwrap_err()
+                .message,
             "schema violation (target: Invalid target ('a b'); not a valid hostname or ip address)"
         );
         assert_eq!(
-            mk(json!({"upstream": {"id": up}, "target": "a.org", "weight": 70000})).unwrap_err().message,
+            mk(json!({"upstream": {"id": up}, "target": "a.org", "weight": 70000}))
+                .unwrap_err()
+                .message,
             "schema violation (weight: value should be between 0 and 65535)"
         );
-        assert_eq!(mk(json!({"target": "a.org"})).unwrap_err().message, "schema violation (upstream: required field missing)");
+        assert_eq!(
+            mk(json!({"target": "a.org"})).unwrap_err().message,
+            "schema violation (upstream: required field missing)"
+        );
     }
 
     #[test]
     fn unique_per_upstream_and_patch() {
         let up = Uuid::new_v4();
         let t = mk(json!({"upstream": {"id": up}, "target": "a.org:80"})).unwrap();
-        assert_eq!(t.unique_fields()[0].0, format!("config/index/targets/upstream_target/{up}:a.org:80"));
+        assert_eq!(
+            t.unique_fields()[0].0,
+            format!("config/index/targets/upstream_target/{up}:a.org:80")
+        );
         let p = patch(&t, &json!({"weight": 0}), 1_700_000_001.0).unwrap();
-        assert_eq!((p.weight, p.updated_at, p.created_at), (0, 1_700_000_001.0, t.created_at));
+        assert_eq!(
+            (p.weight, p.updated_at, p.created_at),
+            (0, 1_700_000_001.0, t.created_at)
+        );
     }
 }

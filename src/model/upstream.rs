@@ -103,32 +103,64 @@ pub struct PassiveUnhealthy {
     pub http_failures: u8,
 }
 
-const HASH_ON: &[&str] = &["none", "consumer", "ip", "header", "cookie", "path", "query_arg", "uri_capture"];
+const HASH_ON: &[&str] = &[
+    "none",
+    "consumer",
+    "ip",
+    "header",
+    "cookie",
+    "path",
+    "query_arg",
+    "uri_capture",
+];
 
 fn statuses(default: &[u16]) -> Field {
     Field::array(Field::integer().between(100.0, 999.0)).default(json!(default))
 }
 fn seconds(default: i64) -> Field {
-    Field::number().default(json!(default)).between(0.0, 65535.0)
+    Field::number()
+        .default(json!(default))
+        .between(0.0, 65535.0)
 }
 fn counter() -> Field {
     Field::integer().default(json!(0)).between(0.0, 255.0)
 }
 fn check_type() -> Field {
-    Field::string().default(json!("http")).one_of(&["tcp", "http", "https", "grpc", "grpcs"])
+    Field::string()
+        .default(json!("http"))
+        .one_of(&["tcp", "http", "https", "grpc", "grpcs"])
 }
 
 fn healthchecks() -> Field {
     let active = Record::new()
         .field("type", check_type())
         .field("timeout", seconds(1))
-        .field("concurrency", Field::integer().default(json!(10)).between(1.0, 2147483648.0))
-        .field("http_path", Field::string().default(json!("/")).check_str(validators::validate_path))
-        .field("https_sni", Field::string().check_str(|s| validators::validate_sni(s, false)))
-        .field("https_verify_certificate", Field::boolean().required().default(json!(true)))
+        .field(
+            "concurrency",
+            Field::integer()
+                .default(json!(10))
+                .between(1.0, 2147483648.0),
+        )
+        .field(
+            "http_path",
+            Field::string()
+                .default(json!("/"))
+                .check_str(validators::validate_path),
+        )
+        .field(
+            "https_sni",
+            Field::string().check_str(|s| validators::validate_sni(s, false)),
+        )
+        .field(
+            "https_verify_certificate",
+            Field::boolean().required().default(json!(true)),
+        )
         .field(
             "headers",
-            Field::map(Field::string().check_str(validators::validate_header_name), Field::array(Field::string())),
+            Field::map(
+                Field::string().check_str(validators::validate_header_name),
+                Field::array(Field::string()),
+            ),
         )
         .field(
             "healthy",
@@ -144,7 +176,10 @@ fn healthchecks() -> Field {
             Field::record(
                 Record::new()
                     .field("interval", seconds(0))
-                    .field("http_statuses", statuses(&[429, 404, 500, 501, 502, 503, 504, 505]))
+                    .field(
+                        "http_statuses",
+                        statuses(&[429, 404, 500, 501, 502, 503, 504, 505]),
+                    )
                     .field("tcp_failures", counter())
                     .field("timeouts", counter())
                     .field("http_failures", counter()),
@@ -159,7 +194,8 @@ fn healthchecks() -> Field {
                     .field(
                         "http_statuses",
                         statuses(&[
-                            200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 306, 307, 308,
+                            200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303,
+                            304, 305, 306, 307, 308,
                         ]),
                     )
                     .field("successes", counter()),
@@ -179,7 +215,10 @@ fn healthchecks() -> Field {
         Record::new()
             .field("active", Field::record(active))
             .field("passive", Field::record(passive))
-            .field("threshold", Field::number().default(json!(0)).between(0.0, 100.0)),
+            .field(
+                "threshold",
+                Field::number().default(json!(0)).between(0.0, 100.0),
+            ),
     )
 }
 
@@ -187,7 +226,9 @@ fn healthchecks() -> Field {
 fn validate_name(name: &str) -> Result<(), String> {
     match normalize_ip(name) {
         Err(_) => Err(format!("Invalid name ('{name}'); must be a valid hostname")),
-        Ok(p) if p.kind != HostKind::Name => Err(format!("Invalid name ('{name}'); no ip addresses allowed")),
+        Ok(p) if p.kind != HostKind::Name => {
+            Err(format!("Invalid name ('{name}'); no ip addresses allowed"))
+        }
         Ok(p) if p.port.is_some() => Err(format!("Invalid name ('{name}'); no port allowed")),
         Ok(_) => Ok(()),
     }
@@ -202,19 +243,33 @@ fn fallback_one_of(
         if m.get("hash_on").and_then(Value::as_str) != Some(hash_on) {
             return;
         }
-        let fb = m.get("hash_fallback").and_then(Value::as_str).unwrap_or("none");
+        let fb = m
+            .get("hash_fallback")
+            .and_then(Value::as_str)
+            .unwrap_or("none");
         if !allowed.contains(&fb) {
-            errors.field("hash_fallback", format!("expected one of: {}", allowed.join(", ")));
+            errors.field(
+                "hash_fallback",
+                format!("expected one of: {}", allowed.join(", ")),
+            );
             errors.entity("failed conditional validation given value of field 'hash_on'");
         }
     }
 }
 
-fn distinct(a: &'static str, b: &'static str) -> impl Fn(&Map<String, Value>, &mut Errors) + Send + Sync {
+fn distinct(
+    a: &'static str,
+    b: &'static str,
+) -> impl Fn(&Map<String, Value>, &mut Errors) + Send + Sync {
     move |m, errors| {
-        if let (Some(x), Some(y)) = (m.get(a).and_then(Value::as_str), m.get(b).and_then(Value::as_str)) {
+        if let (Some(x), Some(y)) = (
+            m.get(a).and_then(Value::as_str),
+            m.get(b).and_then(Value::as_str),
+        ) {
             if x == y {
-                errors.entity(format!("values of these fields must be distinct: '{a}', '{b}'"));
+                errors.entity(format!(
+                    "values of these fields must be distinct: '{a}', '{b}'"
+                ));
             }
         }
     }
@@ -238,7 +293,11 @@ fn apply_hash_on(v: Value, data: &mut Map<String, Value>) -> Result<(), Value> {
         data.insert("hash_on".into(), json!("none"));
         return Ok(());
     }
-    let algorithm = if v.as_str() == Some("none") { "round-robin" } else { "consistent-hashing" };
+    let algorithm = if v.as_str() == Some("none") {
+        "round-robin"
+    } else {
+        "consistent-hashing"
+    };
     data.insert("algorithm".into(), json!(algorithm));
     data.insert("hash_on".into(), v);
     Ok(())
@@ -261,48 +320,124 @@ static SCHEMA: LazyLock<Arc<Record>> = LazyLock::new(|| {
                     "latency",
                 ]),
             )
-            .field("hash_on", Field::string().default(json!("none")).one_of(HASH_ON))
-            .field("hash_fallback", Field::string().default(json!("none")).one_of(HASH_ON))
-            .field("hash_on_header", Field::string().check_str(validators::validate_header_name))
-            .field("hash_fallback_header", Field::string().check_str(validators::validate_header_name))
-            .field("hash_on_cookie", Field::string().check_str(validators::validate_cookie_name))
-            .field("hash_on_cookie_path", Field::string().default(json!("/")).check_str(validators::validate_path))
+            .field(
+                "hash_on",
+                Field::string().default(json!("none")).one_of(HASH_ON),
+            )
+            .field(
+                "hash_fallback",
+                Field::string().default(json!("none")).one_of(HASH_ON),
+            )
+            .field(
+                "hash_on_header",
+                Field::string().check_str(validators::validate_header_name),
+            )
+            .field(
+                "hash_fallback_header",
+                Field::string().check_str(validators::validate_header_name),
+            )
+            .field(
+                "hash_on_cookie",
+                Field::string().check_str(validators::validate_cookie_name),
+            )
+            .field(
+                "hash_on_cookie_path",
+                Field::string()
+                    .default(json!("/"))
+                    .check_str(validators::validate_path),
+            )
             .field("hash_on_query_arg", simple())
             .field("hash_fallback_query_arg", simple())
             .field("hash_on_uri_capture", simple())
             .field("hash_fallback_uri_capture", simple())
-            .field("slots", Field::integer().default(json!(10000)).between(10.0, 65536.0))
+            .field(
+                "slots",
+                Field::integer()
+                    .default(json!(10000))
+                    .between(10.0, 65536.0),
+            )
             .field("healthchecks", healthchecks())
             .field("tags", Field::tags())
-            .field("host_header", Field::string().check_str(validators::validate_host_with_optional_port))
+            .field(
+                "host_header",
+                Field::string().check_str(validators::validate_host_with_optional_port),
+            )
             .field("client_certificate", Field::foreign("certificates"))
             .field("use_srv_name", Field::boolean().default(json!(false)))
             .shorthand("algorithm", Field::string(), apply_algorithm)
             .shorthand("hash_on", Field::string(), apply_hash_on)
             .entity_check(conditional_required("hash_on", "header", "hash_on_header"))
-            .entity_check(conditional_required("hash_fallback", "header", "hash_fallback_header"))
+            .entity_check(conditional_required(
+                "hash_fallback",
+                "header",
+                "hash_fallback_header",
+            ))
             .entity_check(conditional_required("hash_on", "cookie", "hash_on_cookie"))
-            .entity_check(conditional_required("hash_fallback", "cookie", "hash_on_cookie"))
+            .entity_check(conditional_required(
+                "hash_fallback",
+                "cookie",
+                "hash_on_cookie",
+            ))
             .entity_check(fallback_one_of("none", &["none"]))
             .entity_check(fallback_one_of("cookie", &["none"]))
             .entity_check(fallback_one_of(
                 "consumer",
-                &["none", "ip", "header", "cookie", "path", "query_arg", "uri_capture"],
+                &[
+                    "none",
+                    "ip",
+                    "header",
+                    "cookie",
+                    "path",
+                    "query_arg",
+                    "uri_capture",
+                ],
             ))
             .entity_check(fallback_one_of(
                 "ip",
-                &["none", "consumer", "header", "cookie", "path", "query_arg", "uri_capture"],
+                &[
+                    "none",
+                    "consumer",
+                    "header",
+                    "cookie",
+                    "path",
+                    "query_arg",
+                    "uri_capture",
+                ],
             ))
             .entity_check(fallback_one_of(
                 "path",
-                &["none", "consumer", "header", "cookie", "query_arg", "ip", "uri_capture"],
+                &[
+                    "none",
+                    "consumer",
+                    "header",
+                    "cookie",
+                    "query_arg",
+                    "ip",
+                    "uri_capture",
+                ],
             ))
             .entity_check(distinct("hash_on_header", "hash_fallback_header"))
-            .entity_check(conditional_required("hash_on", "query_arg", "hash_on_query_arg"))
-            .entity_check(conditional_required("hash_fallback", "query_arg", "hash_fallback_query_arg"))
+            .entity_check(conditional_required(
+                "hash_on",
+                "query_arg",
+                "hash_on_query_arg",
+            ))
+            .entity_check(conditional_required(
+                "hash_fallback",
+                "query_arg",
+                "hash_fallback_query_arg",
+            ))
             .entity_check(distinct("hash_on_query_arg", "hash_fallback_query_arg"))
-            .entity_check(conditional_required("hash_on", "uri_capture", "hash_on_uri_capture"))
-            .entity_check(conditional_required("hash_fallback", "uri_capture", "hash_fallback_uri_capture"))
+            .entity_check(conditional_required(
+                "hash_on",
+                "uri_capture",
+                "hash_on_uri_capture",
+            ))
+            .entity_check(conditional_required(
+                "hash_fallback",
+                "uri_capture",
+                "hash_fallback_uri_capture",
+            ))
             .entity_check(distinct("hash_on_uri_capture", "hash_fallback_uri_capture")),
     )
 });
@@ -321,100 +456,12 @@ impl EntityType for Upstream {
         Some(self.name.clone())
     }
     fn unique_fields(&self) -> Vec<(String, Value)> {
-        vec![(index_key(Self::TABLE, "name", &self.name), json!({ "name": self.name }))]
+        vec![(
+            index_key(Self::TABLE, "name", &self.name),
+            json!({ "name": self.name }),
+        )]
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::entity::{create, patch};
-
-    fn mk(v: Value) -> Result<Upstream, KongError> {
-        create::<Upstream>(&v, 1_700_000_000.0)
-    }
-
-    #[test]
-    fn defaults_match_kong() {
-        let u = mk(json!({"name": "backend.svc"})).unwrap();
-        assert_eq!((u.algorithm.as_str(), u.hash_on.as_str(), u.hash_fallback.as_str()), ("round-robin", "none", "none"));
-        assert_eq!((u.slots, u.hash_on_cookie_path.as_str(), u.use_srv_name), (10000, "/", false));
-        let hc = serde_json::to_value(&u.healthchecks).unwrap();
-        assert_eq!(
-            hc,
-            json!({
-                "active": {
-                    "type": "http", "timeout": 1, "concurrency": 10, "http_path": "/", "https_sni": null,
-                    "https_verify_certificate": true, "headers": null,
-                    "healthy": {"interval": 0, "http_statuses": [200, 302], "successes": 0},
-                    "unhealthy": {"interval": 0, "http_statuses": [429, 404, 500, 501, 502, 503, 504, 505],
-                                  "tcp_failures": 0, "timeouts": 0, "http_failures": 0}
-                },
-                "passive": {
-                    "type": "http",
-                    "healthy": {"http_statuses": [200, 201, 202, 203, 204, 205, 206, 207, 208, 226,
-                                                  300, 301, 302, 303, 304, 305, 306, 307, 308], "successes": 0},
-                    "unhealthy": {"http_statuses": [429, 500, 503], "tcp_failures": 0, "timeouts": 0, "http_failures": 0}
-                },
-                "threshold": 0
-            })
-        );
-    }
-
-    #[test]
-    fn name_must_be_a_hostname() {
-        assert_eq!(mk(json!({})).unwrap_err().message, "schema violation (name: required field missing)");
-        assert_eq!(
-            mk(json!({"name": "10.0.0.1"})).unwrap_err().message,
-            "schema violation (name: Invalid name ('10.0.0.1'); no ip addresses allowed)"
-        );
-        assert_eq!(
-            mk(json!({"name": "svc:8080"})).unwrap_err().message,
-            "schema violation (name: Invalid name ('svc:8080'); no port allowed)"
-        );
-        assert_eq!(
-            mk(json!({"name": "a b"})).unwrap_err().message,
-            "schema violation (name: Invalid name ('a b'); must be a valid hostname)"
-        );
-    }
-
-    #[test]
-    fn hashing_rules() {
-        let u = mk(json!({"name": "u", "hash_on": "header", "hash_on_header": "x-user"})).unwrap();
-        assert_eq!(u.algorithm, "consistent-hashing");
-        let e = mk(json!({"name": "u", "hash_on": "header"})).unwrap_err();
-        assert_eq!(
-            e.message,
-            "2 schema violations (failed conditional validation given value of field 'hash_on'; hash_on_header: required field missing)"
-        );
-        let e = mk(json!({"name": "u", "hash_fallback": "ip"})).unwrap_err();
-        assert_eq!(e.fields["hash_fallback"], json!("expected one of: none"));
-        let u = mk(json!({"name": "u", "algorithm": "least-connections"})).unwrap();
-        assert_eq!((u.algorithm.as_str(), u.hash_on.as_str()), ("least-connections", "none"));
-        let e = mk(json!({"name": "u", "hash_on": "header", "hash_on_header": "a", "hash_fallback": "header", "hash_fallback_header": "a"}))
-            .unwrap_err();
-        assert_eq!(e.message, "schema violation (values of these fields must be distinct: 'hash_on_header', 'hash_fallback_header')");
-    }
-
-    #[test]
-    fn ranges_and_nested_errors() {
-        assert_eq!(
-            mk(json!({"name": "u", "slots": 5})).unwrap_err().message,
-            "schema violation (slots: value should be between 10 and 65536)"
-        );
-        let e = mk(json!({"name": "u", "healthchecks": {"active": {"timeout": "x"}}})).unwrap_err();
-        assert_eq!(e.fields, json!({"healthchecks": {"active": {"timeout": "expected a number"}}}));
-        let e = mk(json!({"name": "u", "healthchecks": {"threshold": 101}})).unwrap_err();
-        assert_eq!(e.message, "schema violation (healthchecks.threshold: value should be between 0 and 100)");
-    }
-
-    #[test]
-    fn patch_merges_healthchecks() {
-        let u = mk(json!({"name": "u", "healthchecks": {"active": {"healthy": {"interval": 5}}}})).unwrap();
-        assert_eq!(u.healthchecks.active.healthy.interval, Num(5.0));
-        let p = patch(&u, &json!({"healthchecks": {"active": {"unhealthy": {"interval": 2.5}}}}), 1_800_000_000.0).unwrap();
-        assert_eq!(p.healthchecks.active.healthy.interval, Num(5.0));
-        assert_eq!(p.healthchecks.active.unhealthy.interval, Num(2.5));
-        assert_eq!(p.healthchecks.active.concurrency, 10);
-    }
-}
+mod tests;

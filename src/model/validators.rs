@@ -68,12 +68,17 @@ fn normalize_ipv4(addr: &str) -> Result<(String, Option<u32>), String> {
         }
     }
     let port = port.map(parse_port).transpose()?;
-    Ok((format!("{}.{}.{}.{}", octets[0], octets[1], octets[2], octets[3]), port))
+    Ok((
+        format!("{}.{}.{}.{}", octets[0], octets[1], octets[2], octets[3]),
+        port,
+    ))
 }
 
 fn normalize_ipv6(addr: &str) -> Result<(String, Option<u32>), String> {
     let (check, port) = if let Some(rest) = addr.strip_prefix('[') {
-        let close = rest.find(']').ok_or_else(|| format!("invalid ipv6 address: {addr}"))?;
+        let close = rest
+            .find(']')
+            .ok_or_else(|| format!("invalid ipv6 address: {addr}"))?;
         let inner = &rest[..close];
         let after = &rest[close + 1..];
         let port = if after.is_empty() {
@@ -106,11 +111,16 @@ fn normalize_ipv6(addr: &str) -> Result<(String, Option<u32>), String> {
     }
     let groups: Vec<&str> = check.split(':').collect();
     if groups.len() != 8
-        || groups.iter().any(|g| g.is_empty() || g.len() > 4 || !g.chars().all(|c| c.is_ascii_hexdigit()))
+        || groups
+            .iter()
+            .any(|g| g.is_empty() || g.len() > 4 || !g.chars().all(|c| c.is_ascii_hexdigit()))
     {
         return Err(format!("invalid ipv6 address: {addr}"));
     }
-    let full: Vec<String> = groups.iter().map(|g| format!("{:0>4}", g.to_ascii_lowercase())).collect();
+    let full: Vec<String> = groups
+        .iter()
+        .map(|g| format!("{:0>4}", g.to_ascii_lowercase()))
+        .collect();
     Ok((full.join(":"), port))
 }
 
@@ -126,7 +136,9 @@ fn check_hostname(addr: &str) -> Result<(String, Option<u32>), String> {
     }
     let bad = || format!("invalid hostname: {addr}");
     if name.is_empty()
-        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
     {
         return Err(bad());
     }
@@ -155,7 +167,11 @@ pub fn normalize_ip(addr: &str) -> Result<HostPort, String> {
 /// Kong's `format_host`: `host:port`, IPv6 in brackets; `default_port` when none was given.
 pub fn format_host(p: &HostPort, default_port: Option<u32>) -> String {
     let port = p.port.or(default_port);
-    let host = if p.kind == HostKind::Ipv6 { format!("[{}]", p.host) } else { p.host.clone() };
+    let host = if p.kind == HostKind::Ipv6 {
+        format!("[{}]", p.host)
+    } else {
+        p.host.clone()
+    };
     match port {
         Some(port) => format!("{host}:{port}"),
         None => host,
@@ -218,9 +234,9 @@ fn is_unreserved(c: u8) -> bool {
 /// The RFC 3986 character and percent-encoding part of `typedefs.path`. `Err((msg, is_percent))`.
 fn validate_path_chars(path: &str) -> Result<(), (String, bool)> {
     let ok_chars = path.starts_with('/')
-        && path.bytes().all(|c| {
-            is_unreserved(c) || b"/%:@!$&'()*+,;=".contains(&c)
-        });
+        && path
+            .bytes()
+            .all(|c| is_unreserved(c) || b"/%:@!$&'()*+,;=".contains(&c));
     if !ok_chars {
         return Err((
             format!("invalid path: '{path}' (characters outside of the reserved list of RFC 3986 found)"),
@@ -231,10 +247,14 @@ fn validate_path_chars(path: &str) -> Result<(), (String, bool)> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let ok = i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit();
+            let ok =
+                i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit();
             if !ok {
                 let end = (i + 3).min(b.len());
-                return Err((format!("invalid url-encoded value: '{}'", &path[i..end]), true));
+                return Err((
+                    format!("invalid url-encoded value: '{}'", &path[i..end]),
+                    true,
+                ));
             }
             i += 3;
         } else {
@@ -262,7 +282,11 @@ pub fn normalize_uri_path(path: &str) -> String {
     let mut out: Vec<u8> = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && b[i + 1].is_ascii_hexdigit()
+            && b[i + 2].is_ascii_hexdigit()
+        {
             let h = &path[i + 1..i + 3];
             let v = u8::from_str_radix(h, 16).unwrap_or(0);
             if is_unreserved(v) {
@@ -320,7 +344,12 @@ pub fn validate_router_path(path: &str) -> Result<(), String> {
     if let Some(re) = path.strip_prefix('~') {
         if let Err(e) = regex::Regex::new(re) {
             let detail = e.to_string();
-            let detail = detail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+            let detail = detail
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim();
             let detail = detail.strip_prefix("error: ").unwrap_or(detail);
             return Err(format!("invalid regex: '{re}' ({detail})"));
         }
@@ -328,14 +357,18 @@ pub fn validate_router_path(path: &str) -> Result<(), String> {
     }
     let normalized = normalize_uri_path(path);
     if normalized != path {
-        return Err(format!("non-normalized path, consider use '{normalized}' instead"));
+        return Err(format!(
+            "non-normalized path, consider use '{normalized}' instead"
+        ));
     }
     Ok(())
 }
 
 /// `typedefs.utf8_name`: alphanumerics, `.`, `-`, `_`, `~` and any non-ASCII character.
 pub fn validate_utf8_name(name: &str) -> Result<(), String> {
-    let ok = name.chars().all(|c| !c.is_ascii() || c.is_ascii_alphanumeric() || "._-~".contains(c));
+    let ok = name
+        .chars()
+        .all(|c| !c.is_ascii() || c.is_ascii_alphanumeric() || "._-~".contains(c));
     if ok {
         Ok(())
     } else {
@@ -347,7 +380,9 @@ pub fn validate_utf8_name(name: &str) -> Result<(), String> {
 
 /// `typedefs.tag`: printable ASCII except `,` and `/`, or UTF-8.
 pub fn validate_tag(tag: &str) -> Result<(), String> {
-    let ok = tag.chars().all(|c| !c.is_ascii() || (c == ' ') || (('!'..='~').contains(&c) && c != ',' && c != '/'));
+    let ok = tag
+        .chars()
+        .all(|c| !c.is_ascii() || (c == ' ') || (('!'..='~').contains(&c) && c != ',' && c != '/'));
     if ok {
         Ok(())
     } else {
@@ -360,21 +395,30 @@ pub fn validate_header_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("no header name provided".into());
     }
-    if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         Ok(())
     } else {
-        Err(format!("bad header name '{name}', allowed characters are A-Z, a-z, 0-9, '_', and '-'"))
+        Err(format!(
+            "bad header name '{name}', allowed characters are A-Z, a-z, 0-9, '_', and '-'"
+        ))
     }
 }
 
 /// `typedefs.cookie_name`: an RFC 2616 token.
 pub fn validate_cookie_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(format!("bad cookie name '{name}', allowed characters are A-Z, a-z, 0-9, '_', and '-'"))
+        Err(format!(
+            "bad cookie name '{name}', allowed characters are A-Z, a-z, 0-9, '_', and '-'"
+        ))
     }
 }
 
@@ -412,102 +456,4 @@ pub fn is_uuid(s: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normalize_ip_kinds() {
-        assert_eq!(normalize_ip("1.2.3.4").unwrap().kind, HostKind::Ipv4);
-        assert_eq!(normalize_ip("1.2.3.4:80").unwrap().port, Some(80));
-        assert_eq!(normalize_ip("::1").unwrap().host, "0000:0000:0000:0000:0000:0000:0000:0001");
-        assert_eq!(normalize_ip("[::1]:8080").unwrap().port, Some(8080));
-        assert_eq!(normalize_ip("example.com:99999").unwrap_err(), "invalid port number");
-        assert_eq!(normalize_ip("a b").unwrap_err(), "invalid hostname: a b");
-        assert_eq!(normalize_ip("300.1.1.1").unwrap_err(), "invalid ipv4 address: 300.1.1.1");
-        assert!(normalize_ip("foo-.bar").is_err());
-        assert!(normalize_ip("foo.bar.").is_ok());
-        assert!(normalize_ip("foo..bar").is_err());
-    }
-
-    #[test]
-    fn format_host_default_port() {
-        assert_eq!(format_host(&normalize_ip("example.com").unwrap(), Some(8000)), "example.com:8000");
-        assert_eq!(format_host(&normalize_ip("::1").unwrap(), Some(8000)), "[0000:0000:0000:0000:0000:0000:0000:0001]:8000");
-        assert_eq!(format_host(&normalize_ip("10.0.0.1:99").unwrap(), Some(8000)), "10.0.0.1:99");
-    }
-
-    #[test]
-    fn host_validation() {
-        assert!(validate_host("example.com").is_ok());
-        assert_eq!(validate_host("example.com:80").unwrap_err(), "must not have a port");
-        assert_eq!(validate_host("exa mple").unwrap_err(), "invalid value: exa mple");
-    }
-
-    #[test]
-    fn route_hosts() {
-        assert!(validate_route_host("*.example.com").is_ok());
-        assert!(validate_route_host("example.*").is_ok());
-        assert!(validate_route_host("example.com:8080").is_ok());
-        assert_eq!(validate_route_host("*.example.*").unwrap_err(), "invalid wildcard: must have at most one wildcard");
-        assert_eq!(
-            validate_route_host("ex*ample.com").unwrap_err(),
-            "invalid wildcard: must be placed at leftmost or rightmost label"
-        );
-    }
-
-    #[test]
-    fn paths() {
-        assert!(validate_path("/a/b").is_ok());
-        assert_eq!(validate_path("a").unwrap_err(), "should start with: /");
-        assert_eq!(validate_path("/a//b").unwrap_err(), "must not have empty segments");
-        assert_eq!(
-            validate_path("/a b").unwrap_err(),
-            "invalid path: '/a b' (characters outside of the reserved list of RFC 3986 found)"
-        );
-        assert_eq!(validate_path("/a%zz").unwrap_err(), "invalid url-encoded value: '%zz'");
-        assert_eq!(validate_path("/a%2").unwrap_err(), "invalid url-encoded value: '%2'");
-    }
-
-    #[test]
-    fn router_paths() {
-        assert!(validate_router_path("/").is_ok());
-        assert!(validate_router_path("~/users/\\d+$").is_ok());
-        assert_eq!(
-            validate_router_path("users").unwrap_err(),
-            "should start with: / (fixed path) or ~/ (regex path)"
-        );
-        assert_eq!(validate_router_path("/a//b").unwrap_err(), "must not have empty segments");
-        assert!(validate_router_path("~/a(").unwrap_err().starts_with("invalid regex: '/a(' ("));
-        assert_eq!(
-            validate_router_path("/a/../b").unwrap_err(),
-            "non-normalized path, consider use '/b' instead"
-        );
-        assert_eq!(validate_router_path("/%7euser").unwrap_err(), "non-normalized path, consider use '/~user' instead");
-    }
-
-    #[test]
-    fn names_tags_headers() {
-        assert!(validate_utf8_name("my-service_1.v2~x").is_ok());
-        assert!(validate_utf8_name("café").is_ok());
-        assert_eq!(
-            validate_utf8_name("a b").unwrap_err(),
-            "invalid value 'a b': the only accepted ascii characters are alphanumerics or ., -, _, and ~"
-        );
-        assert!(validate_tag("env:prod").is_ok());
-        assert!(validate_tag("a,b").is_err());
-        assert!(validate_header_name("X-Foo_1").is_ok());
-        assert_eq!(
-            validate_header_name("x foo").unwrap_err(),
-            "bad header name 'x foo', allowed characters are A-Z, a-z, 0-9, '_', and '-'"
-        );
-    }
-
-    #[test]
-    fn cidr() {
-        assert!(validate_ip_or_cidr("10.0.0.0/8").is_ok());
-        assert!(validate_ip_or_cidr("10.0.0.1").is_ok());
-        assert!(validate_ip_or_cidr("::1/128").is_ok());
-        assert!(validate_ip_or_cidr("10.0.0.0/33").is_err());
-        assert!(validate_ip_or_cidr("foo").is_err());
-    }
-}
+mod tests;

@@ -73,19 +73,41 @@ fn parses_a_nested_kong_file() {
 
     let snap = ConfigSnapshot::from_entities(es.clone());
     let orders = snap.service_by_id_or_name("orders").unwrap();
-    assert_eq!((orders.host.as_str(), orders.port, orders.path.as_deref()), ("orders.internal", 8080, Some("/v1")));
+    assert_eq!(
+        (orders.host.as_str(), orders.port, orders.path.as_deref()),
+        ("orders.internal", 8080, Some("/v1"))
+    );
     let users = snap.service_by_id_or_name("users").unwrap();
-    assert_eq!(snap.route_by_id_or_name("users-route").unwrap().service.unwrap().id, users.id);
+    assert_eq!(
+        snap.route_by_id_or_name("users-route")
+            .unwrap()
+            .service
+            .unwrap()
+            .id,
+        users.id
+    );
     let orders_route = snap.route_by_id_or_name("orders-route").unwrap();
     assert_eq!(orders_route.service.unwrap().id, orders.id);
     let alice = snap.consumer_by_id_or_username("alice").unwrap();
-    let (cred, owner) = snap.consumer_by_credential_hash(&hash_key("alice-secret")).unwrap();
+    let (cred, owner) = snap
+        .consumer_by_credential_hash(&hash_key("alice-secret"))
+        .unwrap();
     assert_eq!(owner.id, alice.id);
     assert_eq!(cred.key_hash, hash_key("alice-secret"));
     let up = snap.upstream_by_id_or_name("orders.internal").unwrap();
-    let mut targets: Vec<(String, u16)> = snap.targets_of(up.id).iter().map(|t| (t.target.clone(), t.weight)).collect();
+    let mut targets: Vec<(String, u16)> = snap
+        .targets_of(up.id)
+        .iter()
+        .map(|t| (t.target.clone(), t.weight))
+        .collect();
     targets.sort();
-    assert_eq!(targets, vec![("10.0.0.1:8080".to_string(), 100), ("10.0.0.2:8000".to_string(), 50)]);
+    assert_eq!(
+        targets,
+        vec![
+            ("10.0.0.1:8080".to_string(), 100),
+            ("10.0.0.2:8000".to_string(), 50)
+        ]
+    );
     // the most specific rate-limiting for alice on the orders route is service+consumer
     let ps = snap.plugins_for(Some(orders_route.id), Some(orders.id), Some(alice.id));
     let names: Vec<&str> = ps.iter().map(|p| p.name.as_str()).collect();
@@ -108,7 +130,10 @@ fn ids_are_stable_and_reused() {
     let svc: Service = create(&json!({"name": "orders", "host": "x.org"}), 1.0).unwrap();
     let existing = ConfigSnapshot::from_entities([Entity::from(svc.clone())]);
     let c = parse_declarative_with(KONG_FILE, &existing, 3.0).unwrap();
-    let orders = c.iter().find(|e| e.table() == "services" && e.endpoint_key_value().as_deref() == Some("orders")).unwrap();
+    let orders = c
+        .iter()
+        .find(|e| e.table() == "services" && e.endpoint_key_value().as_deref() == Some("orders"))
+        .unwrap();
     assert_eq!(orders.id(), svc.id);
     let Entity::Service(s) = orders else { panic!() };
     assert_eq!(s.created_at, svc.created_at);
@@ -119,7 +144,10 @@ fn applying_the_same_file_twice_is_a_no_op() {
     let first = parse_declarative_with(KONG_FILE, &ConfigSnapshot::new(), 1.0).unwrap();
     let d = diff(&ConfigSnapshot::new(), &first);
     assert_eq!(d.creates.len(), first.len());
-    assert_eq!(d.summary()["services"], json!({"create": 2, "update": 0, "delete": 0}));
+    assert_eq!(
+        d.summary()["services"],
+        json!({"create": 2, "update": 0, "delete": 0})
+    );
     let snap = ConfigSnapshot::from_entities(first);
     let second = parse_declarative_with(KONG_FILE, &snap, 100.0).unwrap();
     let d = diff(&snap, &second);
@@ -128,12 +156,22 @@ fn applying_the_same_file_twice_is_a_no_op() {
 
 #[test]
 fn diff_lists_changes() {
-    let snap = ConfigSnapshot::from_entities(parse_declarative_with(KONG_FILE, &ConfigSnapshot::new(), 1.0).unwrap());
-    let changed = KONG_FILE.replace("minute: 100", "minute: 200").replace("  - custom_id: bob-1\n", "  - custom_id: carol-1\n");
+    let snap = ConfigSnapshot::from_entities(
+        parse_declarative_with(KONG_FILE, &ConfigSnapshot::new(), 1.0).unwrap(),
+    );
+    let changed = KONG_FILE
+        .replace("minute: 100", "minute: 200")
+        .replace("  - custom_id: bob-1\n", "  - custom_id: carol-1\n");
     let es = parse_declarative_with(&changed, &snap, 2.0).unwrap();
     let d = diff(&snap, &es);
-    assert_eq!(d.summary()["plugins"], json!({"create": 0, "update": 1, "delete": 0}));
-    assert_eq!(d.summary()["consumers"], json!({"create": 1, "update": 0, "delete": 1}));
+    assert_eq!(
+        d.summary()["plugins"],
+        json!({"create": 0, "update": 1, "delete": 0})
+    );
+    assert_eq!(
+        d.summary()["consumers"],
+        json!({"create": 1, "update": 0, "delete": 1})
+    );
     let (old, new) = &d.updates[0];
     assert_eq!(old.id(), new.id());
     let d = diff(&snap, &[]);
@@ -144,7 +182,9 @@ fn diff_lists_changes() {
 
 #[test]
 fn export_then_parse_is_an_empty_diff() {
-    let snap = ConfigSnapshot::from_entities(parse_declarative_with(KONG_FILE, &ConfigSnapshot::new(), 1.0).unwrap());
+    let snap = ConfigSnapshot::from_entities(
+        parse_declarative_with(KONG_FILE, &ConfigSnapshot::new(), 1.0).unwrap(),
+    );
     for yaml in [true, false] {
         let text = export_declarative(&snap, yaml);
         let again = parse_declarative_with(&text, &snap, 5.0).unwrap();
@@ -152,10 +192,13 @@ fn export_then_parse_is_an_empty_diff() {
         assert!(d.is_empty(), "yaml={yaml}: {:?}\n{text}", d.summary());
         // and against an empty configuration, the same entities come back
         let fresh = parse_declarative_with(&text, &ConfigSnapshot::new(), 5.0).unwrap();
-        assert_eq!(diff(&ConfigSnapshot::from_entities(fresh), &again).is_empty(), true);
+        assert!(diff(&ConfigSnapshot::from_entities(fresh), &again).is_empty());
     }
     let text = export_declarative(&snap, true);
-    assert!(text.starts_with("_format_version: '3.0'") || text.starts_with("_format_version: \"3.0\""), "{text}");
+    assert!(
+        text.starts_with("_format_version: '3.0'") || text.starts_with("_format_version: \"3.0\""),
+        "{text}"
+    );
     assert!(text.contains("key_hash"));
     assert!(!text.contains("alice-secret"));
     assert!(!text.contains("created_at"));
@@ -172,8 +215,14 @@ fn json_documents_are_accepted() {
 fn errors() {
     let e = parse_declarative("services: []").unwrap_err();
     assert_eq!(e.code, 14);
-    assert_eq!(e.fields, json!({"_format_version": "required field missing"}));
-    assert_eq!(e.message, "declarative config is invalid: {_format_version=\"required field missing\"}");
+    assert_eq!(
+        e.fields,
+        json!({"_format_version": "required field missing"})
+    );
+    assert_eq!(
+        e.message,
+        "declarative config is invalid: {_format_version=\"required field missing\"}"
+    );
 
     let e = parse_declarative("_format_version: \"1.1\"").unwrap_err();
     assert_eq!(e.fields, json!({"_format_version": "expected one of: 3.0"}));
@@ -181,8 +230,14 @@ fn errors() {
     let e = parse_declarative("_format_version: \"3.0\"\ncertificates: []").unwrap_err();
     assert_eq!(e.fields, json!({"certificates": "unknown field"}));
 
-    let e = parse_declarative("_format_version: \"3.0\"\nroutes:\n  - paths: [\"/\"]\n    service: nope\n").unwrap_err();
-    assert_eq!(e.fields, json!({"routes": [{"service": "invalid reference 'service: nope' (no such entry in 'services')"}]}));
+    let e = parse_declarative(
+        "_format_version: \"3.0\"\nroutes:\n  - paths: [\"/\"]\n    service: nope\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.fields,
+        json!({"routes": [{"service": "invalid reference 'service: nope' (no such entry in 'services')"}]})
+    );
 
     let text = "_format_version: \"3.0\"\nservices:\n  - name: a\n    host: a.org\n    routes:\n      - paths: [\"x\"]\n";
     let e = parse_declarative(text).unwrap_err();
@@ -206,5 +261,7 @@ fn errors() {
 
     let e = parse_declarative("_format_version: [").unwrap_err();
     assert_eq!(e.code, 14);
-    assert!(e.message.starts_with("failed parsing declarative configuration: "));
+    assert!(e
+        .message
+        .starts_with("failed parsing declarative configuration: "));
 }

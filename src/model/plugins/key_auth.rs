@@ -37,16 +37,40 @@ pub(super) fn definition() -> PluginDef {
     let config = Record::new()
         .field(
             "key_names",
-            Field::array(Field::string().check_str(validate_header_name)).required().default(json!(["apikey"])),
+            Field::array(Field::string().check_str(validate_header_name))
+                .required()
+                .default(json!(["apikey"])),
         )
-        .field("hide_credentials", Field::boolean().required().default(json!(false)))
+        .field(
+            "hide_credentials",
+            Field::boolean().required().default(json!(false)),
+        )
         .field("anonymous", Field::string())
-        .field("key_in_header", Field::boolean().required().default(json!(true)))
-        .field("key_in_query", Field::boolean().required().default(json!(true)))
-        .field("key_in_body", Field::boolean().required().default(json!(false)))
-        .field("run_on_preflight", Field::boolean().required().default(json!(true)))
+        .field(
+            "key_in_header",
+            Field::boolean().required().default(json!(true)),
+        )
+        .field(
+            "key_in_query",
+            Field::boolean().required().default(json!(true)),
+        )
+        .field(
+            "key_in_body",
+            Field::boolean().required().default(json!(false)),
+        )
+        .field(
+            "run_on_preflight",
+            Field::boolean().required().default(json!(true)),
+        )
         .field("realm", Field::string());
-    PluginDef { name: NAME, priority: 1250, config, config_check: None, no_consumer: true, entity_checks: vec![] }
+    PluginDef {
+        name: NAME,
+        priority: 1250,
+        config,
+        config_check: None,
+        no_consumer: true,
+        entity_checks: vec![],
+    }
 }
 
 #[cfg(test)]
@@ -72,16 +96,32 @@ mod tests {
 
     #[test]
     fn rules() {
-        let e = create::<Plugin>(&json!({"name": "key-auth", "consumer": {"id": Uuid::new_v4()}}), 1.0).unwrap_err();
+        let e = create::<Plugin>(
+            &json!({"name": "key-auth", "consumer": {"id": Uuid::new_v4()}}),
+            1.0,
+        )
+        .unwrap_err();
         assert_eq!(e.message, "schema violation (consumer: value must be null)");
-        let e = create::<Plugin>(&json!({"name": "key-auth", "config": {"key_names": ["bad name"]}}), 1.0).unwrap_err();
+        let e = create::<Plugin>(
+            &json!({"name": "key-auth", "config": {"key_names": ["bad name"]}}),
+            1.0,
+        )
+        .unwrap_err();
         assert_eq!(
             e.message,
             "schema violation (config.key_names: {\n  \"bad header name 'bad name', allowed characters are A-Z, a-z, 0-9, '_', and '-'\"\n})"
         );
-        let e = create::<Plugin>(&json!({"name": "key-auth", "config": {"hide_credentials": "yes"}}), 1.0).unwrap_err();
-        assert_eq!(e.message, "schema violation (config.hide_credentials: expected a boolean)");
-        let e = create::<Plugin>(&json!({"name": "key-auth", "config": {"foo": 1}}), 1.0).unwrap_err();
+        let e = create::<Plugin>(
+            &json!({"name": "key-auth", "config": {"hide_credentials": "yes"}}),
+            1.0,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "schema violation (config.hide_credentials: expected a boolean)"
+        );
+        let e =
+            create::<Plugin>(&json!({"name": "key-auth", "config": {"foo": 1}}), 1.0).unwrap_err();
         assert_eq!(e.message, "schema violation (config.foo: unknown field)");
     }
 }

@@ -1,5 +1,5 @@
 //! The plugin registry: each plugin's config schema, scope rules and priority. Adding a
-//! plugin is one new file here plus its line in [`all`].
+//! plugin is one new file here plus its line in `all()`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
@@ -54,11 +54,17 @@ pub const HTTP_PROTOCOLS: &[&str] = &["grpc", "grpcs", "http", "https"];
 
 /// `protocols` for http plugins.
 pub fn protocols_http() -> Field {
-    Field::set(Field::string().one_of(HTTP_PROTOCOLS)).required().default(json!(HTTP_PROTOCOLS))
+    Field::set(Field::string().one_of(HTTP_PROTOCOLS))
+        .required()
+        .default(json!(HTTP_PROTOCOLS))
 }
 
-static SCHEMAS: LazyLock<BTreeMap<&'static str, Arc<Record>>> =
-    LazyLock::new(|| REGISTRY.values().map(|d| (d.name, Arc::new(super::plugin::full_schema(d)))).collect());
+static SCHEMAS: LazyLock<BTreeMap<&'static str, Arc<Record>>> = LazyLock::new(|| {
+    REGISTRY
+        .values()
+        .map(|d| (d.name, Arc::new(super::plugin::full_schema(d))))
+        .collect()
+});
 
 /// The whole plugin entity schema for a plugin name.
 pub fn schema(name: &str) -> Option<Arc<Record>> {

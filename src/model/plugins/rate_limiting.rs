@@ -27,7 +27,14 @@ pub enum Period {
 }
 
 impl Period {
-    pub const ALL: [Period; 6] = [Period::Second, Period::Minute, Period::Hour, Period::Day, Period::Month, Period::Year];
+    pub const ALL: [Period; 6] = [
+        Period::Second,
+        Period::Minute,
+        Period::Hour,
+        Period::Day,
+        Period::Month,
+        Period::Year,
+    ];
 
     /// The config field name (`minute`).
     pub fn name(self) -> &'static str {
@@ -91,8 +98,19 @@ impl RateLimitingConfig {
     }
     /// The configured limits, shortest window first.
     pub fn limits(&self) -> Vec<(Period, f64)> {
-        let v = [self.second, self.minute, self.hour, self.day, self.month, self.year];
-        Period::ALL.iter().zip(v).filter_map(|(p, l)| l.map(|l| (*p, l))).collect()
+        let v = [
+            self.second,
+            self.minute,
+            self.hour,
+            self.day,
+            self.month,
+            self.year,
+        ];
+        Period::ALL
+            .iter()
+            .zip(v)
+            .filter_map(|(p, l)| l.map(|l| (*p, l)))
+            .collect()
     }
     /// The status code of the blocked response.
     pub fn status(&self) -> u16 {
@@ -102,10 +120,14 @@ impl RateLimitingConfig {
 
 /// Limits must not decrease as the period grows; `sync_rate` is redis-only.
 fn validate_config(v: &Value) -> Result<(), String> {
-    let Some(m) = v.as_object() else { return Ok(()) };
+    let Some(m) = v.as_object() else {
+        return Ok(());
+    };
     let periods = Period::ALL;
     for (i, lower) in periods.iter().enumerate() {
-        let Some(v1) = m.get(lower.name()).and_then(Value::as_f64) else { continue };
+        let Some(v1) = m.get(lower.name()).and_then(Value::as_f64) else {
+            continue;
+        };
         for upper in &periods[i + 1..] {
             if let Some(v2) = m.get(upper.name()).and_then(Value::as_f64) {
                 if v2 < v1 {
@@ -120,7 +142,10 @@ fn validate_config(v: &Value) -> Result<(), String> {
             }
         }
     }
-    if m.get("sync_rate").and_then(Value::as_f64).is_some_and(|r| r != -1.0) {
+    if m.get("sync_rate")
+        .and_then(Value::as_f64)
+        .is_some_and(|r| r != -1.0)
+    {
         return Err("sync_rate can only be used with the redis policy".into());
     }
     Ok(())
@@ -128,15 +153,29 @@ fn validate_config(v: &Value) -> Result<(), String> {
 
 fn redis_record() -> Record {
     Record::new()
-        .field("host", Field::string().check_str(crate::model::validators::validate_host))
-        .field("port", Field::integer().default(json!(6379)).between(0.0, 65535.0))
-        .field("timeout", Field::integer().default(json!(2000)).between(0.0, 2147483646.0))
+        .field(
+            "host",
+            Field::string().check_str(crate::model::validators::validate_host),
+        )
+        .field(
+            "port",
+            Field::integer().default(json!(6379)).between(0.0, 65535.0),
+        )
+        .field(
+            "timeout",
+            Field::integer()
+                .default(json!(2000))
+                .between(0.0, 2147483646.0),
+        )
         .field("username", Field::string())
         .field("password", Field::string().len_min(0))
         .field("database", Field::integer().default(json!(0)))
         .field("ssl", Field::boolean().default(json!(false)))
         .field("ssl_verify", Field::boolean().default(json!(false)))
-        .field("server_name", Field::string().check_str(|s| validate_sni(s, false)))
+        .field(
+            "server_name",
+            Field::string().check_str(|s| validate_sni(s, false)),
+        )
 }
 
 /// A deprecated flat `redis_<x>` shorthand: fills `redis.<x>` unless that is set.
@@ -147,7 +186,9 @@ fn redis_shorthand(
         if v.is_null() {
             return Ok(());
         }
-        let redis = data.entry("redis").or_insert_with(|| Value::Object(Map::new()));
+        let redis = data
+            .entry("redis")
+            .or_insert_with(|| Value::Object(Map::new()));
         if !redis.is_object() {
             *redis = Value::Object(Map::new());
         }
@@ -170,23 +211,44 @@ pub(super) fn definition() -> PluginDef {
         .field("year", limit())
         .field(
             "limit_by",
-            Field::string().default(json!("consumer")).one_of(&["consumer", "credential", "ip", "service", "header", "path"]),
+            Field::string().default(json!("consumer")).one_of(&[
+                "consumer",
+                "credential",
+                "ip",
+                "service",
+                "header",
+                "path",
+            ]),
         )
-        .field("header_name", Field::string().check_str(validate_header_name))
+        .field(
+            "header_name",
+            Field::string().check_str(validate_header_name),
+        )
         .field("path", Field::string().check_str(validate_path))
         .field(
             "policy",
-            Field::string().default(json!("cluster")).check_str(|p| match p {
-                "cluster" | "local" => Ok(()),
-                "redis" => Err(NO_REDIS.into()),
-                _ => Err("expected one of: local, cluster".into()),
-            }),
+            Field::string()
+                .default(json!("cluster"))
+                .check_str(|p| match p {
+                    "cluster" | "local" => Ok(()),
+                    "redis" => Err(NO_REDIS.into()),
+                    _ => Err("expected one of: local, cluster".into()),
+                }),
         )
-        .field("fault_tolerant", Field::boolean().required().default(json!(true)))
+        .field(
+            "fault_tolerant",
+            Field::boolean().required().default(json!(true)),
+        )
         .field("redis", Field::record(redis_record()))
-        .field("hide_client_headers", Field::boolean().required().default(json!(false)))
+        .field(
+            "hide_client_headers",
+            Field::boolean().required().default(json!(false)),
+        )
         .field("error_code", Field::number().default(json!(429)).gt(0.0))
-        .field("error_message", Field::string().default(json!("API rate limit exceeded")))
+        .field(
+            "error_message",
+            Field::string().default(json!("API rate limit exceeded")),
+        )
         .field("sync_rate", Field::number().required().default(json!(-1)));
     let shorthands: [(&'static str, &'static str, Field); 9] = [
         ("redis_host", "host", Field::string()),
@@ -217,8 +279,16 @@ pub(super) fn definition() -> PluginDef {
                 "config.month",
                 "config.year",
             ])),
-            std::sync::Arc::new(conditional_required("config.limit_by", "header", "config.header_name")),
-            std::sync::Arc::new(conditional_required("config.limit_by", "path", "config.path")),
+            std::sync::Arc::new(conditional_required(
+                "config.limit_by",
+                "header",
+                "config.header_name",
+            )),
+            std::sync::Arc::new(conditional_required(
+                "config.limit_by",
+                "path",
+                "config.path",
+            )),
         ],
     }
 }
@@ -240,7 +310,10 @@ mod tests {
         assert_eq!(c.policy, "cluster");
         assert_eq!(c.limit_by, "consumer");
         assert!(c.fault_tolerant && !c.hide_client_headers);
-        assert_eq!((c.status(), c.error_message.as_str()), (429, "API rate limit exceeded"));
+        assert_eq!(
+            (c.status(), c.error_message.as_str()),
+            (429, "API rate limit exceeded")
+        );
         assert_eq!(c.limits(), vec![(Period::Minute, 5.0)]);
         assert_eq!(p.config["minute"], json!(5));
         assert_eq!(p.config["sync_rate"], json!(-1));
@@ -256,7 +329,9 @@ mod tests {
              'config.hour', 'config.day', 'config.month', 'config.year')"
         );
         let e = create::<Plugin>(&json!({"name": "rate-limiting"}), 1.0).unwrap_err();
-        assert!(e.message.contains("at least one of these fields must be non-empty"));
+        assert!(e
+            .message
+            .contains("at least one of these fields must be non-empty"));
     }
 
     #[test]
@@ -265,7 +340,10 @@ mod tests {
         assert_eq!(e.message, "schema violation (config: The limit for hour(10.0) cannot be lower than the limit for minute(20.0))");
         assert!(mk(json!({"second": 1, "minute": 1, "hour": 1})).is_ok());
         let e = mk(json!({"minute": 0})).unwrap_err();
-        assert_eq!(e.message, "schema violation (config.minute: value must be greater than 0)");
+        assert_eq!(
+            e.message,
+            "schema violation (config.minute: value must be greater than 0)"
+        );
     }
 
     #[test]
@@ -293,15 +371,23 @@ mod tests {
         let e = mk(json!({"minute": 5, "policy": "redis"})).unwrap_err();
         assert_eq!(e.fields, json!({"config": {"policy": NO_REDIS}}));
         let e = mk(json!({"minute": 5, "policy": "x"})).unwrap_err();
-        assert_eq!(e.message, "schema violation (config.policy: expected one of: local, cluster)");
+        assert_eq!(
+            e.message,
+            "schema violation (config.policy: expected one of: local, cluster)"
+        );
         let e = mk(json!({"minute": 5, "sync_rate": 1})).unwrap_err();
-        assert_eq!(e.message, "schema violation (config: sync_rate can only be used with the redis policy)");
+        assert_eq!(
+            e.message,
+            "schema violation (config: sync_rate can only be used with the redis policy)"
+        );
     }
 
     #[test]
     fn kong_dump_shape_is_accepted() {
-        let p = mk(json!({"minute": 5, "redis_host": null, "redis_port": 6379, "redis_timeout": 2000,
-                          "redis": {"host": null, "port": 6379}, "sync_rate": -1}))
+        let p = mk(
+            json!({"minute": 5, "redis_host": null, "redis_port": 6379, "redis_timeout": 2000,
+                          "redis": {"host": null, "port": 6379}, "sync_rate": -1}),
+        )
         .unwrap();
         assert!(p.config.get("redis_port").is_none());
     }
@@ -310,7 +396,10 @@ mod tests {
     fn patch_merges_config_field_by_field() {
         let p = mk(json!({"minute": 5, "hide_client_headers": true})).unwrap();
         let q = patch(&p, &json!({"config": {"hour": 100}}), 2.0).unwrap();
-        assert_eq!((q.config["minute"].clone(), q.config["hour"].clone()), (json!(5), json!(100)));
+        assert_eq!(
+            (q.config["minute"].clone(), q.config["hour"].clone()),
+            (json!(5), json!(100))
+        );
         assert_eq!(q.config["hide_client_headers"], json!(true));
         let e = patch(&p, &json!({"config": {"hour": 1}}), 2.0).unwrap_err();
         assert!(e.message.contains("cannot be lower than"));
