@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::admin::{AdminApi, AdminContext};
+use crate::applied::Applied;
 use crate::cluster::autopilot::Autopilot;
 use crate::cluster::gossip_view::GossipView;
 use crate::cluster::peers::{meta, PeerView};
@@ -87,8 +88,10 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
 
     let trigger = ShutdownTrigger::new();
     let (leave_tx, mut leave_rx) = mpsc::channel::<oneshot::Sender<Result<(), String>>>(1);
+    let applied = Applied::start(store.clone(), trigger.signal());
     let admin = Arc::new(AdminContext {
         store: store.clone(),
+        applied: applied.clone(),
         peers: peers.clone(),
         cluster_name: args.cluster_name.clone(),
         admin_token: args.admin_token.clone(),

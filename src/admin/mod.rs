@@ -1,7 +1,11 @@
 //! The Admin API (Kong-compatible REST on port 8001): authentication, body limits and
 //! routing in `server`, the cluster and node endpoints in `cluster_api`.
 
+pub mod body;
 pub mod cluster_api;
+pub mod entities;
+pub mod entity_routes;
 pub mod server;
+pub mod write;
 
 pub use server::{AdminApi, AdminContext};

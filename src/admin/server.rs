@@ -12,7 +12,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::cluster_api;
+use super::{cluster_api, entity_routes};
 use crate::cluster::PeerView;
 use crate::http::server::HandlerFuture;
 use crate::http::{json_response, Body, Handler};
@@ -23,6 +23,7 @@ pub const MAX_ADMIN_BODY: usize = 16 << 20;
 /// What every endpoint may use.
 pub struct AdminContext {
     pub store: gatehouse_raft::Store,
+    pub applied: crate::applied::Applied,
     pub peers: Arc<dyn PeerView>,
     pub cluster_name: String,
     pub admin_token: Option<String>,
@@ -115,7 +116,10 @@ async fn route(ctx: &AdminContext, req: AdminRequest) -> Response<Body> {
         (&Method::GET, ["cluster"]) => cluster_api::cluster(ctx),
         (&Method::GET, ["cluster", "members"]) => cluster_api::members(ctx),
         (&Method::POST, ["cluster", "leave"]) => cluster_api::leave(ctx).await,
-        (_, ["status"] | ["cluster"] | [] | ["cluster", "leave"]) => message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
+        (_, ["status"] | ["cluster"] | [] | ["cluster", "leave"] | ["cluster", "members"]) => {
+            message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+        }
+        (_, [table, ..]) if entity_routes::serves(table) => entity_routes::dispatch(ctx, &req, &segs).await,
         _ => message(StatusCode::NOT_FOUND, "Not found"),
     }
 }

@@ -1,0 +1,267 @@
+//! Kong's entity endpoints, one generic implementation for every table: list with
+//! pagination, get, create (POST), upsert (PUT), update (PATCH) and delete, at the top
+//! level (`/routes/{r}`) or under a parent (`/services/{s}/routes`).
+
+use hyper::{Response, StatusCode};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::body::entity_input;
+use super::server::{AdminContext, AdminRequest};
+use super::write::{commit, Change, WriteError};
+use crate::applied::AppliedConfig;
+use crate::http::{json_response, Body};
+use crate::model::storage::index_key;
+use crate::model::{create, patch, replace, unix_now, Consumer, Entity, EntityType, KeyAuthCredential, KongError, Plugin, PutKey, Route, Service, Target, Upstream};
+
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+/// The typed entities the Admin API serves, with their way in and out of `Entity`.
+pub trait AdminEntity: EntityType + Into<Entity> {
+    fn from_entity(e: Entity) -> Option<Self>;
+    /// The unique index key naming the entity whose endpoint key is `key`.
+    fn endpoint_index(key: &str, _scope: Option<Scope>) -> Option<String> {
+        Some(index_key(Self::TABLE, Self::ENDPOINT_KEY?, key))
+    }
+    /// The JSON of a write's response (a new credential shows its plain key once).
+    fn response(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+macro_rules! admin_entity {
+    ($($t:ident),*) => {$(
+        impl AdminEntity for $t {
+            fn from_entity(e: Entity) -> Option<Self> {
+                match e { Entity::$t(x) => Some(x), _ => None }
+            }
+        }
+    )*};
+}
+admin_entity!(Service, Route, Upstream, Consumer, Plugin);
+
+impl AdminEntity for Target {
+    fn from_entity(e: Entity) -> Option<Self> {
+        match e {
+            Entity::Target(x) => Some(x),
+            _ => None,
+        }
+    }
+    /// Targets are unique per upstream, so their index carries the upstream's id.
+    fn endpoint_index(key: &str, scope: Option<Scope>) -> Option<String> {
+        Some(index_key(Self::TABLE, "upstream_target", &format!("{}:{key}", scope?.id)))
+    }
+}
+
+impl AdminEntity for KeyAuthCredential {
+    fn from_entity(e: Entity) -> Option<Self> {
+        match e {
+            Entity::KeyAuthCredential(x) => Some(x),
+            _ => None,
+        }
+    }
+    fn response(&self) -> Value {
+        self.response_json()
+    }
+    /// Keys are stored hashed: look the credential up by the hash of the key given.
+    fn endpoint_index(key: &str, _scope: Option<Scope>) -> Option<String> {
+        Some(index_key(Self::TABLE, "key_hash", &crate::model::hash_key(key)))
+    }
+}
+
+/// A parent in the path (`/services/{s}/routes`): the field naming it and its id.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope {
+    pub field: &'static str,
+    pub id: Uuid,
+}
+
+impl Scope {
+    fn holds(&self, e: &Value) -> bool {
+        e.get(self.field).and_then(|f| f.get("id")).and_then(Value::as_str) == Some(self.id.to_string().as_str())
+    }
+}
+
+fn kong(e: KongError) -> Response<Body> {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    json_response(status, &e.to_json())
+}
+
+fn write_error(e: WriteError) -> Response<Body> {
+    let (status, body) = e.status_and_body();
+    json_response(status, &body)
+}
+
+pub fn not_found() -> Response<Body> {
+    json_response(StatusCode::NOT_FOUND, &json!({ "message": "Not found" }))
+}
+
+/// Finds an entity by id, or by its endpoint key (`name`, `username`, `target`...),
+/// within `scope` when given.
+pub fn lookup<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, key: &str) -> Option<E> {
+    let by_id = Uuid::try_parse(key).ok().filter(|_| key.len() == 36).and_then(|id| cfg.snapshot.get(E::TABLE, id));
+    let found = by_id.or_else(|| {
+        let owner = cfg.snapshot.unique_owner(&E::endpoint_index(key, scope)?)?;
+        cfg.snapshot.get(E::TABLE, owner)
+    })?;
+    if let Some(scope) = scope {
+        if !scope.holds(&found.to_json()) {
+            return None;
+        }
+    }
+    E::from_entity(found)
+}
+
+pub fn list<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, req: &AdminRequest, path: &str) -> Response<Body> {
+    let size = match req.query("size") {
+        None => DEFAULT_PAGE,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => return kong(KongError::invalid_size()),
+        },
+    };
+    let after = match req.query("offset") {
+        None => None,
+        Some(o) => match Uuid::try_parse(o) {
+            Ok(id) => Some(id),
+            Err(e) => return kong(KongError::invalid_offset(o, &e.to_string())),
+        },
+    };
+    let tags: Vec<&str> = req.query("tags").map(|t| t.split(',').collect()).unwrap_or_default();
+    let mut page: Vec<(Uuid, Value)> = cfg
+        .snapshot
+        .entities()
+        .into_iter()
+        .filter(|e| e.table() == E::TABLE && after.is_none_or(|a| e.id() > a))
+        .map(|e| (e.id(), e.to_json()))
+        .filter(|(_, j)| scope.is_none_or(|s| s.holds(j)))
+        .filter(|(_, j)| tags.iter().all(|t| j["tags"].as_array().is_some_and(|ts| ts.iter().any(|x| x == t))))
+        .collect();
+    page.sort_by_key(|(id, _)| *id);
+    let more = page.len() > size;
+    page.truncate(size);
+    let mut body = json!({ "data": page.iter().map(|(_, j)| j.clone()).collect::<Vec<_>>(), "next": Value::Null });
+    if more {
+        let last = page.last().map(|(id, _)| id.to_string()).unwrap_or_default();
+        body["offset"] = Value::String(last.clone());
+        let mut next = format!("{path}?offset={last}");
+        if req.query("size").is_some() {
+            next.push_str(&format!("&size={size}"));
+        }
+        if let Some(t) = req.query("tags") {
+            next.push_str(&format!("&tags={t}"));
+        }
+        body["next"] = Value::String(next);
+    }
+    json_response(StatusCode::OK, &body)
+}
+
+pub fn get<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, key: &str) -> Response<Body> {
+    match lookup::<E>(cfg, scope, key) {
+        Some(e) => json_response(StatusCode::OK, &serde_json::to_value(&e).unwrap_or(Value::Null)),
+        None => not_found(),
+    }
+}
+
+/// The body as input, with the path's parent filled in and foreign names resolved.
+fn input_for<E: AdminEntity>(req: &AdminRequest, scope: Option<Scope>) -> Result<Map<String, Value>, Response<Body>> {
+    let mut input = entity_input::<E>(req).map_err(|b| json_response(b.status, &json!({ "message": b.message })))?;
+    if let Some(scope) = scope {
+        input.insert(scope.field.to_owned(), json!({ "id": scope.id }));
+    }
+    Ok(input)
+}
+
+/// The checks every upsert makes against the view it is computed on.
+fn checked(cfg: &AppliedConfig, entity: Entity) -> Result<Entity, KongError> {
+    cfg.snapshot.missing_references(&entity)?;
+    cfg.snapshot.unique_conflict(&entity)?;
+    Ok(entity)
+}
+
+pub async fn post<E: AdminEntity>(ctx: &AdminContext, scope: Option<Scope>, req: &AdminRequest) -> Response<Body> {
+    let input = match input_for::<E>(req, scope) {
+        Ok(i) => i,
+        Err(resp) => return resp,
+    };
+    let now = unix_now();
+    let result = commit(ctx, |cfg| {
+        let mut input = input.clone();
+        cfg.snapshot.resolve_foreign_names(&mut input)?;
+        let created: E = create(&Value::Object(input), now)?;
+        if cfg.snapshot.get(E::TABLE, created.id()).is_some() {
+            return Err(KongError::primary_key_violation(json!({ "id": created.id() })));
+        }
+        let entity = checked(cfg, created.clone().into())?;
+        Ok((vec![Change::Put { new: entity, old: None }], created))
+    })
+    .await;
+    match result {
+        Ok(e) => json_response(StatusCode::CREATED, &e.response()),
+        Err(e) => write_error(e),
+    }
+}
+
+pub async fn put<E: AdminEntity>(ctx: &AdminContext, scope: Option<Scope>, key: &str, req: &AdminRequest) -> Response<Body> {
+    let input = match input_for::<E>(req, scope) {
+        Ok(i) => i,
+        Err(resp) => return resp,
+    };
+    let now = unix_now();
+    let result = commit(ctx, |cfg| {
+        let mut input = input.clone();
+        cfg.snapshot.resolve_foreign_names(&mut input)?;
+        let existing = lookup::<E>(cfg, scope, key);
+        let replaced: E = replace(existing.as_ref(), &PutKey::from_segment(key), &Value::Object(input), now)?;
+        let entity = checked(cfg, replaced.clone().into())?;
+        Ok((vec![Change::Put { new: entity, old: existing.map(Into::into) }], replaced))
+    })
+    .await;
+    match result {
+        Ok(e) => json_response(StatusCode::OK, &e.response()),
+        Err(e) => write_error(e),
+    }
+}
+
+pub async fn patch_one<E: AdminEntity>(ctx: &AdminContext, scope: Option<Scope>, key: &str, req: &AdminRequest) -> Response<Body> {
+    let input = match input_for::<E>(req, None) {
+        Ok(i) => i,
+        Err(resp) => return resp,
+    };
+    let now = unix_now();
+    let result = commit(ctx, |cfg| {
+        let Some(existing) = lookup::<E>(cfg, scope, key) else {
+            return Ok((vec![], None));
+        };
+        let mut input = input.clone();
+        cfg.snapshot.resolve_foreign_names(&mut input)?;
+        let updated: E = patch(&existing, &Value::Object(input), now)?;
+        let entity = checked(cfg, updated.clone().into())?;
+        Ok((vec![Change::Put { new: entity, old: Some(existing.into()) }], Some(updated)))
+    })
+    .await;
+    match result {
+        Ok(Some(e)) => json_response(StatusCode::OK, &e.response()),
+        Ok(None) => not_found(),
+        Err(e) => write_error(e),
+    }
+}
+
+pub async fn delete<E: AdminEntity>(ctx: &AdminContext, scope: Option<Scope>, key: &str) -> Response<Body> {
+    let result = commit(ctx, |cfg| {
+        let Some(existing) = lookup::<E>(cfg, scope, key) else {
+            return Ok((vec![], ()));
+        };
+        let entity: Entity = existing.into();
+        cfg.snapshot.referenced_by(&entity)?;
+        let mut changes: Vec<Change> = cfg.snapshot.cascade_of(&entity).into_iter().map(Change::Delete).collect();
+        changes.push(Change::Delete(entity));
+        Ok((changes, ()))
+    })
+    .await;
+    match result {
+        Ok(()) => Response::builder().status(StatusCode::NO_CONTENT).body(crate::http::empty()).expect("static response"),
+        Err(e) => write_error(e),
+    }
+}

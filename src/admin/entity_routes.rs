@@ -1,0 +1,90 @@
+//! Kong's entity paths mapped onto the generic handlers: top-level tables, nested
+//! collections under a parent (`/services/{s}/routes`), and the parent-of-child reads
+//! (`/routes/{r}/service`).
+
+use hyper::{Method, Response, StatusCode};
+
+use super::entities::{self, lookup, not_found, AdminEntity, Scope};
+use super::server::{message, AdminContext, AdminRequest};
+use crate::http::Body;
+use crate::model::{Consumer, KeyAuthCredential, Plugin, Route, Service, Target, Upstream};
+
+const TABLES: &[&str] = &["services", "routes", "upstreams", "consumers", "plugins", "key-auths", "targets"];
+
+pub fn serves(first: &str) -> bool {
+    TABLES.contains(&first)
+}
+
+/// GET/POST on a collection, GET/PUT/PATCH/DELETE on one entity.
+async fn op<E: AdminEntity>(ctx: &AdminContext, req: &AdminRequest, scope: Option<Scope>, key: Option<&str>) -> Response<Body> {
+    let path = format!("/{}", req.segments.join("/"));
+    match (&req.method, key) {
+        (&Method::GET, None) => entities::list::<E>(&ctx.applied.get(), scope, req, &path),
+        (&Method::POST, None) => entities::post::<E>(ctx, scope, req).await,
+        (&Method::GET, Some(k)) => entities::get::<E>(&ctx.applied.get(), scope, k),
+        (&Method::PUT, Some(k)) => entities::put::<E>(ctx, scope, k, req).await,
+        (&Method::PATCH, Some(k)) => entities::patch_one::<E>(ctx, scope, k, req).await,
+        (&Method::DELETE, Some(k)) => entities::delete::<E>(ctx, scope, k).await,
+        _ => message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
+    }
+}
+
+/// The parent named in the path, as a scope for its children; None if it does not exist.
+fn parent<P: AdminEntity>(ctx: &AdminContext, key: &str, field: &'static str) -> Option<Scope> {
+    lookup::<P>(&ctx.applied.get(), None, key).map(|p| Scope { field, id: p.id() })
+}
+
+/// Runs `op` on child type `C` under parent `P`, or 404 when the parent is missing.
+macro_rules! nested {
+    ($ctx:expr, $req:expr, $P:ty, $field:expr, $pkey:expr, $C:ty, $key:expr) => {
+        match parent::<$P>($ctx, $pkey, $field) {
+            Some(scope) => op::<$C>($ctx, $req, Some(scope), $key).await,
+            None => not_found(),
+        }
+    };
+}
+
+pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> Response<Body> {
+    match segs {
+        ["services"] => op::<Service>(ctx, req, None, None).await,
+        ["services", s] => op::<Service>(ctx, req, None, Some(s)).await,
+        ["services", s, "routes"] => nested!(ctx, req, Service, "service", s, Route, None),
+        ["services", s, "routes", r] => nested!(ctx, req, Service, "service", s, Route, Some(r)),
+        ["services", s, "plugins"] => nested!(ctx, req, Service, "service", s, Plugin, None),
+        ["services", s, "plugins", p] => nested!(ctx, req, Service, "service", s, Plugin, Some(p)),
+
+        ["routes"] => op::<Route>(ctx, req, None, None).await,
+        ["routes", r] => op::<Route>(ctx, req, None, Some(r)).await,
+        ["routes", r, "plugins"] => nested!(ctx, req, Route, "route", r, Plugin, None),
+        ["routes", r, "plugins", p] => nested!(ctx, req, Route, "route", r, Plugin, Some(p)),
+        ["routes", r, "service"] if req.method == Method::GET => {
+            let cfg = ctx.applied.get();
+            match lookup::<Route>(&cfg, None, r).and_then(|route| route.service) {
+                Some(fk) => entities::get::<Service>(&cfg, None, &fk.id.to_string()),
+                None => not_found(),
+            }
+        }
+
+        ["upstreams"] => op::<Upstream>(ctx, req, None, None).await,
+        ["upstreams", u] => op::<Upstream>(ctx, req, None, Some(u)).await,
+        ["upstreams", u, "targets"] => nested!(ctx, req, Upstream, "upstream", u, Target, None),
+        ["upstreams", u, "targets", t] => nested!(ctx, req, Upstream, "upstream", u, Target, Some(t)),
+
+        ["consumers"] => op::<Consumer>(ctx, req, None, None).await,
+        ["consumers", c] => op::<Consumer>(ctx, req, None, Some(c)).await,
+        ["consumers", c, "key-auth"] => nested!(ctx, req, Consumer, "consumer", c, KeyAuthCredential, None),
+        ["consumers", c, "key-auth", k] => nested!(ctx, req, Consumer, "consumer", c, KeyAuthCredential, Some(k)),
+        ["consumers", c, "plugins"] => nested!(ctx, req, Consumer, "consumer", c, Plugin, None),
+        ["consumers", c, "plugins", p] => nested!(ctx, req, Consumer, "consumer", c, Plugin, Some(p)),
+
+        ["key-auths"] if req.method == Method::GET => op::<KeyAuthCredential>(ctx, req, None, None).await,
+        ["key-auths", k] => op::<KeyAuthCredential>(ctx, req, None, Some(k)).await,
+
+        ["plugins"] => op::<Plugin>(ctx, req, None, None).await,
+        ["plugins", p] => op::<Plugin>(ctx, req, None, Some(p)).await,
+
+        // Kong disables the top-level target endpoints: targets live under upstreams.
+        ["targets", ..] => message(StatusCode::NOT_FOUND, "Not found"),
+        _ => message(StatusCode::NOT_FOUND, "Not found"),
+    }
+}

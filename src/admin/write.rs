@@ -1,0 +1,175 @@
+//! Writing configuration: a set of entity changes becomes one store transaction whose
+//! preconditions are the revisions of everything the validation looked at (the entity,
+//! its unique index keys, the parents it references). If any moved meanwhile, the view
+//! is refreshed and the change recomputed, so two nodes racing can never break
+//! uniqueness or leave a dangling reference.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use gatehouse_raft::{Command, Compare, Response, StoreError, TxnOp};
+use hyper::StatusCode;
+use serde_json::Value;
+
+use super::server::AdminContext;
+use crate::applied::AppliedConfig;
+use crate::model::storage::entity_key;
+use crate::model::{Entity, KongError};
+
+/// How often a change is recomputed after losing a race before giving up with 409.
+const ATTEMPTS: usize = 8;
+
+pub enum Change {
+    Put { new: Entity, old: Option<Entity> },
+    Delete(Entity),
+}
+
+/// Why a write did not happen.
+#[derive(Debug)]
+pub enum WriteError {
+    /// Invalid input, a conflict, a missing reference: Kong's error.
+    Kong(KongError),
+    /// No leader or quorum: nothing was written.
+    Unavailable(String),
+    /// The leader failed mid-way: the change may or may not have been applied.
+    Uncertain(String),
+}
+
+impl From<KongError> for WriteError {
+    fn from(e: KongError) -> Self {
+        WriteError::Kong(e)
+    }
+}
+
+impl WriteError {
+    pub fn status_and_body(&self) -> (StatusCode, Value) {
+        match self {
+            WriteError::Kong(e) => (StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST), e.to_json()),
+            WriteError::Unavailable(m) => {
+                (StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({ "message": format!("cluster unavailable: {m}") }))
+            }
+            WriteError::Uncertain(m) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                serde_json::json!({ "message": format!("the change may or may not have been applied: {m}") }),
+            ),
+        }
+    }
+}
+
+fn store_error(e: StoreError) -> WriteError {
+    match e {
+        StoreError::NoLeader(_) | StoreError::ShuttingDown | StoreError::Refused(_) => WriteError::Unavailable(e.to_string()),
+        other => WriteError::Uncertain(other.to_string()),
+    }
+}
+
+/// The parents an entity references: `(field's table, id)`.
+fn parents(entity: &Entity) -> Vec<(&'static str, uuid::Uuid)> {
+    let json = entity.to_json();
+    [("service", "services"), ("route", "routes"), ("consumer", "consumers"), ("upstream", "upstreams")]
+        .into_iter()
+        .filter_map(|(field, table)| {
+            let id = json.get(field)?.get("id")?.as_str()?;
+            Some((table, uuid::Uuid::try_parse(id).ok()?))
+        })
+        .collect()
+}
+
+/// The transaction that applies `changes` if nothing they depend on moved since `cfg`.
+pub fn build_txn(cfg: &AppliedConfig, changes: &[Change]) -> Command {
+    let mut compares: BTreeMap<String, u64> = BTreeMap::new();
+    let mut ops: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+    let touched: std::collections::BTreeSet<String> = changes
+        .iter()
+        .map(|c| match c {
+            Change::Put { new, .. } => new.storage_key(),
+            Change::Delete(e) => e.storage_key(),
+        })
+        .collect();
+    let mut expect = |key: &str| {
+        compares.entry(key.to_owned()).or_insert_with(|| cfg.mod_revision(key));
+    };
+    // Deletes first, so that a unique key handed from one entity to another in the same
+    // transaction ends up written.
+    for change in changes {
+        if let Change::Delete(e) = change {
+            expect(&e.storage_key());
+            ops.insert(e.storage_key(), None);
+            for (k, _) in e.unique_keys() {
+                expect(&k);
+                ops.insert(k, None);
+            }
+        }
+        if let Change::Put { old: Some(old), new } = change {
+            let kept: Vec<String> = new.unique_keys().into_iter().map(|(k, _)| k).collect();
+            for (k, _) in old.unique_keys() {
+                if !kept.contains(&k) {
+                    expect(&k);
+                    ops.insert(k, None);
+                }
+            }
+        }
+    }
+    for change in changes {
+        let Change::Put { new, .. } = change else { continue };
+        expect(&new.storage_key());
+        ops.insert(new.storage_key(), Some(new.to_bytes()));
+        for (k, _) in new.unique_keys() {
+            expect(&k);
+            ops.insert(k, Some(new.id().to_string().into_bytes()));
+        }
+        // Rewriting each parent (same bytes, new revision) makes a concurrent delete of
+        // the parent fail its precondition instead of orphaning this entity.
+        for (table, id) in parents(new) {
+            let key = entity_key(table, id);
+            if touched.contains(&key) {
+                continue;
+            }
+            if let Some(parent) = cfg.snapshot.get(table, id) {
+                expect(&key);
+                ops.insert(key, Some(parent.to_bytes()));
+            }
+        }
+    }
+    Command::Txn {
+        compares: compares.into_iter().map(|(key, mod_revision)| Compare { key, mod_revision }).collect(),
+        ops: ops
+            .into_iter()
+            .map(|(key, value)| match value {
+                Some(value) => TxnOp::Put { key, value, expires_at: None },
+                None => TxnOp::Delete { key },
+            })
+            .collect(),
+    }
+}
+
+/// Computes changes with `plan` against the current view and commits them; recomputes
+/// against a fresher view when a precondition failed. Returns `plan`'s output once
+/// committed and visible on this node.
+pub async fn commit<T>(ctx: &AdminContext, mut plan: impl FnMut(&AppliedConfig) -> Result<(Vec<Change>, T), KongError>) -> Result<T, WriteError> {
+    for _ in 0..ATTEMPTS {
+        let cfg = ctx.applied.get();
+        let (changes, out) = plan(&cfg)?;
+        if changes.is_empty() {
+            return Ok(out);
+        }
+        let written = ctx.store.write(build_txn(&cfg, &changes)).await.map_err(store_error)?;
+        match written.response {
+            Response::Txn { failed: None, revision } => {
+                ctx.applied.at_least(revision).await;
+                return Ok(out);
+            }
+            Response::Txn { failed: Some(f), .. } => {
+                tracing::debug!(key = %f.key, expected = f.expected, actual = f.actual, "config changed under a write; retrying");
+                // Catch up with everything committed before recomputing.
+                ctx.store.read_barrier().await.map_err(store_error)?;
+                let target = ctx.store.revision();
+                if tokio::time::timeout(Duration::from_secs(5), ctx.applied.at_least(target)).await.is_err() {
+                    return Err(WriteError::Unavailable("this node's configuration view is not catching up".into()));
+                }
+            }
+            other => return Err(WriteError::Uncertain(format!("unexpected store response {other:?}"))),
+        }
+    }
+    Err(WriteError::Kong(KongError::new(5, "the configuration kept changing under this request; retry it", Value::Null)))
+}
