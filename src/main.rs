@@ -39,6 +39,25 @@ enum Command {
         #[command(flatten)]
         target: AdminTarget,
     },
+    /// Replace the cluster's configuration with a Kong declarative file (YAML or JSON).
+    Apply {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// The file; - for standard input.
+        #[arg(short = 'f', long = "file")]
+        file: std::path::PathBuf,
+        /// Only show what would change.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the cluster's configuration as a Kong declarative file.
+    Dump {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// JSON instead of YAML.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a small echo upstream for demos and tests.
     Echo {
         /// Address to listen on.
@@ -73,6 +92,8 @@ fn main() -> ExitCode {
             Command::Status { target, json } => commands::status(&target, json).await,
             Command::Members { target, json } => commands::members(&target, json).await,
             Command::Leave { target } => commands::leave(&target).await,
+            Command::Apply { target, file, dry_run } => commands::apply(&target, &file, dry_run).await,
+            Command::Dump { target, json } => commands::dump(&target, json).await,
             Command::Echo { listen, name } => {
                 init_logging("info");
                 Ok(gatehouse::node::run_echo(listen, name).await?)

@@ -12,7 +12,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{cluster_api, entity_routes};
+use super::{cluster_api, config_api, entity_routes};
 use crate::cluster::PeerView;
 use crate::http::server::HandlerFuture;
 use crate::http::{json_response, Body, Handler};
@@ -116,7 +116,9 @@ async fn route(ctx: &AdminContext, req: AdminRequest) -> Response<Body> {
         (&Method::GET, ["cluster"]) => cluster_api::cluster(ctx),
         (&Method::GET, ["cluster", "members"]) => cluster_api::members(ctx),
         (&Method::POST, ["cluster", "leave"]) => cluster_api::leave(ctx).await,
-        (_, ["status"] | ["cluster"] | [] | ["cluster", "leave"] | ["cluster", "members"]) => {
+        (&Method::GET, ["config"]) => config_api::export(ctx, &req),
+        (&Method::POST, ["config"]) => config_api::apply(ctx, &req).await,
+        (_, ["status"] | ["cluster"] | [] | ["cluster", "leave"] | ["cluster", "members"] | ["config"]) => {
             message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
         }
         (_, [table, ..]) if entity_routes::serves(table) => entity_routes::dispatch(ctx, &req, &segs).await,

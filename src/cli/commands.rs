@@ -57,3 +57,44 @@ pub async fn leave(target: &AdminTarget) -> anyhow::Result<()> {
     println!("node {} left the cluster", value["node_id"].as_str().unwrap_or("?"));
     Ok(())
 }
+
+/// `gatehouse apply -f FILE`: replaces the cluster's configuration with a declarative file.
+pub async fn apply(target: &AdminTarget, file: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
+    let text = if file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        s
+    } else {
+        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?
+    };
+    let path = if dry_run { "/config?dry_run=true" } else { "/config" };
+    let value = target
+        .client(Duration::from_secs(60))
+        .json(Method::POST, path, Some(("application/yaml".into(), text.into_bytes())))
+        .await?;
+    let verb = if dry_run { "would" } else { "did" };
+    let mut lines = Vec::new();
+    for (table, counts) in value["summary"].as_object().into_iter().flatten() {
+        let (c, u, d) = (counts["create"].as_u64().unwrap_or(0), counts["update"].as_u64().unwrap_or(0), counts["delete"].as_u64().unwrap_or(0));
+        if c + u + d > 0 {
+            lines.push(format!("  {table}: {c} created, {u} updated, {d} deleted"));
+        }
+    }
+    if lines.is_empty() {
+        println!("configuration unchanged");
+    } else {
+        println!("configuration {verb} change:\n{}", lines.join("\n"));
+    }
+    Ok(())
+}
+
+/// `gatehouse dump`: prints the cluster's configuration as a declarative file.
+pub async fn dump(target: &AdminTarget, json: bool) -> anyhow::Result<()> {
+    let path = if json { "/config?format=json" } else { "/config" };
+    let (status, body) = target.client(Duration::from_secs(30)).request(Method::GET, path, None).await?;
+    if !status.is_success() {
+        anyhow::bail!("{} answered {status}: {}", target.admin, String::from_utf8_lossy(&body).trim());
+    }
+    print!("{}", String::from_utf8_lossy(&body));
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! The whole configuration at once, in Kong's declarative format: `GET /config` exports
+//! it (YAML, or JSON with `?format=json`), `POST /config` replaces it atomically in one
+//! Raft entry and answers with what changed (`?dry_run=true` only computes that).
+
+use hyper::{Response, StatusCode};
+use serde_json::{json, Value};
+
+use super::server::{AdminContext, AdminRequest};
+use super::write::{commit, Change};
+use crate::http::{full, json_response, Body};
+use crate::model::{diff, export_declarative, parse_declarative_with, unix_now, KongError};
+
+pub fn export(ctx: &AdminContext, req: &AdminRequest) -> Response<Body> {
+    let json = req.query("format") == Some("json");
+    let text = export_declarative(&ctx.applied.get().snapshot, !json);
+    let mut resp = Response::new(full(text));
+    let ct = if json { "application/json" } else { "application/yaml" };
+    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, ct.parse().expect("static"));
+    resp
+}
+
+/// The declarative text of a request: the raw body, or Kong's `{"config": "..."}` form.
+fn declarative_text(req: &AdminRequest) -> Result<String, KongError> {
+    let text = std::str::from_utf8(&req.body).map_err(|_| KongError::declarative_config(json!({ "config": "not UTF-8" })))?;
+    if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(text) {
+        if let Some(Value::String(inner)) = m.get("config") {
+            return Ok(inner.clone());
+        }
+    }
+    Ok(text.to_owned())
+}
+
+pub async fn apply(ctx: &AdminContext, req: &AdminRequest) -> Response<Body> {
+    let text = match declarative_text(req) {
+        Ok(t) => t,
+        Err(e) => return json_response(StatusCode::BAD_REQUEST, &e.to_json()),
+    };
+    let dry_run = req.query("dry_run") == Some("true");
+    let now = unix_now();
+    let result = commit(ctx, |cfg| {
+        let desired = parse_declarative_with(&text, &cfg.snapshot, now)?;
+        let d = diff(&cfg.snapshot, &desired);
+        let summary = json!({ "changed": !d.is_empty(), "dry_run": dry_run, "summary": d.summary() });
+        if dry_run {
+            return Ok((Vec::new(), summary));
+        }
+        let mut changes: Vec<Change> = d.deletes.into_iter().map(Change::Delete).collect();
+        changes.extend(d.creates.into_iter().map(|new| Change::Put { new, old: None }));
+        changes.extend(d.updates.into_iter().map(|(old, new)| Change::Put { new, old: Some(old) }));
+        Ok((changes, summary))
+    })
+    .await;
+    match result {
+        Ok(summary) => json_response(StatusCode::OK, &summary),
+        Err(e) => {
+            let (status, body) = e.status_and_body();
+            json_response(status, &body)
+        }
+    }
+}
