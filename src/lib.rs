@@ -11,6 +11,7 @@ pub mod http;
 pub mod metrics;
 pub mod model;
 pub mod node;
+pub mod plugins;
 pub mod proxy;
 pub mod ratelimit;
 pub mod shutdown;

@@ -3,5 +3,6 @@
 
 pub mod bucket;
 pub mod limiter;
+pub mod local;
 pub mod reserver;
 pub mod window;

@@ -1,57 +1,7 @@
 //! Rate-limit windows: fixed lengths aligned to the Unix epoch (UTC), as Kong's, and the
 //! store key of one window's counter.
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Period {
-    Second,
-    Minute,
-    Hour,
-    Day,
-    Month,
-    Year,
-}
-
-impl Period {
-    pub const ALL: [Period; 6] = [Period::Second, Period::Minute, Period::Hour, Period::Day, Period::Month, Period::Year];
-
-    /// Window length in seconds (Kong's expiration table: a month is 30 days, a year 365).
-    pub fn seconds(self) -> u64 {
-        match self {
-            Period::Second => 1,
-            Period::Minute => 60,
-            Period::Hour => 3_600,
-            Period::Day => 86_400,
-            Period::Month => 2_592_000,
-            Period::Year => 31_536_000,
-        }
-    }
-
-    /// As in Kong's header names: `X-RateLimit-Limit-Minute`.
-    pub fn title(self) -> &'static str {
-        match self {
-            Period::Second => "Second",
-            Period::Minute => "Minute",
-            Period::Hour => "Hour",
-            Period::Day => "Day",
-            Period::Month => "Month",
-            Period::Year => "Year",
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Period::Second => "second",
-            Period::Minute => "minute",
-            Period::Hour => "hour",
-            Period::Day => "day",
-            Period::Month => "month",
-            Period::Year => "year",
-        }
-    }
-}
+pub use crate::model::plugins::rate_limiting::Period;
 
 /// One window of one period: `[start_ms, end_ms)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,12 +12,12 @@ pub struct Window {
 
 impl Window {
     pub fn containing(period: Period, now_ms: u64) -> Window {
-        let len = period.seconds() * 1000;
+        let len = period.window_secs() * 1000;
         Window { period, start_ms: now_ms - now_ms % len }
     }
 
     pub fn end_ms(&self) -> u64 {
-        self.start_ms + self.period.seconds() * 1000
+        self.start_ms + self.period.window_secs() * 1000
     }
 
     /// Seconds until the window resets, at least 1 (Kong's RateLimit-Reset).

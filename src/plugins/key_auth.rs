@@ -1,0 +1,152 @@
+//! The key-auth plugin (Kong's priority 1250): finds an API key in a header or the query
+//! string, matches its hash against the consumers' credentials, and tells the upstream
+//! who the consumer is; Kong's 401 messages otherwise.
+
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::{Response, StatusCode, Uri};
+
+use crate::http::Body;
+use crate::model::plugins::key_auth::KeyAuthConfig;
+use crate::model::{hash_key, ConfigSnapshot};
+use crate::proxy::context::{ConsumerInfo, RequestContext};
+use crate::proxy::errors::error_response;
+
+const NO_KEY: &str = "No API key found in request";
+const UNAUTHORIZED: &str = "Unauthorized";
+const DUPLICATE: &str = "Duplicate API key found";
+
+enum Found {
+    None,
+    Key { value: String, name: String, in_query: bool },
+    Duplicate,
+}
+
+fn find_key(cfg: &KeyAuthConfig, parts: &Parts) -> Found {
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+    for name in &cfg.key_names {
+        if cfg.key_in_header {
+            let mut values = parts.headers.get_all(name.as_str()).iter();
+            if let Some(v) = values.next() {
+                if values.next().is_some() {
+                    return Found::Duplicate;
+                }
+                if let Ok(v) = v.to_str() {
+                    return Found::Key { value: v.to_owned(), name: name.clone(), in_query: false };
+                }
+            }
+        }
+        if cfg.key_in_query {
+            let mut values = query.iter().filter(|(k, _)| k == name);
+            if let Some((_, v)) = values.next() {
+                if values.next().is_some() {
+                    return Found::Duplicate;
+                }
+                return Found::Key { value: v.clone(), name: name.clone(), in_query: true };
+            }
+        }
+    }
+    Found::None
+}
+
+fn unauthorized(cfg: &KeyAuthConfig, message: &str, ctx: &RequestContext) -> Response<Body> {
+    let mut resp = error_response(StatusCode::UNAUTHORIZED, message, &ctx.request_id);
+    let challenge = match &cfg.realm {
+        Some(realm) => format!("Key realm=\"{realm}\""),
+        None => "Key".to_owned(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert("www-authenticate", v);
+    }
+    resp
+}
+
+fn without_query_param(uri: &Uri, name: &str) -> Uri {
+    let kept: Vec<(String, String)> =
+        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().filter(|(k, _)| k != name).collect();
+    let mut pq = uri.path().to_owned();
+    if !kept.is_empty() {
+        pq.push('?');
+        pq.push_str(&form_urlencoded::Serializer::new(String::new()).extend_pairs(kept).finish());
+    }
+    let mut builder = Uri::builder();
+    if let Some(s) = uri.scheme() {
+        builder = builder.scheme(s.clone());
+    }
+    if let Some(a) = uri.authority() {
+        builder = builder.authority(a.clone());
+    }
+    builder.path_and_query(pq).build().unwrap_or_else(|_| uri.clone())
+}
+
+fn set_consumer_headers(parts: &mut Parts, consumer: Option<&ConsumerInfo>, credential: Option<uuid::Uuid>, anonymous: bool) {
+    let h = &mut parts.headers;
+    let mut set = |name: &'static str, value: Option<String>| {
+        let name = HeaderName::from_static(name);
+        match value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            Some(v) => {
+                h.insert(name, v);
+            }
+            // Absent values are cleared so a client cannot forge them.
+            None => {
+                h.remove(name);
+            }
+        }
+    };
+    set("x-consumer-id", consumer.map(|c| c.id.to_string()));
+    set("x-consumer-custom-id", consumer.and_then(|c| c.custom_id.clone()));
+    set("x-consumer-username", consumer.and_then(|c| c.username.clone()));
+    set("x-credential-identifier", credential.map(|c| c.to_string()));
+    set("x-anonymous-consumer", anonymous.then(|| "true".to_owned()));
+}
+
+/// Runs key-auth: Ok with the consumer recorded in `ctx`, or the 401 to send.
+pub fn access(cfg: &KeyAuthConfig, snapshot: &ConfigSnapshot, parts: &mut Parts, ctx: &mut RequestContext, now: f64) -> Result<(), Response<Body>> {
+    if !cfg.run_on_preflight && parts.method == hyper::Method::OPTIONS {
+        return Ok(());
+    }
+    let failure = match find_key(cfg, parts) {
+        Found::Duplicate => DUPLICATE,
+        Found::None => NO_KEY,
+        Found::Key { value, .. } if value.is_empty() => NO_KEY,
+        Found::Key { value, name, in_query } => match snapshot.consumer_by_credential_hash(&hash_key(&value)) {
+            Some((cred, consumer)) if !cred.is_expired(now) => {
+                if cfg.hide_credentials {
+                    if in_query {
+                        parts.uri = without_query_param(&parts.uri, &name);
+                    } else {
+                        parts.headers.remove(name.as_str());
+                    }
+                }
+                let info = ConsumerInfo { id: consumer.id, username: consumer.username.clone(), custom_id: consumer.custom_id.clone() };
+                set_consumer_headers(parts, Some(&info), Some(cred.id), false);
+                ctx.consumer = Some(info);
+                ctx.credential_id = Some(cred.id);
+                return Ok(());
+            }
+            _ => UNAUTHORIZED,
+        },
+    };
+    if let Some(anon) = &cfg.anonymous {
+        let consumer = snapshot.consumer_by_id_or_username(anon);
+        return match consumer {
+            Some(c) => {
+                let info = ConsumerInfo { id: c.id, username: c.username.clone(), custom_id: c.custom_id.clone() };
+                set_consumer_headers(parts, Some(&info), None, true);
+                ctx.consumer = Some(info);
+                Ok(())
+            }
+            None => Err(error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("anonymous consumer {anon} is configured but doesn't exist"),
+                &ctx.request_id,
+            )),
+        };
+    }
+    Err(unauthorized(cfg, failure, ctx))
+}
+
+#[cfg(test)]
+#[path = "key_auth_tests.rs"]
+mod tests;

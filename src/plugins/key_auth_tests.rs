@@ -1,0 +1,100 @@
+use hyper::Request;
+use serde_json::json;
+
+use super::*;
+use crate::model::{create, Consumer, Entity, KeyAuthCredential};
+
+fn snapshot() -> (ConfigSnapshot, uuid::Uuid) {
+    let consumer: Consumer = create(&json!({"username": "alice", "custom_id": "a-1"}), 1.0).unwrap();
+    let cred: KeyAuthCredential = create(&json!({"consumer": {"id": consumer.id}, "key": "s3cret"}), 1.0).unwrap();
+    let id = consumer.id;
+    (ConfigSnapshot::from_entities([Entity::from(consumer), Entity::from(cred)]), id)
+}
+
+fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
+    let mut b = Request::builder().uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(()).unwrap().into_parts().0
+}
+
+fn config(extra: serde_json::Value) -> KeyAuthConfig {
+    let mut base = json!({"key_names": ["apikey"], "hide_credentials": false, "anonymous": null, "key_in_header": true,
+        "key_in_query": true, "key_in_body": false, "run_on_preflight": true, "realm": null});
+    for (k, v) in extra.as_object().unwrap() {
+        base[k] = v.clone();
+    }
+    KeyAuthConfig::from_value(&base).unwrap()
+}
+
+fn ctx() -> RequestContext {
+    RequestContext::new("127.0.0.1:1".parse().unwrap())
+}
+
+async fn message(resp: Response<Body>) -> (u16, String, Option<String>) {
+    use http_body_util::BodyExt;
+    let status = resp.status().as_u16();
+    let www = resp.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
+    let body: serde_json::Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    (status, body["message"].as_str().unwrap().to_owned(), www)
+}
+
+#[tokio::test]
+async fn a_valid_key_in_a_header_or_the_query_names_the_consumer() {
+    let (snap, id) = snapshot();
+    for p in [parts("/x", &[("apikey", "s3cret")]), parts("/x?apikey=s3cret&a=1", &[])] {
+        let mut p = p;
+        let mut c = ctx();
+        access(&config(json!({})), &snap, &mut p, &mut c, 2.0).unwrap();
+        assert_eq!(c.consumer.as_ref().unwrap().id, id);
+        assert_eq!(p.headers["x-consumer-username"], "alice");
+        assert_eq!(p.headers["x-consumer-custom-id"], "a-1");
+        assert!(p.headers.get("x-credential-identifier").is_some());
+    }
+}
+
+#[tokio::test]
+async fn missing_wrong_and_duplicate_keys_get_kongs_401s() {
+    let (snap, _) = snapshot();
+    let cfg = config(json!({"realm": "api"}));
+    let cases = [
+        (parts("/x", &[]), NO_KEY),
+        (parts("/x", &[("apikey", "")]), NO_KEY),
+        (parts("/x", &[("apikey", "nope")]), UNAUTHORIZED),
+        (parts("/x?apikey=a&apikey=b", &[]), DUPLICATE),
+    ];
+    for (mut p, want) in cases {
+        let resp = access(&cfg, &snap, &mut p, &mut ctx(), 2.0).unwrap_err();
+        let (status, msg, www) = message(resp).await;
+        assert_eq!((status, msg.as_str()), (401, want));
+        assert_eq!(www.as_deref(), Some("Key realm=\"api\""));
+    }
+}
+
+#[tokio::test]
+async fn hide_credentials_strips_the_key_and_forged_consumer_headers_are_replaced() {
+    let (snap, id) = snapshot();
+    let cfg = config(json!({"hide_credentials": true}));
+    let mut p = parts("/x?apikey=s3cret&keep=1", &[("x-consumer-id", "forged")]);
+    access(&cfg, &snap, &mut p, &mut ctx(), 2.0).unwrap();
+    assert_eq!(p.uri.query(), Some("keep=1"));
+    assert_eq!(p.headers["x-consumer-id"], id.to_string().as_str());
+    let mut p = parts("/x", &[("apikey", "s3cret")]);
+    access(&cfg, &snap, &mut p, &mut ctx(), 2.0).unwrap();
+    assert!(p.headers.get("apikey").is_none());
+}
+
+#[tokio::test]
+async fn anonymous_consumer_takes_failed_requests() {
+    let (snap, id) = snapshot();
+    let cfg = config(json!({"anonymous": "alice"}));
+    let mut p = parts("/x", &[]);
+    let mut c = ctx();
+    access(&cfg, &snap, &mut p, &mut c, 2.0).unwrap();
+    assert_eq!(c.consumer.unwrap().id, id);
+    assert_eq!(p.headers["x-anonymous-consumer"], "true");
+    let cfg = config(json!({"anonymous": "ghost"}));
+    let (status, msg, _) = message(access(&cfg, &snap, &mut parts("/x", &[]), &mut ctx(), 2.0).unwrap_err()).await;
+    assert_eq!((status, msg.as_str()), (500, "anonymous consumer ghost is configured but doesn't exist"));
+}

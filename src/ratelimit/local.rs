@@ -1,0 +1,46 @@
+//! The `local` policy: a counter per window on this node alone, as Kong's local policy
+//! (three nodes let through three times the limit: that is what users pick it for).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::limiter::Decision;
+
+#[derive(Default)]
+pub struct LocalLimiter {
+    /// key → (admitted, window end ms). Held only to bump a counter.
+    counters: Mutex<HashMap<String, (u64, u64)>>,
+}
+
+impl LocalLimiter {
+    pub fn admit(&self, key: &str, limit: u64, window_end_ms: u64) -> Decision {
+        let mut counters = self.counters.lock().expect("local limiter lock");
+        let entry = counters.entry(key.to_owned()).or_insert((0, window_end_ms));
+        if entry.0 < limit {
+            entry.0 += 1;
+            Decision::Admitted { remaining: limit - entry.0 }
+        } else {
+            Decision::Rejected
+        }
+    }
+
+    pub fn sweep(&self, now_ms: u64) {
+        self.counters.lock().expect("local limiter lock").retain(|_, (_, end)| *end > now_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admits_the_limit_per_key_then_rejects_until_swept() {
+        let l = LocalLimiter::default();
+        assert_eq!(l.admit("a", 2, 1000), Decision::Admitted { remaining: 1 });
+        assert_eq!(l.admit("a", 2, 1000), Decision::Admitted { remaining: 0 });
+        assert_eq!(l.admit("a", 2, 1000), Decision::Rejected);
+        assert_eq!(l.admit("b", 2, 1000), Decision::Admitted { remaining: 1 });
+        l.sweep(1000);
+        assert_eq!(l.admit("a", 2, 2000), Decision::Admitted { remaining: 1 });
+    }
+}
