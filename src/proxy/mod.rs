@@ -4,3 +4,4 @@ pub mod context;
 pub mod errors;
 pub mod forward;
 pub mod headers;
+pub mod router;

@@ -1,0 +1,293 @@
+//! Route matching as Kong's `traditional_compatible` router does it, compiled into an
+//! immutable index: every route is split per path, each variant gets Kong's priority,
+//! and a request is matched against the few candidates its host and path can reach
+//! (exact hosts by hash map, prefixes by a byte trie) instead of every route.
+
+use std::collections::{BTreeMap, HashMap};
+
+use regex::Regex;
+
+/// What the router needs of a route.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RouteSpec {
+    pub created_at: i64,
+    /// Tie-break after created_at, so every node picks the same route.
+    pub id: String,
+    pub hosts: Vec<String>,
+    /// `/prefix` or `~/regex`.
+    pub paths: Vec<String>,
+    pub methods: Vec<String>,
+    /// Header name → accepted values (any of them).
+    pub headers: BTreeMap<String, Vec<String>>,
+    pub regex_priority: i64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RouterError {
+    #[error("route {id}: invalid regex path {path:?}: {reason}")]
+    BadRegex { id: String, path: String, reason: String },
+}
+
+/// The request as the router sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    pub method: &'a str,
+    /// Without the port.
+    pub host: &'a str,
+    pub path: &'a str,
+    pub headers: &'a hyper::HeaderMap,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteMatch {
+    /// Index into the specs given to `Router::build`.
+    pub route: usize,
+    /// The part of the path the route's path matched (for strip_path).
+    pub matched_path: Option<String>,
+}
+
+#[derive(Debug)]
+enum PathRule {
+    Any,
+    Prefix(String),
+    Regex(Regex),
+}
+
+#[derive(Debug)]
+struct Variant {
+    route: usize,
+    path: PathRule,
+    hosts: Vec<HostRule>,
+    methods: Vec<String>,
+    headers: Vec<(String, Vec<String>)>,
+}
+
+#[derive(Debug, Clone)]
+enum HostRule {
+    Exact(String),
+    /// `*.example.com`: the suffix with its dot.
+    Suffix(String),
+    /// `example.*`: the prefix with its dot.
+    Prefix(String),
+}
+
+impl HostRule {
+    fn parse(h: &str) -> HostRule {
+        let h = h.to_ascii_lowercase();
+        if let Some(rest) = h.strip_prefix('*') {
+            HostRule::Suffix(rest.to_owned())
+        } else if let Some(rest) = h.strip_suffix('*') {
+            HostRule::Prefix(rest.to_owned())
+        } else {
+            HostRule::Exact(h)
+        }
+    }
+
+    fn matches(&self, host: &str) -> bool {
+        match self {
+            HostRule::Exact(h) => h == host,
+            HostRule::Suffix(s) => host.len() > s.len() && host.ends_with(s.as_str()),
+            HostRule::Prefix(p) => host.len() > p.len() && host.starts_with(p.as_str()),
+        }
+    }
+}
+
+impl Variant {
+    /// Everything but the path (and, for host buckets, the host) is checked here.
+    fn matches(&self, req: &RequestView<'_>) -> Option<Option<String>> {
+        if !self.methods.is_empty() && !self.methods.iter().any(|m| m == req.method) {
+            return None;
+        }
+        if !self.hosts.is_empty() && !self.hosts.iter().any(|h| h.matches(req.host)) {
+            return None;
+        }
+        for (name, values) in &self.headers {
+            let ok = req.headers.get_all(name.as_str()).iter().any(|v| {
+                v.to_str().is_ok_and(|v| values.iter().any(|want| want.eq_ignore_ascii_case(v.trim())))
+            });
+            if !ok {
+                return None;
+            }
+        }
+        match &self.path {
+            PathRule::Any => Some(None),
+            PathRule::Prefix(p) => req.path.starts_with(p.as_str()).then(|| Some(p.clone())),
+            PathRule::Regex(re) => re.find(req.path).filter(|m| m.start() == 0).map(|m| Some(m.as_str().to_owned())),
+        }
+    }
+}
+
+/// Kong's priority as a sort key: smaller sorts first and wins.
+fn priority(spec: &RouteSpec, path: &PathRule) -> impl Ord {
+    use std::cmp::Reverse;
+    let weight = [!spec.methods.is_empty(), !spec.hosts.is_empty(), !spec.headers.is_empty(), !spec.paths.is_empty()]
+        .iter()
+        .filter(|x| **x)
+        .count();
+    let plain_hosts = !spec.hosts.is_empty() && spec.hosts.iter().all(|h| !h.contains('*'));
+    let (is_regex, regex_priority, prefix_len) = match path {
+        PathRule::Regex(_) => (true, spec.regex_priority, 0),
+        PathRule::Prefix(p) => (false, 0, p.len()),
+        PathRule::Any => (false, 0, 0),
+    };
+    (
+        Reverse(weight),
+        Reverse(plain_hosts),
+        Reverse(is_regex),
+        Reverse(spec.headers.len()),
+        Reverse(regex_priority),
+        Reverse(prefix_len),
+        spec.created_at,
+        spec.id.clone(),
+    )
+}
+
+/// Variants reachable for one host class, by path kind; every list is in priority order.
+#[derive(Debug, Default)]
+struct Bucket {
+    prefixes: Trie,
+    regexes: Vec<usize>,
+    any_path: Vec<usize>,
+}
+
+/// A byte trie of path prefixes; each node lists the variants whose prefix ends there.
+#[derive(Debug, Default)]
+struct Trie {
+    children: HashMap<u8, Trie>,
+    here: Vec<usize>,
+}
+
+impl Trie {
+    fn insert(&mut self, prefix: &[u8], variant: usize) {
+        let mut node = self;
+        for b in prefix {
+            node = node.children.entry(*b).or_default();
+        }
+        node.here.push(variant);
+    }
+
+    /// Calls `f` with every variant list along `path`.
+    fn walk<'a>(&'a self, path: &[u8], mut f: impl FnMut(&'a [usize])) {
+        let mut node = self;
+        f(&node.here);
+        for b in path {
+            match node.children.get(b) {
+                Some(next) => {
+                    node = next;
+                    f(&node.here);
+                }
+                None => return,
+            }
+        }
+    }
+}
+
+impl Bucket {
+    fn add(&mut self, index: usize, v: &Variant) {
+        match &v.path {
+            PathRule::Any => self.any_path.push(index),
+            PathRule::Prefix(p) => self.prefixes.insert(p.as_bytes(), index),
+            PathRule::Regex(_) => self.regexes.push(index),
+        }
+    }
+
+    /// The best (lowest-index) variant here that matches, if any beats `best`.
+    fn best(&self, variants: &[Variant], req: &RequestView<'_>, best: &mut Option<(usize, Option<String>)>) {
+        let mut consider = |list: &[usize]| {
+            for &i in list {
+                if best.as_ref().is_some_and(|(b, _)| *b <= i) {
+                    return;
+                }
+                if let Some(matched) = variants[i].matches(req) {
+                    *best = Some((i, matched));
+                    return;
+                }
+            }
+        };
+        self.prefixes.walk(req.path.as_bytes(), &mut consider);
+        consider(&self.regexes);
+        consider(&self.any_path);
+    }
+}
+
+/// An immutable, compiled route table.
+#[derive(Debug, Default)]
+pub struct Router {
+    variants: Vec<Variant>,
+    exact_hosts: HashMap<String, Bucket>,
+    wildcard_hosts: Bucket,
+    any_host: Bucket,
+}
+
+impl Router {
+    pub fn build(specs: &[RouteSpec]) -> Result<Router, RouterError> {
+        let mut compiled = Vec::new();
+        for (route, spec) in specs.iter().enumerate() {
+            let paths: Vec<PathRule> = if spec.paths.is_empty() {
+                vec![PathRule::Any]
+            } else {
+                spec.paths
+                    .iter()
+                    .map(|p| match p.strip_prefix('~') {
+                        Some(re) => Regex::new(&format!("^(?:{re})"))
+                            .map(PathRule::Regex)
+                            .map_err(|e| RouterError::BadRegex { id: spec.id.clone(), path: p.clone(), reason: e.to_string() }),
+                        None => Ok(PathRule::Prefix(p.clone())),
+                    })
+                    .collect::<Result<_, _>>()?
+            };
+            for path in paths {
+                let key = priority(spec, &path);
+                let variant = Variant {
+                    route,
+                    path,
+                    hosts: spec.hosts.iter().map(|h| HostRule::parse(h)).collect(),
+                    methods: spec.methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
+                    headers: spec.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect(),
+                };
+                compiled.push((key, variant));
+            }
+        }
+        compiled.sort_by(|a, b| a.0.cmp(&b.0));
+        let variants: Vec<Variant> = compiled.into_iter().map(|(_, v)| v).collect();
+        let mut router = Router::default();
+        for (i, v) in variants.iter().enumerate() {
+            if v.hosts.is_empty() {
+                router.any_host.add(i, v);
+            }
+            for h in &v.hosts {
+                match h {
+                    HostRule::Exact(name) => router.exact_hosts.entry(name.clone()).or_default().add(i, v),
+                    _ => router.wildcard_hosts.add(i, v),
+                }
+            }
+        }
+        router.variants = variants;
+        Ok(router)
+    }
+
+    /// The best matching route, by Kong's precedence.
+    pub fn find(&self, req: &RequestView<'_>) -> Option<RouteMatch> {
+        let mut best = None;
+        if let Some(bucket) = self.exact_hosts.get(req.host) {
+            bucket.best(&self.variants, req, &mut best);
+        }
+        self.wildcard_hosts.best(&self.variants, req, &mut best);
+        self.any_host.best(&self.variants, req, &mut best);
+        best.map(|(i, matched_path)| RouteMatch { route: self.variants[i].route, matched_path })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.variants.is_empty()
+    }
+
+    /// Reference matcher for tests: every variant in priority order, first match wins.
+    #[cfg(test)]
+    pub(crate) fn find_linear(&self, req: &RequestView<'_>) -> Option<RouteMatch> {
+        self.variants.iter().find_map(|v| v.matches(req).map(|m| RouteMatch { route: v.route, matched_path: m }))
+    }
+}
+
+#[cfg(test)]
+#[path = "router_tests.rs"]
+mod tests;

@@ -1,0 +1,162 @@
+//! Router tests: each precedence rule of Kong's traditional_compatible router, and a
+//! proptest showing the indexed lookup always agrees with a plain scan in priority order.
+
+use std::collections::BTreeMap;
+
+use hyper::HeaderMap;
+use proptest::prelude::*;
+
+use super::*;
+
+fn route(id: &str) -> RouteSpec {
+    RouteSpec { id: id.into(), ..RouteSpec::default() }
+}
+
+fn find(r: &Router, method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> Option<usize> {
+    let mut h = HeaderMap::new();
+    for (k, v) in headers {
+        h.append(hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+    }
+    let req = RequestView { method, host, path, headers: &h };
+    let fast = r.find(&req);
+    assert_eq!(fast, r.find_linear(&req), "index and scan disagree for {method} {host}{path}");
+    fast.map(|m| m.route)
+}
+
+#[test]
+fn longest_prefix_wins_among_prefixes() {
+    let r = Router::build(&[
+        RouteSpec { paths: vec!["/a".into()], ..route("1") },
+        RouteSpec { paths: vec!["/a/b".into()], ..route("2") },
+    ])
+    .unwrap();
+    assert_eq!(find(&r, "GET", "x", "/a/b/c", &[]), Some(1));
+    assert_eq!(find(&r, "GET", "x", "/a/c", &[]), Some(0));
+    assert_eq!(find(&r, "GET", "x", "/b", &[]), None);
+    // Prefixes are string prefixes, as in Kong.
+    assert_eq!(find(&r, "GET", "x", "/ab", &[]), Some(0));
+}
+
+#[test]
+fn more_matching_fields_beat_a_longer_path() {
+    let r = Router::build(&[
+        RouteSpec { paths: vec!["/a/very/long/prefix".into()], ..route("1") },
+        RouteSpec { paths: vec!["/a".into()], methods: vec!["GET".into()], ..route("2") },
+    ])
+    .unwrap();
+    assert_eq!(find(&r, "GET", "x", "/a/very/long/prefix", &[]), Some(1));
+    assert_eq!(find(&r, "POST", "x", "/a/very/long/prefix", &[]), Some(0));
+}
+
+#[test]
+fn plain_hosts_beat_wildcards_and_wildcards_match_one_side() {
+    let r = Router::build(&[
+        RouteSpec { hosts: vec!["*.example.com".into()], ..route("1") },
+        RouteSpec { hosts: vec!["api.example.com".into()], ..route("2") },
+        RouteSpec { hosts: vec!["internal.*".into()], ..route("3") },
+    ])
+    .unwrap();
+    assert_eq!(find(&r, "GET", "api.example.com", "/", &[]), Some(1));
+    assert_eq!(find(&r, "GET", "web.example.com", "/", &[]), Some(0));
+    assert_eq!(find(&r, "GET", "example.com", "/", &[]), None);
+    assert_eq!(find(&r, "GET", "internal.corp", "/", &[]), Some(2));
+}
+
+#[test]
+fn regex_paths_beat_prefixes_and_regex_priority_orders_regexes() {
+    let r = Router::build(&[
+        RouteSpec { paths: vec!["/users/admin".into()], ..route("1") },
+        RouteSpec { paths: vec![r"~/users/\d+".into()], ..route("2") },
+        RouteSpec { paths: vec![r"~/users/.*".into()], regex_priority: 10, ..route("3") },
+    ])
+    .unwrap();
+    assert_eq!(find(&r, "GET", "x", "/users/42", &[]), Some(2));
+    let r = Router::build(&[
+        RouteSpec { paths: vec!["/users/admin".into()], ..route("1") },
+        RouteSpec { paths: vec![r"~/users/\d+".into()], ..route("2") },
+    ])
+    .unwrap();
+    assert_eq!(find(&r, "GET", "x", "/users/42", &[]), Some(1));
+    assert_eq!(find(&r, "GET", "x", "/users/admin", &[]), Some(0));
+    // Anchored at the start of the path.
+    assert_eq!(find(&r, "GET", "x", "/v1/users/42", &[]), None);
+}
+
+#[test]
+fn headers_match_case_insensitively_and_more_headers_win() {
+    let one = BTreeMap::from([("x-version".to_string(), vec!["v2".to_string()])]);
+    let two = BTreeMap::from([("x-version".to_string(), vec!["v2".to_string()]), ("x-beta".to_string(), vec!["yes".to_string()])]);
+    let r = Router::build(&[RouteSpec { headers: one, ..route("1") }, RouteSpec { headers: two, ..route("2") }]).unwrap();
+    assert_eq!(find(&r, "GET", "x", "/", &[("X-Version", "V2")]), Some(0));
+    assert_eq!(find(&r, "GET", "x", "/", &[("x-version", "v2"), ("x-beta", "YES")]), Some(1));
+    assert_eq!(find(&r, "GET", "x", "/", &[("x-version", "v1")]), None);
+}
+
+#[test]
+fn ties_go_to_the_older_route_and_a_route_with_several_paths_competes_per_path() {
+    let r = Router::build(&[
+        RouteSpec { paths: vec!["/a".into()], created_at: 2, ..route("new") },
+        RouteSpec { paths: vec!["/a".into()], created_at: 1, ..route("old") },
+        RouteSpec { paths: vec!["/x".into(), "/a/long".into()], created_at: 3, ..route("multi") },
+    ])
+    .unwrap();
+    assert_eq!(find(&r, "GET", "h", "/a", &[]), Some(1));
+    assert_eq!(find(&r, "GET", "h", "/a/long/er", &[]), Some(2));
+    let m = r.find(&RequestView { method: "GET", host: "h", path: "/a/long/er", headers: &HeaderMap::new() }).unwrap();
+    assert_eq!(m.matched_path.as_deref(), Some("/a/long"));
+}
+
+#[test]
+fn a_bad_regex_is_an_error_naming_the_route() {
+    let err = Router::build(&[RouteSpec { paths: vec!["~/(".into()], ..route("r9") }]).unwrap_err();
+    assert!(matches!(err, RouterError::BadRegex { ref id, .. } if id == "r9"));
+}
+
+fn spec_strategy() -> impl Strategy<Value = RouteSpec> {
+    let host = proptest::sample::select(vec!["a.com", "b.com", "*.com", "a.*", "x.a.com"]);
+    let path = proptest::sample::select(vec!["/", "/a", "/a/b", "/ab", "/b", "~/a/[0-9]+", "~/b.*"]);
+    let method = proptest::sample::select(vec!["GET", "POST"]);
+    (
+        proptest::collection::vec(host, 0..3),
+        proptest::collection::vec(path, 0..3),
+        proptest::collection::vec(method, 0..2),
+        proptest::option::of(proptest::sample::select(vec!["v1", "v2"])),
+        0i64..3,
+        0i64..4,
+    )
+        .prop_map(|(hosts, paths, methods, header, regex_priority, created_at)| RouteSpec {
+            hosts: hosts.into_iter().map(String::from).collect(),
+            paths: paths.into_iter().map(String::from).collect(),
+            methods: methods.into_iter().map(String::from).collect(),
+            headers: header.map(|v| BTreeMap::from([("x-v".to_string(), vec![v.to_string()])])).unwrap_or_default(),
+            regex_priority,
+            created_at,
+            id: String::new(),
+        })
+}
+
+proptest! {
+    #[test]
+    fn indexed_lookup_equals_a_scan_in_priority_order(
+        mut specs in proptest::collection::vec(spec_strategy(), 0..25),
+        reqs in proptest::collection::vec((
+            proptest::sample::select(vec!["GET", "POST", "PUT"]),
+            proptest::sample::select(vec!["a.com", "b.com", "x.a.com", "a.org", "c.net"]),
+            proptest::sample::select(vec!["/", "/a", "/a/1", "/a/b/c", "/ab", "/b/x", "/c"]),
+            proptest::option::of(proptest::sample::select(vec!["v1", "v2"])),
+        ), 1..20),
+    ) {
+        for (i, s) in specs.iter_mut().enumerate() {
+            s.id = format!("{i:03}");
+        }
+        let router = Router::build(&specs).unwrap();
+        for (method, host, path, header) in reqs {
+            let mut h = HeaderMap::new();
+            if let Some(v) = header {
+                h.insert("x-v", v.parse().unwrap());
+            }
+            let req = RequestView { method, host, path, headers: &h };
+            prop_assert_eq!(router.find(&req), router.find_linear(&req));
+        }
+    }
+}
