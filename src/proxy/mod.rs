@@ -5,3 +5,5 @@ pub mod errors;
 pub mod forward;
 pub mod headers;
 pub mod router;
+pub mod balancer;
+pub mod upstream_uri;

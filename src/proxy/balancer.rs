@@ -1,0 +1,170 @@
+//! Choosing a target of an upstream: smooth weighted round-robin (as nginx), consistent
+//! hashing on a ring (removing a target moves only its own keys), or least connections.
+//! Unhealthy and zero-weight targets are skipped; `exclude` lets a retry pick another.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    RoundRobin,
+    ConsistentHashing,
+    LeastConnections,
+}
+
+impl Algorithm {
+    /// Kong's names; `latency` is served by least-connections, its nearest cousin here.
+    pub fn from_kong(name: &str) -> Algorithm {
+        match name {
+            "consistent-hashing" => Algorithm::ConsistentHashing,
+            "least-connections" | "latency" => Algorithm::LeastConnections,
+            _ => Algorithm::RoundRobin,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct TargetState {
+    pub addr: String,
+    pub weight: u32,
+    healthy: AtomicBool,
+    in_flight: AtomicU64,
+}
+
+impl TargetState {
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// Held while a request is in flight to a target (least-connections counts these).
+#[derive(Debug)]
+pub struct Pick {
+    pub target: Arc<TargetState>,
+    pub index: usize,
+}
+
+impl Drop for Pick {
+    fn drop(&mut self) {
+        self.target.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug)]
+pub struct Balancer {
+    algorithm: Algorithm,
+    targets: Vec<Arc<TargetState>>,
+    /// Smooth WRR's current weights; held only to pick.
+    current: Mutex<Vec<i64>>,
+    /// (point, target) sorted by point.
+    ring: Vec<(u64, usize)>,
+}
+
+fn hash64(data: &[u8]) -> u64 {
+    let digest = Sha256::digest(data);
+    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// Ring points per unit of weight (weight 100 → 400 points): enough for an even spread.
+const POINTS_PER_WEIGHT: u32 = 4;
+
+impl Balancer {
+    pub fn new(algorithm: Algorithm, targets: &[(String, u32)]) -> Balancer {
+        let targets: Vec<Arc<TargetState>> = targets
+            .iter()
+            .map(|(addr, weight)| {
+                Arc::new(TargetState { addr: addr.clone(), weight: *weight, healthy: AtomicBool::new(true), in_flight: AtomicU64::new(0) })
+            })
+            .collect();
+        let mut ring = Vec::new();
+        if algorithm == Algorithm::ConsistentHashing {
+            for (i, t) in targets.iter().enumerate() {
+                for v in 0..t.weight * POINTS_PER_WEIGHT {
+                    ring.push((hash64(format!("{}#{v}", t.addr).as_bytes()), i));
+                }
+            }
+            ring.sort_unstable();
+        }
+        Balancer { algorithm, current: Mutex::new(vec![0; targets.len()]), targets, ring }
+    }
+
+    pub fn targets(&self) -> &[Arc<TargetState>] {
+        &self.targets
+    }
+
+    pub fn set_health(&self, addr: &str, healthy: bool) {
+        for t in self.targets.iter().filter(|t| t.addr == addr) {
+            t.healthy.store(healthy, Ordering::Relaxed);
+        }
+    }
+
+    fn usable(&self, i: usize, exclude: &[usize]) -> bool {
+        let t = &self.targets[i];
+        t.weight > 0 && t.is_healthy() && !exclude.contains(&i)
+    }
+
+    /// A target for this request; `hash_key` feeds consistent hashing. None: no healthy
+    /// target is left (Kong's 503 "failure to get a peer from the ring-balancer").
+    pub fn pick(&self, hash_key: Option<&[u8]>, exclude: &[usize]) -> Option<Pick> {
+        let index = match self.algorithm {
+            Algorithm::RoundRobin => self.pick_round_robin(exclude),
+            Algorithm::ConsistentHashing => match hash_key {
+                Some(key) => self.pick_ring(key, exclude),
+                None => self.pick_round_robin(exclude),
+            },
+            Algorithm::LeastConnections => self.pick_least(exclude),
+        }?;
+        let target = self.targets[index].clone();
+        target.in_flight.fetch_add(1, Ordering::Relaxed);
+        Some(Pick { target, index })
+    }
+
+    fn pick_round_robin(&self, exclude: &[usize]) -> Option<usize> {
+        let mut current = self.current.lock().expect("balancer lock");
+        let mut total = 0i64;
+        let mut best: Option<usize> = None;
+        for i in 0..self.targets.len() {
+            if !self.usable(i, exclude) {
+                continue;
+            }
+            let w = self.targets[i].weight as i64;
+            current[i] += w;
+            total += w;
+            if best.is_none_or(|b| current[i] > current[b]) {
+                best = Some(i);
+            }
+        }
+        let b = best?;
+        current[b] -= total;
+        Some(b)
+    }
+
+    fn pick_ring(&self, key: &[u8], exclude: &[usize]) -> Option<usize> {
+        if self.ring.is_empty() {
+            return None;
+        }
+        let h = hash64(key);
+        let start = self.ring.partition_point(|(p, _)| *p < h);
+        (0..self.ring.len()).map(|k| self.ring[(start + k) % self.ring.len()].1).find(|i| self.usable(*i, exclude))
+    }
+
+    fn pick_least(&self, exclude: &[usize]) -> Option<usize> {
+        // Fewest in flight per unit of weight; ties to the heavier target.
+        (0..self.targets.len()).filter(|i| self.usable(*i, exclude)).min_by(|a, b| {
+            let (ta, tb) = (&self.targets[*a], &self.targets[*b]);
+            let la = (ta.in_flight() as u128 + 1) * tb.weight as u128;
+            let lb = (tb.in_flight() as u128 + 1) * ta.weight as u128;
+            la.cmp(&lb).then(tb.weight.cmp(&ta.weight))
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "balancer_tests.rs"]
+mod tests;
