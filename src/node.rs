@@ -20,6 +20,14 @@ use crate::cluster::peers::{meta, PeerView};
 use crate::cluster::{identity, join, status};
 use crate::config::{StartArgs, CLUSTER_PORT};
 use crate::echo::Echo;
+use crate::metrics::Metrics;
+use crate::plugins::rate_limiting::Limiters;
+use crate::proxy::forward::Upstreams;
+use crate::proxy::server::{self, Proxy, ProxyHandler};
+use crate::proxy::table::ProxyTable;
+use crate::ratelimit::limiter::{ClusterLimiter, LiveNodes};
+use crate::ratelimit::reserver::{self, Reserver};
+use arc_swap::ArcSwap;
 use crate::http;
 use crate::shutdown::ShutdownTrigger;
 
@@ -60,6 +68,7 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
     // Bind the client-facing ports before anything joins a cluster: a port clash should
     // stop the node before it becomes a member that cannot serve.
     let admin_listener = listen("the Admin API", args.admin_addr()).await?;
+    let proxy_listener = listen("the proxy", args.proxy_addr()).await?;
 
     let mut cfg = StoreConfig::new(node_id, args.cluster_addr(), &args.data_dir);
     cfg.advertise = advertised(args.cluster_addr().port());
@@ -89,9 +98,23 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
     let trigger = ShutdownTrigger::new();
     let (leave_tx, mut leave_rx) = mpsc::channel::<oneshot::Sender<Result<(), String>>>(1);
     let applied = Applied::start(store.clone(), trigger.signal());
+    let metrics = Arc::new(Metrics::new());
+    let reserver = Reserver::start(store.clone(), RESERVE_TIMEOUT, trigger.signal());
+    let live_peers = peers.clone();
+    let live_nodes: LiveNodes = Arc::new(move || live_peers.peers().iter().filter(|p| p.alive && !p.left).count().max(1) as u64);
+    let limiters = Limiters { cluster: ClusterLimiter::new(reserver, live_nodes, RESERVE_WAIT), local: Arc::default() };
+    let proxy = Arc::new(Proxy {
+        table: ArcSwap::from_pointee(ProxyTable::empty()),
+        upstreams: Upstreams::default(),
+        limiters,
+        metrics: metrics.clone(),
+        listen_port: args.proxy_addr().port(),
+    });
     let admin = Arc::new(AdminContext {
         store: store.clone(),
         applied: applied.clone(),
+        metrics: metrics.clone(),
+        proxy: proxy.clone(),
         peers: peers.clone(),
         cluster_name: args.cluster_name.clone(),
         admin_token: args.admin_token.clone(),
@@ -100,6 +123,10 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
 
     let mut tasks = JoinSet::new();
     tasks.spawn(http::serve(admin_listener, Arc::new(AdminApi { ctx: admin }), trigger.signal(), args.drain_timeout, "admin"));
+    tasks.spawn(server::follow_config(proxy.clone(), applied.clone(), trigger.signal()));
+    tasks.spawn(http::serve(proxy_listener, Arc::new(ProxyHandler(proxy.clone())), trigger.signal(), args.drain_timeout, "proxy"));
+    tasks.spawn(reserver::expire_loop(store.clone(), EXPIRE_EVERY, trigger.signal()));
+    tasks.spawn(sweep_limiters(proxy.clone(), trigger.signal()));
     let seed_cluster_addrs = args.join_addrs().iter().filter_map(|s| s.rsplit_once(':')).map(|(host, _)| format!("{host}:{CLUSTER_PORT}")).collect();
     let membership = tokio::spawn(join::keep_membership(
         store.clone(),
@@ -184,6 +211,26 @@ async fn leave(store: &Store, gossip: &GossipView) -> Result<(), String> {
     gossip.leave().await;
     tracing::info!("left the cluster");
     Ok(())
+}
+
+/// How long a rate-limit reservation may take before the node falls back to its local share.
+const RESERVE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a request with no local token waits for a reservation.
+const RESERVE_WAIT: Duration = Duration::from_millis(250);
+/// How often the leader drops counters of ended windows.
+const EXPIRE_EVERY: Duration = Duration::from_secs(10);
+
+/// Forgets in-memory counters of ended windows.
+async fn sweep_limiters(proxy: Arc<Proxy>, mut shutdown: crate::shutdown::Shutdown) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+        let now = reserver::now_ms();
+        proxy.limiters.cluster.sweep(now);
+        proxy.limiters.local.sweep(now);
+    }
 }
 
 async fn terminate_signal() {

@@ -46,6 +46,35 @@ pub fn cluster(ctx: &AdminContext) -> Response<Body> {
     json_response(StatusCode::OK, &serde_json::to_value(view).expect("plain struct serializes"))
 }
 
+/// Prometheus text; cluster gauges are read at scrape time.
+pub fn metrics(ctx: &AdminContext) -> Response<Body> {
+    let m = &ctx.metrics;
+    let s = ctx.store.status();
+    if m.raft_term.get() as u64 != s.term && m.raft_term.get() != 0 {
+        m.raft_elections.inc_by(s.term.saturating_sub(m.raft_term.get() as u64));
+    }
+    m.raft_term.set(s.term as i64);
+    m.raft_leader.set(s.leader.map_or(0, |l| l as i64));
+    m.raft_is_leader.set(i64::from(s.role == gatehouse_raft::Role::Leader));
+    m.raft_last_log_index.set(s.last_log_index.unwrap_or(0) as i64);
+    m.raft_applied_index.set(s.applied_index.unwrap_or(0) as i64);
+    m.config_revision.set(ctx.applied.get().revision as i64);
+    let peers = ctx.peers.peers();
+    for (state, count) in [
+        ("alive", peers.iter().filter(|p| p.alive && !p.left).count()),
+        ("dead", peers.iter().filter(|p| !p.alive && !p.left).count()),
+        ("left", peers.iter().filter(|p| p.left).count()),
+    ] {
+        m.gossip_members.get_or_create(&crate::metrics::StateLabels { state }).set(count as i64);
+    }
+    let limiter = &ctx.proxy.limiters.cluster;
+    m.ratelimit_degraded.set(i64::from(limiter.degraded()));
+    m.ratelimit_degraded_admissions.set(limiter.degraded_admissions() as i64);
+    let mut resp = Response::new(crate::http::full(m.encode()));
+    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8".parse().expect("static"));
+    resp
+}
+
 /// The gossip view: every node gossip knows, alive, dead or left, with its meta.
 pub fn members(ctx: &AdminContext) -> Response<Body> {
     let members: Vec<_> = ctx

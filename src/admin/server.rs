@@ -24,6 +24,8 @@ pub const MAX_ADMIN_BODY: usize = 16 << 20;
 pub struct AdminContext {
     pub store: gatehouse_raft::Store,
     pub applied: crate::applied::Applied,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub proxy: Arc<crate::proxy::server::Proxy>,
     pub peers: Arc<dyn PeerView>,
     pub cluster_name: String,
     pub admin_token: Option<String>,
@@ -117,6 +119,7 @@ async fn route(ctx: &AdminContext, req: AdminRequest) -> Response<Body> {
         (&Method::GET, ["cluster", "members"]) => cluster_api::members(ctx),
         (&Method::POST, ["cluster", "leave"]) => cluster_api::leave(ctx).await,
         (&Method::GET, ["config"]) => config_api::export(ctx, &req),
+        (&Method::GET, ["metrics"]) => cluster_api::metrics(ctx),
         (&Method::POST, ["config"]) => config_api::apply(ctx, &req).await,
         (_, ["status"] | ["cluster"] | [] | ["cluster", "leave"] | ["cluster", "members"] | ["config"]) => {
             message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")

@@ -7,3 +7,6 @@ pub mod headers;
 pub mod router;
 pub mod balancer;
 pub mod upstream_uri;
+pub mod table;
+pub mod pipeline;
+pub mod server;

@@ -1,0 +1,245 @@
+//! One proxied request, phase by phase. Each phase either moves the request on or ends
+//! it with a response; nothing here waits on Raft except a rate-limit reservation when
+//! a node has no token left (see `ratelimit::limiter`).
+//!
+//! 1. route: match the request against the current table (no route: 404);
+//! 2. access: run the route's plugins (key-auth, rate-limiting) in priority order;
+//! 3. balance + forward: pick a target, send, retry elsewhere only if nothing was sent;
+//! 4. response filter: hop-by-hop headers out, Via and latency headers in;
+//! 5. log: metrics.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{HeaderValue, HOST, SERVER};
+use hyper::http::request::Parts;
+use hyper::{Request, Response, StatusCode};
+
+use super::context::RequestContext;
+use super::errors::{error_response, ProxyError};
+use super::headers::{self, Forwarded};
+use super::router::{RequestView, RouteMatch};
+use super::server::Proxy;
+use super::table::{ActivePlugin, ProxyTable, RouteEntry, ServiceEntry};
+use super::upstream_uri::{upstream_path, upstream_target};
+use crate::http::{empty, Body};
+use crate::metrics::{RequestLabels, RouteLabels};
+use crate::plugins::{key_auth, rate_limiting};
+use crate::ratelimit::reserver::now_ms;
+
+fn host_of(parts: &Parts) -> String {
+    let raw = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| parts.uri.authority().map(|a| a.as_str())).unwrap_or("");
+    strip_port(raw).to_ascii_lowercase()
+}
+
+fn strip_port(raw: &str) -> &str {
+    if let Some(rest) = raw.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match raw.rsplit_once(':') {
+        Some((h, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => raw,
+    }
+}
+
+pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let mut ctx = RequestContext::new(peer);
+    let table = proxy.table.load_full();
+    let (mut parts, body) = req.into_parts();
+
+    // 1. route
+    let host = host_of(&parts);
+    let found = table.router.find(&RequestView { method: parts.method.as_str(), host: &host, path: parts.uri.path(), headers: &parts.headers });
+    let Some(RouteMatch { route, matched_path }) = found else {
+        return gateway_response(&proxy, &ctx, None, ProxyError::NoRoute.response(&ctx.request_id));
+    };
+    let route = &table.routes[route];
+    ctx.route_id = Some(route.id);
+    ctx.service_id = route.service.as_ref().map(|s| s.id);
+
+    // 2. access
+    if let Err(resp) = access(&proxy, &table, route, &mut parts, &mut ctx).await {
+        return gateway_response(&proxy, &ctx, Some(route), resp);
+    }
+    let Some(service) = route.service.clone() else {
+        let resp = error_response(StatusCode::SERVICE_UNAVAILABLE, "no Service found with those values", &ctx.request_id);
+        return gateway_response(&proxy, &ctx, Some(route), resp);
+    };
+
+    // 3. balance + forward
+    let proxy_latency = ctx.started.elapsed();
+    let client_host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
+    let path = upstream_path(service.path.as_deref(), parts.uri.path(), matched_path.as_deref(), route.strip_path);
+    let target_path = upstream_target(&path, parts.uri.query());
+    headers::strip_hop_by_hop(&mut parts.headers);
+    let forwarded = Forwarded {
+        client: peer,
+        host: client_host.as_deref(),
+        proxy_port: proxy.listen_port,
+        path: parts.uri.path(),
+        prefix: matched_path.as_deref().filter(|_| route.strip_path),
+    };
+    headers::add_forwarding(&mut parts.headers, &forwarded);
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        parts.headers.insert(headers::REQUEST_ID, v);
+    }
+    let authority = if service.port == 80 { service.host.clone() } else { format!("{}:{}", service.host, service.port) };
+    let host_header = service.upstream.as_ref().and_then(|u| u.host_header.clone()).unwrap_or_else(|| authority.clone());
+    headers::set_upstream_host(&mut parts.headers, &host_header, route.preserve_host);
+
+    let upstream_started = Instant::now();
+    let result = forward(&proxy, &service, &mut parts, body, &target_path, &authority, &ctx).await;
+    let upstream_latency = upstream_started.elapsed();
+
+    // 4. response filter
+    let mut resp = match result {
+        Ok(resp) => resp.map(|b| b.boxed()),
+        Err(e) => {
+            tracing::debug!(error = %e, route = %route.label, "upstream failed");
+            return gateway_response(&proxy, &ctx, Some(route), e.response(&ctx.request_id));
+        }
+    };
+    headers::strip_hop_by_hop(resp.headers_mut());
+    headers::append_via(resp.headers_mut());
+    let h = resp.headers_mut();
+    h.extend(std::mem::take(&mut ctx.response_headers));
+    h.insert(headers::UPSTREAM_LATENCY, HeaderValue::from(upstream_latency.as_millis() as u64));
+    h.insert(headers::PROXY_LATENCY, HeaderValue::from(proxy_latency.as_millis() as u64));
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        h.insert(headers::REQUEST_ID, v);
+    }
+    if !h.contains_key(SERVER) {
+        h.insert(SERVER, HeaderValue::from_static(headers::SERVER));
+    }
+
+    // 5. log
+    let labels = RouteLabels { service: service.label.clone(), route: route.label.clone() };
+    proxy.metrics.proxy_latency.get_or_create(&labels).observe(proxy_latency.as_secs_f64() * 1000.0);
+    proxy.metrics.upstream_latency.get_or_create(&labels).observe(upstream_latency.as_secs_f64() * 1000.0);
+    proxy.metrics.request_latency.get_or_create(&labels).observe(ctx.started.elapsed().as_secs_f64() * 1000.0);
+    let code = resp.status().as_u16();
+    proxy.metrics.requests.get_or_create(&RequestLabels { service: labels.service, route: labels.route, code, source: "service" }).inc();
+    resp
+}
+
+/// Runs the route's plugins; consumer-scoped ones are resolved once the consumer is known.
+async fn access(proxy: &Proxy, table: &ProxyTable, route: &RouteEntry, parts: &mut Parts, ctx: &mut RequestContext) -> Result<(), Response<Body>> {
+    let now = now_ms();
+    for plugin in &route.plugins {
+        if let ActivePlugin::KeyAuth(cfg) = plugin {
+            key_auth::access(cfg, &table.config.snapshot, parts, ctx, now as f64 / 1000.0)?;
+        }
+    }
+    let scoped: Vec<ActivePlugin>;
+    let plugins = match (&ctx.consumer, table.consumer_plugins) {
+        (Some(consumer), true) => {
+            scoped = table
+                .config
+                .snapshot
+                .plugins_for(Some(route.id), ctx.service_id, Some(consumer.id))
+                .into_iter()
+                .filter_map(ActivePlugin::from_plugin)
+                .collect();
+            &scoped
+        }
+        _ => &route.plugins,
+    };
+    for plugin in plugins {
+        if let ActivePlugin::RateLimiting { id, config } = plugin {
+            rate_limiting::access(*id, config, &proxy.limiters, parts, ctx, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Sends the request to the service, retrying on another target only when the request
+/// has no body and provably never reached the first one.
+async fn forward(
+    proxy: &Proxy,
+    service: &Arc<ServiceEntry>,
+    parts: &mut Parts,
+    body: Incoming,
+    target_path: &str,
+    authority: &str,
+    ctx: &RequestContext,
+) -> Result<Response<Incoming>, ProxyError> {
+    let replayable = body.is_end_stream();
+    let mut body = Some(body);
+    let mut tried = Vec::new();
+    let attempts = if replayable { usize::from(service.retries) + 1 } else { 1 };
+    let mut last_err = ProxyError::NoHealthyTarget;
+    for _ in 0..attempts {
+        let (addr, pick) = match &service.upstream {
+            None => (authority.to_owned(), None),
+            Some(u) => {
+                let key = hash_key(&u.hash_on, u.hash_on_header.as_deref(), parts, ctx);
+                match u.balancer.pick(key.as_deref(), &tried) {
+                    Some(p) => (p.target.addr.clone(), Some(p)),
+                    None => return Err(last_err_or_no_target(last_err, &tried)),
+                }
+            }
+        };
+        let uri = format!("http://{addr}{target_path}");
+        let mut req = Request::builder().method(parts.method.clone()).uri(uri).version(hyper::Version::HTTP_11);
+        *req.headers_mut().expect("builder has no error yet") = parts.headers.clone();
+        let req_body = match body.take() {
+            Some(b) if !replayable => b.boxed(),
+            _ => empty(),
+        };
+        let req = req.body(req_body).map_err(|e| ProxyError::Internal(e.to_string()))?;
+        match proxy.upstreams.send(req, service.timeouts).await {
+            Ok(resp) => return Ok(resp),
+            Err(e) => {
+                let retry = e.retryable() && replayable;
+                if let (Some(p), Some(u)) = (&pick, &service.upstream) {
+                    tracing::debug!(upstream = %u.name, target = %p.target.addr, error = %e, "target failed");
+                    tried.push(p.index);
+                }
+                last_err = e;
+                if !retry {
+                    return Err(last_err);
+                }
+            }
+        }
+    }
+    Err(last_err)
+}
+
+fn last_err_or_no_target(last: ProxyError, tried: &[usize]) -> ProxyError {
+    if tried.is_empty() {
+        ProxyError::NoHealthyTarget
+    } else {
+        last
+    }
+}
+
+/// The consistent-hashing key, by the upstream's hash_on.
+fn hash_key(hash_on: &str, header: Option<&str>, parts: &Parts, ctx: &RequestContext) -> Option<Vec<u8>> {
+    match hash_on {
+        "ip" => Some(ctx.client.ip().to_string().into_bytes()),
+        "consumer" => ctx.consumer.as_ref().map(|c| c.id.as_bytes().to_vec()),
+        "header" => header.and_then(|h| parts.headers.get(h)).map(|v| v.as_bytes().to_vec()),
+        "path" => Some(parts.uri.path().as_bytes().to_vec()),
+        _ => None,
+    }
+}
+
+/// A response the gateway made itself: Kong's headers for those, and metrics.
+fn gateway_response(proxy: &Proxy, ctx: &RequestContext, route: Option<&RouteEntry>, mut resp: Response<Body>) -> Response<Body> {
+    let h = resp.headers_mut();
+    h.insert(headers::RESPONSE_LATENCY, HeaderValue::from(ctx.started.elapsed().as_millis() as u64));
+    h.insert(SERVER, HeaderValue::from_static(headers::SERVER));
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        h.insert(headers::REQUEST_ID, v);
+    }
+    // Requests that matched no route are not counted, as in Kong's Prometheus plugin.
+    if let Some(route) = route {
+        let service = route.service.as_ref().map_or_else(String::new, |s| s.label.clone());
+        let labels = RequestLabels { service, route: route.label.clone(), code: resp.status().as_u16(), source: "gatehouse" };
+        proxy.metrics.requests.get_or_create(&labels).inc();
+    }
+    resp
+}

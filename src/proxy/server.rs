@@ -1,0 +1,59 @@
+//! The proxy listener's state: the current route table (swapped whole when the config
+//! changes, read without a lock), the upstream connection pools, the rate limiters and
+//! the metrics; and the task that rebuilds the table from the applied configuration.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hyper::body::Incoming;
+use hyper::Request;
+
+use super::forward::Upstreams;
+use super::pipeline;
+use super::table::ProxyTable;
+use crate::applied::Applied;
+use crate::http::server::HandlerFuture;
+use crate::http::Handler;
+use crate::metrics::Metrics;
+use crate::plugins::rate_limiting::Limiters;
+use crate::shutdown::Shutdown;
+
+pub struct Proxy {
+    /// Swapped atomically by `follow_config`; requests never wait for a rebuild.
+    pub table: ArcSwap<ProxyTable>,
+    pub upstreams: Upstreams,
+    pub limiters: Limiters,
+    pub metrics: Arc<Metrics>,
+    /// Reported upstream as X-Forwarded-Port.
+    pub listen_port: u16,
+}
+
+pub struct ProxyHandler(pub Arc<Proxy>);
+
+impl Handler for ProxyHandler {
+    fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> HandlerFuture {
+        Box::pin(pipeline::handle(self.0.clone(), req, peer))
+    }
+}
+
+/// Rebuilds the route table whenever the applied configuration changes, until shutdown.
+/// A burst of changes coalesces: each rebuild starts from the newest view.
+pub async fn follow_config(proxy: Arc<Proxy>, applied: Applied, mut shutdown: Shutdown) {
+    let mut changes = applied.subscribe();
+    loop {
+        let config = applied.get();
+        let previous = proxy.table.load_full();
+        // Compiling 10,000 routes takes milliseconds of CPU: keep it off the async workers.
+        let built = tokio::task::spawn_blocking(move || ProxyTable::build(config, Some(&previous))).await;
+        match built {
+            Ok(Ok(table)) => proxy.table.store(Arc::new(table)),
+            Ok(Err(e)) => tracing::error!(error = %e, "route table rebuild failed; still serving the previous one"),
+            Err(e) => tracing::error!(error = %e, "route table rebuild panicked; still serving the previous one"),
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            changed = changes.changed() => if changed.is_err() { return },
+        }
+    }
+}

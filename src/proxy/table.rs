@@ -1,0 +1,169 @@
+//! The proxy's immutable view of the configuration: the compiled router and, per route,
+//! the service to forward to (a direct host or an upstream's balancer) and the plugins
+//! that apply. Rebuilt off the request path whenever the applied config changes, then
+//! swapped in atomically; balancers whose targets did not change are carried over, so
+//! their health and rotation survive unrelated config changes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::balancer::{Algorithm, Balancer};
+use super::forward::Timeouts;
+use super::router::{RouteSpec, Router, RouterError};
+use crate::applied::AppliedConfig;
+use crate::model::plugins::key_auth::KeyAuthConfig;
+use crate::model::plugins::rate_limiting::RateLimitingConfig;
+use crate::model::{Plugin, Route, Service, Upstream};
+
+pub struct UpstreamEntry {
+    pub id: Uuid,
+    pub name: String,
+    pub balancer: Arc<Balancer>,
+    pub hash_on: String,
+    pub hash_on_header: Option<String>,
+    pub host_header: Option<String>,
+    pub upstream: Upstream,
+    /// What the balancer was built from, to know when it can be reused.
+    signature: Vec<(String, u32)>,
+}
+
+pub struct ServiceEntry {
+    pub id: Uuid,
+    /// The metrics label: the name, else the host (as Kong's Prometheus plugin).
+    pub label: String,
+    pub host: String,
+    pub port: u16,
+    pub path: Option<String>,
+    pub timeouts: Timeouts,
+    pub retries: u16,
+    pub upstream: Option<Arc<UpstreamEntry>>,
+}
+
+pub struct RouteEntry {
+    pub id: Uuid,
+    /// The metrics label: the name, else the id.
+    pub label: String,
+    pub strip_path: bool,
+    pub preserve_host: bool,
+    pub service: Option<Arc<ServiceEntry>>,
+    /// Plugins for (route, service, no consumer), in priority order, configs parsed once.
+    pub plugins: Vec<ActivePlugin>,
+}
+
+/// A plugin instance ready to run.
+#[derive(Debug, Clone)]
+pub enum ActivePlugin {
+    KeyAuth(KeyAuthConfig),
+    RateLimiting { id: Uuid, config: RateLimitingConfig },
+}
+
+impl ActivePlugin {
+    /// None for plugins this data plane does not run (or an unreadable config, which
+    /// validation prevents).
+    pub fn from_plugin(p: &Plugin) -> Option<ActivePlugin> {
+        match p.name.as_str() {
+            "key-auth" => KeyAuthConfig::from_value(&p.config).ok().map(ActivePlugin::KeyAuth),
+            "rate-limiting" => RateLimitingConfig::from_value(&p.config).ok().map(|config| ActivePlugin::RateLimiting { id: p.id, config }),
+            _ => None,
+        }
+    }
+}
+
+pub struct ProxyTable {
+    pub router: Router,
+    pub routes: Vec<RouteEntry>,
+    /// Consumers and credentials for key-auth, consumer-scoped plugins.
+    pub config: Arc<AppliedConfig>,
+    /// Whether any plugin is scoped to a consumer (then plugins are resolved per request).
+    pub consumer_plugins: bool,
+}
+
+impl ProxyTable {
+    pub fn empty() -> ProxyTable {
+        ProxyTable { router: Router::default(), routes: Vec::new(), config: Arc::default(), consumer_plugins: false }
+    }
+
+    /// Fails only on a route the router cannot compile (validation rejects those before
+    /// they are stored); the caller then keeps serving the previous table.
+    pub fn build(config: Arc<AppliedConfig>, previous: Option<&ProxyTable>) -> Result<ProxyTable, RouterError> {
+        let snap = &config.snapshot;
+        let old_upstreams: HashMap<Uuid, &Arc<UpstreamEntry>> = previous
+            .map(|p| p.routes.iter().filter_map(|r| r.service.as_ref()?.upstream.as_ref()).map(|u| (u.id, u)).collect())
+            .unwrap_or_default();
+        let mut upstreams: HashMap<String, Arc<UpstreamEntry>> = HashMap::new();
+        for u in snap.upstreams.values() {
+            let mut signature: Vec<(String, u32)> =
+                snap.targets_of(u.id).into_iter().map(|t| (t.target.clone(), u32::from(t.weight))).collect();
+            signature.sort();
+            let entry = match old_upstreams.get(&u.id) {
+                Some(old) if old.signature == signature && old.upstream.algorithm == u.algorithm => Arc::clone(old),
+                _ => Arc::new(UpstreamEntry {
+                    id: u.id,
+                    name: u.name.clone(),
+                    balancer: Arc::new(Balancer::new(Algorithm::from_kong(&u.algorithm), &signature)),
+                    hash_on: u.hash_on.clone(),
+                    hash_on_header: u.hash_on_header.clone(),
+                    host_header: u.host_header.clone(),
+                    upstream: u.clone(),
+                    signature,
+                }),
+            };
+            upstreams.insert(u.name.to_ascii_lowercase(), entry);
+        }
+        let services: HashMap<Uuid, Arc<ServiceEntry>> =
+            snap.services.values().filter(|s| s.enabled).map(|s| (s.id, Arc::new(service_entry(s, &upstreams)))).collect();
+
+        let mut routes: Vec<&Route> = snap.routes.values().filter(|r| r.protocols.iter().any(|p| p == "http" || p == "https")).collect();
+        routes.sort_by_key(|r| r.id);
+        let mut specs = Vec::with_capacity(routes.len());
+        let mut entries = Vec::with_capacity(routes.len());
+        for r in routes {
+            let service = r.service.and_then(|s| services.get(&s.id).cloned());
+            // A route whose service is disabled does not route (Kong ignores it too).
+            if r.service.is_some() && service.is_none() {
+                continue;
+            }
+            specs.push(RouteSpec {
+                created_at: r.created_at,
+                id: r.id.to_string(),
+                hosts: r.hosts.clone().unwrap_or_default(),
+                paths: r.paths.clone().unwrap_or_default(),
+                methods: r.methods.clone().unwrap_or_default(),
+                headers: r.headers.clone().unwrap_or_default(),
+                regex_priority: r.regex_priority,
+            });
+            let plugins = snap.plugins_for(Some(r.id), r.service.map(|s| s.id), None).into_iter().filter_map(ActivePlugin::from_plugin).collect();
+            entries.push(RouteEntry {
+                id: r.id,
+                label: r.name.clone().unwrap_or_else(|| r.id.to_string()),
+                strip_path: r.strip_path,
+                preserve_host: r.preserve_host,
+                service,
+                plugins,
+            });
+        }
+        let router = Router::build(&specs)?;
+        let consumer_plugins = snap.plugins.values().any(|p| p.consumer.is_some());
+        Ok(ProxyTable { router, routes: entries, config, consumer_plugins })
+    }
+}
+
+fn service_entry(s: &Service, upstreams: &HashMap<String, Arc<UpstreamEntry>>) -> ServiceEntry {
+    ServiceEntry {
+        id: s.id,
+        label: s.name.clone().unwrap_or_else(|| s.host.clone()),
+        host: s.host.clone(),
+        port: s.port,
+        path: s.path.clone(),
+        timeouts: Timeouts {
+            connect: Duration::from_millis(u64::from(s.connect_timeout)),
+            read: Duration::from_millis(u64::from(s.read_timeout)),
+        },
+        retries: s.retries,
+        // A service whose host names an upstream is balanced over its targets (Kong's rule).
+        upstream: upstreams.get(&s.host.to_ascii_lowercase()).cloned(),
+    }
+}
