@@ -2,9 +2,11 @@
 //! each on its own loopback address, and talks to them only as a user would (HTTP and
 //! the CLI). Every process is killed when its `Cluster` is dropped, even on panic.
 
+pub mod formation;
 pub mod http;
 pub mod process;
 
+pub use formation::{form, wait_agreed};
 pub use process::{Cluster, NodeSpec};
 
 use std::future::Future;

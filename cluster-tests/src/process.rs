@@ -15,6 +15,10 @@ use crate::http;
 pub fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        // An explicit binary (a release build, or a copy that a concurrent build cannot replace).
+        if let Some(bin) = std::env::var_os("GATEHOUSE_TEST_BIN") {
+            return PathBuf::from(bin);
+        }
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));

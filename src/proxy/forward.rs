@@ -52,7 +52,12 @@ impl Upstreams {
     /// Sends `req` (whose URI names the target) and waits for the response headers.
     pub async fn send(&self, req: Request<Body>, timeouts: Timeouts) -> Result<Response<Incoming>, ProxyError> {
         let client = self.client(timeouts.connect);
-        match tokio::time::timeout(timeouts.connect + timeouts.read, client.request(req)).await {
+        // The connector enforces the connect timeout itself. The pooled client does not say
+        // when a fresh connection is ready, so the wait for headers is bounded by the read
+        // timeout plus at most as much again for connecting: a small read timeout then
+        // holds even with Kong's 60 s default connect timeout.
+        let budget = timeouts.read + timeouts.connect.min(timeouts.read);
+        match tokio::time::timeout(budget, client.request(req)).await {
             Err(_) => Err(ProxyError::UpstreamTimeout),
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(classify(&e)),

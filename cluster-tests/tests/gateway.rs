@@ -1,0 +1,174 @@
+//! The gateway on real processes: configure through one node, proxy through the others;
+//! Kong's error paths; the declarative round trip; key-auth; routes added under load.
+
+use std::time::Duration;
+
+use cluster_tests::http::{get, post_json, request};
+use cluster_tests::{form, serial, wait_for, Cluster};
+use hyper::Method;
+use serde_json::json;
+
+fn form_post(url: &str, body: &str) -> (Method, String, Option<&'static str>, Vec<u8>) {
+    (Method::POST, url.to_owned(), Some("application/x-www-form-urlencoded"), body.as_bytes().to_vec())
+}
+
+async fn send((method, url, ct, body): (Method, String, Option<&'static str>, Vec<u8>)) -> cluster_tests::http::Reply {
+    request(method, &url, ct, body).await.unwrap()
+}
+
+/// Waits until `url` answers `status` (a config change reaching that node).
+async fn wait_status(url: &str, status: u16) -> cluster_tests::http::Reply {
+    wait_for(&format!("{url} to answer {status}"), Duration::from_secs(5), || async {
+        get(url).await.ok().filter(|r| r.status.as_u16() == status)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configure_through_one_node_and_proxy_through_all() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.20", 3);
+    c.start_echo("127.0.20.100:9000", "echo-a");
+    form(&mut c, 3, 3, &[]).await;
+    let (a1, a2) = (c.node(1).admin(), c.node(2).admin());
+
+    // Form data on node 1, JSON on node 2; each answer comes once the node applied it.
+    let svc = send(form_post(&format!("http://{a1}/services"), "name=echo&url=http://127.0.20.100:9000/base")).await;
+    assert_eq!(svc.status.as_u16(), 201, "{}", String::from_utf8_lossy(&svc.body));
+    let route = post_json(&format!("http://{a2}/services/echo/routes"), &json!({"name": "r", "paths": ["/api"]})).await.unwrap();
+    assert_eq!(route.status.as_u16(), 201, "{}", String::from_utf8_lossy(&route.body));
+    assert_eq!(get(&format!("http://{a2}/routes/r")).await.unwrap().status.as_u16(), 200, "read-your-writes on node 2");
+
+    for i in 1..=3 {
+        let reply = wait_status(&format!("http://{}/api/anything?q=1", c.node(i).proxy()), 200).await;
+        let echoed = reply.json();
+        assert_eq!(echoed["path"], "/base/anything", "strip_path and the service path");
+        assert_eq!(echoed["query"], "q=1");
+        assert_eq!(echoed["headers"]["x-forwarded-prefix"], "/api");
+        assert!(reply.headers.contains_key("x-gatehouse-upstream-latency"));
+        assert!(reply.headers["via"].to_str().unwrap().contains("gatehouse"));
+    }
+
+    // Kong's errors, as JSON with a request id.
+    let nope = get(&format!("http://{}/nowhere", c.node(3).proxy())).await.unwrap();
+    assert_eq!(nope.status.as_u16(), 404);
+    assert_eq!(nope.json()["message"], "no Route matched with those values");
+    assert_eq!(nope.json()["request_id"].as_str().unwrap().len(), 32);
+
+    send(form_post(&format!("http://{a1}/services"), "name=dead&url=http://127.0.20.100:9")).await;
+    send(form_post(&format!("http://{a1}/services/dead/routes"), "paths[]=/dead")).await;
+    let bad = wait_status(&format!("http://{}/dead", c.node(2).proxy()), 502).await;
+    assert_eq!(bad.json()["message"], "An invalid response was received from the upstream server");
+
+    send(form_post(&format!("http://{a1}/upstreams"), "name=empty-pool")).await;
+    send(form_post(&format!("http://{a1}/services"), "name=pooled&host=empty-pool")).await;
+    send(form_post(&format!("http://{a1}/services/pooled/routes"), "paths[]=/pooled")).await;
+    let none = wait_status(&format!("http://{}/pooled", c.node(3).proxy()), 503).await;
+    assert_eq!(none.json()["message"], "failure to get a peer from the ring-balancer");
+
+    send(form_post(&format!("http://{a1}/services"), "name=slow&url=http://127.0.20.100:9000&read_timeout=200")).await;
+    send(form_post(&format!("http://{a1}/services/slow/routes"), "paths[]=/slow")).await;
+    wait_status(&format!("http://{}/slow/delay/0", c.node(1).proxy()), 200).await;
+    let timed_out = get(&format!("http://{}/slow/delay/2000", c.node(1).proxy())).await.unwrap();
+    assert_eq!(timed_out.status.as_u16(), 504);
+    assert_eq!(timed_out.json()["message"], "The upstream server is timing out");
+
+    // Admin API errors in Kong's shape.
+    let dup = send(form_post(&format!("http://{a2}/services"), "name=echo&url=http://x.test")).await;
+    assert_eq!(dup.status.as_u16(), 409);
+    assert_eq!(dup.json()["code"], 5);
+    let invalid = post_json(&format!("http://{a1}/routes"), &json!({"foo": 1, "paths": ["/x"]})).await.unwrap();
+    assert_eq!(invalid.status.as_u16(), 400);
+    assert_eq!(invalid.json()["fields"]["foo"], "unknown field");
+    let in_use = request(Method::DELETE, &format!("http://{a2}/services/echo"), None, vec![]).await.unwrap();
+    assert_eq!(in_use.status.as_u16(), 400, "a service with routes cannot be deleted");
+    assert_eq!(get(&format!("http://{a1}/services/nothing")).await.unwrap().status.as_u16(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declarative_file_applies_atomically_and_dumps_back_equal() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.21", 3);
+    c.start_echo("127.0.21.100:9000", "echo-b");
+    form(&mut c, 3, 3, &[]).await;
+    let file = c.dir.path().join("kong.yml");
+    std::fs::write(
+        &file,
+        r#"_format_version: "3.0"
+services:
+- name: api
+  url: http://127.0.21.100:9000
+  routes:
+  - name: api-route
+    paths: [/api]
+  plugins:
+  - name: key-auth
+upstreams:
+- name: pool
+  targets:
+  - target: 127.0.21.100:9000
+consumers:
+- username: alice
+  keyauth_credentials:
+  - key: alice-secret
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = c.cli(&["apply", "--admin", &c.node(1).admin(), "-f", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("services: 1 created"), "{out}");
+    let (code, dump, _) = c.cli(&["dump", "--admin", &c.node(3).admin()]);
+    assert_eq!(code, 0);
+    let dumped = c.dir.path().join("dump.yml");
+    std::fs::write(&dumped, &dump).unwrap();
+    let (code, out, _) = c.cli(&["apply", "--admin", &c.node(2).admin(), "-f", dumped.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), "configuration unchanged", "a dump re-applied is a no-op");
+
+    // key-auth from the file works on every node.
+    let url = format!("http://{}/api/anything", c.node(3).proxy());
+    let denied = wait_status(&url, 401).await;
+    assert_eq!(denied.json()["message"], "No API key found in request");
+    let ok = request(Method::GET, &format!("{url}?apikey=alice-secret"), None, vec![]).await.unwrap();
+    assert_eq!(ok.status.as_u16(), 200);
+    assert_eq!(ok.json()["headers"]["x-consumer-username"], "alice");
+    let wrong = request(Method::GET, &format!("{url}?apikey=nope"), None, vec![]).await.unwrap();
+    assert_eq!(wrong.json()["message"], "Unauthorized");
+
+    let (code, _, err) = c.cli(&["apply", "--admin", &c.node(1).admin(), "-f", "/no/such/file.yml"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot read"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_added_while_traffic_flows_fails_no_request() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.22", 3);
+    c.start_echo("127.0.22.100:9000", "echo-c");
+    form(&mut c, 3, 3, &[]).await;
+    let a1 = c.node(1).admin();
+    send(form_post(&format!("http://{a1}/services"), "name=s&url=http://127.0.22.100:9000")).await;
+    send(form_post(&format!("http://{a1}/services/s/routes"), "paths[]=/old")).await;
+    for i in 1..=3 {
+        wait_status(&format!("http://{}/old", c.node(i).proxy()), 200).await;
+    }
+    let proxies: Vec<String> = (1..=3).map(|i| c.node(i).proxy()).collect();
+    let traffic = tokio::spawn(async move {
+        let mut failures = Vec::new();
+        for n in 0..300 {
+            let r = get(&format!("http://{}/old", proxies[n % 3])).await;
+            if !matches!(&r, Ok(r) if r.status.as_u16() == 200) {
+                failures.push(format!("{r:?}"));
+            }
+        }
+        failures
+    });
+    for k in 0..10 {
+        send(form_post(&format!("http://{}/services/s/routes", c.node(k % 3 + 1).admin()), &format!("paths[]=/new{k}"))).await;
+    }
+    let failures = traffic.await.unwrap();
+    assert!(failures.is_empty(), "{} requests failed during route changes, e.g. {:?}", failures.len(), failures.first());
+    for i in 1..=3 {
+        wait_status(&format!("http://{}/new9", c.node(i).proxy()), 200).await;
+    }
+}

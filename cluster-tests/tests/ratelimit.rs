@@ -1,0 +1,75 @@
+//! The rate limit users know from Kong, across three real nodes: with the cluster
+//! policy the limit holds for the whole cluster; with the local policy, per node.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cluster_tests::http::{get, request};
+use cluster_tests::{form, serial, wait_for, Cluster};
+use hyper::Method;
+
+async fn admin_form(url: &str, body: &str) {
+    let r = request(Method::POST, url, Some("application/x-www-form-urlencoded"), body.as_bytes().to_vec()).await.unwrap();
+    assert!(r.status.is_success(), "{url}: {}", String::from_utf8_lossy(&r.body));
+}
+
+/// Waits, if needed, until a minute window has at least 40 s left, so the 15 requests
+/// of a test all fall in one window.
+async fn well_inside_a_minute() {
+    wait_for("a fresh minute window", Duration::from_secs(61), || async {
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        (secs % 60 < 20).then_some(())
+    })
+    .await;
+}
+
+async fn fifteen_round_robin(c: &Cluster, path: &str) -> Vec<cluster_tests::http::Reply> {
+    let mut replies = Vec::new();
+    for n in 0..15 {
+        replies.push(get(&format!("http://{}{path}", c.node(n % 3 + 1).proxy())).await.unwrap());
+    }
+    replies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_per_minute_holds_across_three_nodes_with_the_cluster_policy() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.23", 3);
+    c.start_echo("127.0.23.100:9000", "echo-rl");
+    form(&mut c, 3, 3, &[]).await;
+    let a = c.node(1).admin();
+    admin_form(&format!("http://{a}/services"), "name=s&url=http://127.0.23.100:9000").await;
+    admin_form(&format!("http://{a}/services/s/routes"), "name=cl&paths[]=/cluster").await;
+    admin_form(&format!("http://{a}/services/s/routes"), "name=lo&paths[]=/local").await;
+    admin_form(&format!("http://{a}/routes/cl/plugins"), "name=rate-limiting&config.minute=5&config.policy=cluster").await;
+    admin_form(&format!("http://{a}/routes/lo/plugins"), "name=rate-limiting&config.minute=5&config.policy=local").await;
+    for i in 1..=3 {
+        let url = format!("http://{}/cluster", c.node(i).proxy());
+        wait_for("the plugin on every node", Duration::from_secs(5), || async {
+            get(&url).await.ok().filter(|r| r.headers.contains_key("x-ratelimit-limit-minute"))
+        })
+        .await;
+    }
+    // Those three probes used three of the five: start the counted run in a fresh window.
+    wait_for("the next minute window", Duration::from_secs(61), || async {
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        (secs % 60 < 20).then_some(())
+    })
+    .await;
+    well_inside_a_minute().await;
+    let replies = fifteen_round_robin(&c, "/cluster").await;
+    let codes: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(codes.iter().filter(|s| **s == 200).count(), 5, "{codes:?}");
+    assert_eq!(codes.iter().filter(|s| **s == 429).count(), 10, "{codes:?}");
+    let ok = replies.iter().find(|r| r.status.as_u16() == 200).unwrap();
+    assert_eq!(ok.headers["x-ratelimit-limit-minute"], "5");
+    assert_eq!(ok.headers["ratelimit-limit"], "5");
+    assert!(ok.headers.contains_key("ratelimit-reset"));
+    let blocked = replies.iter().find(|r| r.status.as_u16() == 429).unwrap();
+    assert_eq!(blocked.json()["message"], "API rate limit exceeded");
+    assert_eq!(blocked.headers["x-ratelimit-remaining-minute"], "0");
+    assert!(blocked.headers.contains_key("retry-after"));
+
+    let replies = fifteen_round_robin(&c, "/local").await;
+    let passed = replies.iter().filter(|r| r.status.as_u16() == 200).count();
+    assert_eq!(passed, 15, "the local policy counts per node: 3 nodes x 5");
+}
