@@ -591,6 +591,17 @@ fn kubernetes_statefulset_services_pdb_and_secret_fit_together() {
     for res in strings(&kustomization["resources"]) {
         assert!(repo().join("deploy/kubernetes").join(&res).is_file(), "kustomization lists {res}, which does not exist");
     }
+
+    // Against the Kubernetes API schemas, where the validator is installed
+    // (pip install kubernetes-validate); unknown fields are errors.
+    if have("kubernetes-validate") {
+        let files: BTreeSet<&String> =
+            m.docs.iter().map(|(f, _)| f).filter(|f| !f.ends_with("kustomization.yaml") && !f.ends_with("-values.yaml")).collect();
+        let out = run(Command::new("kubernetes-validate").args(["--strict", "--quiet"]).args(files).current_dir(repo()));
+        assert!(out.status.success(), "kubernetes-validate --strict:\n{}{}", text(&out.stdout), text(&out.stderr));
+    } else {
+        eprintln!("note: kubernetes-validate not installed; the manifests' schema check skipped");
+    }
 }
 
 #[test]
