@@ -575,7 +575,7 @@ fn kubernetes_statefulset_services_pdb_and_secret_fit_together() {
     // The proxy Service reaches port 8000 of the ready pods.
     let proxy = m.of_kind("Service").into_iter().find(|svc| {
         svc["spec"]["clusterIP"].as_str() != Some("None")
-            && svc["spec"]["ports"].as_sequence().into_iter().flatten().any(|p| p["targetPort"] == Value::from("proxy") || p["targetPort"].as_u64() == Some(8000))
+            && svc["spec"]["ports"].as_sequence().into_iter().flatten().any(|p| p["targetPort"] == "proxy" || p["targetPort"].as_u64() == Some(8000))
     });
     assert!(proxy.is_some_and(|p| labels_match(&p["spec"]["selector"], labels)), "a Service for the proxy");
 
@@ -701,6 +701,9 @@ fn kubernetes_start_script_picks_join_seeds_per_pod() {
     // A fresh gatehouse-0 whose peers run (its volume was lost) joins them.
     assert_eq!(args(start(0, &all)), format!("start --advertise-addr {} --leave-on-terminate --join {} --join {}", name(0), name(1), name(2)));
     // A gatehouse-0 with data of its own lists its peers (harmless: it is a member).
+    // The script recognises data by the identity file the binary keeps there.
+    assert!(read("src/cluster/identity.rs").contains("ID_FILE: &str = \"node-id\""), "the data dir's identity file is node-id");
+    assert!(script.contains("/node-id"), "the script looks for node-id");
     fs::write(data.join("node-id"), "42\n").unwrap();
     assert_eq!(args(start(0, &all[..1])), format!("start --advertise-addr {} --leave-on-terminate --join {} --join {}", name(0), name(1), name(2)));
     // A pod whose own name never resolves gives up (and Kubernetes restarts it).
