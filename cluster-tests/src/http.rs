@@ -22,10 +22,15 @@ impl Reply {
 }
 
 pub async fn request(method: Method, url: &str, content_type: Option<&str>, body: Vec<u8>) -> Result<Reply, String> {
+    let headers: Vec<(&str, &str)> = content_type.map(|ct| vec![("content-type", ct)]).unwrap_or_default();
+    request_with_headers(method, url, &headers, body).await
+}
+
+pub async fn request_with_headers(method: Method, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Result<Reply, String> {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut req = Request::builder().method(method).uri(url);
-    if let Some(ct) = content_type {
-        req = req.header("content-type", ct);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
     }
     let req = req.body(Full::new(Bytes::from(body))).map_err(|e| e.to_string())?;
     let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cluster_tests::http::{get, request};
+use cluster_tests::http::request;
 use cluster_tests::{form, serial, wait_for, Cluster};
 use hyper::Method;
 
@@ -22,10 +22,14 @@ async fn well_inside_a_minute() {
     .await;
 }
 
+async fn get_as(url: &str, who: &str) -> Option<cluster_tests::http::Reply> {
+    cluster_tests::http::request_with_headers(Method::GET, url, &[("x-who", who)], vec![]).await.ok()
+}
+
 async fn fifteen_round_robin(c: &Cluster, path: &str) -> Vec<cluster_tests::http::Reply> {
     let mut replies = Vec::new();
     for n in 0..15 {
-        replies.push(get(&format!("http://{}{path}", c.node(n % 3 + 1).proxy())).await.unwrap());
+        replies.push(get_as(&format!("http://{}{path}", c.node(n % 3 + 1).proxy()), "run").await.unwrap());
     }
     replies
 }
@@ -40,21 +44,17 @@ async fn five_per_minute_holds_across_three_nodes_with_the_cluster_policy() {
     admin_form(&format!("http://{a}/services"), "name=s&url=http://127.0.23.100:9000").await;
     admin_form(&format!("http://{a}/services/s/routes"), "name=cl&paths[]=/cluster").await;
     admin_form(&format!("http://{a}/services/s/routes"), "name=lo&paths[]=/local").await;
-    admin_form(&format!("http://{a}/routes/cl/plugins"), "name=rate-limiting&config.minute=5&config.policy=cluster").await;
-    admin_form(&format!("http://{a}/routes/lo/plugins"), "name=rate-limiting&config.minute=5&config.policy=local").await;
+    // Limited by a header, so the probes below count against their own budget, not the run's.
+    let by_header = "config.limit_by=header&config.header_name=x-who";
+    admin_form(&format!("http://{a}/routes/cl/plugins"), &format!("name=rate-limiting&config.minute=5&config.policy=cluster&{by_header}")).await;
+    admin_form(&format!("http://{a}/routes/lo/plugins"), &format!("name=rate-limiting&config.minute=5&config.policy=local&{by_header}")).await;
     for i in 1..=3 {
         let url = format!("http://{}/cluster", c.node(i).proxy());
         wait_for("the plugin on every node", Duration::from_secs(5), || async {
-            get(&url).await.ok().filter(|r| r.headers.contains_key("x-ratelimit-limit-minute"))
+            get_as(&url, "probe").await.filter(|r| r.headers.contains_key("x-ratelimit-limit-minute"))
         })
         .await;
     }
-    // Those three probes used three of the five: start the counted run in a fresh window.
-    wait_for("the next minute window", Duration::from_secs(61), || async {
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-        (secs % 60 < 20).then_some(())
-    })
-    .await;
     well_inside_a_minute().await;
     let replies = fifteen_round_robin(&c, "/cluster").await;
     let codes: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
