@@ -105,7 +105,7 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
     let limiters = Limiters { cluster: ClusterLimiter::new(reserver, live_nodes, RESERVE_WAIT), local: Arc::default() };
     let proxy = Arc::new(Proxy {
         table: ArcSwap::from_pointee(ProxyTable::empty()),
-        upstreams: Upstreams::default(),
+        upstreams: Arc::new(Upstreams::default()),
         limiters,
         metrics: metrics.clone(),
         listen_port: args.proxy_addr().port(),

@@ -172,3 +172,36 @@ async fn a_route_added_while_traffic_flows_fails_no_request() {
         wait_status(&format!("http://{}/new9", c.node(i).proxy()), 200).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn balancing_skips_a_dead_target_and_reports_its_health() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.24", 1);
+    c.start_echo("127.0.24.100:9000", "echo-a");
+    c.start_echo("127.0.24.101:9000", "echo-b");
+    form(&mut c, 1, 1, &[]).await;
+    let a = c.node(1).admin();
+    let upstream = json!({"name": "pool", "healthchecks": {"passive": {"unhealthy": {"tcp_failures": 1}}}});
+    assert_eq!(post_json(&format!("http://{a}/upstreams"), &upstream).await.unwrap().status.as_u16(), 201);
+    for t in ["127.0.24.100:9000", "127.0.24.101:9000", "127.0.24.102:9000"] {
+        let r = post_json(&format!("http://{a}/upstreams/pool/targets"), &json!({ "target": t })).await.unwrap();
+        assert_eq!(r.status.as_u16(), 201, "{}", String::from_utf8_lossy(&r.body));
+    }
+    send(form_post(&format!("http://{a}/services"), "name=lb&host=pool")).await;
+    send(form_post(&format!("http://{a}/services/lb/routes"), "paths[]=/lb")).await;
+    let url = format!("http://{}/lb/anything", c.node(1).proxy());
+    wait_status(&url, 200).await;
+    let mut servers = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        // The dead target refuses connections: the request moves on to a live one.
+        let r = get(&url).await.unwrap();
+        assert_eq!(r.status.as_u16(), 200);
+        servers.insert(r.json()["server"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(servers.len(), 2, "round-robin spreads over both live targets: {servers:?}");
+    let health = get(&format!("http://{a}/upstreams/pool/health")).await.unwrap().json();
+    let dead = health["data"].as_array().unwrap().iter().find(|t| t["target"] == "127.0.24.102:9000").unwrap();
+    assert_eq!(dead["health"], "UNHEALTHY", "{health}");
+    let live = health["data"].as_array().unwrap().iter().filter(|t| t["health"] == "HEALTHY").count();
+    assert_eq!(live, 2, "{health}");
+}

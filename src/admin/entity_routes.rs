@@ -67,6 +67,7 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
 
         ["upstreams"] => op::<Upstream>(ctx, req, None, None).await,
         ["upstreams", u] => op::<Upstream>(ctx, req, None, Some(u)).await,
+        ["upstreams", u, "health"] if req.method == Method::GET => upstream_health(ctx, u),
         ["upstreams", u, "targets"] => nested!(ctx, req, Upstream, "upstream", u, Target, None),
         ["upstreams", u, "targets", t] => nested!(ctx, req, Upstream, "upstream", u, Target, Some(t)),
 
@@ -87,4 +88,32 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
         ["targets", ..] => message(StatusCode::NOT_FOUND, "Not found"),
         _ => message(StatusCode::NOT_FOUND, "Not found"),
     }
+}
+
+/// Kong's `GET /upstreams/{u}/health`: this node's view of each target.
+fn upstream_health(ctx: &AdminContext, key: &str) -> Response<Body> {
+    let Some(upstream) = lookup::<Upstream>(&ctx.applied.get(), None, key) else { return not_found() };
+    let table = ctx.proxy.table.load();
+    let checks_on = {
+        let h = &upstream.healthchecks;
+        h.active.healthy.interval.0 > 0.0
+            || h.active.unhealthy.interval.0 > 0.0
+            || crate::proxy::health::Thresholds::passive(h).enabled()
+    };
+    let data: Vec<serde_json::Value> = match table.upstreams.get(&upstream.id) {
+        Some(entry) => entry
+            .balancer
+            .targets()
+            .iter()
+            .map(|t| {
+                let health = if !checks_on { "HEALTHCHECKS_OFF" } else if t.is_healthy() { "HEALTHY" } else { "UNHEALTHY" };
+                serde_json::json!({ "target": t.addr, "weight": t.weight, "health": health })
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    crate::http::json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "data": data, "node_id": ctx.store.id().to_string(), "upstream": { "id": upstream.id } }),
+    )
 }

@@ -25,15 +25,30 @@ impl Algorithm {
     }
 }
 
+/// Consecutive observations since the last change, for health thresholds.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCounters {
+    pub successes: u8,
+    pub tcp_failures: u8,
+    pub timeouts: u8,
+    pub http_failures: u8,
+}
+
 #[derive(Debug)]
 pub struct TargetState {
     pub addr: String,
     pub weight: u32,
     healthy: AtomicBool,
     in_flight: AtomicU64,
+    /// Held only to bump a counter.
+    counters: Mutex<HealthCounters>,
 }
 
 impl TargetState {
+    pub fn counters(&self) -> std::sync::MutexGuard<'_, HealthCounters> {
+        self.counters.lock().expect("health counters lock")
+    }
+
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
     }
@@ -79,7 +94,13 @@ impl Balancer {
         let targets: Vec<Arc<TargetState>> = targets
             .iter()
             .map(|(addr, weight)| {
-                Arc::new(TargetState { addr: addr.clone(), weight: *weight, healthy: AtomicBool::new(true), in_flight: AtomicU64::new(0) })
+                Arc::new(TargetState {
+                    addr: addr.clone(),
+                    weight: *weight,
+                    healthy: AtomicBool::new(true),
+                    in_flight: AtomicU64::new(0),
+                    counters: Mutex::default(),
+                })
             })
             .collect();
         let mut ring = Vec::new();

@@ -10,3 +10,4 @@ pub mod upstream_uri;
 pub mod table;
 pub mod pipeline;
 pub mod server;
+pub mod health;

@@ -21,6 +21,7 @@ use hyper::{Request, Response, StatusCode};
 use super::context::RequestContext;
 use super::errors::{error_response, ProxyError};
 use super::headers::{self, Forwarded};
+use super::health;
 use super::router::{RequestView, RouteMatch};
 use super::server::Proxy;
 use super::table::{ActivePlugin, ProxyTable, RouteEntry, ServiceEntry};
@@ -190,7 +191,14 @@ async fn forward(
             _ => empty(),
         };
         let req = req.body(req_body).map_err(|e| ProxyError::Internal(e.to_string()))?;
-        match proxy.upstreams.send(req, service.timeouts).await {
+        let result = proxy.upstreams.send(req, service.timeouts).await;
+        if let (Some(p), Some(u)) = (&pick, &service.upstream) {
+            if u.passive.enabled() {
+                let outcome = health::passive_outcome(&u.upstream.healthchecks, result.as_ref().map(|r| r.status().as_u16()));
+                health::record(&u.balancer, &p.target, outcome, &u.passive);
+            }
+        }
+        match result {
             Ok(resp) => return Ok(resp),
             Err(e) => {
                 let retry = e.retryable() && replayable;

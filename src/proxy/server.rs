@@ -22,7 +22,7 @@ use crate::shutdown::Shutdown;
 pub struct Proxy {
     /// Swapped atomically by `follow_config`; requests never wait for a rebuild.
     pub table: ArcSwap<ProxyTable>,
-    pub upstreams: Upstreams,
+    pub upstreams: Arc<Upstreams>,
     pub limiters: Limiters,
     pub metrics: Arc<Metrics>,
     /// Reported upstream as X-Forwarded-Port.
@@ -44,8 +44,9 @@ pub async fn follow_config(proxy: Arc<Proxy>, applied: Applied, mut shutdown: Sh
     loop {
         let config = applied.get();
         let previous = proxy.table.load_full();
+        let pools = proxy.upstreams.clone();
         // Compiling 10,000 routes takes milliseconds of CPU: keep it off the async workers.
-        let built = tokio::task::spawn_blocking(move || ProxyTable::build(config, Some(&previous))).await;
+        let built = tokio::task::spawn_blocking(move || ProxyTable::build(config, Some(&previous), &pools)).await;
         match built {
             Ok(Ok(table)) => proxy.table.store(Arc::new(table)),
             Ok(Err(e)) => tracing::error!(error = %e, "route table rebuild failed; still serving the previous one"),

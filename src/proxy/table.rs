@@ -11,7 +11,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::balancer::{Algorithm, Balancer};
-use super::forward::Timeouts;
+use super::forward::{Timeouts, Upstreams};
+use super::health;
 use super::router::{RouteSpec, Router, RouterError};
 use crate::applied::AppliedConfig;
 use crate::model::plugins::key_auth::KeyAuthConfig;
@@ -25,6 +26,8 @@ pub struct UpstreamEntry {
     pub hash_on: String,
     pub hash_on_header: Option<String>,
     pub host_header: Option<String>,
+    /// Passive health thresholds (all zero: passive checks off).
+    pub passive: health::Thresholds,
     pub upstream: Upstream,
     /// What the balancer was built from, to know when it can be reused.
     signature: Vec<(String, u32)>,
@@ -74,6 +77,8 @@ impl ActivePlugin {
 
 pub struct ProxyTable {
     pub router: Router,
+    /// Every upstream's balancer by upstream id (health endpoints, reuse on rebuild).
+    pub upstreams: HashMap<Uuid, Arc<UpstreamEntry>>,
     pub routes: Vec<RouteEntry>,
     /// Consumers and credentials for key-auth, consumer-scoped plugins.
     pub config: Arc<AppliedConfig>,
@@ -83,27 +88,36 @@ pub struct ProxyTable {
 
 impl ProxyTable {
     pub fn empty() -> ProxyTable {
-        ProxyTable { router: Router::default(), routes: Vec::new(), config: Arc::default(), consumer_plugins: false }
+        ProxyTable { router: Router::default(), upstreams: HashMap::new(), routes: Vec::new(), config: Arc::default(), consumer_plugins: false }
     }
 
     /// Fails only on a route the router cannot compile (validation rejects those before
     /// they are stored); the caller then keeps serving the previous table.
-    pub fn build(config: Arc<AppliedConfig>, previous: Option<&ProxyTable>) -> Result<ProxyTable, RouterError> {
+    pub fn build(config: Arc<AppliedConfig>, previous: Option<&ProxyTable>, pools: &Arc<Upstreams>) -> Result<ProxyTable, RouterError> {
         let snap = &config.snapshot;
-        let old_upstreams: HashMap<Uuid, &Arc<UpstreamEntry>> = previous
-            .map(|p| p.routes.iter().filter_map(|r| r.service.as_ref()?.upstream.as_ref()).map(|u| (u.id, u)).collect())
-            .unwrap_or_default();
+        let old_upstreams: HashMap<Uuid, &Arc<UpstreamEntry>> = previous.map(|p| p.upstreams.iter().map(|(id, u)| (*id, u)).collect()).unwrap_or_default();
         let mut upstreams: HashMap<String, Arc<UpstreamEntry>> = HashMap::new();
         for u in snap.upstreams.values() {
             let mut signature: Vec<(String, u32)> =
                 snap.targets_of(u.id).into_iter().map(|t| (t.target.clone(), u32::from(t.weight))).collect();
             signature.sort();
             let entry = match old_upstreams.get(&u.id) {
-                Some(old) if old.signature == signature && old.upstream.algorithm == u.algorithm => Arc::clone(old),
+                Some(old)
+                    if old.signature == signature
+                        && old.upstream.algorithm == u.algorithm
+                        && old.upstream.healthchecks == u.healthchecks =>
+                {
+                    Arc::clone(old)
+                }
                 _ => Arc::new(UpstreamEntry {
                     id: u.id,
                     name: u.name.clone(),
-                    balancer: Arc::new(Balancer::new(Algorithm::from_kong(&u.algorithm), &signature)),
+                    balancer: {
+                        let balancer = Arc::new(Balancer::new(Algorithm::from_kong(&u.algorithm), &signature));
+                        health::spawn_active(&balancer, u.healthchecks.clone(), pools.clone());
+                        balancer
+                    },
+                    passive: health::Thresholds::passive(&u.healthchecks),
                     hash_on: u.hash_on.clone(),
                     hash_on_header: u.hash_on_header.clone(),
                     host_header: u.host_header.clone(),
@@ -147,7 +161,8 @@ impl ProxyTable {
         }
         let router = Router::build(&specs)?;
         let consumer_plugins = snap.plugins.values().any(|p| p.consumer.is_some());
-        Ok(ProxyTable { router, routes: entries, config, consumer_plugins })
+        let upstreams = upstreams.into_values().map(|u| (u.id, u)).collect();
+        Ok(ProxyTable { router, upstreams, routes: entries, config, consumer_plugins })
     }
 }
 
