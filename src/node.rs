@@ -126,7 +126,7 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
     tasks.spawn(server::follow_config(proxy.clone(), applied.clone(), trigger.signal()));
     tasks.spawn(http::serve(proxy_listener, Arc::new(ProxyHandler(proxy.clone())), trigger.signal(), args.drain_timeout, "proxy"));
     tasks.spawn(reserver::expire_loop(store.clone(), EXPIRE_EVERY, trigger.signal()));
-    tasks.spawn(sweep_limiters(proxy.clone(), trigger.signal()));
+    tasks.spawn(sweep_limiters(proxy.clone(), peers.clone(), trigger.signal()));
     let seed_cluster_addrs = args.join_addrs().iter().filter_map(|s| s.rsplit_once(':')).map(|(host, _)| format!("{host}:{CLUSTER_PORT}")).collect();
     let membership = tokio::spawn(join::keep_membership(
         store.clone(),
@@ -220,16 +220,27 @@ const RESERVE_WAIT: Duration = Duration::from_millis(250);
 /// How often the leader drops counters of ended windows.
 const EXPIRE_EVERY: Duration = Duration::from_secs(10);
 
-/// Forgets in-memory counters of ended windows.
-async fn sweep_limiters(proxy: Arc<Proxy>, mut shutdown: crate::shutdown::Shutdown) {
+/// Forgets in-memory counters of ended windows, and tells gossip when this node's rate
+/// limits enter or leave the local fallback share.
+async fn sweep_limiters(proxy: Arc<Proxy>, peers: Arc<dyn PeerView>, mut shutdown: crate::shutdown::Shutdown) {
+    let mut published = None;
+    let mut rounds = 0u32;
     loop {
         tokio::select! {
             _ = shutdown.wait() => return,
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
-        let now = reserver::now_ms();
-        proxy.limiters.cluster.sweep(now);
-        proxy.limiters.local.sweep(now);
+        let degraded = proxy.limiters.cluster.degraded();
+        if published != Some(degraded) {
+            peers.publish(meta::RATELIMIT_DEGRADED, degraded.to_string());
+            published = Some(degraded);
+        }
+        rounds += 1;
+        if rounds % 20 == 0 {
+            let now = reserver::now_ms();
+            proxy.limiters.cluster.sweep(now);
+            proxy.limiters.local.sweep(now);
+        }
     }
 }
 

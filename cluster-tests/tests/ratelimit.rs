@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cluster_tests::http::request;
+use cluster_tests::http::{get, request};
 use cluster_tests::{form, serial, wait_for, Cluster};
 use hyper::Method;
 
@@ -72,4 +72,50 @@ async fn five_per_minute_holds_across_three_nodes_with_the_cluster_policy() {
     let replies = fifteen_round_robin(&c, "/local").await;
     let passed = replies.iter().filter(|r| r.status.as_u16() == 200).count();
     assert_eq!(passed, 15, "the local policy counts per node: 3 nodes x 5");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_quorum_a_node_falls_back_to_its_share_and_says_so() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.25", 3);
+    c.start_echo("127.0.25.100:9000", "echo-q");
+    form(&mut c, 3, 3, &[]).await;
+    let a = c.node(1).admin();
+    admin_form(&format!("http://{a}/services"), "name=s&url=http://127.0.25.100:9000").await;
+    admin_form(&format!("http://{a}/services/s/routes"), "name=tolerant&paths[]=/tolerant").await;
+    admin_form(&format!("http://{a}/services/s/routes"), "name=strict&paths[]=/strict").await;
+    admin_form(&format!("http://{a}/routes/tolerant/plugins"), "name=rate-limiting&config.hour=6&config.policy=cluster").await;
+    admin_form(&format!("http://{a}/routes/strict/plugins"), "name=rate-limiting&config.hour=6&config.policy=cluster&config.fault_tolerant=false").await;
+    let proxy = c.node(1).proxy();
+    wait_for("the plugins on node 1", Duration::from_secs(5), || async {
+        get_as(&format!("http://{proxy}/strict"), "probe").await.filter(|r| r.headers.contains_key("x-ratelimit-limit-hour"))
+    })
+    .await;
+
+    c.kill(2);
+    c.kill(3);
+    wait_for("node 1 to see both peers dead", Duration::from_secs(10), || async {
+        let s = c.status(1).await?;
+        (s["nodes"].as_array()?.iter().filter(|n| n["alive"] == false).count() == 2).then_some(())
+    })
+    .await;
+
+    // One live node: its share is the whole limit, and the proxy keeps answering.
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        codes.push(get_as(&format!("http://{proxy}/tolerant"), "x").await.unwrap().status.as_u16());
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 6, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 429).count(), 4, "{codes:?}");
+    let strict = get_as(&format!("http://{proxy}/strict"), "y").await.unwrap();
+    assert_eq!(strict.status.as_u16(), 500, "not fault tolerant: no quorum is an error");
+
+    let status = get(&format!("http://{a}/status")).await.unwrap().json();
+    assert_eq!(status["ratelimit"]["degraded"], true, "{status}");
+    let cluster = c.status(1).await.unwrap();
+    let me = cluster["node_id"].clone();
+    let node = cluster["nodes"].as_array().unwrap().iter().find(|n| n["id"] == me).unwrap().clone();
+    assert_eq!(node["ratelimit_degraded"], true, "{cluster}");
+    let metrics = String::from_utf8(get(&format!("http://{a}/metrics")).await.unwrap().body.to_vec()).unwrap();
+    assert!(metrics.contains("gatehouse_ratelimit_degraded 1"), "{metrics}");
 }

@@ -37,12 +37,17 @@ pub fn status(ctx: &AdminContext) -> Response<Body> {
             "applied_index": s.applied_index,
             "leader_id": s.leader,
             "term": s.term,
+            "ratelimit": {
+                "degraded": ctx.proxy.limiters.cluster.degraded(),
+                "degraded_admissions": ctx.proxy.limiters.cluster.degraded_admissions(),
+            },
         }),
     )
 }
 
 pub fn cluster(ctx: &AdminContext) -> Response<Body> {
-    let view = cluster_status(&ctx.store, &ctx.peers.peers(), &ctx.cluster_name);
+    let degraded = ctx.proxy.limiters.cluster.degraded();
+    let view = cluster_status(&ctx.store, &ctx.peers.peers(), &ctx.cluster_name, degraded);
     json_response(StatusCode::OK, &serde_json::to_value(view).expect("plain struct serializes"))
 }
 

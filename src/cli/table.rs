@@ -15,8 +15,8 @@ pub fn render_status(s: &ClusterStatus) -> String {
         s.commit_index,
         s.node_id
     );
-    let header = ["ID", "ADMIN", "PROXY", "ROLE", "VOTER", "GOSSIP", "APPLIED", "LAG"];
-    let rows: Vec<[String; 8]> = s
+    let header = ["ID", "ADMIN", "PROXY", "ROLE", "VOTER", "GOSSIP", "APPLIED", "LAG", "RATE LIMITS"];
+    let rows: Vec<[String; 9]> = s
         .nodes
         .iter()
         .map(|n| {
@@ -29,6 +29,7 @@ pub fn render_status(s: &ClusterStatus) -> String {
                 if n.left { "left" } else if n.alive { "alive" } else { "dead" }.to_string(),
                 opt(&n.applied_index),
                 opt(&n.lag),
+                if n.ratelimit_degraded { "local share (no quorum)" } else { "cluster" }.to_string(),
             ]
         })
         .collect();
@@ -68,6 +69,7 @@ mod tests {
             applied_index: Some(42),
             lag: Some(0),
             version: None,
+            ratelimit_degraded: id == 3,
         };
         let s = ClusterStatus {
             cluster: "c".into(),
@@ -81,7 +83,7 @@ mod tests {
         assert!(text.starts_with("cluster c  term 3  leader 1"));
         let lines: Vec<&str> = text.lines().skip(2).collect();
         assert_eq!(lines.len(), 4);
-        assert!(lines[3].contains("learner") && lines[3].contains("dead"));
+        assert!(lines[3].contains("learner") && lines[3].contains("dead") && lines[3].contains("local share"));
         assert_eq!(lines[1].find("127.0.0.1:8001"), lines[2].find("127.0.0.2:8001"));
     }
 }

@@ -39,6 +39,9 @@ pub struct NodeStatus {
     /// Entries behind the leader's log.
     pub lag: Option<u64>,
     pub version: Option<String>,
+    /// True while the node's rate limits use the local fallback share (it has no quorum).
+    #[serde(default)]
+    pub ratelimit_degraded: bool,
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -51,7 +54,8 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-pub fn cluster_status(store: &Store, peers: &[PeerInfo], cluster: &str) -> ClusterStatus {
+/// `degraded` is this node's own rate-limit state; other nodes' come from gossip.
+pub fn cluster_status(store: &Store, peers: &[PeerInfo], cluster: &str, degraded: bool) -> ClusterStatus {
     let s = store.status();
     let gossip: BTreeMap<u64, &PeerInfo> = peers.iter().map(|p| (p.node_id, p)).collect();
     let applied_of = |id: u64| -> Option<u64> {
@@ -91,6 +95,7 @@ pub fn cluster_status(store: &Store, peers: &[PeerInfo], cluster: &str) -> Clust
                 applied_index: applied,
                 lag,
                 version: from(meta::VERSION),
+                ratelimit_degraded: if m.id == s.id { degraded } else { from(meta::RATELIMIT_DEGRADED).as_deref() == Some("true") },
             }
         })
         .collect();
@@ -108,6 +113,7 @@ pub fn cluster_status(store: &Store, peers: &[PeerInfo], cluster: &str) -> Clust
             applied_index: applied_of(p.node_id),
             lag: None,
             version: p.get(meta::VERSION).map(str::to_owned),
+            ratelimit_degraded: p.get(meta::RATELIMIT_DEGRADED) == Some("true"),
         });
     }
     nodes.sort_by_key(|n| n.id);
