@@ -49,14 +49,51 @@ async fn five_nodes_keep_three_voters_and_two_learners() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_leader_elects_another() {
+async fn killing_the_leader_elects_another_while_survivors_keep_proxying() {
     let _serial = serial();
     let mut c = Cluster::new("127.0.12", 3);
+    c.start_echo("127.0.12.100:9000", "echo-f");
     form(&mut c, 3, 3, &[]).await;
+    let a = c.node(1).admin();
+    for (path, body) in [("services", "name=s&url=http://127.0.12.100:9000"), ("services/s/routes", "paths[]=/p")] {
+        let r = cluster_tests::http::request(
+            hyper::Method::POST,
+            &format!("http://{a}/{path}"),
+            Some("application/x-www-form-urlencoded"),
+            body.as_bytes().to_vec(),
+        )
+        .await
+        .unwrap();
+        assert!(r.status.is_success());
+    }
     let s = c.status(1).await.unwrap();
     let leader = view::leader(&s).unwrap();
     let admin = view::admin_of(&s, leader).unwrap();
     let victim = c.nodes.iter().find(|n| n.admin() == admin).unwrap().index;
+    let survivors: Vec<String> = c.nodes.iter().filter(|n| n.index != victim).map(|n| n.proxy()).collect();
+    for p in &survivors {
+        wait_for("the route on a survivor", Duration::from_secs(5), || async {
+            cluster_tests::http::get(&format!("http://{p}/p")).await.ok().filter(|r| r.status.as_u16() == 200)
+        })
+        .await;
+    }
+    // Traffic through the survivors from before the kill until a new leader is known.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let (stop, survivors) = (stop.clone(), survivors.clone());
+        tokio::spawn(async move {
+            let (mut sent, mut failed) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let url = format!("http://{}/p", survivors[sent % survivors.len()]);
+                match cluster_tests::http::get(&url).await {
+                    Ok(r) if r.status.as_u16() == 200 => {}
+                    other => failed.push(format!("{other:?}")),
+                }
+                sent += 1;
+            }
+            (sent, failed)
+        })
+    };
     c.kill(victim);
     let killed = Instant::now();
     let survivor = if victim == 1 { 2 } else { 1 };
@@ -65,6 +102,10 @@ async fn killing_the_leader_elects_another() {
     })
     .await;
     eprintln!("new leader {new_leader} {:?} after SIGKILL of {leader}", killed.elapsed());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, failed) = traffic.await.unwrap();
+    assert!(sent > 10, "traffic ran during the election ({sent} requests)");
+    assert!(failed.is_empty(), "{} of {sent} proxied requests failed during the election: {:?}", failed.len(), failed.first());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

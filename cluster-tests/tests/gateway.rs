@@ -205,3 +205,66 @@ async fn balancing_skips_a_dead_target_and_reports_its_health() {
     let live = health["data"].as_array().unwrap().iter().filter(|t| t["health"] == "HEALTHY").count();
     assert_eq!(live, 2, "{health}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_oversized_admin_bodies_and_draining_on_sigterm() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.26", 1);
+    c.start_echo("127.0.26.100:9000", "echo-d");
+    form(&mut c, 1, 1, &["--drain-timeout", "5s"]).await;
+    let a = c.node(1).admin();
+    send(form_post(&format!("http://{a}/services"), "name=s&url=http://127.0.26.100:9000")).await;
+    send(form_post(&format!("http://{a}/services/s/routes"), "paths[]=/s")).await;
+    let url = format!("http://{}/s/anything", c.node(1).proxy());
+    wait_status(&url, 200).await;
+
+    // HTTP/2 without TLS (prior knowledge), as gRPC-style clients speak it.
+    let out = std::process::Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", "--http2-prior-knowledge", &url]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2 200");
+
+    // 16 MiB is the Admin API's body limit.
+    let big = vec![b'a'; 17 << 20];
+    let r = request(Method::POST, &format!("http://{a}/config"), Some("application/yaml"), big).await.unwrap();
+    assert_eq!(r.status.as_u16(), 413);
+
+    // A request in flight when SIGTERM arrives still gets its answer. The upstream is
+    // the test's own: it says when the request has arrived, then answers a second later.
+    let upstream = tokio::net::TcpListener::bind("127.0.26.101:9001").await.unwrap();
+    let (arrived_tx, arrived) = tokio::sync::oneshot::channel::<()>();
+    let arrived_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(arrived_tx)));
+    tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = upstream.accept().await.unwrap();
+            let arrived_tx = arrived_tx.clone();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = vec![0u8; 4096];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                if String::from_utf8_lossy(&buf[..n]).contains("/slow") {
+                    if let Some(tx) = arrived_tx.lock().unwrap().take() {
+                        let _ = tx.send(());
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nheld").await;
+            });
+        }
+    });
+    send(form_post(&format!("http://{a}/services"), "name=held&url=http://127.0.26.101:9001")).await;
+    send(form_post(&format!("http://{a}/services/held/routes"), "paths[]=/held")).await;
+    wait_status(&format!("http://{}/held/ready", c.node(1).proxy()), 200).await;
+    let slow = tokio::spawn({
+        let url = format!("http://{}/held/slow", c.node(1).proxy());
+        async move { get(&url).await }
+    });
+    arrived.await.expect("the request reached the upstream");
+    let stopping = tokio::spawn(async move {
+        let code = c.stop(1, Duration::from_secs(15)).await;
+        (c, code)
+    });
+    let reply = slow.await.unwrap().expect("the in-flight request was answered");
+    assert_eq!(reply.status.as_u16(), 200);
+    assert_eq!(&reply.body[..], b"held");
+    let (_c, code) = stopping.await.unwrap();
+    assert_eq!(code, Some(0), "a clean exit after draining");
+}
