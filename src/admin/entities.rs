@@ -93,6 +93,14 @@ fn write_error(e: WriteError) -> Response<Body> {
     json_response(status, &body)
 }
 
+/// The answer to a write: the entity as its response JSON, or the write's error.
+fn respond<E: AdminEntity>(status: StatusCode, result: Result<E, WriteError>) -> Response<Body> {
+    match result {
+        Ok(e) => json_response(status, &e.response()),
+        Err(e) => write_error(e),
+    }
+}
+
 pub fn not_found() -> Response<Body> {
     json_response(StatusCode::NOT_FOUND, &json!({ "message": "Not found" }))
 }
@@ -197,10 +205,7 @@ pub async fn post<E: AdminEntity>(ctx: &AdminContext, scope: Option<Scope>, req:
         Ok((vec![Change::Put { new: entity, old: None }], created))
     })
     .await;
-    match result {
-        Ok(e) => json_response(StatusCode::CREATED, &e.response()),
-        Err(e) => write_error(e),
-    }
+    respond(StatusCode::CREATED, result)
 }
 
 pub async fn put<E: AdminEntity>(ctx: &AdminContext, scope: Option<Scope>, key: &str, req: &AdminRequest) -> Response<Body> {
@@ -218,10 +223,7 @@ pub async fn put<E: AdminEntity>(ctx: &AdminContext, scope: Option<Scope>, key: 
         Ok((vec![Change::Put { new: entity, old: existing.map(Into::into) }], replaced))
     })
     .await;
-    match result {
-        Ok(e) => json_response(StatusCode::OK, &e.response()),
-        Err(e) => write_error(e),
-    }
+    respond(StatusCode::OK, result)
 }
 
 pub async fn patch_one<E: AdminEntity>(ctx: &AdminContext, scope: Option<Scope>, key: &str, req: &AdminRequest) -> Response<Body> {
@@ -242,9 +244,8 @@ pub async fn patch_one<E: AdminEntity>(ctx: &AdminContext, scope: Option<Scope>,
     })
     .await;
     match result {
-        Ok(Some(e)) => json_response(StatusCode::OK, &e.response()),
         Ok(None) => not_found(),
-        Err(e) => write_error(e),
+        other => respond(StatusCode::OK, other.map(|e| e.expect("None handled above"))),
     }
 }
 

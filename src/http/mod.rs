@@ -6,3 +6,15 @@ pub mod server;
 
 pub use body::{empty, full, json_response, Body};
 pub use server::{serve, Handler};
+
+/// An error with its whole source chain, `outer: inner: innermost`, for one-line reports.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -66,7 +66,7 @@ impl Upstreams {
 }
 
 fn classify(e: &hyper_util::client::legacy::Error) -> ProxyError {
-    let chain = chain(e);
+    let chain = crate::http::error_chain(e);
     if e.is_connect() {
         if chain.contains("dns error") {
             return ProxyError::NameResolution;
@@ -80,16 +80,6 @@ fn classify(e: &hyper_util::client::legacy::Error) -> ProxyError {
     ProxyError::UpstreamBroken { retryable: false, detail: chain }
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
 
 #[cfg(test)]
 mod tests {
