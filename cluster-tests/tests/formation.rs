@@ -27,6 +27,14 @@ async fn three_nodes_join_by_gossip_and_report_one_leader() {
     for key in ["id", "admin_addr", "proxy_addr", "role", "voter", "alive", "applied_index", "lag"] {
         assert!(json["nodes"][0].get(key).is_some(), "node entry lacks {key}: {out}");
     }
+    // Every peer was heard from recently; the node reporting has no contact with itself.
+    let me = json["node_id"].clone();
+    for n in json["nodes"].as_array().unwrap() {
+        match n["last_contact_ms"].as_u64() {
+            Some(ms) => assert!(ms < 2000 && n["id"] != me, "{n}"),
+            None => assert_eq!(n["id"], me, "{n}"),
+        }
+    }
     let (code, table, _) = c.cli(&["status", "--admin", &c.node(3).admin()]);
     assert_eq!(code, 0);
     assert_eq!(table.matches("127.0.10.").count() >= 6, true, "{table}");

@@ -19,6 +19,7 @@ use tokio::time::{timeout_at, Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
 use crate::config::validate_meta;
+use crate::contact::Contacts;
 use crate::member::{left_seen_key, members_of, KEY_LEFT, KEY_META_PREFIX, KEY_READY};
 use crate::{GossipConfig, GossipError, Member};
 
@@ -51,6 +52,7 @@ pub enum LeaveOutcome {
 /// [`Gossip::shutdown`] returns the reason. Dropping a `Gossip` stops it without leaving.
 pub struct Gossip {
     config: GossipConfig,
+    contacts: Contacts,
     /// Chitchat's state, shared with its server task; a tokio mutex because chitchat
     /// hands it out that way. Never held across our own awaits.
     chitchat: Arc<Mutex<Chitchat>>,
@@ -108,8 +110,10 @@ impl Gossip {
         };
         let members = Arc::new(watch::Sender::new(first));
         let (stop, stop_rx) = watch::channel(false);
+        let contacts = Contacts::default();
         let refresher = Refresher {
             node_id: config.node_id,
+            contacts: contacts.clone(),
             chitchat: chitchat.clone(),
             members: members.clone(),
             live_nodes,
@@ -121,6 +125,7 @@ impl Gossip {
         info!(node_id = config.node_id, generation = config.generation,
               listen = %config.listen, seeds = ?config.seeds, "gossip started");
         Ok(Gossip {
+            contacts,
             config,
             chitchat,
             handle,
@@ -143,6 +148,17 @@ impl Gossip {
     /// The address peers gossip with this node at.
     pub fn gossip_addr(&self) -> SocketAddr {
         self.config.advertise_addr()
+    }
+
+    /// How long ago this node last heard from `node_id` (its gossip heartbeat moved),
+    /// on this node's clock; None if never.
+    pub fn last_contact(&self, node_id: u64) -> Option<Duration> {
+        self.contacts.since(node_id)
+    }
+
+    /// A handle answering `last_contact` that outlives borrows of this `Gossip`.
+    pub fn contacts(&self) -> Contacts {
+        self.contacts.clone()
     }
 
     /// Every known node, this one included, one entry per node id (the newest
@@ -296,6 +312,7 @@ type ServerEnded = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 /// what that signal misses (changes to dead nodes).
 struct Refresher {
     node_id: u64,
+    contacts: Contacts,
     chitchat: Arc<Mutex<Chitchat>>,
     members: Arc<watch::Sender<Vec<Member>>>,
     live_nodes: LiveNodes,
@@ -321,6 +338,7 @@ impl Refresher {
             }
             let fresh = {
                 let mut guard = self.chitchat.lock().await;
+                self.contacts.observe(&guard);
                 let fresh = members_of(&guard);
                 confirm_departures(&mut guard, &fresh);
                 fresh

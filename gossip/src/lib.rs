@@ -26,6 +26,8 @@
 //! ```
 
 mod config;
+mod contact;
+pub use contact::Contacts;
 mod error;
 mod gossip;
 mod member;

@@ -15,8 +15,8 @@ pub fn render_status(s: &ClusterStatus) -> String {
         s.commit_index,
         s.node_id
     );
-    let header = ["ID", "ADMIN", "PROXY", "ROLE", "VOTER", "GOSSIP", "APPLIED", "LAG", "RATE LIMITS"];
-    let rows: Vec<[String; 9]> = s
+    let header = ["ID", "ADMIN", "PROXY", "ROLE", "VOTER", "GOSSIP", "APPLIED", "LAG", "LAST CONTACT", "RATE LIMITS"];
+    let rows: Vec<[String; 10]> = s
         .nodes
         .iter()
         .map(|n| {
@@ -29,6 +29,7 @@ pub fn render_status(s: &ClusterStatus) -> String {
                 if n.left { "left" } else if n.alive { "alive" } else { "dead" }.to_string(),
                 opt(&n.applied_index),
                 opt(&n.lag),
+                n.last_contact_ms.map_or_else(|| "-".to_string(), |ms| format!("{ms}ms ago")),
                 if n.ratelimit_degraded { "local share (no quorum)" } else { "cluster" }.to_string(),
             ]
         })
@@ -70,6 +71,7 @@ mod tests {
             lag: Some(0),
             version: None,
             ratelimit_degraded: id == 3,
+            last_contact_ms: (id != 1).then_some(120),
         };
         let s = ClusterStatus {
             cluster: "c".into(),
@@ -84,6 +86,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().skip(2).collect();
         assert_eq!(lines.len(), 4);
         assert!(lines[3].contains("learner") && lines[3].contains("dead") && lines[3].contains("local share"));
+        assert!(lines[2].contains("120ms ago"));
         assert_eq!(lines[1].find("127.0.0.1:8001"), lines[2].find("127.0.0.2:8001"));
     }
 }

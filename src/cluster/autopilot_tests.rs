@@ -24,7 +24,7 @@ fn status(members: Vec<MemberStatus>) -> Status {
 }
 
 fn peer(id: u64, alive: bool, left: bool) -> PeerInfo {
-    PeerInfo { node_id: id, alive, left, meta: BTreeMap::new() }
+    PeerInfo { node_id: id, alive, left, meta: BTreeMap::new(), last_contact_ms: None }
 }
 
 #[test]

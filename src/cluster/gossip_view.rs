@@ -17,6 +17,8 @@ pub struct GossipView {
     /// Meta updates, applied in order by one task so a later value never loses to an
     /// earlier one.
     updates: mpsc::UnboundedSender<(String, String)>,
+    contacts: gatehouse_gossip::Contacts,
+    node_id: u64,
 }
 
 impl GossipView {
@@ -44,6 +46,7 @@ impl GossipView {
         config.meta = meta;
         let gossip = Gossip::start(config).await.map_err(|e| e.to_string())?;
         let members = gossip.watch();
+        let contacts = gossip.contacts();
         let gossip = Arc::new(Mutex::new(Some(gossip)));
         let (updates, mut rx) = mpsc::unbounded_channel::<(String, String)>();
         let publisher = gossip.clone();
@@ -57,7 +60,7 @@ impl GossipView {
                 }
             }
         });
-        Ok(Arc::new(GossipView { gossip, members, updates }))
+        Ok(Arc::new(GossipView { gossip, members, updates, contacts, node_id }))
     }
 
     /// Tells the others this node leaves on purpose, then stops gossiping.
@@ -84,7 +87,16 @@ impl PeerView for GossipView {
         self.members
             .borrow()
             .iter()
-            .map(|m| PeerInfo { node_id: m.node_id, alive: m.alive, left: m.left, meta: m.meta.clone() })
+            .map(|m| PeerInfo {
+                node_id: m.node_id,
+                alive: m.alive,
+                left: m.left,
+                meta: m.meta.clone(),
+                last_contact_ms: (m.node_id != self.node_id)
+                    .then(|| self.contacts.since(m.node_id))
+                    .flatten()
+                    .map(|d| d.as_millis() as u64),
+            })
             .collect()
     }
 

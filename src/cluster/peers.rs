@@ -27,6 +27,8 @@ pub struct PeerInfo {
     /// Left on purpose (`gatehouse leave`), as opposed to dead.
     pub left: bool,
     pub meta: BTreeMap<String, String>,
+    /// Milliseconds since this node last heard from the peer (None: never, or itself).
+    pub last_contact_ms: Option<u64>,
 }
 
 impl PeerInfo {

@@ -42,6 +42,9 @@ pub struct NodeStatus {
     /// True while the node's rate limits use the local fallback share (it has no quorum).
     #[serde(default)]
     pub ratelimit_degraded: bool,
+    /// Milliseconds since this node last heard from it by gossip (None for itself).
+    #[serde(default)]
+    pub last_contact_ms: Option<u64>,
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -96,6 +99,7 @@ pub fn cluster_status(store: &Store, peers: &[PeerInfo], cluster: &str, degraded
                 lag,
                 version: from(meta::VERSION),
                 ratelimit_degraded: if m.id == s.id { degraded } else { from(meta::RATELIMIT_DEGRADED).as_deref() == Some("true") },
+                last_contact_ms: peer.and_then(|p| p.last_contact_ms),
             }
         })
         .collect();
@@ -114,6 +118,7 @@ pub fn cluster_status(store: &Store, peers: &[PeerInfo], cluster: &str, degraded
             lag: None,
             version: p.get(meta::VERSION).map(str::to_owned),
             ratelimit_degraded: p.get(meta::RATELIMIT_DEGRADED) == Some("true"),
+            last_contact_ms: p.last_contact_ms,
         });
     }
     nodes.sort_by_key(|n| n.id);
