@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use gatehouse::proxy::router::{RequestView, RouteSpec, Router};
+use gatehouse::proxy::router::{RegexCache, RequestView, RouteSpec, Router};
 use hyper::HeaderMap;
 
 fn specs(n: usize) -> Vec<RouteSpec> {
@@ -86,7 +86,14 @@ fn bench(c: &mut Criterion) {
     c.bench_function("router/build/10000", |b| b.iter(|| Router::build(black_box(&big)).unwrap()));
     let t = Instant::now();
     Router::build(&big).unwrap();
-    println!("router/build with 10000 routes: {:?}", t.elapsed());
+    println!("router/build with 10000 routes, cold: {:?}", t.elapsed());
+    // What a node does on a config change: regexes already compiled by the last build.
+    let cache = RegexCache::default();
+    Router::build_with(&big, &cache).unwrap();
+    c.bench_function("router/rebuild/10000", |b| b.iter(|| Router::build_with(black_box(&big), &cache).unwrap()));
+    let t = Instant::now();
+    Router::build_with(&big, &cache).unwrap();
+    println!("router/rebuild with 10000 routes, regexes cached: {:?}", t.elapsed());
 }
 
 criterion_group! {

@@ -109,6 +109,7 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
         limiters,
         metrics: metrics.clone(),
         listen_port: args.proxy_addr().port(),
+        regexes: Arc::default(),
     });
     let admin = Arc::new(AdminContext {
         store: store.clone(),

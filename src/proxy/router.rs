@@ -50,7 +50,7 @@ pub struct RouteMatch {
 enum PathRule {
     Any,
     Prefix(String),
-    Regex(Regex),
+    Regex { re: Regex, literal: String },
 }
 
 #[derive(Debug)]
@@ -112,7 +112,7 @@ impl Variant {
         match &self.path {
             PathRule::Any => Some(None),
             PathRule::Prefix(p) => req.path.starts_with(p.as_str()).then(|| Some(p.clone())),
-            PathRule::Regex(re) => re.find(req.path).filter(|m| m.start() == 0).map(|m| Some(m.as_str().to_owned())),
+            PathRule::Regex { re, .. } => re.find(req.path).filter(|m| m.start() == 0).map(|m| Some(m.as_str().to_owned())),
         }
     }
 }
@@ -126,7 +126,7 @@ fn priority(spec: &RouteSpec, path: &PathRule) -> impl Ord {
         .count();
     let plain_hosts = !spec.hosts.is_empty() && spec.hosts.iter().all(|h| !h.contains('*'));
     let (is_regex, regex_priority, prefix_len) = match path {
-        PathRule::Regex(_) => (true, spec.regex_priority, 0),
+        PathRule::Regex { .. } => (true, spec.regex_priority, 0),
         PathRule::Prefix(p) => (false, 0, p.len()),
         PathRule::Any => (false, 0, 0),
     };
@@ -142,39 +142,66 @@ fn priority(spec: &RouteSpec, path: &PathRule) -> impl Ord {
     )
 }
 
-/// Variants reachable for one host class, by path kind; every list is in priority order.
+/// Variants reachable for one host class; every list is in priority order. Prefix
+/// paths sit in the trie at their prefix, regex paths at their literal prefix (the
+/// part before the first metacharacter), so a lookup tests only the regexes whose
+/// literal start the path has, not every regex of the table.
 #[derive(Debug, Default)]
 struct Bucket {
-    prefixes: Trie,
-    regexes: Vec<usize>,
+    trie: Trie,
+    /// Regexes with no usable literal prefix: tested for every request.
+    open_regexes: Vec<usize>,
     any_path: Vec<usize>,
 }
 
-/// A byte trie of path prefixes; each node lists the variants whose prefix ends there.
-#[derive(Debug, Default)]
+/// A byte trie in one arena (no allocation per node beyond its child list).
+#[derive(Debug)]
 struct Trie {
-    children: HashMap<u8, Trie>,
+    nodes: Vec<TrieNode>,
+}
+
+#[derive(Debug, Default)]
+struct TrieNode {
+    /// Sorted by byte; few children per node, so a linear scan is fastest.
+    children: Vec<(u8, u32)>,
+    /// Variants whose prefix (or regex literal prefix) ends here, in priority order.
     here: Vec<usize>,
+}
+
+impl Default for Trie {
+    fn default() -> Self {
+        Trie { nodes: vec![TrieNode::default()] }
+    }
 }
 
 impl Trie {
     fn insert(&mut self, prefix: &[u8], variant: usize) {
-        let mut node = self;
+        let mut at = 0usize;
         for b in prefix {
-            node = node.children.entry(*b).or_default();
+            at = match self.nodes[at].children.iter().find(|(c, _)| c == b) {
+                Some((_, next)) => *next as usize,
+                None => {
+                    let next = self.nodes.len();
+                    self.nodes.push(TrieNode::default());
+                    let children = &mut self.nodes[at].children;
+                    let pos = children.partition_point(|(c, _)| c < b);
+                    children.insert(pos, (*b, next as u32));
+                    next
+                }
+            };
         }
-        node.here.push(variant);
+        self.nodes[at].here.push(variant);
     }
 
     /// Calls `f` with every variant list along `path`.
     fn walk<'a>(&'a self, path: &[u8], mut f: impl FnMut(&'a [usize])) {
-        let mut node = self;
-        f(&node.here);
+        let mut at = 0usize;
+        f(&self.nodes[0].here);
         for b in path {
-            match node.children.get(b) {
-                Some(next) => {
-                    node = next;
-                    f(&node.here);
+            match self.nodes[at].children.iter().find(|(c, _)| c == b) {
+                Some((_, next)) => {
+                    at = *next as usize;
+                    f(&self.nodes[at].here);
                 }
                 None => return,
             }
@@ -182,12 +209,28 @@ impl Trie {
     }
 }
 
+/// The literal text every match of `pattern` starts with ("" when there is none, or
+/// when alternation makes it unsafe to tell).
+fn literal_prefix(pattern: &str) -> &str {
+    if pattern.contains('|') {
+        return "";
+    }
+    let end = pattern.find(|c: char| "\\.+*?()[]{}^$".contains(c)).unwrap_or(pattern.len());
+    // A quantifier right after makes the last literal character optional.
+    let literal = &pattern[..end];
+    match pattern[end..].chars().next() {
+        Some('?' | '*' | '{') => literal.char_indices().last().map_or("", |(last, _)| &literal[..last]),
+        _ => literal,
+    }
+}
+
 impl Bucket {
     fn add(&mut self, index: usize, v: &Variant) {
         match &v.path {
             PathRule::Any => self.any_path.push(index),
-            PathRule::Prefix(p) => self.prefixes.insert(p.as_bytes(), index),
-            PathRule::Regex(_) => self.regexes.push(index),
+            PathRule::Prefix(p) => self.trie.insert(p.as_bytes(), index),
+            PathRule::Regex { literal, .. } if !literal.is_empty() => self.trie.insert(literal.as_bytes(), index),
+            PathRule::Regex { .. } => self.open_regexes.push(index),
         }
     }
 
@@ -204,9 +247,32 @@ impl Bucket {
                 }
             }
         };
-        self.prefixes.walk(req.path.as_bytes(), &mut consider);
-        consider(&self.regexes);
+        self.trie.walk(req.path.as_bytes(), &mut consider);
+        consider(&self.open_regexes);
         consider(&self.any_path);
+    }
+}
+
+/// Compiled path regexes by pattern, kept across rebuilds: recompiling a thousand
+/// regexes would dominate a rebuild triggered by one unrelated change.
+#[derive(Debug, Default)]
+pub struct RegexCache {
+    compiled: std::sync::Mutex<HashMap<String, Regex>>,
+}
+
+impl RegexCache {
+    fn get(&self, pattern: &str) -> Result<Regex, regex::Error> {
+        if let Some(re) = self.compiled.lock().expect("regex cache lock").get(pattern) {
+            return Ok(re.clone());
+        }
+        let re = Regex::new(&format!("^(?:{pattern})"))?;
+        self.compiled.lock().expect("regex cache lock").insert(pattern.to_owned(), re.clone());
+        Ok(re)
+    }
+
+    /// Drops patterns no route uses any more.
+    fn retain(&self, used: &std::collections::HashSet<&str>) {
+        self.compiled.lock().expect("regex cache lock").retain(|k, _| used.contains(k.as_str()));
     }
 }
 
@@ -221,7 +287,13 @@ pub struct Router {
 
 impl Router {
     pub fn build(specs: &[RouteSpec]) -> Result<Router, RouterError> {
+        Router::build_with(specs, &RegexCache::default())
+    }
+
+    /// Builds with compiled regexes reused from (and added to) `cache`.
+    pub fn build_with(specs: &[RouteSpec], cache: &RegexCache) -> Result<Router, RouterError> {
         let mut compiled = Vec::new();
+        let mut used = std::collections::HashSet::new();
         for (route, spec) in specs.iter().enumerate() {
             let paths: Vec<PathRule> = if spec.paths.is_empty() {
                 vec![PathRule::Any]
@@ -229,9 +301,13 @@ impl Router {
                 spec.paths
                     .iter()
                     .map(|p| match p.strip_prefix('~') {
-                        Some(re) => Regex::new(&format!("^(?:{re})"))
-                            .map(PathRule::Regex)
-                            .map_err(|e| RouterError::BadRegex { id: spec.id.clone(), path: p.clone(), reason: e.to_string() }),
+                        Some(pattern) => {
+                            used.insert(pattern);
+                            cache
+                                .get(pattern)
+                                .map(|re| PathRule::Regex { re, literal: literal_prefix(pattern).to_owned() })
+                                .map_err(|e| RouterError::BadRegex { id: spec.id.clone(), path: p.clone(), reason: e.to_string() })
+                        }
                         None => Ok(PathRule::Prefix(p.clone())),
                     })
                     .collect::<Result<_, _>>()?
@@ -263,6 +339,7 @@ impl Router {
             }
         }
         router.variants = variants;
+        cache.retain(&used);
         Ok(router)
     }
 

@@ -114,7 +114,7 @@ fn a_bad_regex_is_an_error_naming_the_route() {
 
 fn spec_strategy() -> impl Strategy<Value = RouteSpec> {
     let host = proptest::sample::select(vec!["a.com", "b.com", "*.com", "a.*", "x.a.com"]);
-    let path = proptest::sample::select(vec!["/", "/a", "/a/b", "/ab", "/b", "~/a/[0-9]+", "~/b.*"]);
+    let path = proptest::sample::select(vec!["/", "/a", "/a/b", "/ab", "/b", "~/a/[0-9]+", "~/b.*", "~/ab?", "~/x|/a", "~/a{2}", "~.*/1"]);
     let method = proptest::sample::select(vec!["GET", "POST"]);
     (
         proptest::collection::vec(host, 0..3),
@@ -142,7 +142,7 @@ proptest! {
         reqs in proptest::collection::vec((
             proptest::sample::select(vec!["GET", "POST", "PUT"]),
             proptest::sample::select(vec!["a.com", "b.com", "x.a.com", "a.org", "c.net"]),
-            proptest::sample::select(vec!["/", "/a", "/a/1", "/a/b/c", "/ab", "/b/x", "/c"]),
+            proptest::sample::select(vec!["/", "/a", "/a/1", "/a/b/c", "/ab", "/b/x", "/c", "/aa", "/x"]),
             proptest::option::of(proptest::sample::select(vec!["v1", "v2"])),
         ), 1..20),
     ) {
@@ -159,4 +159,25 @@ proptest! {
             prop_assert_eq!(router.find(&req), router.find_linear(&req));
         }
     }
+}
+
+#[test]
+fn regex_literal_prefixes_are_conservative() {
+    assert_eq!(literal_prefix(r"/users/\d+"), "/users/");
+    assert_eq!(literal_prefix("/users?"), "/user");
+    assert_eq!(literal_prefix("/a{2}"), "/");
+    assert_eq!(literal_prefix("/é*"), "/");
+    assert_eq!(literal_prefix("/x|/a"), "");
+    assert_eq!(literal_prefix("(?i)/abc"), "");
+    assert_eq!(literal_prefix("/plain"), "/plain");
+}
+
+#[test]
+fn the_regex_cache_reuses_and_forgets_patterns() {
+    let cache = RegexCache::default();
+    let specs = vec![RouteSpec { paths: vec![r"~/a/\d+".into()], ..route("1") }];
+    Router::build_with(&specs, &cache).unwrap();
+    assert_eq!(cache.compiled.lock().unwrap().len(), 1);
+    Router::build_with(&[], &cache).unwrap();
+    assert!(cache.compiled.lock().unwrap().is_empty());
 }

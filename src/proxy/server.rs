@@ -11,6 +11,7 @@ use hyper::Request;
 
 use super::forward::Upstreams;
 use super::pipeline;
+use super::router::RegexCache;
 use super::table::ProxyTable;
 use crate::applied::Applied;
 use crate::http::server::HandlerFuture;
@@ -27,6 +28,8 @@ pub struct Proxy {
     pub metrics: Arc<Metrics>,
     /// Reported upstream as X-Forwarded-Port.
     pub listen_port: u16,
+    /// Compiled regex paths, reused by every rebuild.
+    pub regexes: Arc<RegexCache>,
 }
 
 pub struct ProxyHandler(pub Arc<Proxy>);
@@ -44,9 +47,9 @@ pub async fn follow_config(proxy: Arc<Proxy>, applied: Applied, mut shutdown: Sh
     loop {
         let config = applied.get();
         let previous = proxy.table.load_full();
-        let pools = proxy.upstreams.clone();
+        let (pools, regexes) = (proxy.upstreams.clone(), proxy.regexes.clone());
         // Compiling 10,000 routes takes milliseconds of CPU: keep it off the async workers.
-        let built = tokio::task::spawn_blocking(move || ProxyTable::build(config, Some(&previous), &pools)).await;
+        let built = tokio::task::spawn_blocking(move || ProxyTable::build(config, Some(&previous), &pools, &regexes)).await;
         match built {
             Ok(Ok(table)) => proxy.table.store(Arc::new(table)),
             Ok(Err(e)) => tracing::error!(error = %e, "route table rebuild failed; still serving the previous one"),

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::balancer::{Algorithm, Balancer};
 use super::forward::{Timeouts, Upstreams};
 use super::health;
-use super::router::{RouteSpec, Router, RouterError};
+use super::router::{RegexCache, RouteSpec, Router, RouterError};
 use crate::applied::AppliedConfig;
 use crate::model::plugins::key_auth::KeyAuthConfig;
 use crate::model::plugins::rate_limiting::RateLimitingConfig;
@@ -93,7 +93,12 @@ impl ProxyTable {
 
     /// Fails only on a route the router cannot compile (validation rejects those before
     /// they are stored); the caller then keeps serving the previous table.
-    pub fn build(config: Arc<AppliedConfig>, previous: Option<&ProxyTable>, pools: &Arc<Upstreams>) -> Result<ProxyTable, RouterError> {
+    pub fn build(
+        config: Arc<AppliedConfig>,
+        previous: Option<&ProxyTable>,
+        pools: &Arc<Upstreams>,
+        regexes: &RegexCache,
+    ) -> Result<ProxyTable, RouterError> {
         let snap = &config.snapshot;
         let old_upstreams: HashMap<Uuid, &Arc<UpstreamEntry>> = previous.map(|p| p.upstreams.iter().map(|(id, u)| (*id, u)).collect()).unwrap_or_default();
         let mut upstreams: HashMap<String, Arc<UpstreamEntry>> = HashMap::new();
@@ -159,7 +164,7 @@ impl ProxyTable {
                 plugins,
             });
         }
-        let router = Router::build(&specs)?;
+        let router = Router::build_with(&specs, regexes)?;
         let consumer_plugins = snap.plugins.values().any(|p| p.consumer.is_some());
         let upstreams = upstreams.into_values().map(|u| (u.id, u)).collect();
         Ok(ProxyTable { router, upstreams, routes: entries, config, consumer_plugins })
