@@ -134,6 +134,21 @@ async fn a_dead_voter_is_replaced_by_a_learner() {
         (voters.len() == 3 && voters.contains(&learner) && !voters.contains(&victim_id)).then_some(())
     })
     .await;
+    // Still dead after the grace: removed from the membership altogether.
+    wait_for("the dead node to be removed", Duration::from_secs(15), || async {
+        let s = c.status(observer).await?;
+        s["nodes"].as_array()?.iter().all(|n| n["id"] != victim_id || n["role"] == "joining").then_some(())
+    })
+    .await;
+    // Restarted with its data dir (and a stale membership that still lists it), it
+    // notices no leader talks to it and joins again, as a learner this time.
+    c.restart(victim);
+    wait_for("the removed node to rejoin", Duration::from_secs(20), || async {
+        let s = c.status(observer).await?;
+        let n = s["nodes"].as_array()?.iter().find(|n| n["id"] == victim_id)?.clone();
+        (n["role"] == "learner" && n["alive"] == true && n["lag"].as_u64()? < 5).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

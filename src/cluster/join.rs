@@ -74,8 +74,12 @@ pub async fn keep_membership(
     }
     let mut waiting_logged = false;
     let started = std::time::Instant::now();
+    let mut leader_seen = std::time::Instant::now();
     loop {
-        if needs_join(&store, &peers.peers()) {
+        if store.status().leader.is_some() {
+            leader_seen = std::time::Instant::now();
+        }
+        if needs_join(&store, &peers.peers(), leader_seen.elapsed()) {
             let mut attempt = try_join(&store, &peers.peers()).await;
             if matches!(attempt, Ok(false)) && started.elapsed() > SEED_FALLBACK_AFTER {
                 attempt = try_addrs(&store, seed_cluster_addrs.iter().map(String::as_str)).await;
@@ -100,18 +104,19 @@ pub async fn keep_membership(
     }
 }
 
-/// Not in its own view of the membership, or a live leader does not list it.
-fn needs_join(store: &Store, peers: &[PeerInfo]) -> bool {
-    let me = store.id().to_string();
+/// How long a node may go without knowing a leader, while gossip shows one, before it
+/// asks to join again: a node removed while it was away hears from no leader.
+const LEADERLESS_REJOIN_AFTER: Duration = Duration::from_secs(3);
+
+/// Not in its own view of the membership, or cut off from a leader that gossip sees
+/// alive (removed while away, its own membership is stale). Joining is idempotent, so a
+/// member that only lost contact for a moment loses nothing by asking.
+fn needs_join(store: &Store, peers: &[PeerInfo], leaderless_for: Duration) -> bool {
     if !store.members().contains_key(&store.id()) {
         return true;
     }
-    peers.iter().any(|p| {
-        p.node_id != store.id()
-            && p.alive
-            && p.get(meta::ROLE) == Some("leader")
-            && p.get(meta::MEMBERS).is_some_and(|m| !m.split(',').any(|id| id == me))
-    })
+    leaderless_for > LEADERLESS_REJOIN_AFTER
+        && peers.iter().any(|p| p.node_id != store.id() && p.alive && !p.left && p.get(meta::ROLE) == Some("leader"))
 }
 
 /// How long gossip may find nobody before the seeds' cluster ports are asked directly.

@@ -15,9 +15,6 @@ pub mod meta {
     pub const TERM: &str = "term";
     /// "true" while this node's rate limits run on the local fallback share (no quorum).
     pub const RATELIMIT_DEGRADED: &str = "ratelimit_degraded";
-    /// Raft members as the publishing node sees them (comma-separated ids); a node that a
-    /// leader does not list knows it must join again.
-    pub const MEMBERS: &str = "members";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

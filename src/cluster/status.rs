@@ -132,19 +132,17 @@ pub fn cluster_status(store: &Store, peers: &[PeerInfo], cluster: &str, degraded
     }
 }
 
-/// Publishes this node's role, term, applied index and member list into gossip whenever
+/// Publishes this node's role, term and applied index into gossip whenever
 /// they change (checked a few times a second), until shutdown.
 pub async fn publish_raft_state(store: Store, peers: Arc<dyn PeerView>, mut shutdown: Shutdown) {
-    let mut last: Option<(Role, u64, Option<u64>, String)> = None;
+    let mut last: Option<(Role, u64, Option<u64>)> = None;
     loop {
         let s = store.status();
-        let members = s.members.iter().map(|m| m.id.to_string()).collect::<Vec<_>>().join(",");
-        let now = (s.role, s.term, s.applied_index, members);
+        let now = (s.role, s.term, s.applied_index);
         if last.as_ref() != Some(&now) {
             peers.publish(meta::ROLE, role_name(now.0).to_owned());
             peers.publish(meta::TERM, now.1.to_string());
             peers.publish(meta::APPLIED, now.2.unwrap_or(0).to_string());
-            peers.publish(meta::MEMBERS, now.3.clone());
             last = Some(now);
         }
         tokio::select! {
