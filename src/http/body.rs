@@ -6,7 +6,10 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
-pub type Body = BoxBody<Bytes, hyper::Error>;
+/// Any body error: hyper's, or ours (an idle timeout).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pub type Body = BoxBody<Bytes, BoxError>;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed()

@@ -3,8 +3,9 @@
 
 pub mod body;
 pub mod server;
+pub mod timeout;
 
-pub use body::{empty, full, json_response, Body};
+pub use body::{empty, full, json_response, Body, BoxError};
 pub use server::{serve, Handler};
 
 /// An error with its whole source chain, `outer: inner: innermost`, for one-line reports.

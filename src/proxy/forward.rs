@@ -19,8 +19,11 @@ use crate::http::Body;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     pub connect: Duration,
-    /// From sending the request to the response headers.
+    /// From sending the request to the response headers, and between two chunks of
+    /// the response body.
     pub read: Duration,
+    /// Between two chunks of the request body sent upstream.
+    pub write: Duration,
 }
 
 type HttpClient = Client<HttpConnector, Body>;
@@ -90,7 +93,7 @@ mod tests {
         Request::builder().uri(uri).body(empty()).unwrap()
     }
 
-    const QUICK: Timeouts = Timeouts { connect: Duration::from_millis(500), read: Duration::from_millis(500) };
+    const QUICK: Timeouts = Timeouts { connect: Duration::from_millis(500), read: Duration::from_millis(500), write: Duration::from_millis(500) };
 
     #[tokio::test]
     async fn a_refused_connection_may_be_retried_elsewhere() {

@@ -137,7 +137,7 @@ pub fn spawn_active(balancer: &Arc<Balancer>, checks: Healthchecks, upstreams: A
 async fn probe(upstreams: &Upstreams, addr: &str, checks: &Healthchecks, timeout: Duration) -> Outcome {
     let uri = format!("http://{addr}{}", checks.active.http_path);
     let Ok(req) = hyper::Request::builder().uri(uri).header("host", addr).body(empty()) else { return Outcome::Neutral };
-    match upstreams.send(req, Timeouts { connect: timeout, read: timeout }).await {
+    match upstreams.send(req, Timeouts { connect: timeout, read: timeout, write: timeout }).await {
         Ok(resp) => {
             let code = resp.status().as_u16();
             if checks.active.healthy.http_statuses.contains(&code) {

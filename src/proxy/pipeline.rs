@@ -26,6 +26,7 @@ use super::router::{RequestView, RouteMatch};
 use super::server::Proxy;
 use super::table::{ActivePlugin, ProxyTable, RouteEntry, ServiceEntry};
 use super::upstream_uri::{upstream_path, upstream_target};
+use crate::http::timeout::IdleTimeout;
 use crate::http::{empty, Body};
 use crate::metrics::{RequestLabels, RouteLabels};
 use crate::plugins::{key_auth, rate_limiting};
@@ -97,7 +98,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, peer: SocketAddr)
 
     // 4. response filter
     let mut resp = match result {
-        Ok(resp) => resp.map(|b| b.boxed()),
+        Ok(resp) => resp.map(|b| IdleTimeout::new(b, service.timeouts.read).boxed()),
         Err(e) => {
             tracing::debug!(error = %e, route = %route.label, "upstream failed");
             return gateway_response(&proxy, &ctx, Some(route), e.response(&ctx.request_id));
@@ -187,7 +188,7 @@ async fn forward(
         let mut req = Request::builder().method(parts.method.clone()).uri(uri).version(hyper::Version::HTTP_11);
         *req.headers_mut().expect("builder has no error yet") = parts.headers.clone();
         let req_body = match body.take() {
-            Some(b) if !replayable => b.boxed(),
+            Some(b) if !replayable => IdleTimeout::new(b, service.timeouts.write).boxed(),
             _ => empty(),
         };
         let req = req.body(req_body).map_err(|e| ProxyError::Internal(e.to_string()))?;

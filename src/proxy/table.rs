@@ -181,6 +181,7 @@ fn service_entry(s: &Service, upstreams: &HashMap<String, Arc<UpstreamEntry>>) -
         timeouts: Timeouts {
             connect: Duration::from_millis(u64::from(s.connect_timeout)),
             read: Duration::from_millis(u64::from(s.read_timeout)),
+            write: Duration::from_millis(u64::from(s.write_timeout)),
         },
         retries: s.retries,
         // A service whose host names an upstream is balanced over its targets (Kong's rule).
