@@ -42,3 +42,18 @@ pub enum StoreError {
     #[error("the store is shutting down")]
     ShuttingDown,
 }
+
+impl StoreError {
+    /// The same error for another caller of a batch that failed as a whole.
+    pub(crate) fn duplicate(&self) -> StoreError {
+        match self {
+            StoreError::NoLeader(d) => StoreError::NoLeader(*d),
+            StoreError::NotApplied { log_index } => StoreError::NotApplied { log_index: *log_index },
+            StoreError::Refused(m) => StoreError::Refused(m.clone()),
+            StoreError::PeerRefused(m) => StoreError::PeerRefused(m.clone()),
+            StoreError::Remote(m) => StoreError::Remote(m.clone()),
+            StoreError::ShuttingDown => StoreError::ShuttingDown,
+            other => StoreError::Uncertain(other.to_string()),
+        }
+    }
+}

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::batcher;
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::leader;
@@ -46,6 +47,10 @@ struct Inner {
     shutdown: watch::Sender<bool>,
     /// The cluster port's accept loop; taken by `shutdown` to await it.
     server: Mutex<Option<JoinHandle<()>>>,
+    /// Writes waiting to be batched; emptied on shutdown so the batcher (which holds a
+    /// `Store`) ends and the store can be dropped.
+    batches: Mutex<Option<tokio::sync::mpsc::UnboundedSender<batcher::Pending>>>,
+    batcher: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Store {
@@ -91,9 +96,25 @@ impl Store {
         let server = Arc::new(Server { raft: raft.clone(), creds, app: app.clone() });
         let server = tokio::spawn(server::run(listener, server, shutdown_rx));
         tracing::info!(node_id = cfg.node_id, cluster_addr = %cluster_addr, "store open");
-        Ok(Store {
-            inner: Arc::new(Inner { cfg, raft, sm, db, transport, app, cluster_addr, shutdown, server: Mutex::new(Some(server)) }),
-        })
+        let (batch_tx, batch_rx) = tokio::sync::mpsc::unbounded_channel();
+        let store = Store {
+            inner: Arc::new(Inner {
+                cfg,
+                raft,
+                sm,
+                db,
+                transport,
+                app,
+                cluster_addr,
+                shutdown,
+                server: Mutex::new(Some(server)),
+                batches: Mutex::new(Some(batch_tx)),
+                batcher: Mutex::new(None),
+            }),
+        };
+        let task = tokio::spawn(batcher::run(store.clone(), batch_rx));
+        *store.inner.batcher.lock().expect("batcher handle lock") = Some(task);
+        Ok(store)
     }
 
     pub fn id(&self) -> NodeId {
@@ -123,7 +144,19 @@ impl Store {
     // ----- writes -----
 
     /// Replicates `cmd` through the leader and returns once it is applied on this node.
+    /// Concurrent writes share log entries (see `batcher`).
     pub async fn write(&self, cmd: Command) -> Result<Written, StoreError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let queue = self.inner.batches.lock().expect("batch queue lock").clone();
+        let Some(queue) = queue else { return Err(StoreError::ShuttingDown) };
+        if queue.send(batcher::Pending { cmd, reply }).is_err() {
+            return Err(StoreError::ShuttingDown);
+        }
+        rx.await.map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    /// One write as its own log entry.
+    pub(crate) async fn write_now(&self, cmd: Command) -> Result<Written, StoreError> {
         match self.leader_call(LeaderRequest::Write(cmd)).await? {
             LeaderReply::Written { log_index, response } => {
                 self.wait_applied(log_index).await?;
@@ -197,7 +230,7 @@ impl Store {
     }
 
     /// Waits until this node has applied `log_index`.
-    async fn wait_applied(&self, log_index: u64) -> Result<(), StoreError> {
+    pub(crate) async fn wait_applied(&self, log_index: u64) -> Result<(), StoreError> {
         let applied = self.inner.raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
         if applied >= log_index {
             return Ok(());
@@ -286,6 +319,13 @@ impl Store {
     /// Stops Raft and the cluster port and makes everything durable. Idempotent.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+        // No new writes; the batcher finishes what it holds (quickly: leader calls see the
+        // shutdown) and lets go of its clone of the store.
+        self.inner.batches.lock().expect("batch queue lock").take();
+        let batcher = self.inner.batcher.lock().expect("batcher handle lock").take();
+        if let Some(batcher) = batcher {
+            let _ = batcher.await;
+        }
         if let Err(e) = self.inner.raft.shutdown().await {
             tracing::warn!(error = %e, "raft did not stop cleanly");
         }

@@ -276,3 +276,27 @@ async fn a_peer_with_the_wrong_secret_is_refused() {
     friend.shutdown().await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_share_log_entries() {
+    let cluster = Cluster::start(3, defaults).await;
+    let leader = cluster.wait_leader_agreed().await;
+    let leader_store = cluster.node(cluster.index_of(leader));
+    let before = leader_store.status().last_log_index.unwrap();
+    let store = cluster.node(0).clone();
+    let writes: Vec<_> = (0..64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.put(format!("g/{i}"), vec![i as u8]).await })
+        })
+        .collect();
+    for w in writes {
+        w.await.unwrap().unwrap();
+    }
+    let entries = leader_store.status().last_log_index.unwrap() - before;
+    assert!(entries < 64, "64 concurrent writes took {entries} log entries: they were not batched");
+    assert_eq!(store.scan("g/").len(), 64, "every write is applied, each with its own revision");
+    let revisions: BTreeSet<u64> = store.scan("g/").iter().map(|(_, kv)| kv.mod_revision).collect();
+    assert_eq!(revisions.len(), 64);
+    cluster.shutdown().await;
+}
