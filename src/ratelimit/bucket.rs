@@ -55,17 +55,22 @@ impl Bucket {
         }
     }
 
-    /// The reservation to make now, if any: when out of tokens, or (prefetch) when running
-    /// low while the budget is still large, so the common request never waits.
-    pub fn next_reservation(&self, live_nodes: u64) -> Option<u64> {
+    /// The reservation a request that found no token needs, unless one is in flight or
+    /// the budget is gone.
+    pub fn refill(&self, live_nodes: u64) -> Option<u64> {
+        (!self.pending && !self.exhausted && self.local_tokens() == 0).then(|| slice_size(self.limit, self.cluster_granted, live_nodes))
+    }
+
+    /// A reservation made ahead of need, after an admission, so that the common request
+    /// never waits: only while slices are large. Prefetching small slices would leave
+    /// tokens on nodes that may get no more requests this window, and the requests that
+    /// come to the other nodes would be refused for want of them.
+    pub fn prefetch(&self, live_nodes: u64) -> Option<u64> {
         if self.pending || self.exhausted {
             return None;
         }
         let slice = slice_size(self.limit, self.cluster_granted, live_nodes);
-        let out = self.local_tokens() == 0;
-        // Prefetching small slices would strand tokens on idle nodes near the end of the window.
-        let prefetch = slice >= 4 && self.local_tokens() <= slice / 2;
-        (out || prefetch).then_some(slice)
+        (slice >= 4 && self.local_tokens() <= slice / 2).then_some(slice)
     }
 
     /// Records what the store granted for a reservation of `want`.

@@ -54,10 +54,15 @@ proptest! {
         for step in steps {
             match step {
                 Step::Request(n) if n < nodes => {
-                    if buckets[n].try_admit() == Admission::Admitted {
-                        admitted += 1;
-                    }
-                    if let Some(want) = buckets[n].next_reservation(nodes as u64) {
+                    let reserve = match buckets[n].try_admit() {
+                        Admission::Admitted => {
+                            admitted += 1;
+                            buckets[n].prefetch(nodes as u64)
+                        }
+                        Admission::NeedTokens => buckets[n].refill(nodes as u64),
+                        Admission::Rejected => None,
+                    };
+                    if let Some(want) = reserve {
                         buckets[n].pending = true;
                         pending[n] = Some(want);
                     }
@@ -103,19 +108,20 @@ proptest! {
                     Admission::Rejected => break,
                     Admission::NeedTokens => {}
                 }
-                let want = buckets[n].next_reservation(nodes as u64).expect("a node out of tokens reserves");
+                let want = buckets[n].refill(nodes as u64).expect("a node out of tokens reserves");
                 let (granted, total) = counter.reserve(want, limit);
                 buckets[n].on_grant(want, granted, total);
             }
-            if let Some(want) = buckets[n].next_reservation(nodes as u64) {
+            if let Some(want) = buckets[n].prefetch(nodes as u64) {
                 let (granted, total) = counter.reserve(want, limit);
                 buckets[n].on_grant(want, granted, total);
             }
         }
-        // Tokens prefetched by nodes that then saw no more requests are the only loss.
+        // Tokens prefetched by nodes that then saw no more requests are the only loss, and
+        // only large slices are prefetched: near the end every token is used.
         let stranded: u64 = buckets.iter().map(Bucket::local_tokens).sum();
         prop_assert_eq!(admitted + stranded, counter.total);
-        prop_assert!(admitted * 100 >= limit * 95 || limit - admitted <= nodes as u64, "admitted {} of {}", admitted, limit);
+        prop_assert!(admitted * 100 >= limit * 95, "admitted {} of {}", admitted, limit);
     }
 }
 
@@ -130,12 +136,17 @@ fn slices_shrink_to_one_as_the_budget_runs_out() {
 #[test]
 fn small_budgets_are_never_prefetched() {
     let mut b = Bucket::new(5);
-    assert_eq!(b.next_reservation(3), Some(1));
+    assert_eq!(b.refill(3), Some(1));
     b.on_grant(1, 1, 1);
     assert_eq!(b.try_admit(), Admission::Admitted);
-    assert_eq!(b.next_reservation(3), Some(1), "only when out of tokens");
-    b.on_grant(1, 1, 2);
-    assert_eq!(b.next_reservation(3), None, "holding a token: no prefetch");
+    assert_eq!(b.prefetch(3), None, "no reservation ahead of need for small slices");
+    assert_eq!(b.refill(3), Some(1), "a request that finds no token reserves one");
+    let mut big = Bucket::new(1200);
+    big.on_grant(100, 100, 100);
+    for _ in 0..60 {
+        big.try_admit();
+    }
+    assert_eq!(big.prefetch(3), Some(91), "large slices are refilled before they run dry");
 }
 
 #[test]

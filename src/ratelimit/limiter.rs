@@ -91,7 +91,12 @@ impl ClusterLimiter {
                     entry.degraded_until = None;
                 }
                 let admission = entry.bucket.try_admit();
-                if let Some(want) = entry.bucket.next_reservation(live) {
+                let reserve = match admission {
+                    Admission::Admitted => entry.bucket.prefetch(live),
+                    Admission::NeedTokens => entry.bucket.refill(live),
+                    Admission::Rejected => None,
+                };
+                if let Some(want) = reserve {
                     entry.bucket.pending = true;
                     self.spawn_reservation(key.to_owned(), want, limit, window_end_ms);
                 }
