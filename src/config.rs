@@ -82,7 +82,7 @@ pub struct StartArgs {
     #[serde(with = "humantime_serde_compat")]
     pub raft_heartbeat: Duration,
     /// Minimum Raft election timeout (the maximum is twice this).
-    #[arg(long, env = "GATEHOUSE_RAFT_ELECTION_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
+    #[arg(long, env = "GATEHOUSE_RAFT_ELECTION_TIMEOUT", default_value = "300ms", value_parser = parse_duration)]
     #[serde(with = "humantime_serde_compat")]
     pub raft_election_timeout: Duration,
     /// Log filter, as RUST_LOG (e.g. "info", "gatehouse=debug").

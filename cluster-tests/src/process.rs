@@ -87,7 +87,7 @@ impl Cluster {
         let child = Command::new(binary())
             .args(["start", "--bind-addr", &spec.ip, "--data-dir"])
             .arg(&spec.data_dir)
-            .args(["--raft-heartbeat", "100ms", "--raft-election-timeout", "500ms", "--log", "info,gatehouse=debug"])
+            .args(["--log", "info,gatehouse=debug"])
             .args(&spec.extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))

@@ -105,7 +105,7 @@ async fn killing_the_leader_elects_another_while_survivors_keep_proxying() {
     c.kill(victim);
     let killed = Instant::now();
     let survivor = if victim == 1 { 2 } else { 1 };
-    let new_leader = wait_for("a new leader among the survivors", Duration::from_secs(3), || async {
+    let new_leader = wait_for("a new leader among the survivors within 2 s", Duration::from_secs(2), || async {
         c.status(survivor).await.and_then(|s| view::leader(&s)).filter(|l| *l != leader)
     })
     .await;

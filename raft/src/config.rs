@@ -54,7 +54,7 @@ impl StoreConfig {
             cluster_name: "gatehouse".into(),
             secret: Vec::new(),
             heartbeat: Duration::from_millis(100),
-            election_timeout: (Duration::from_millis(500), Duration::from_millis(1000)),
+            election_timeout: (Duration::from_millis(300), Duration::from_millis(600)),
             snapshot_after_logs: 5000,
             logs_kept_after_snapshot: 1000,
             watch_history: 10_000,
