@@ -49,3 +49,10 @@ pub async fn get(url: &str) -> Result<Reply, String> {
 pub async fn post_json(url: &str, body: &serde_json::Value) -> Result<Reply, String> {
     request(Method::POST, url, Some("application/json"), serde_json::to_vec(body).expect("json")).await
 }
+
+/// POSTs a form to the Admin API, as `curl --data` does, and requires success.
+pub async fn admin_form(url: &str, body: &str) -> Reply {
+    let r = request(Method::POST, url, Some("application/x-www-form-urlencoded"), body.as_bytes().to_vec()).await.unwrap();
+    assert!(r.status.is_success(), "{url} {body}: {} {}", r.status, String::from_utf8_lossy(&r.body));
+    r
+}

@@ -63,17 +63,8 @@ async fn killing_the_leader_elects_another_while_survivors_keep_proxying() {
     c.start_echo("127.0.12.100:9000", "echo-f");
     form(&mut c, 3, 3, &[]).await;
     let a = c.node(1).admin();
-    for (path, body) in [("services", "name=s&url=http://127.0.12.100:9000"), ("services/s/routes", "paths[]=/p")] {
-        let r = cluster_tests::http::request(
-            hyper::Method::POST,
-            &format!("http://{a}/{path}"),
-            Some("application/x-www-form-urlencoded"),
-            body.as_bytes().to_vec(),
-        )
-        .await
-        .unwrap();
-        assert!(r.status.is_success());
-    }
+    cluster_tests::http::admin_form(&format!("http://{a}/services"), "name=s&url=http://127.0.12.100:9000").await;
+    cluster_tests::http::admin_form(&format!("http://{a}/services/s/routes"), "paths[]=/p").await;
     let s = c.status(1).await.unwrap();
     let leader = view::leader(&s).unwrap();
     let admin = view::admin_of(&s, leader).unwrap();

@@ -3,14 +3,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cluster_tests::http::{get, request};
+use cluster_tests::http::{admin_form, get};
 use cluster_tests::{form, serial, wait_for, Cluster};
 use hyper::Method;
-
-async fn admin_form(url: &str, body: &str) {
-    let r = request(Method::POST, url, Some("application/x-www-form-urlencoded"), body.as_bytes().to_vec()).await.unwrap();
-    assert!(r.status.is_success(), "{url}: {}", String::from_utf8_lossy(&r.body));
-}
 
 /// Waits, if needed, until a minute window has at least 40 s left, so the 15 requests
 /// of a test all fall in one window.
