@@ -5,6 +5,11 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+// The proxy allocates a little per request (headers, URIs, bodies); the system allocator
+// showed up as ~9% of proxy CPU in a profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use gatehouse::cli::commands::{self, AdminTarget};
 use gatehouse::config::StartArgs;
 

@@ -28,7 +28,7 @@ use super::table::{ActivePlugin, ProxyTable, RouteEntry, ServiceEntry};
 use super::upstream_uri::{upstream_path, upstream_target};
 use crate::http::timeout::IdleTimeout;
 use crate::http::{empty, Body};
-use crate::metrics::{RequestLabels, RouteLabels};
+use crate::metrics::RequestLabels;
 use crate::plugins::{key_auth, rate_limiting};
 use crate::ratelimit::reserver::now_ms;
 
@@ -86,7 +86,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, peer: SocketAddr)
     };
     headers::add_forwarding(&mut parts.headers, &forwarded);
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-        parts.headers.insert(headers::REQUEST_ID, v);
+        parts.headers.insert(headers::REQUEST_ID.clone(), v);
     }
     let authority = if service.port == 80 { service.host.clone() } else { format!("{}:{}", service.host, service.port) };
     let host_header = service.upstream.as_ref().and_then(|u| u.host_header.clone()).unwrap_or_else(|| authority.clone());
@@ -108,22 +108,23 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, peer: SocketAddr)
     headers::append_via(resp.headers_mut());
     let h = resp.headers_mut();
     h.extend(std::mem::take(&mut ctx.response_headers));
-    h.insert(headers::UPSTREAM_LATENCY, HeaderValue::from(upstream_latency.as_millis() as u64));
-    h.insert(headers::PROXY_LATENCY, HeaderValue::from(proxy_latency.as_millis() as u64));
+    h.insert(headers::UPSTREAM_LATENCY.clone(), HeaderValue::from(upstream_latency.as_millis() as u64));
+    h.insert(headers::PROXY_LATENCY.clone(), HeaderValue::from(proxy_latency.as_millis() as u64));
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-        h.insert(headers::REQUEST_ID, v);
+        h.insert(headers::REQUEST_ID.clone(), v);
     }
     if !h.contains_key(SERVER) {
         h.insert(SERVER, HeaderValue::from_static(headers::SERVER));
     }
 
     // 5. log
-    let labels = RouteLabels { service: service.label.clone(), route: route.label.clone() };
-    proxy.metrics.proxy_latency.get_or_create(&labels).observe(proxy_latency.as_secs_f64() * 1000.0);
-    proxy.metrics.upstream_latency.get_or_create(&labels).observe(upstream_latency.as_secs_f64() * 1000.0);
-    proxy.metrics.request_latency.get_or_create(&labels).observe(ctx.started.elapsed().as_secs_f64() * 1000.0);
+    let labels = &route.labels;
+    proxy.metrics.proxy_latency.get_or_create(labels).observe(proxy_latency.as_secs_f64() * 1000.0);
+    proxy.metrics.upstream_latency.get_or_create(labels).observe(upstream_latency.as_secs_f64() * 1000.0);
+    proxy.metrics.request_latency.get_or_create(labels).observe(ctx.started.elapsed().as_secs_f64() * 1000.0);
     let code = resp.status().as_u16();
-    proxy.metrics.requests.get_or_create(&RequestLabels { service: labels.service, route: labels.route, code, source: "service" }).inc();
+    let counter = RequestLabels { service: labels.service.clone(), route: labels.route.clone(), code, source: "service" };
+    proxy.metrics.requests.get_or_create(&counter).inc();
     resp
 }
 
@@ -239,10 +240,10 @@ fn hash_key(hash_on: &str, header: Option<&str>, parts: &Parts, ctx: &RequestCon
 /// A response the gateway made itself: Kong's headers for those, and metrics.
 fn gateway_response(proxy: &Proxy, ctx: &RequestContext, route: Option<&RouteEntry>, mut resp: Response<Body>) -> Response<Body> {
     let h = resp.headers_mut();
-    h.insert(headers::RESPONSE_LATENCY, HeaderValue::from(ctx.started.elapsed().as_millis() as u64));
+    h.insert(headers::RESPONSE_LATENCY.clone(), HeaderValue::from(ctx.started.elapsed().as_millis() as u64));
     h.insert(SERVER, HeaderValue::from_static(headers::SERVER));
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-        h.insert(headers::REQUEST_ID, v);
+        h.insert(headers::REQUEST_ID.clone(), v);
     }
     // Requests that matched no route are not counted, as in Kong's Prometheus plugin.
     if let Some(route) = route {

@@ -15,6 +15,7 @@ use super::forward::{Timeouts, Upstreams};
 use super::health;
 use super::router::{RegexCache, RouteSpec, Router, RouterError};
 use crate::applied::AppliedConfig;
+use crate::metrics::RouteLabels;
 use crate::model::plugins::key_auth::KeyAuthConfig;
 use crate::model::plugins::rate_limiting::RateLimitingConfig;
 use crate::model::{Plugin, Route, Service, Upstream};
@@ -49,6 +50,8 @@ pub struct RouteEntry {
     pub id: Uuid,
     /// The metrics label: the name, else the id.
     pub label: String,
+    /// The route's metric labels, built once per table rather than per request.
+    pub labels: RouteLabels,
     pub strip_path: bool,
     pub preserve_host: bool,
     pub service: Option<Arc<ServiceEntry>>,
@@ -155,9 +158,12 @@ impl ProxyTable {
                 regex_priority: r.regex_priority,
             });
             let plugins = snap.plugins_for(Some(r.id), r.service.map(|s| s.id), None).into_iter().filter_map(ActivePlugin::from_plugin).collect();
+            let label = r.name.clone().unwrap_or_else(|| r.id.to_string());
+            let service_label = service.as_ref().map_or_else(String::new, |s| s.label.clone());
             entries.push(RouteEntry {
                 id: r.id,
-                label: r.name.clone().unwrap_or_else(|| r.id.to_string()),
+                labels: RouteLabels { service: service_label, route: label.clone() },
+                label,
                 strip_path: r.strip_path,
                 preserve_host: r.preserve_host,
                 service,
