@@ -30,6 +30,21 @@ impl AppliedConfig {
         self.mod_revisions.get(key).copied().unwrap_or(0)
     }
 
+    /// A SHA-256 over every config key and the revision that last changed it: two nodes
+    /// with equal digests hold the same configuration (revisions name committed writes).
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut keys: Vec<(&String, &u64)> = self.mod_revisions.iter().collect();
+        keys.sort_unstable();
+        let mut hasher = Sha256::new();
+        for (key, revision) in keys {
+            hasher.update(key.as_bytes());
+            hasher.update([0]);
+            hasher.update(revision.to_be_bytes());
+        }
+        hex::encode(hasher.finalize())
+    }
+
     fn load(entries: Vec<(String, gatehouse_raft::KeyValue)>, revision: u64) -> AppliedConfig {
         let mut config = AppliedConfig { revision, ..AppliedConfig::default() };
         for (key, kv) in entries {
@@ -156,5 +171,29 @@ async fn follow(store: Store, applied: Applied, mut watcher: gatehouse_raft::Wat
             applied.config.send_replace(revision);
         }
         applied.seen.send_replace(seen);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AppliedConfig;
+
+    fn config(keys: &[(&str, u64)]) -> AppliedConfig {
+        let mut c = AppliedConfig::default();
+        for (key, revision) in keys {
+            c.mod_revisions.insert((*key).to_owned(), *revision);
+        }
+        c
+    }
+
+    #[test]
+    fn digest_depends_on_keys_and_revisions_not_on_insertion_order() {
+        let a = config(&[("config/a", 3), ("config/b", 5)]);
+        let b = config(&[("config/b", 5), ("config/a", 3)]);
+        assert_eq!(a.digest(), b.digest());
+        assert_ne!(a.digest(), config(&[("config/a", 3), ("config/b", 6)]).digest());
+        assert_ne!(a.digest(), config(&[("config/a", 3)]).digest());
+        // The separator keeps "ab"+"c" apart from "a"+"bc".
+        assert_ne!(config(&[("ab", 1), ("c", 1)]).digest(), config(&[("a", 1), ("bc", 1)]).digest());
     }
 }

@@ -34,6 +34,7 @@ pub fn status(ctx: &AdminContext) -> Response<Body> {
         &json!({
             "server": { "node_id": s.id.to_string(), "role": format!("{:?}", s.role).to_lowercase() },
             "config_revision": s.revision,
+            "config_digest": ctx.applied.get().digest(),
             "applied_index": s.applied_index,
             "leader_id": s.leader,
             "term": s.term,
