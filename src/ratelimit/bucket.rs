@@ -83,6 +83,16 @@ impl Bucket {
         }
     }
 
+    /// How many requests this node may admit in this window while reservations fail:
+    /// what it was granted, plus an even part, among the live nodes, of what the cluster
+    /// had not yet reserved when this node last heard. Early in a window that is
+    /// limit / live nodes; once the window's budget is spent, nothing more. So an election
+    /// in the middle of a window does not hand every node a fresh share of a budget that
+    /// is already used.
+    pub fn fallback_share(&self, live_nodes: u64) -> u64 {
+        self.granted + self.limit.saturating_sub(self.cluster_granted).div_ceil(live_nodes.max(1))
+    }
+
     /// Estimated tokens left in the whole cluster for this window: what nobody has
     /// reserved yet plus this node's unused slice.
     pub fn remaining_estimate(&self) -> u64 {

@@ -158,3 +158,17 @@ fn a_short_grant_exhausts_the_bucket() {
     assert_eq!(b.try_admit(), Admission::Admitted);
     assert_eq!(b.try_admit(), Admission::Rejected);
 }
+
+#[test]
+fn the_fallback_share_is_a_part_of_what_was_left_not_a_fresh_budget() {
+    // No grant seen yet this window: limit / live nodes, rounded up.
+    assert_eq!(Bucket::new(200).fallback_share(3), 67);
+    assert_eq!(Bucket::new(200).fallback_share(0), 200, "a node alone takes the whole budget");
+    // 150 of 200 already reserved across the cluster, 30 of them here: 30 + ceil(50 / 2).
+    let mut bucket = Bucket::new(200);
+    bucket.on_grant(30, 30, 150);
+    assert_eq!(bucket.fallback_share(2), 55);
+    // The budget was spent before the quorum went: nothing beyond this node's grant.
+    bucket.on_grant(60, 50, 200);
+    assert_eq!(bucket.fallback_share(1), 80);
+}

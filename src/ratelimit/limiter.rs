@@ -1,8 +1,9 @@
 //! Admission for the `cluster` policy: a request takes a token from this node's slice of
 //! the window's budget with no I/O; a slice running low is refilled through the batching
 //! reserver in the background; only a node with no token at all waits for a reservation.
-//! When reservations fail (no quorum) the node falls back to a local share of the limit,
-//! limit / live nodes, and says so.
+//! When reservations fail (no quorum) the node falls back to a local share of the budget
+//! (limit / live nodes of what was left when it last heard; see `Bucket::fallback_share`),
+//! and says so.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,7 +81,7 @@ impl ClusterLimiter {
                         if !fault_tolerant {
                             return Decision::Unavailable;
                         }
-                        let share = limit.div_ceil(live.max(1)).max(entry.bucket.granted);
+                        let share = entry.bucket.fallback_share(live);
                         if entry.bucket.used < share {
                             entry.bucket.used += 1;
                             self.degraded_admissions.fetch_add(1, Ordering::Relaxed);
