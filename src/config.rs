@@ -192,7 +192,7 @@ impl StartArgs {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
-        if self.voters == 0 || self.voters % 2 == 0 {
+        if self.voters == 0 || self.voters.is_multiple_of(2) {
             return invalid(format!("--voters must be odd (1, 3, 5, ...), got {}", self.voters));
         }
         let secret = self.secret()?;

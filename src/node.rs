@@ -237,7 +237,7 @@ async fn sweep_limiters(proxy: Arc<Proxy>, peers: Arc<dyn PeerView>, mut shutdow
             published = Some(degraded);
         }
         rounds += 1;
-        if rounds % 20 == 0 {
+        if rounds.is_multiple_of(20) {
             let now = reserver::now_ms();
             proxy.limiters.cluster.sweep(now);
             proxy.limiters.local.sweep(now);
