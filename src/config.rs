@@ -73,6 +73,9 @@ pub struct StartArgs {
     /// Bearer token the Admin API requires; required when it is not on loopback.
     #[arg(long, env = "GATEHOUSE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Proxy worker threads, each with its own event loop [default: one per usable core].
+    #[arg(long, env = "GATEHOUSE_PROXY_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub proxy_workers: Option<u16>,
     /// How long in-flight requests may take to finish on shutdown.
     #[arg(long, env = "GATEHOUSE_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     #[serde(with = "humantime_serde_compat")]
@@ -143,6 +146,10 @@ impl StartArgs {
             serde_json::from_value(merged).map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
         out.config = Some(path);
         Ok(out)
+    }
+
+    pub fn proxy_workers(&self) -> usize {
+        self.proxy_workers.map_or_else(crate::proxy::workers::default_count, usize::from)
     }
 
     pub fn proxy_addr(&self) -> SocketAddr {
