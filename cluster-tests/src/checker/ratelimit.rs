@@ -1,0 +1,109 @@
+//! The cluster rate limit (`config.second = limit`, `policy = cluster`) under faults.
+//!
+//! Windows are one wall-clock second aligned to the Unix epoch, as the node computes
+//! them. A 200 counts in window W only if the request was both sent and answered inside
+//! W (so the node's clock, the same as ours, put it in W); requests that straddle a
+//! window boundary are left out, which can only make counts smaller.
+//!
+//! How the product bounds admissions (src/ratelimit/limiter.rs, bucket.rs): a node admits
+//! from tokens the Raft state machine granted it (all nodes' grants for a window total at
+//! most `limit`), or, while its reservations fail, from a fallback share: it admits while
+//! `used < max(limit.div_ceil(live), granted)`, `live` being the gossip members it sees
+//! alive. So in one window, node n admits at most `max(granted_n, share_n)`.
+//!
+//! A node is *clean* in W when two of our polls of its `/status`, one answered before W
+//! began and one sent after W ended, from the same process (no restart or pause between),
+//! show the same `degraded_admissions`: it made no fallback admission in W. Checks:
+//! 1. the clean nodes together admit at most `limit` in W (it holds on the quorum side
+//!    during partitions, and everywhere while no node falls back);
+//! 2. no node alone admits more than `limit` in W;
+//! 3. all nodes together admit at most `limit + Σ share_n` over the nodes not proven clean;
+//! 4. in a window that starts at least 1 s after a partition began and ends before it
+//!    healed, each node cut off from a quorum (it can get no grant for that window)
+//!    admits at most its fallback share `limit.div_ceil(live)`.
+//!
+//! `live` for a node and window is the smallest count it reported (`GET /members`) from
+//! 2 s before W to 1 s after: the limiter divides by a count at most that stale.
+
+use std::collections::BTreeMap;
+
+use super::Verdict;
+use crate::history::Op;
+use crate::nemesis::PartitionRecord;
+use crate::workload::status::Observation;
+
+struct Window {
+    start: u64,
+    /// node -> 200s definitely in this window
+    admitted: BTreeMap<usize, u64>,
+}
+
+impl Window {
+    fn end(&self) -> u64 {
+        self.start + 1000
+    }
+}
+
+/// Whether `node` made no fallback admission in `w`, by the polls that bracket it.
+fn clean(obs: &[&Observation], w: &Window) -> bool {
+    let before = obs.iter().rev().find(|o| o.received <= w.start);
+    let after = obs.iter().find(|o| o.sent >= w.end());
+    match (before, after) {
+        (Some(b), Some(a)) => {
+            let same_process = b.epoch.0 == b.epoch.1 && b.epoch.1 == a.epoch.0 && a.epoch.0 == a.epoch.1;
+            same_process && b.degraded_admissions == a.degraded_admissions
+        }
+        _ => false,
+    }
+}
+
+fn share(obs: &[&Observation], w: &Window, limit: u64) -> u64 {
+    let live = obs
+        .iter()
+        .filter(|o| o.received + 2000 >= w.start && o.received <= w.end() + 1000)
+        .filter_map(|o| o.live)
+        .min()
+        .unwrap_or(1);
+    limit.div_ceil(live.max(1))
+}
+
+pub fn check(requests: &[Op], observations: &[Observation], partitions: &[PartitionRecord], limit: u64, n: usize) -> Vec<Verdict> {
+    let mut windows: BTreeMap<u64, Window> = BTreeMap::new();
+    for r in requests.iter().filter(|r| r.status == Some(200) && r.start / 1000 == r.end / 1000) {
+        let start = r.start / 1000 * 1000;
+        *windows.entry(start).or_insert_with(|| Window { start, admitted: BTreeMap::new() }).admitted.entry(r.node).or_default() += 1;
+    }
+    let per_node: Vec<Vec<&Observation>> = (1..=n)
+        .map(|i| {
+            let mut o: Vec<&Observation> = observations.iter().filter(|o| o.node == i).collect();
+            o.sort_by_key(|o| o.sent);
+            o
+        })
+        .collect();
+    let mut quorum = Verdict::new("rate limit: nodes without fallback admissions admit at most the limit per window");
+    let mut single = Verdict::new("rate limit: no node admits more than the limit per window");
+    let mut total = Verdict::new("rate limit: all nodes admit at most limit + fallback shares per window");
+    let mut minority = Verdict::new("rate limit: a node without quorum admits at most its fallback share");
+    for w in windows.values() {
+        let count = |i: usize| w.admitted.get(&i).copied().unwrap_or(0);
+        let (clean_nodes, fallback): (Vec<usize>, Vec<usize>) = (1..=n).partition(|&i| clean(&per_node[i - 1], w));
+        let clean_sum: u64 = clean_nodes.iter().map(|&i| count(i)).sum();
+        quorum.check((clean_sum > limit).then(|| format!("window {}: clean nodes {clean_nodes:?} admitted {clean_sum} > {limit}; {:?}", w.start, w.admitted)));
+        for i in 1..=n {
+            single.check((count(i) > limit).then(|| format!("window {}: node {i} admitted {} > {limit}", w.start, count(i))));
+        }
+        let shares: u64 = fallback.iter().map(|&i| share(&per_node[i - 1], w, limit)).sum();
+        let all: u64 = w.admitted.values().sum();
+        total.check((all > limit + shares).then(|| {
+            format!("window {}: {all} admitted > {limit} + shares {shares} of fallback nodes {fallback:?}; {:?}", w.start, w.admitted)
+        }));
+        for p in partitions {
+            let inside = w.start >= p.start + 1000 && p.end.is_some_and(|e| w.end() <= e);
+            for &i in p.minority.iter().filter(|_| inside) {
+                let s = share(&per_node[i - 1], w, limit);
+                minority.check((count(i) > s).then(|| format!("window {}: node {i}, cut off from quorum, admitted {} > share {s}", w.start, count(i))));
+            }
+        }
+    }
+    vec![quorum, single, total, minority]
+}
