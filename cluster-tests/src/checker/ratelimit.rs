@@ -20,7 +20,9 @@
 //! 3. all nodes together admit at most `limit + Σ share_n` over the nodes not proven clean;
 //! 4. in a window that starts at least 1 s after a partition began and ends before it
 //!    healed, each node cut off from a quorum (it can get no grant for that window)
-//!    admits at most its fallback share `limit.div_ceil(live)`.
+//!    admits at most its fallback share `limit.div_ceil(live)`;
+//! 5. every rate-limited request to a node running and not paused from its start to its
+//!    end answers 200 or 429 (the plugin is fault tolerant: no quorum is no error).
 //!
 //! `live` for a node and window is the smallest count it reported (`GET /members`) from
 //! 2 s before W to 1 s after: the limiter divides by a count at most that stale.
@@ -105,5 +107,11 @@ pub fn check(requests: &[Op], observations: &[Observation], partitions: &[Partit
             }
         }
     }
-    vec![quorum, single, total, minority]
+    let mut answered = Verdict::new("rate limit: requests to running nodes answer 200 or 429");
+    for r in requests.iter().filter(|r| r.node_up == Some(true)) {
+        answered.check((!matches!(r.status, Some(200 | 429))).then(|| {
+            format!("GET {} on node {} at {}..{}: {:?} {}", r.target, r.node, r.start, r.end, r.status, r.details)
+        }));
+    }
+    vec![quorum, single, total, minority, answered]
 }
