@@ -12,6 +12,7 @@ pub mod http;
 pub mod nemesis;
 pub mod process;
 pub mod run;
+pub mod schedule;
 pub mod summary;
 pub mod verify;
 pub mod workload;

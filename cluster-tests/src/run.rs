@@ -45,7 +45,10 @@ pub struct Run {
 impl Run {
     /// `n` node slots on `<prefix>.1..=n`; prints the seed to replay the run with.
     pub fn new(name: &str, prefix: &str, n: usize) -> Run {
-        let seed = seed();
+        Run::with_seed(name, prefix, n, seed())
+    }
+
+    pub fn with_seed(name: &str, prefix: &str, n: usize, seed: u64) -> Run {
         eprintln!("chaos {name}: seed {seed} (replay with CHAOS_SEED={seed})");
         let partitions = Partitions::new().unwrap_or_else(|e| panic!("chaos {name} needs iptables (run as root): {e}"));
         Run {
