@@ -147,25 +147,26 @@ impl Run {
     /// The node that leads in the highest term any up node reports.
     pub async fn leader(&self, timeout: Duration) -> usize {
         let up = self.nodes.up();
-        let found = tokio::time::timeout(timeout, async {
-            loop {
-                let mut best: Option<(u64, usize)> = None;
-                for &i in &up {
-                    if let Some(s) = self.status(i).await {
-                        let term = s["term"].as_u64().unwrap_or(0);
-                        if s["server"]["role"] == "leader" && best.is_none_or(|(t, _)| term > t) {
-                            best = Some((term, i));
-                        }
-                    }
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let mut best: Option<(u64, usize)> = None;
+            let mut seen = Vec::new();
+            for &i in &up {
+                let s = self.status(i).await;
+                let (role, term) = s.as_ref().map_or(("no answer", 0), |s| (s["server"]["role"].as_str().unwrap_or("?"), s["term"].as_u64().unwrap_or(0)));
+                if role == "leader" && best.is_none_or(|(t, _)| term > t) {
+                    best = Some((term, i));
                 }
-                if let Some((_, i)) = best {
-                    return i;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                seen.push(format!("node {i}: {role} term {term}"));
             }
-        })
-        .await;
-        found.unwrap_or_else(|_| self.fail(&format!("no leader among nodes {up:?} within {timeout:?}")))
+            if let Some((_, i)) = best {
+                return i;
+            }
+            if std::time::Instant::now() > deadline {
+                self.fail(&format!("no leader among nodes {up:?} within {timeout:?}; /status: {}", seen.join(", ")));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// A random element of `from`.

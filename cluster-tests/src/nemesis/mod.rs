@@ -31,9 +31,9 @@ fn minority(n: usize, voters: &[usize], cut: &dyn Fn(usize, usize) -> bool) -> V
         let mut stack = vec![start];
         component[start] = next;
         while let Some(a) = stack.pop() {
-            for b in 1..=n {
-                if component[b] == 0 && !cut(a, b) {
-                    component[b] = next;
+            for (b, c) in component.iter_mut().enumerate().skip(1) {
+                if *c == 0 && !cut(a, b) {
+                    *c = next;
                     stack.push(b);
                 }
             }
