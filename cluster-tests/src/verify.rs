@@ -104,11 +104,11 @@ impl Run {
         let observations = w.observations.all();
         let writes = self.history.of_kind(Kind::Write);
         verdicts.push(checker::writes::check(&self.client, &admins, &writes, &["chaos-echo"]).await);
-        verdicts.push(checker::leaders::check(&observations));
-        verdicts.push(checker::proxy::check(&self.history.of_kind(Kind::Proxy)));
+        verdicts.push(checker::leaders::check(&observations, self.history.started));
+        verdicts.push(checker::proxy::check(&self.history.of_kind(Kind::Proxy), self.history.started));
         if let Some(rl) = ratelimit {
             let requests = self.history.of_kind(Kind::Ratelimit);
-            verdicts.extend(checker::ratelimit::check(&requests, &observations, &self.partition_log, rl.limit, self.n()));
+            verdicts.extend(checker::ratelimit::check(&requests, &observations, &self.partition_log, rl.limit, self.n(), self.history.started));
         }
         for v in &verdicts {
             self.log(&format!("{}: {} checked, {} violated", v.invariant, v.checked, v.violations.len()));

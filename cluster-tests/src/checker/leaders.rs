@@ -7,17 +7,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::Verdict;
 use crate::workload::status::Observation;
 
-pub fn check(observations: &[Observation]) -> Verdict {
+/// `t0`: the run's start (unix ms); messages give times in ms since it, as the history.
+pub fn check(observations: &[Observation], t0: u64) -> Verdict {
     let mut v = Verdict::new("at most one leader per term");
     // term -> leader -> the first observation that named it
     let mut named: BTreeMap<u64, BTreeMap<String, String>> = BTreeMap::new();
     for o in observations {
         let mut claims = Vec::new();
         if o.role == "leader" {
-            claims.push((o.node_id.clone(), format!("node {} says it leads term {} (at {})", o.node, o.term, o.received)));
+            claims.push((o.node_id.clone(), format!("node {} says it leads term {} (at {} ms)", o.node, o.term, o.received.saturating_sub(t0))));
         }
         if let Some(l) = &o.leader_id {
-            claims.push((l.clone(), format!("node {} names {l} leader of term {} (at {})", o.node, o.term, o.received)));
+            claims.push((l.clone(), format!("node {} names {l} leader of term {} (at {} ms)", o.node, o.term, o.received.saturating_sub(t0))));
         }
         for (leader, evidence) in claims {
             named.entry(o.term).or_default().entry(leader).or_insert(evidence);
@@ -59,10 +60,10 @@ mod tests {
     #[test]
     fn one_leader_per_term_passes_and_two_fail() {
         let good = [obs(1, "a", 1, Some("a"), "leader"), obs(2, "b", 1, Some("a"), "follower"), obs(2, "b", 2, Some("b"), "leader")];
-        assert!(check(&good).violations.is_empty());
+        assert!(check(&good, 0).violations.is_empty());
         assert_eq!(leader_changes(&good), 1);
         let bad = [obs(1, "a", 3, Some("a"), "leader"), obs(3, "c", 3, Some("c"), "follower")];
-        let v = check(&bad);
+        let v = check(&bad, 0);
         assert_eq!(v.violations.len(), 1, "{v:?}");
         assert!(v.violations[0].contains("term 3"));
     }

@@ -69,7 +69,9 @@ fn share(obs: &[&Observation], w: &Window, limit: u64) -> u64 {
     limit.div_ceil(live.max(1))
 }
 
-pub fn check(requests: &[Op], observations: &[Observation], partitions: &[PartitionRecord], limit: u64, n: usize) -> Vec<Verdict> {
+/// Window starts in messages are unix ms (they are aligned to it); request times are ms
+/// since `t0`, the run's start, as in the history.
+pub fn check(requests: &[Op], observations: &[Observation], partitions: &[PartitionRecord], limit: u64, n: usize, t0: u64) -> Vec<Verdict> {
     let mut windows: BTreeMap<u64, Window> = BTreeMap::new();
     for r in requests.iter().filter(|r| r.status == Some(200) && r.start / 1000 == r.end / 1000) {
         let start = r.start / 1000 * 1000;
@@ -110,8 +112,59 @@ pub fn check(requests: &[Op], observations: &[Observation], partitions: &[Partit
     let mut answered = Verdict::new("rate limit: requests to running nodes answer 200 or 429");
     for r in requests.iter().filter(|r| r.node_up == Some(true)) {
         answered.check((!matches!(r.status, Some(200 | 429))).then(|| {
-            format!("GET {} on node {} at {}..{}: {:?} {}", r.target, r.node, r.start, r.end, r.status, r.details)
+            format!("GET {} on node {} at {}..{} ms: {:?} {}", r.target, r.node, r.start.saturating_sub(t0), r.end.saturating_sub(t0), r.status, r.details)
         }));
     }
     vec![quorum, single, total, minority, answered]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Kind, Outcome};
+
+    fn req(node: usize, at: u64, status: u16) -> Op {
+        let outcome = Outcome::Ok;
+        Op { start: at, end: at + 5, node, kind: Kind::Ratelimit, op: "GET".into(), target: "/l".into(), value: None, outcome, status: Some(status), node_up: Some(true), details: String::new() }
+    }
+
+    fn poll(node: usize, at: u64, degraded_admissions: u64, live: u64) -> Observation {
+        Observation {
+            node,
+            sent: at,
+            received: at + 1,
+            epoch: (0, 0),
+            node_id: node.to_string(),
+            role: "follower".into(),
+            term: 1,
+            leader_id: None,
+            digest: String::new(),
+            degraded_admissions,
+            live: Some(live),
+        }
+    }
+
+    fn violated(verdicts: &[Verdict]) -> Vec<&'static str> {
+        verdicts.iter().filter(|v| !v.violations.is_empty()).map(|v| v.invariant).collect()
+    }
+
+    #[test]
+    fn clean_nodes_over_the_limit_are_caught_and_fallback_nodes_get_their_share() {
+        // Window [10_000, 11_000): nodes 1 and 2 clean, 3 of 4 admitted each; limit 5.
+        let polls = [poll(1, 9_000, 0, 2), poll(1, 11_100, 0, 2), poll(2, 9_000, 0, 2), poll(2, 11_100, 0, 2)];
+        let reqs: Vec<Op> = (0..3).map(|k| req(1, 10_100 + k * 10, 200)).chain((0..3).map(|k| req(2, 10_100 + k * 10, 200))).collect();
+        let v = check(&reqs, &polls, &[], 5, 2, 0);
+        let both = vec!["rate limit: nodes without fallback admissions admit at most the limit per window", "rate limit: all nodes admit at most limit + fallback shares per window"];
+        assert_eq!(violated(&v), both);
+        // The same admissions with node 2 falling back (its counter moved): 3 + 3 <= 5 + ceil(5 / 2).
+        let polls = [poll(1, 9_000, 0, 2), poll(1, 11_100, 0, 2), poll(2, 9_000, 0, 2), poll(2, 11_100, 3, 2)];
+        assert!(violated(&check(&reqs, &polls, &[], 5, 2, 0)).is_empty());
+        // Node 2 cut off from quorum for the whole window: at most its share, 3.
+        let cut = [PartitionRecord { start: 8_000, end: Some(12_000), minority: vec![2] }];
+        let more: Vec<Op> = reqs.iter().cloned().chain([req(2, 10_500, 200)]).collect();
+        assert_eq!(violated(&check(&more, &polls, &cut, 5, 2, 0)), vec!["rate limit: a node without quorum admits at most its fallback share"]);
+        // A 500 from a running node is a failure; a request straddling two windows is not counted.
+        let failed = [req(1, 10_100, 500), req(1, 10_998, 200)];
+        assert_eq!(violated(&check(&failed, &polls, &[], 5, 2, 0)), vec!["rate limit: requests to running nodes answer 200 or 429"]);
+    }
 }

@@ -140,3 +140,37 @@ pub async fn check(client: &Client, admins: &[(usize, String)], writes: &[Op], f
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Kind;
+
+    fn w(op: &str, value: Option<u64>, outcome: Outcome) -> Op {
+        Op { start: 0, end: 0, node: 1, kind: Kind::Write, op: op.into(), target: "s".into(), value, outcome, status: None, node_up: None, details: String::new() }
+    }
+
+    #[test]
+    fn presence_follows_acknowledged_creates_and_deletes() {
+        let (c_ok, c_unknown, c_failed) = (w("create", Some(0), Outcome::Ok), w("create", Some(0), Outcome::Unknown), w("create", Some(0), Outcome::Failed));
+        let (d_ok, d_unknown) = (w("delete", None, Outcome::Ok), w("delete", None, Outcome::Unknown));
+        assert_eq!(Expect { create: Some(&c_ok), ..Expect::default() }.presence(), Some(true));
+        assert_eq!(Expect { create: Some(&c_unknown), ..Expect::default() }.presence(), None);
+        assert_eq!(Expect { create: Some(&c_failed), ..Expect::default() }.presence(), Some(false));
+        assert_eq!(Expect { create: Some(&c_ok), delete: Some(&d_ok), ..Expect::default() }.presence(), Some(false));
+        assert_eq!(Expect { create: Some(&c_ok), delete: Some(&d_unknown), ..Expect::default() }.presence(), None);
+    }
+
+    #[test]
+    fn a_visible_value_is_the_last_acknowledged_a_later_one_or_an_unanswered_one() {
+        let create = w("create", Some(0), Outcome::Ok);
+        let (u1, u2, u3, u4) = (w("update", Some(1), Outcome::Unknown), w("update", Some(2), Outcome::Failed), w("update", Some(3), Outcome::Ok), w("update", Some(4), Outcome::Unknown));
+        let e = Expect { create: Some(&create), updates: vec![&u1, &u2, &u3, &u4], delete: None };
+        assert!(e.allows(3).is_ok());
+        assert!(e.allows(4).is_ok());
+        assert!(e.allows(1).is_ok(), "an unanswered write may land after later ones");
+        assert!(e.allows(0).is_err(), "the create was overwritten by an acknowledged update");
+        assert!(e.allows(2).is_err(), "a refused update never applies");
+        assert!(e.allows(9).is_err(), "never sent");
+    }
+}
