@@ -14,6 +14,8 @@ use crate::workload::{self, Handle};
 #[derive(Debug, Clone, Default)]
 pub struct Spec {
     pub writers: usize,
+    /// Writers also delete (see `workload::writes`).
+    pub deletes: bool,
     pub proxy_clients: usize,
     /// A route path with `rate-limiting` `second = limit`, and the clients loading it.
     pub ratelimit: Option<RateLoad>,
@@ -62,7 +64,7 @@ impl Run {
         let (status, observations) = workload::status::spawn(&self.shared(), spec.ratelimit.is_some());
         let ratelimit = spec.ratelimit.clone().map(|rl| (workload::ratelimit::spawn(&self.shared(), &rl.path, rl.clients, rl.pause), rl));
         Workloads {
-            writes: workload::writes::spawn(&self.shared(), spec.writers),
+            writes: workload::writes::spawn(&self.shared(), spec.writers, spec.deletes),
             proxy: workload::proxy::spawn(&self.shared(), spec.proxy_clients),
             ratelimit,
             status,

@@ -36,7 +36,7 @@ async fn main() {
     let mut run = Run::with_seed("chaos", "127.0.49", 5, seed);
     run.start(3).await;
     let load = RateLoad { path: "/limited".into(), limit: 20, clients: 3, pause: Duration::from_millis(15) };
-    let w = run.workloads(&Spec { writers: 3, proxy_clients: 2, ratelimit: Some(load) }).await;
+    let w = run.workloads(&Spec { writers: 3, deletes: true, proxy_clients: 2, ratelimit: Some(load) }).await;
     let deadline = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
     let mut interrupted = Box::pin(async {
         let _ = tokio::signal::ctrl_c().await;

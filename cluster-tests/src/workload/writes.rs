@@ -18,18 +18,18 @@ struct Name {
     value: u64,
 }
 
-/// Starts `writers` concurrent writers.
-pub fn spawn(shared: &Shared, writers: usize) -> Handle {
+/// Starts `writers` concurrent writers; without `deletes` they only create and update.
+pub fn spawn(shared: &Shared, writers: usize, deletes: bool) -> Handle {
     let tasks = (0..writers)
         .map(|w| {
             let s = shared.clone();
-            tokio::spawn(async move { writer(s, w).await })
+            tokio::spawn(async move { writer(s, w, deletes).await })
         })
         .collect();
     Handle::new(shared, tasks)
 }
 
-async fn writer(s: Shared, w: usize) {
+async fn writer(s: Shared, w: usize, deletes: bool) {
     let mut rng = StdRng::seed_from_u64(s.task_seed(w as u64 + 1));
     let mut live: Vec<Name> = Vec::new();
     let mut created = 0;
@@ -44,7 +44,7 @@ async fn writer(s: Shared, w: usize) {
             ("create", name, Some(0), Method::POST, format!("{admin}/services"), body)
         } else {
             let k = rng.random_range(0..live.len());
-            if rng.random_bool(0.8) {
+            if !deletes || rng.random_bool(0.8) {
                 live[k].value += 1;
                 let (name, value) = (live[k].name.clone(), live[k].value);
                 ("update", name.clone(), Some(value), Method::PATCH, format!("{admin}/services/{name}"), format!("retries={value}"))
