@@ -146,6 +146,11 @@ impl Run {
 
     /// The node that leads in the highest term any up node reports.
     pub async fn leader(&self, timeout: Duration) -> usize {
+        self.leader_other_than(None, timeout).await
+    }
+
+    /// As `leader`, but waits until that node is not `old` (a new election happened).
+    pub async fn leader_other_than(&self, old: Option<usize>, timeout: Duration) -> usize {
         let up = self.nodes.up();
         let deadline = std::time::Instant::now() + timeout;
         loop {
@@ -159,11 +164,11 @@ impl Run {
                 }
                 seen.push(format!("node {i}: {role} term {term}"));
             }
-            if let Some((_, i)) = best {
+            if let Some((_, i)) = best.filter(|&(_, i)| Some(i) != old) {
                 return i;
             }
             if std::time::Instant::now() > deadline {
-                self.fail(&format!("no leader among nodes {up:?} within {timeout:?}; /status: {}", seen.join(", ")));
+                self.fail(&format!("no leader other than {old:?} among nodes {up:?} within {timeout:?}; /status: {}", seen.join(", ")));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -59,7 +59,9 @@ async fn kills(run: &mut Run) {
 async fn isolations(run: &mut Run) {
     let leader = run.leader(Duration::from_secs(5)).await;
     run.isolate(leader).await;
-    hold(4000).await;
+    // The cut is real: the other two elect a leader in a higher term.
+    run.leader_other_than(Some(leader), Duration::from_secs(10)).await;
+    hold(3000).await;
     run.heal();
     hold(1500).await;
     let leader = run.leader(Duration::from_secs(5)).await;
@@ -286,4 +288,33 @@ async fn a_delete_through_a_partitioned_node_is_not_acknowledged_while_the_entit
     if deleted == Ok(204) && after == Ok(200) {
         run.fail(&format!("DELETE /services/doomed through isolated node {cut} answered 204, yet after the heal the service exists on it"));
     }
+}
+
+/// The partition guard itself: a cut drops traffic between the two addresses only, heal
+/// restores it, dropping the guard leaves no rule, and a chain left by a dead process is
+/// swept when the next guard starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_cut_only_the_named_links_and_leave_no_rule_behind() {
+    let _serial = serial();
+    let iptables = |args: &[&str]| std::process::Command::new("/usr/sbin/iptables").arg("-w").args(args).status().map(|s| s.success()).unwrap_or(false);
+    let rules = || String::from_utf8_lossy(&std::process::Command::new("/usr/sbin/iptables").arg("-S").output().expect("iptables -S").stdout).into_owned();
+    // A chain as a SIGKILLed run would leave it: no process 999999999 exists.
+    let dead = "GHCHAOS-999999999";
+    assert!(iptables(&["-N", dead]) && iptables(&["-A", dead, "-s", "127.0.48.7", "-j", "DROP"]) && iptables(&["-A", "OUTPUT", "-j", dead]));
+    let mut c = cluster_tests::Cluster::new("127.0.48", 0);
+    c.start_echo("127.0.48.2:9000", "echo-partition");
+    let mut p = cluster_tests::nemesis::partition::Partitions::new().expect("iptables");
+    assert!(!rules().contains(dead), "the dead process's chain was not swept:\n{}", rules());
+    let (near, far) = (cluster_tests::client::Client::bound("127.0.48.1", Duration::from_secs(1)), cluster_tests::client::Client::bound("127.0.48.200", Duration::from_secs(1)));
+    let url = "http://127.0.48.2:9000/ping";
+    cluster_tests::wait_for("the echo upstream", Duration::from_secs(10), || async { near.get(url).await.ok() }).await;
+    p.cut(&["127.0.48.1".to_owned()], &["127.0.48.2".to_owned()]).expect("cut");
+    assert!(near.get(url).await.is_err(), "a request across the cut got through");
+    assert!(far.get(url).await.is_ok(), "the cut reached an address it does not name");
+    p.heal().expect("heal");
+    assert!(near.get(url).await.is_ok(), "heal did not restore the link");
+    p.cut(&["127.0.48.1".to_owned()], &["127.0.48.2".to_owned()]).expect("cut");
+    drop(p);
+    assert!(!rules().contains(&format!("GHCHAOS-{}", std::process::id())), "rules outlived the guard:\n{}", rules());
+    assert!(near.get(url).await.is_ok(), "the link stayed cut after the guard was dropped");
 }
