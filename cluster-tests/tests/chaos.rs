@@ -46,7 +46,8 @@ async fn scenario(name: &str, prefix: &str, (n, voters): (usize, usize), deletes
 async fn kills(run: &mut Run) {
     let leader = run.leader(Duration::from_secs(5)).await;
     run.kill(leader);
-    hold(3000).await;
+    run.leader_other_than(Some(leader), Duration::from_secs(10)).await;
+    hold(2000).await;
     run.restart(leader).await;
     hold(1000).await;
     let victim = run.pick(&[1, 2, 3]);
@@ -90,7 +91,8 @@ async fn splits(run: &mut Run) {
 async fn pauses(run: &mut Run) {
     let leader = run.leader(Duration::from_secs(5)).await;
     run.pause(leader);
-    hold(3000).await;
+    run.leader_other_than(Some(leader), Duration::from_secs(10)).await;
+    hold(2000).await;
     run.resume(leader);
     hold(1500).await;
     let victim = run.pick(&[1, 2, 3]);
