@@ -125,8 +125,8 @@ impl Run {
         self.ids.iter().position(|id| id == node_id).map(|p| p + 1)
     }
 
-    /// The voters (by index) as a node that is up sees them.
-    pub async fn voters(&self) -> Vec<usize> {
+    /// The voters (by index) as a node that is up sees them; None if no node says.
+    pub async fn voters(&self) -> Option<Vec<usize>> {
         for i in self.nodes.up() {
             let Ok(r) = self.client.get(&format!("{}/cluster", self.admin(i))).await else { continue };
             if !r.status.is_success() {
@@ -138,10 +138,10 @@ impl Run {
                 .filter_map(|v| self.cluster.nodes.iter().find(|n| v["admin_addr"] == n.admin()).map(|n| n.index))
                 .collect();
             if !voters.is_empty() {
-                return voters;
+                return Some(voters);
             }
         }
-        self.fail("no node that is up answers GET /cluster")
+        None
     }
 
     /// The node that leads in the highest term any up node reports.
@@ -151,6 +151,11 @@ impl Run {
 
     /// As `leader`, but waits until that node is not `old` (a new election happened).
     pub async fn leader_other_than(&self, old: Option<usize>, timeout: Duration) -> usize {
+        self.find_leader(old, timeout).await.unwrap_or_else(|e| self.fail(&e))
+    }
+
+    /// The leader other than `old`, or what each node answered if none showed in time.
+    pub async fn find_leader(&self, old: Option<usize>, timeout: Duration) -> Result<usize, String> {
         let up = self.nodes.up();
         let deadline = std::time::Instant::now() + timeout;
         loop {
@@ -165,10 +170,10 @@ impl Run {
                 seen.push(format!("node {i}: {role} term {term}"));
             }
             if let Some((_, i)) = best.filter(|&(_, i)| Some(i) != old) {
-                return i;
+                return Ok(i);
             }
             if std::time::Instant::now() > deadline {
-                self.fail(&format!("no leader other than {old:?} among nodes {up:?} within {timeout:?}; /status: {}", seen.join(", ")));
+                return Err(format!("no leader other than {old:?} among nodes {up:?} within {timeout:?}; /status: {}", seen.join(", ")));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

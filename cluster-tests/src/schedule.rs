@@ -26,24 +26,37 @@ const FAULTS: [Fault; 8] =
     [Fault::KillRandom, Fault::KillLeader, Fault::PauseRandom, Fault::PauseLeader, Fault::IsolateRandom, Fault::IsolateLeader, Fault::Split, Fault::Bridge];
 
 impl Run {
+    /// The leader, or a random node when none shows within 10 s: the schedule goes on,
+    /// and the checkers at the end say what was wrong.
+    async fn leader_or_any(&mut self) -> usize {
+        match self.find_leader(None, Duration::from_secs(10)).await {
+            Ok(i) => i,
+            Err(e) => {
+                self.log(&format!("{e}; picking a random node instead"));
+                let all: Vec<usize> = (1..=self.n()).collect();
+                self.pick(&all)
+            }
+        }
+    }
+
     /// Injects `fault`, holds it for `hold`, and undoes it.
     pub async fn inject(&mut self, fault: Fault, hold: Duration) {
         let all: Vec<usize> = (1..=self.n()).collect();
         match fault {
             Fault::KillRandom | Fault::KillLeader => {
-                let i = if matches!(fault, Fault::KillLeader) { self.leader(Duration::from_secs(10)).await } else { self.pick(&all) };
+                let i = if matches!(fault, Fault::KillLeader) { self.leader_or_any().await } else { self.pick(&all) };
                 self.kill(i);
                 tokio::time::sleep(hold).await;
                 self.restart(i).await;
             }
             Fault::PauseRandom | Fault::PauseLeader => {
-                let i = if matches!(fault, Fault::PauseLeader) { self.leader(Duration::from_secs(10)).await } else { self.pick(&all) };
+                let i = if matches!(fault, Fault::PauseLeader) { self.leader_or_any().await } else { self.pick(&all) };
                 self.pause(i);
                 tokio::time::sleep(hold).await;
                 self.resume(i);
             }
             Fault::IsolateRandom | Fault::IsolateLeader => {
-                let i = if matches!(fault, Fault::IsolateLeader) { self.leader(Duration::from_secs(10)).await } else { self.pick(&all) };
+                let i = if matches!(fault, Fault::IsolateLeader) { self.leader_or_any().await } else { self.pick(&all) };
                 self.isolate(i).await;
                 tokio::time::sleep(hold).await;
                 self.heal();

@@ -61,7 +61,9 @@ impl Run {
         }
         let ips: Vec<String> = (1..=self.n()).map(|i| self.cluster.node(i).ip.clone()).collect();
         let cut_from: Vec<Vec<String>> = ips.iter().map(|ip| self.partitions.cut_from(ip)).collect();
-        let minority = minority(self.n(), &voters, &|a, b| cut_from[a - 1].contains(&ips[b - 1]));
+        // Unknown voters: nobody is known to be cut off from a quorum, so the rate-limit
+        // checker holds no node of this partition to the fallback share alone.
+        let minority = voters.as_ref().map_or_else(Vec::new, |v| minority(self.n(), v, &|a, b| cut_from[a - 1].contains(&ips[b - 1])));
         self.log(&format!("{kind} {shape}; voters {voters:?}; without quorum: {minority:?}"));
         self.partition_log.push(PartitionRecord { start, end: None, minority });
         self.record_fault(kind, 0, shape, start);
