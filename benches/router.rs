@@ -48,18 +48,37 @@ fn requests(n: usize) -> Vec<(String, String, &'static str, bool)> {
         .collect()
 }
 
-fn percentiles(router: &Router, reqs: &[(String, String, &'static str, bool)], headers: &HeaderMap, empty: &HeaderMap) -> (Duration, Duration) {
-    let mut samples = Vec::with_capacity(reqs.len() * 20);
-    for _ in 0..20 {
-        for (host, path, method, with_headers) in reqs {
+/// Per-lookup latency: p50 and p99 of every timed lookup (20 rounds over the requests),
+/// and p99 over requests of each one's best round. On a shared 2-core machine the first
+/// figure mostly measures preemption (it is as high with 10 routes as with 10,000); the
+/// second keeps what differs between requests and drops what the scheduler adds.
+struct Latency {
+    p50: Duration,
+    p99: Duration,
+    p99_best_of_rounds: Duration,
+}
+
+fn percentiles(router: &Router, reqs: &[(String, String, &'static str, bool)], headers: &HeaderMap, empty: &HeaderMap) -> Latency {
+    const ROUNDS: usize = 20;
+    let mut samples = Vec::with_capacity(reqs.len() * ROUNDS);
+    let mut best = vec![Duration::MAX; reqs.len()];
+    for _ in 0..ROUNDS {
+        for (k, (host, path, method, with_headers)) in reqs.iter().enumerate() {
             let req = RequestView { method, host, path, headers: if *with_headers { headers } else { empty } };
             let t = Instant::now();
             black_box(router.find(&req));
-            samples.push(t.elapsed());
+            let elapsed = t.elapsed();
+            samples.push(elapsed);
+            best[k] = best[k].min(elapsed);
         }
     }
     samples.sort();
-    (samples[samples.len() / 2], samples[samples.len() * 99 / 100])
+    best.sort();
+    Latency {
+        p50: samples[samples.len() / 2],
+        p99: samples[samples.len() * 99 / 100],
+        p99_best_of_rounds: best[best.len() * 99 / 100],
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -78,8 +97,8 @@ fn bench(c: &mut Criterion) {
                 black_box(router.find(&RequestView { method, host, path, headers: if *with_headers { &headers } else { &empty } }))
             })
         });
-        let (p50, p99) = percentiles(&router, &reqs, &headers, &empty);
-        println!("router/find with {n} routes: p50 {p50:?}  p99 {p99:?}");
+        let l = percentiles(&router, &reqs, &headers, &empty);
+        println!("router/find with {n} routes: p50 {:?}  p99 {:?}  p99 of best-of-rounds {:?}", l.p50, l.p99, l.p99_best_of_rounds);
     }
     group.finish();
     let big = specs(10_000);

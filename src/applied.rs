@@ -3,7 +3,6 @@
 //! as an immutable `Arc` (readers never lock). The Admin API validates against it and
 //! uses its revisions as transaction preconditions; the proxy compiles it into routes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -19,8 +18,9 @@ use crate::shutdown::Shutdown;
 pub struct AppliedConfig {
     pub revision: u64,
     pub snapshot: ConfigSnapshot,
-    /// `mod_revision` of every key under `config/` (entities and unique indexes).
-    pub mod_revisions: HashMap<String, u64>,
+    /// `mod_revision` of every key under `config/` (entities and unique indexes); a
+    /// persistent map, so that each new view shares the unchanged keys with the last.
+    pub mod_revisions: imbl::HashMap<String, u64>,
 }
 
 impl AppliedConfig {

@@ -73,6 +73,9 @@ pub struct StartArgs {
     /// Bearer token the Admin API requires; required when it is not on loopback.
     #[arg(long, env = "GATEHOUSE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Proxy worker threads, each with its own event loop [default: one per usable core].
+    #[arg(long, env = "GATEHOUSE_PROXY_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub proxy_workers: Option<u16>,
     /// How long in-flight requests may take to finish on shutdown.
     #[arg(long, env = "GATEHOUSE_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     #[serde(with = "humantime_serde_compat")]
@@ -145,6 +148,10 @@ impl StartArgs {
         Ok(out)
     }
 
+    pub fn proxy_workers(&self) -> usize {
+        self.proxy_workers.map_or_else(crate::proxy::workers::default_count, usize::from)
+    }
+
     pub fn proxy_addr(&self) -> SocketAddr {
         self.proxy_listen.unwrap_or(SocketAddr::new(self.bind_addr, PROXY_PORT))
     }
@@ -192,7 +199,7 @@ impl StartArgs {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
-        if self.voters == 0 || self.voters % 2 == 0 {
+        if self.voters == 0 || self.voters.is_multiple_of(2) {
             return invalid(format!("--voters must be odd (1, 3, 5, ...), got {}", self.voters));
         }
         let secret = self.secret()?;

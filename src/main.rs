@@ -80,6 +80,13 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    // mimalloc reserves a 1 GiB arena and asks for transparent huge pages on it, so every
+    // touched 2 MiB would count as resident: an idle node measured 61 MB with THP and
+    // 15 MB without. Small pages cost the proxy nothing measurable.
+    #[cfg(target_os = "linux")]
+    if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
+        eprintln!("gatehouse: could not opt out of transparent huge pages ({e}); resident memory will look larger");
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

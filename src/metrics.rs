@@ -1,6 +1,7 @@
 //! The Prometheus registry: proxy traffic and latencies (Kong's metric shapes under the
 //! `gatehouse_` prefix), and cluster gauges refreshed when `/metrics` is scraped.
 
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -27,6 +28,41 @@ pub struct RequestLabels {
 pub struct RouteLabels {
     pub service: String,
     pub route: String,
+}
+
+/// One route's series, found in the families on the route's first request and then
+/// kept with its route table entry, so that a request does not hash label strings.
+#[derive(Debug, Default)]
+pub struct RouteSeries {
+    /// proxy, upstream and request latency.
+    latencies: OnceLock<[Histogram; 3]>,
+    /// Requests the upstream answered, by status code: a route sees few distinct codes.
+    by_code: Mutex<Vec<(u16, Counter)>>,
+}
+
+impl RouteSeries {
+    /// Records one request the upstream answered with `code`; latencies in ms.
+    pub fn record(&self, metrics: &Metrics, labels: &RouteLabels, code: u16, proxy_ms: f64, upstream_ms: f64, request_ms: f64) {
+        let [proxy, upstream, request] = self.latencies.get_or_init(|| {
+            [
+                metrics.proxy_latency.get_or_create(labels).clone(),
+                metrics.upstream_latency.get_or_create(labels).clone(),
+                metrics.request_latency.get_or_create(labels).clone(),
+            ]
+        });
+        proxy.observe(proxy_ms);
+        upstream.observe(upstream_ms);
+        request.observe(request_ms);
+        let mut by_code = self.by_code.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, counter)) = by_code.iter().find(|(c, _)| *c == code) {
+            counter.inc();
+            return;
+        }
+        let request_labels = RequestLabels { service: labels.service.clone(), route: labels.route.clone(), code, source: "service" };
+        let counter = metrics.requests.get_or_create(&request_labels).clone();
+        counter.inc();
+        by_code.push((code, counter));
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -128,5 +164,22 @@ mod tests {
         assert!(text.contains(r#"gatehouse_http_requests_total{service="s",route="r",code="200",source="service"} 1"#), "{text}");
         assert!(text.contains(r#"gatehouse_upstream_latency_ms_bucket{le="50.0",service="s",route="r"} 1"#), "{text}");
         assert!(text.contains("gatehouse_raft_term 4"), "{text}");
+    }
+
+    #[test]
+    fn route_series_count_by_code_and_observe_latencies() {
+        let metrics = Metrics::new();
+        let labels = RouteLabels { service: "s".into(), route: "r".into() };
+        let series = RouteSeries::default();
+        series.record(&metrics, &labels, 200, 1.0, 30.0, 31.0);
+        series.record(&metrics, &labels, 200, 1.0, 30.0, 31.0);
+        series.record(&metrics, &labels, 404, 1.0, 30.0, 31.0);
+        let text = metrics.encode();
+        assert!(text.contains(r#"gatehouse_http_requests_total{service="s",route="r",code="200",source="service"} 2"#), "{text}");
+        assert!(text.contains(r#"gatehouse_http_requests_total{service="s",route="r",code="404",source="service"} 1"#), "{text}");
+        assert!(text.contains(r#"gatehouse_upstream_latency_ms_count{service="s",route="r"} 3"#), "{text}");
+        // A second entry for the same route (after a table rebuild) adds to the same series.
+        RouteSeries::default().record(&metrics, &labels, 200, 1.0, 30.0, 31.0);
+        assert!(metrics.encode().contains(r#"code="200",source="service"} 3"#));
     }
 }

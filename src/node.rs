@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::plugins::rate_limiting::Limiters;
 use crate::proxy::forward::Upstreams;
 use crate::proxy::server::{self, Proxy, ProxyHandler};
+use crate::proxy::workers;
 use crate::proxy::table::ProxyTable;
 use crate::ratelimit::limiter::{ClusterLimiter, LiveNodes};
 use crate::ratelimit::reserver::{self, Reserver};
@@ -125,7 +126,13 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
     let mut tasks = JoinSet::new();
     tasks.spawn(http::serve(admin_listener, Arc::new(AdminApi { ctx: admin }), trigger.signal(), args.drain_timeout, "admin"));
     tasks.spawn(server::follow_config(proxy.clone(), applied.clone(), trigger.signal()));
-    tasks.spawn(http::serve(proxy_listener, Arc::new(ProxyHandler(proxy.clone())), trigger.signal(), args.drain_timeout, "proxy"));
+    let proxy_handler: Arc<dyn http::Handler> = Arc::new(ProxyHandler(proxy.clone()));
+    let proxy_workers = workers::serve_on_workers(proxy_listener, proxy_handler, args.proxy_workers(), trigger.signal(), args.drain_timeout);
+    tasks.spawn(async move {
+        if let Err(e) = proxy_workers.await {
+            tracing::error!(error = %e, "the proxy workers could not start");
+        }
+    });
     tasks.spawn(reserver::expire_loop(store.clone(), EXPIRE_EVERY, trigger.signal()));
     tasks.spawn(sweep_limiters(proxy.clone(), peers.clone(), trigger.signal()));
     let seed_cluster_addrs = args.join_addrs().iter().filter_map(|s| s.rsplit_once(':')).map(|(host, _)| format!("{host}:{CLUSTER_PORT}")).collect();
@@ -237,7 +244,7 @@ async fn sweep_limiters(proxy: Arc<Proxy>, peers: Arc<dyn PeerView>, mut shutdow
             published = Some(degraded);
         }
         rounds += 1;
-        if rounds % 20 == 0 {
+        if rounds.is_multiple_of(20) {
             let now = reserver::now_ms();
             proxy.limiters.cluster.sweep(now);
             proxy.limiters.local.sweep(now);

@@ -103,7 +103,8 @@ async fn without_quorum_a_node_falls_back_to_its_share_and_says_so() {
     assert_eq!(codes.iter().filter(|c| **c == 200).count(), 6, "{codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == 429).count(), 4, "{codes:?}");
     let strict = get_as(&format!("http://{proxy}/strict"), "y").await.unwrap();
-    assert_eq!(strict.status.as_u16(), 500, "not fault tolerant: no quorum is an error");
+    assert_eq!(strict.status.as_u16(), 503, "not fault tolerant: no quorum, no admission");
+    assert_eq!(strict.json()["message"], "Rate limiting is unavailable: the cluster has no quorum");
 
     let status = get(&format!("http://{a}/status")).await.unwrap().json();
     assert_eq!(status["ratelimit"]["degraded"], true, "{status}");

@@ -143,15 +143,36 @@ pub fn build_txn(cfg: &AppliedConfig, changes: &[Change]) -> Command {
     }
 }
 
+/// Waits until this node's view holds everything committed before now (a read barrier
+/// through the leader, so it needs a quorum).
+async fn catch_up(ctx: &AdminContext) -> Result<(), WriteError> {
+    ctx.store.read_barrier().await.map_err(store_error)?;
+    let target = ctx.store.revision();
+    if tokio::time::timeout(Duration::from_secs(5), ctx.applied.at_least(target)).await.is_err() {
+        return Err(WriteError::Unavailable("this node's configuration view is not catching up".into()));
+    }
+    Ok(())
+}
+
 /// Computes changes with `plan` against the current view and commits them; recomputes
 /// against a fresher view when a precondition failed. Returns `plan`'s output once
 /// committed and visible on this node.
 pub async fn commit<T>(ctx: &AdminContext, mut plan: impl FnMut(&AppliedConfig) -> Result<(Vec<Change>, T), KongError>) -> Result<T, WriteError> {
+    let mut caught_up = false;
     for _ in 0..ATTEMPTS {
         let cfg = ctx.applied.get();
         let (changes, out) = plan(&cfg)?;
         if changes.is_empty() {
-            return Ok(out);
+            // Nothing to write, judged from this node's view, which may be stale (a
+            // partitioned follower): a DELETE answered 204 here while the entity lives on
+            // would be a lie. Catch up with the leader first (which takes a quorum),
+            // and only then trust that there is nothing to do.
+            if caught_up {
+                return Ok(out);
+            }
+            catch_up(ctx).await?;
+            caught_up = true;
+            continue;
         }
         let written = ctx.store.write(build_txn(&cfg, &changes)).await.map_err(store_error)?;
         match written.response {
@@ -161,12 +182,8 @@ pub async fn commit<T>(ctx: &AdminContext, mut plan: impl FnMut(&AppliedConfig) 
             }
             Response::Txn { failed: Some(f), .. } => {
                 tracing::debug!(key = %f.key, expected = f.expected, actual = f.actual, "config changed under a write; retrying");
-                // Catch up with everything committed before recomputing.
-                ctx.store.read_barrier().await.map_err(store_error)?;
-                let target = ctx.store.revision();
-                if tokio::time::timeout(Duration::from_secs(5), ctx.applied.at_least(target)).await.is_err() {
-                    return Err(WriteError::Unavailable("this node's configuration view is not catching up".into()));
-                }
+                catch_up(ctx).await?;
+                caught_up = true;
             }
             other => return Err(WriteError::Uncertain(format!("unexpected store response {other:?}"))),
         }

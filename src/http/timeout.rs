@@ -19,18 +19,22 @@ use super::BoxError;
 pub struct Idle(pub Duration);
 
 pin_project! {
+    /// The timer is armed only once the body has to wait; progress just moves
+    /// `last_progress`. Resetting a registered timer on every chunk wakes the runtime's
+    /// driver (an eventfd write per proxied request, seen in a profile), so the timer's
+    /// deadline moves only when the body is about to wait again.
     pub struct IdleTimeout<B> {
         #[pin]
         inner: B,
-        #[pin]
-        timer: Sleep,
+        timer: Option<Pin<Box<Sleep>>>,
+        last_progress: Instant,
         limit: Duration,
     }
 }
 
 impl<B> IdleTimeout<B> {
     pub fn new(inner: B, limit: Duration) -> Self {
-        IdleTimeout { inner, timer: tokio::time::sleep(limit), limit }
+        IdleTimeout { inner, timer: None, last_progress: Instant::now(), limit }
     }
 }
 
@@ -43,17 +47,20 @@ where
     type Error = BoxError;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut this = self.project();
-        match this.inner.poll_frame(cx) {
-            Poll::Ready(frame) => {
-                // Progress: the idle clock starts again.
-                this.timer.as_mut().reset(Instant::now() + *this.limit);
-                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
-            }
-            Poll::Pending => match this.timer.poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(Idle(*this.limit))))),
-                Poll::Pending => Poll::Pending,
-            },
+        let this = self.project();
+        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
+            // Progress: the idle clock starts again.
+            *this.last_progress = Instant::now();
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        let deadline = *this.last_progress + *this.limit;
+        let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(Idle(*this.limit))))),
+            Poll::Pending => Poll::Pending,
         }
     }
 

@@ -2,7 +2,10 @@
 //! `config/` entries, with the lookups the Admin API and the proxy need and the
 //! reference checks Kong's DAO makes (foreign keys, restrict, cascade).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+/// Persistent collections: a changed copy shares all it did not change, so publishing a
+/// new view after one admin write costs O(log n), not a copy of the whole configuration.
+type Table<V> = imbl::OrdMap<Uuid, V>;
+type IdSet = imbl::OrdSet<Uuid>;
 
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
@@ -23,17 +26,17 @@ use super::upstream::Upstream;
 /// to change.
 #[derive(Debug, Clone, Default)]
 pub struct ConfigSnapshot {
-    pub services: BTreeMap<Uuid, Service>,
-    pub routes: BTreeMap<Uuid, Route>,
-    pub upstreams: BTreeMap<Uuid, Upstream>,
-    pub targets: BTreeMap<Uuid, Target>,
-    pub consumers: BTreeMap<Uuid, Consumer>,
-    pub keyauth_credentials: BTreeMap<Uuid, KeyAuthCredential>,
-    pub plugins: BTreeMap<Uuid, Plugin>,
+    pub services: Table<Service>,
+    pub routes: Table<Route>,
+    pub upstreams: Table<Upstream>,
+    pub targets: Table<Target>,
+    pub consumers: Table<Consumer>,
+    pub keyauth_credentials: Table<KeyAuthCredential>,
+    pub plugins: Table<Plugin>,
     /// The same unique index keys the store holds (`config/index/...`) → owner id.
-    unique: HashMap<String, Uuid>,
-    routes_by_service: HashMap<Uuid, BTreeSet<Uuid>>,
-    targets_by_upstream: HashMap<Uuid, BTreeSet<Uuid>>,
+    unique: imbl::HashMap<String, Uuid>,
+    routes_by_service: imbl::HashMap<Uuid, IdSet>,
+    targets_by_upstream: imbl::HashMap<Uuid, IdSet>,
 }
 
 fn fk_of(fk: &Option<ForeignKey>) -> Option<Uuid> {
@@ -193,7 +196,7 @@ impl ConfigSnapshot {
     }
 
     fn id_or<'a, T>(
-        map: &'a BTreeMap<Uuid, T>,
+        map: &'a Table<T>,
         s: &str,
         by_key: impl FnOnce(&str) -> Option<Uuid>,
     ) -> Option<&'a T> {

@@ -84,7 +84,9 @@ pub async fn access(
                 break;
             }
             Decision::Unavailable => {
-                return Err(error_response(StatusCode::INTERNAL_SERVER_ERROR, "An unexpected error occurred", &ctx.request_id));
+                // Kong answers 500 here; 503 says what it is: temporary, retry elsewhere.
+                let message = "Rate limiting is unavailable: the cluster has no quorum";
+                return Err(error_response(StatusCode::SERVICE_UNAVAILABLE, message, &ctx.request_id));
             }
         }
     }

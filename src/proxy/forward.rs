@@ -3,7 +3,7 @@
 //! (connection refused may be retried elsewhere; anything after sending may not).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::cell::RefCell;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -28,17 +28,22 @@ pub struct Timeouts {
 
 type HttpClient = Client<HttpConnector, Body>;
 
-/// Upstream connection pools, one per distinct connect timeout (the connector holds it).
-/// The lock is held only to find or create a client, never across a request.
-#[derive(Default)]
-pub struct Upstreams {
-    clients: Mutex<HashMap<Duration, HttpClient>>,
+thread_local! {
+    /// Upstream connection pools of this thread, one per distinct connect timeout (the
+    /// connector holds it). Per thread because a pooled connection is driven by the
+    /// runtime that opened it: a proxy worker reusing another worker's connection would
+    /// hand every request across threads.
+    static CLIENTS: RefCell<HashMap<Duration, HttpClient>> = RefCell::default();
 }
+
+/// Sends requests upstream over this thread's connection pools.
+#[derive(Default)]
+pub struct Upstreams;
 
 impl Upstreams {
     fn client(&self, connect: Duration) -> HttpClient {
-        let mut clients = self.clients.lock().expect("upstream client map poisoned");
-        clients
+        CLIENTS.with_borrow_mut(|clients| {
+            clients
             .entry(connect)
             .or_insert_with(|| {
                 let mut connector = HttpConnector::new();
@@ -50,6 +55,7 @@ impl Upstreams {
                     .build(connector)
             })
             .clone()
+        })
     }
 
     /// Sends `req` (whose URI names the target) and waits for the response headers.

@@ -11,3 +11,4 @@ pub mod table;
 pub mod pipeline;
 pub mod server;
 pub mod health;
+pub mod workers;

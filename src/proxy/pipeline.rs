@@ -118,13 +118,9 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, peer: SocketAddr)
     }
 
     // 5. log
-    let labels = &route.labels;
-    proxy.metrics.proxy_latency.get_or_create(labels).observe(proxy_latency.as_secs_f64() * 1000.0);
-    proxy.metrics.upstream_latency.get_or_create(labels).observe(upstream_latency.as_secs_f64() * 1000.0);
-    proxy.metrics.request_latency.get_or_create(labels).observe(ctx.started.elapsed().as_secs_f64() * 1000.0);
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     let code = resp.status().as_u16();
-    let counter = RequestLabels { service: labels.service.clone(), route: labels.route.clone(), code, source: "service" };
-    proxy.metrics.requests.get_or_create(&counter).inc();
+    route.series.record(&proxy.metrics, &route.labels, code, ms(proxy_latency), ms(upstream_latency), ms(ctx.started.elapsed()));
     resp
 }
 

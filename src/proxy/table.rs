@@ -15,7 +15,7 @@ use super::forward::{Timeouts, Upstreams};
 use super::health;
 use super::router::{RegexCache, RouteSpec, Router, RouterError};
 use crate::applied::AppliedConfig;
-use crate::metrics::RouteLabels;
+use crate::metrics::{RouteLabels, RouteSeries};
 use crate::model::plugins::key_auth::KeyAuthConfig;
 use crate::model::plugins::rate_limiting::RateLimitingConfig;
 use crate::model::{Plugin, Route, Service, Upstream};
@@ -52,6 +52,7 @@ pub struct RouteEntry {
     pub label: String,
     /// The route's metric labels, built once per table rather than per request.
     pub labels: RouteLabels,
+    pub series: RouteSeries,
     pub strip_path: bool,
     pub preserve_host: bool,
     pub service: Option<Arc<ServiceEntry>>,
@@ -163,6 +164,7 @@ impl ProxyTable {
             entries.push(RouteEntry {
                 id: r.id,
                 labels: RouteLabels { service: service_label, route: label.clone() },
+                series: RouteSeries::default(),
                 label,
                 strip_path: r.strip_path,
                 preserve_host: r.preserve_host,

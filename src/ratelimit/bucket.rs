@@ -41,7 +41,13 @@ impl Bucket {
     }
 
     pub fn local_tokens(&self) -> u64 {
-        self.granted - self.used
+        self.granted.saturating_sub(self.used)
+    }
+
+    /// Admissions made from the fallback share beyond this node's grants: the next
+    /// reservation asks for them too, so the cluster's counter accounts for them.
+    pub fn debt(&self) -> u64 {
+        self.used.saturating_sub(self.granted)
     }
 
     pub fn try_admit(&mut self) -> Admission {
@@ -58,7 +64,7 @@ impl Bucket {
     /// The reservation a request that found no token needs, unless one is in flight or
     /// the budget is gone.
     pub fn refill(&self, live_nodes: u64) -> Option<u64> {
-        (!self.pending && !self.exhausted && self.local_tokens() == 0).then(|| slice_size(self.limit, self.cluster_granted, live_nodes))
+        (!self.pending && !self.exhausted && self.local_tokens() == 0).then(|| slice_size(self.limit, self.cluster_granted, live_nodes) + self.debt())
     }
 
     /// A reservation made ahead of need, after an admission, so that the common request
@@ -66,7 +72,7 @@ impl Bucket {
     /// tokens on nodes that may get no more requests this window, and the requests that
     /// come to the other nodes would be refused for want of them.
     pub fn prefetch(&self, live_nodes: u64) -> Option<u64> {
-        if self.pending || self.exhausted {
+        if self.pending || self.exhausted || self.debt() > 0 {
             return None;
         }
         let slice = slice_size(self.limit, self.cluster_granted, live_nodes);
@@ -81,6 +87,39 @@ impl Bucket {
         if granted < want || cluster_total >= self.limit {
             self.exhausted = true;
         }
+    }
+
+    /// How many requests this node may admit in this window while reservations fail:
+    /// what it was granted, plus an even part, among the live nodes, of what the cluster
+    /// had not yet reserved when this node last heard. Early in a window that is
+    /// limit / live nodes; once the window's budget is spent, nothing more. So an election
+    /// in the middle of a window does not hand every node a fresh share of a budget that
+    /// is already used.
+    pub fn fallback_share(&self, live_nodes: u64) -> u64 {
+        let live = live_nodes.max(1);
+        let part = if self.cluster_granted == 0 {
+            self.limit.div_ceil(live)
+        } else {
+            // Rounded down once part of the budget is spent, so that rounding on every
+            // node cannot push the window over its limit.
+            self.limit.saturating_sub(self.cluster_granted) / live
+        };
+        self.granted + part
+    }
+
+    /// Admission while reservations fail: up to the fallback share, counted in `used` so
+    /// that the debt is reserved once they succeed again. Returns the tokens left.
+    pub fn try_admit_fallback(&mut self, live_nodes: u64) -> Option<u64> {
+        let share = self.fallback_share(live_nodes);
+        (self.used < share).then(|| {
+            self.used += 1;
+            share - self.used
+        })
+    }
+
+    /// A cluster total learned other than by a grant (this node's applied counter).
+    pub fn observe_cluster_total(&mut self, total: u64) {
+        self.cluster_granted = self.cluster_granted.max(total);
     }
 
     /// Estimated tokens left in the whole cluster for this window: what nobody has

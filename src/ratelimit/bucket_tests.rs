@@ -30,14 +30,21 @@ enum Step {
     Crash(usize),
     /// The window ends; a new one starts with a fresh counter.
     NextWindow,
+    /// A request arrives at node n while its reservations fail: fallback share.
+    Fallback(usize),
 }
 
 fn steps(nodes: usize) -> impl Strategy<Value = Vec<Step>> {
+    steps_with_fallbacks(nodes, 0)
+}
+
+fn steps_with_fallbacks(nodes: usize, fallback_weight: u32) -> impl Strategy<Value = Vec<Step>> {
     let step = prop_oneof![
         6 => (0..nodes).prop_map(Step::Request),
         4 => (0..nodes).prop_map(Step::Answer),
         1 => (0..nodes).prop_map(Step::Crash),
         1 => Just(Step::NextWindow),
+        fallback_weight => (0..nodes).prop_map(Step::Fallback),
     ];
     proptest::collection::vec(step, 0..400)
 }
@@ -89,6 +96,66 @@ proptest! {
                 _ => {}
             }
             prop_assert!(admitted <= limit, "admitted {} > limit {}", admitted, limit);
+            prop_assert!(counter.total <= limit);
+        }
+    }
+
+    #[test]
+    fn fallback_admissions_are_the_only_excess_and_are_reserved_afterwards(limit in 1u64..60, nodes in 1usize..5, steps in steps_with_fallbacks(4, 3)) {
+        // Quorum comes and goes: a node whose reservation fails admits from its fallback
+        // share, beyond its grants. Those are the only admissions past the limit, and the
+        // node's next reservation asks for them too, so normal admissions after a fallback
+        // come out of the same budget.
+        let mut counter = Counter::default();
+        let mut buckets: Vec<Bucket> = (0..nodes).map(|_| Bucket::new(limit)).collect();
+        let mut pending: Vec<Option<u64>> = vec![None; nodes];
+        let (mut admitted, mut beyond_grants) = (0u64, 0u64);
+        for step in steps {
+            match step {
+                Step::Request(n) if n < nodes => {
+                    let reserve = match buckets[n].try_admit() {
+                        Admission::Admitted => {
+                            admitted += 1;
+                            buckets[n].prefetch(nodes as u64)
+                        }
+                        Admission::NeedTokens => buckets[n].refill(nodes as u64),
+                        Admission::Rejected => None,
+                    };
+                    if let Some(want) = reserve {
+                        prop_assert!(want >= buckets[n].debt(), "a reservation covers the debt");
+                        buckets[n].pending = true;
+                        pending[n] = Some(want);
+                    }
+                }
+                Step::Fallback(n) if n < nodes => {
+                    let debt_before = buckets[n].debt();
+                    if buckets[n].try_admit_fallback(nodes as u64).is_some() {
+                        admitted += 1;
+                        beyond_grants += buckets[n].debt() - debt_before;
+                    }
+                }
+                Step::Answer(n) if n < nodes => {
+                    if let Some(want) = pending[n].take() {
+                        let (granted, total) = counter.reserve(want, limit);
+                        buckets[n].on_grant(want, granted, total);
+                    }
+                }
+                Step::Crash(n) if n < nodes => {
+                    buckets[n] = Bucket::new(limit);
+                    if let Some(want) = pending[n].take() {
+                        counter.reserve(want, limit);
+                    }
+                }
+                Step::NextWindow => {
+                    counter = Counter::default();
+                    buckets = (0..nodes).map(|_| Bucket::new(limit)).collect();
+                    pending = vec![None; nodes];
+                    admitted = 0;
+                    beyond_grants = 0;
+                }
+                _ => {}
+            }
+            prop_assert!(admitted <= limit + beyond_grants, "admitted {} > limit {} + {} fallbacks", admitted, limit, beyond_grants);
             prop_assert!(counter.total <= limit);
         }
     }
@@ -157,4 +224,24 @@ fn a_short_grant_exhausts_the_bucket() {
     assert_eq!(b.try_admit(), Admission::Admitted);
     assert_eq!(b.try_admit(), Admission::Admitted);
     assert_eq!(b.try_admit(), Admission::Rejected);
+}
+
+#[test]
+fn the_fallback_share_is_a_part_of_what_was_left_not_a_fresh_budget() {
+    // No grant seen yet this window: limit / live nodes, rounded up.
+    assert_eq!(Bucket::new(200).fallback_share(3), 67);
+    assert_eq!(Bucket::new(200).fallback_share(0), 200, "a node alone takes the whole budget");
+    // 150 of 200 already reserved across the cluster, 30 of them here: 30 + 50 / 2.
+    let mut bucket = Bucket::new(200);
+    bucket.on_grant(30, 30, 150);
+    assert_eq!(bucket.fallback_share(2), 55);
+    // Rounded down once the budget is partly spent: 30 + 50 / 3.
+    assert_eq!(bucket.fallback_share(3), 46);
+    // The node's applied counter says more was reserved since its last grant.
+    bucket.observe_cluster_total(190);
+    bucket.observe_cluster_total(170);
+    assert_eq!(bucket.fallback_share(2), 35, "a stale total never lowers what is known");
+    // The budget was spent before the quorum went: nothing beyond this node's grant.
+    bucket.on_grant(60, 50, 200);
+    assert_eq!(bucket.fallback_share(1), 80);
 }

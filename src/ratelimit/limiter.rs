@@ -1,12 +1,13 @@
 //! Admission for the `cluster` policy: a request takes a token from this node's slice of
 //! the window's budget with no I/O; a slice running low is refilled through the batching
 //! reserver in the background; only a node with no token at all waits for a reservation.
-//! When reservations fail (no quorum) the node falls back to a local share of the limit,
-//! limit / live nodes, and says so.
+//! When reservations fail (no quorum) the node falls back to a local share of the budget
+//! (limit / live nodes of what was left when it last heard; see `Bucket::fallback_share`),
+//! and says so.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -36,7 +37,8 @@ struct Entry {
 }
 
 pub struct ClusterLimiter {
-    /// Held only for counter updates, never across an await.
+    /// Held only for counter updates, never across an await. A poisoned lock is used as
+    /// it is: a panicking request must not take every later request down with it.
     entries: Mutex<HashMap<String, Entry>>,
     reserver: Reserver,
     live_nodes: LiveNodes,
@@ -53,7 +55,7 @@ impl ClusterLimiter {
     /// True while any window of this node is in fallback mode.
     pub fn degraded(&self) -> bool {
         let now = Instant::now();
-        self.entries.lock().expect("limiter lock").values().any(|e| e.degraded_until.is_some_and(|t| t > now))
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).values().any(|e| e.degraded_until.is_some_and(|t| t > now))
     }
 
     /// Requests admitted from the local fallback share since start.
@@ -67,7 +69,7 @@ impl ClusterLimiter {
         loop {
             let mut changed;
             {
-                let mut entries = self.entries.lock().expect("limiter lock");
+                let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
                 let entry = entries.entry(key.to_owned()).or_insert_with(|| Entry {
                     bucket: Bucket::new(limit),
                     window_end_ms,
@@ -80,13 +82,13 @@ impl ClusterLimiter {
                         if !fault_tolerant {
                             return Decision::Unavailable;
                         }
-                        let share = limit.div_ceil(live.max(1)).max(entry.bucket.granted);
-                        if entry.bucket.used < share {
-                            entry.bucket.used += 1;
-                            self.degraded_admissions.fetch_add(1, Ordering::Relaxed);
-                            return Decision::Admitted { remaining: share - entry.bucket.used };
-                        }
-                        return Decision::Rejected;
+                        return match entry.bucket.try_admit_fallback(live) {
+                            Some(remaining) => {
+                                self.degraded_admissions.fetch_add(1, Ordering::Relaxed);
+                                Decision::Admitted { remaining }
+                            }
+                            None => Decision::Rejected,
+                        };
                     }
                     entry.degraded_until = None;
                 }
@@ -121,7 +123,7 @@ impl ClusterLimiter {
             // Counters outlive their window a little, so late reservations still find them.
             let expires_at = window_end_ms + 5_000;
             let result = this.reserver.reserve(key.clone(), want, limit, expires_at).await;
-            let mut entries = this.entries.lock().expect("limiter lock");
+            let mut entries = this.entries.lock().unwrap_or_else(PoisonError::into_inner);
             let Some(entry) = entries.get_mut(&key) else { return };
             match result {
                 Ok((granted, total)) => {
@@ -131,6 +133,7 @@ impl ClusterLimiter {
                 Err(e) => {
                     tracing::warn!(%key, error = %e, "rate-limit reservation failed; using the local share");
                     entry.bucket.pending = false;
+                    entry.bucket.observe_cluster_total(this.reserver.applied_total(&key));
                     entry.degraded_until = Some(Instant::now() + Duration::from_secs(1));
                 }
             }
@@ -139,15 +142,16 @@ impl ClusterLimiter {
     }
 
     fn mark_degraded(&self, key: &str) {
-        let mut entries = self.entries.lock().expect("limiter lock");
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = entries.get_mut(key) {
+            entry.bucket.observe_cluster_total(self.reserver.applied_total(key));
             entry.degraded_until = Some(Instant::now() + Duration::from_secs(1));
         }
     }
 
     /// Forgets windows that have ended.
     pub fn sweep(&self, now_ms: u64) {
-        self.entries.lock().expect("limiter lock").retain(|_, e| e.window_end_ms > now_ms);
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, e| e.window_end_ms > now_ms);
     }
 }
 

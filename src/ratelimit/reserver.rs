@@ -30,14 +30,15 @@ pub struct ReserveRequest {
 #[derive(Clone)]
 pub struct Reserver {
     tx: mpsc::Sender<ReserveRequest>,
+    store: Store,
 }
 
 impl Reserver {
     /// Starts the batching task; `timeout` bounds each batch's commit.
     pub fn start(store: Store, timeout: Duration, shutdown: Shutdown) -> Reserver {
         let (tx, rx) = mpsc::channel(16 * MAX_BATCH);
-        tokio::spawn(run(store, rx, timeout, shutdown));
-        Reserver { tx }
+        tokio::spawn(run(store.clone(), rx, timeout, shutdown));
+        Reserver { tx, store }
     }
 
     /// Reserves up to `want` tokens of `key`'s budget; returns (granted, cluster total).
@@ -48,6 +49,15 @@ impl Reserver {
             .await
             .map_err(|_| ReserveError::Unavailable("the reserver stopped".into()))?;
         rx.await.map_err(|_| ReserveError::Unavailable("the reserver stopped".into()))?
+    }
+}
+
+impl Reserver {
+    /// The cluster-wide total granted for `key` as this node has applied it, with no I/O.
+    /// When reservations start failing this is the freshest figure the node has: every
+    /// committed reservation is in the log of a majority, often this node's.
+    pub fn applied_total(&self, key: &str) -> u64 {
+        self.store.get(key).and_then(|kv| gatehouse_raft::kv::decode_counter(&kv.value)).unwrap_or(0)
     }
 }
 
