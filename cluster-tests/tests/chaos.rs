@@ -1,16 +1,11 @@
 //! The short, fixed chaos set that runs with `cargo test`: each test forms a cluster on
-//! its own address prefix (127.0.40-47), drives admin writes, proxied traffic and status
-//! polls, injects one kind of fault, undoes it and checks every invariant (see
-//! cluster_tests::checker). A failure names the invariant, the seed (replay with
-//! CHAOS_SEED) and the folder holding the history and node logs. The long randomized
-//! schedule is `scripts/chaos.sh`.
-//!
-//! Each fault scenario runs twice: in CI with writers that create and update, and, ignored
-//! until the product bug it finds is fixed, with writers that also delete. A DELETE that
-//! reaches a node whose view lacks the entity yet (a follower a few ms behind, a restarted
-//! or partitioned node) answers 204 without any commit, so an acknowledged delete can
-//! leave the entity alive (`a_delete_through_a_partitioned_node_...` reproduces it). The
-//! twins share their scenario and their address prefix; they never run at once (`serial`).
+//! its own address prefix (127.0.40-48), drives admin writes (create, update, delete),
+//! proxied traffic and status polls, injects one kind of fault, undoes it and checks every
+//! invariant (see cluster_tests::checker). A failure names the invariant, the seed (replay
+//! with CHAOS_SEED) and the folder holding the history and node logs. The long randomized
+//! schedule is `scripts/chaos.sh`. Two tests reproduce, deterministically, bugs the
+//! randomized runs found: a DELETE acknowledged from a stale view, and a late rate-limit
+//! reservation that broke the limiter.
 
 // `serial()` is a std guard held for a whole test on purpose: each test has its own
 // runtime, so holding it across awaits cannot deadlock.
@@ -30,10 +25,10 @@ async fn hold(ms: u64) {
 
 /// Forms `n` nodes with `voters` voters, runs the workloads while `faults` runs, undoes
 /// every fault and checks every invariant.
-async fn scenario(name: &str, prefix: &str, (n, voters): (usize, usize), deletes: bool, faults: impl AsyncFnOnce(&mut Run)) {
+async fn scenario(name: &str, prefix: &str, (n, voters): (usize, usize), faults: impl AsyncFnOnce(&mut Run)) {
     let mut run = Run::new(name, prefix, n);
     run.start(voters).await;
-    let w = run.workloads(&Spec { writers: 3, deletes, proxy_clients: 2, ratelimit: None }).await;
+    let w = run.workloads(&Spec { writers: 3, deletes: true, proxy_clients: 2, ratelimit: None }).await;
     hold(1500).await;
     faults(&mut run).await;
     hold(1000).await;
@@ -102,55 +97,27 @@ async fn pauses(run: &mut Run) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_leader_and_a_random_node_loses_no_acknowledged_create_or_update() {
+async fn killing_the_leader_and_a_random_node_loses_no_acknowledged_write() {
     let _serial = serial();
-    scenario("leader-kill", "127.0.40", (3, 3), false, kills).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: DELETE on a node whose view lacks the entity answers 204 without a read barrier or quorum (src/admin/write.rs:153)"]
-async fn killing_the_leader_and_a_random_node_loses_no_acknowledged_write_deletes_included() {
-    let _serial = serial();
-    scenario("leader-kill-deletes", "127.0.40", (3, 3), true, kills).await;
+    scenario("leader-kill", "127.0.40", (3, 3), kills).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolating_the_leader_then_a_follower_with_iptables_and_healing() {
     let _serial = serial();
-    scenario("isolate", "127.0.41", (3, 3), false, isolations).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: DELETE on a node whose view lacks the entity answers 204 without a read barrier or quorum (src/admin/write.rs:153)"]
-async fn isolating_the_leader_then_a_follower_with_iptables_and_healing_deletes_included() {
-    let _serial = serial();
-    scenario("isolate-deletes", "127.0.41", (3, 3), true, isolations).await;
+    scenario("isolate", "127.0.41", (3, 3), isolations).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_voters_split_two_three_then_a_bridge_then_heal() {
     let _serial = serial();
-    scenario("split", "127.0.42", (5, 5), false, splits).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: DELETE on a node whose view lacks the entity answers 204 without a read barrier or quorum (src/admin/write.rs:153)"]
-async fn five_voters_split_two_three_then_a_bridge_then_heal_deletes_included() {
-    let _serial = serial();
-    scenario("split-deletes", "127.0.42", (5, 5), true, splits).await;
+    scenario("split", "127.0.42", (5, 5), splits).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pausing_the_leader_with_sigstop_then_resuming_it() {
     let _serial = serial();
-    scenario("pause", "127.0.43", (3, 3), false, pauses).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: DELETE on a node whose view lacks the entity answers 204 without a read barrier or quorum (src/admin/write.rs:153)"]
-async fn pausing_the_leader_with_sigstop_then_resuming_it_deletes_included() {
-    let _serial = serial();
-    scenario("pause-deletes", "127.0.43", (3, 3), true, pauses).await;
+    scenario("pause", "127.0.43", (3, 3), pauses).await;
 }
 
 /// The rate-limit run: `faults` injects what the test is about, under 20/s of budget
@@ -160,7 +127,7 @@ async fn rate_limit_run(name: &str, prefix: &str, faults: impl AsyncFnOnce(&mut 
     run.start(3).await;
     let limit = 20;
     let load = RateLoad { path: "/limited".into(), limit, clients: 4, pause: Duration::from_millis(10) };
-    let w = run.workloads(&Spec { writers: 1, deletes: false, proxy_clients: 1, ratelimit: Some(load) }).await;
+    let w = run.workloads(&Spec { writers: 1, deletes: true, proxy_clients: 1, ratelimit: Some(load) }).await;
     hold(2000).await;
     faults(&mut run).await;
     hold(2000).await;
@@ -173,7 +140,6 @@ async fn rate_limit_run(name: &str, prefix: &str, faults: impl AsyncFnOnce(&mut 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: a reservation that commits after RESERVE_WAIT clears the fallback with used > granted; Bucket::local_tokens underflows (src/ratelimit/bucket.rs:44) under the limiter lock, poisoning it"]
 async fn the_cluster_rate_limit_holds_while_a_node_is_isolated() {
     let _serial = serial();
     rate_limit_run("ratelimit-isolate", "127.0.44", async |run: &mut Run| {
@@ -191,7 +157,6 @@ async fn the_cluster_rate_limit_holds_while_a_node_is_isolated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: a reservation that commits after RESERVE_WAIT clears the fallback with used > granted; Bucket::local_tokens underflows (src/ratelimit/bucket.rs:44) under the limiter lock, poisoning it"]
 async fn the_cluster_rate_limit_holds_while_a_node_is_killed_and_restarted() {
     let _serial = serial();
     rate_limit_run("ratelimit-kill", "127.0.45", async |run: &mut Run| {
@@ -211,11 +176,11 @@ async fn the_cluster_rate_limit_holds_while_a_node_is_killed_and_restarted() {
 /// The rate limiter after a reservation slower than its wait (250 ms) but within the
 /// reserver's timeout (500 ms): requests to the leader while both followers are paused
 /// for ~350 ms fall back to the local share, then the reservation commits. Every later
-/// request must still answer 200 or 429 and the node's /status must still answer.
-/// Several attempts, each with its own counter key, since an election at resume can make
-/// the reservation fail instead of commit late.
+/// request must still answer 200 or 429 and the node's /status must still answer. (The
+/// chaos runs found this: `used > granted` underflowed in `Bucket::local_tokens` under the
+/// limiter lock and poisoned it.) Several attempts, each with its own counter key, since
+/// an election at resume can make the reservation fail instead of commit late.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: a reservation that commits after RESERVE_WAIT clears the fallback with used > granted; Bucket::local_tokens underflows (src/ratelimit/bucket.rs:44) under the limiter lock, poisoning it"]
 async fn a_reservation_that_commits_late_leaves_the_limiter_working() {
     let _serial = serial();
     let mut run = Run::new("late-reservation", "127.0.46", 3);
@@ -262,10 +227,9 @@ async fn a_reservation_that_commits_late_leaves_the_limiter_working() {
 
 /// A delete through a node cut off from the others, of a service created (and
 /// acknowledged) through the majority: the node cannot commit, so it must not answer
-/// success. It answers 204 because its stale view lacks the service and a delete with
-/// nothing to delete commits nothing; after the heal the service is still there.
+/// success while the service lives. (The chaos runs found this: the node answered 204 from
+/// its stale view, where the service did not exist yet, and the service survived.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: DELETE on a node whose view lacks the entity answers 204 without a read barrier or quorum (src/admin/write.rs:153)"]
 async fn a_delete_through_a_partitioned_node_is_not_acknowledged_while_the_entity_lives() {
     let _serial = serial();
     let mut run = Run::new("stale-delete", "127.0.47", 3);

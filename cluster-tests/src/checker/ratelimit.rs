@@ -8,8 +8,10 @@
 //! How the product bounds admissions (src/ratelimit/limiter.rs, bucket.rs): a node admits
 //! from tokens the Raft state machine granted it (all nodes' grants for a window total at
 //! most `limit`), or, while its reservations fail, from a fallback share: it admits while
-//! `used < max(limit.div_ceil(live), granted)`, `live` being the gossip members it sees
-//! alive. So in one window, node n admits at most `max(granted_n, share_n)`.
+//! `used < granted + part`, where `part` is `limit.div_ceil(live)` early in the window and
+//! `(limit - cluster total it last heard) / live` later, `live` being the gossip members
+//! it sees alive. So `part <= limit.div_ceil(live)`, and in one window node n admits at
+//! most `granted_n + limit.div_ceil(live_n)`, and only `granted_n` if it never fell back.
 //!
 //! A node is *clean* in W when two of our polls of its `/status`, one answered before W
 //! began and one sent after W ended, from the same process (no restart or pause between),
@@ -19,8 +21,8 @@
 //! 2. no node alone admits more than `limit` in W;
 //! 3. all nodes together admit at most `limit + Σ share_n` over the nodes not proven clean;
 //! 4. in a window that starts at least 1 s after a partition began and ends before it
-//!    healed, each node cut off from a quorum (it can get no grant for that window)
-//!    admits at most its fallback share `limit.div_ceil(live)`;
+//!    healed, each node cut off from a quorum (it can get no grant for that window, so
+//!    `granted_n = 0`) admits at most its fallback share `limit.div_ceil(live)`;
 //! 5. every rate-limited request to a node running and not paused from its start to its
 //!    end answers 200 or 429 (the plugin is fault tolerant: no quorum is no error).
 //!
