@@ -50,7 +50,13 @@ pub fn summarize(run: &Run, outcome: &verify::Outcome) -> Summary {
     let mut ops = BTreeMap::new();
     for op in history.iter().filter(|o| o.kind != Kind::Fault) {
         let kind = format!("{:?}", op.kind).to_lowercase();
-        *ops.entry((kind, format!("{:?}", op.outcome).to_lowercase())).or_default() += 1;
+        // Requests to a node that was down are not failures; a 429 is a correct refusal.
+        let outcome = match (op.node_up, op.kind, op.status) {
+            (Some(false), _, _) => "node down".to_owned(),
+            (_, Kind::Ratelimit, Some(status)) => status.to_string(),
+            _ => format!("{:?}", op.outcome).to_lowercase(),
+        };
+        *ops.entry((kind, outcome)).or_default() += 1;
     }
     let writes: Vec<Op> = history.into_iter().filter(|o| o.kind == Kind::Write).collect();
     Summary {
