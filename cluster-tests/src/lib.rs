@@ -1,10 +1,21 @@
 //! Harness for black-box tests: starts the real `gatehouse` binary as separate processes,
 //! each on its own loopback address, and talks to them only as a user would (HTTP and
 //! the CLI). Every process is killed when its `Cluster` is dropped, even on panic.
+//! Chaos runs (`run`, `nemesis`, `workload`, `checker`) build on it: faults, workloads
+//! recorded in a history, and one checker per invariant.
 
+pub mod checker;
+pub mod client;
 pub mod formation;
+pub mod history;
 pub mod http;
+pub mod nemesis;
 pub mod process;
+pub mod run;
+pub mod schedule;
+pub mod summary;
+pub mod verify;
+pub mod workload;
 
 pub use formation::{form, wait_agreed};
 pub use process::{Cluster, NodeSpec};
