@@ -49,55 +49,72 @@ fn steps_with_fallbacks(nodes: usize, fallback_weight: u32) -> impl Strategy<Val
     proptest::collection::vec(step, 0..400)
 }
 
+/// Plays `steps` against `nodes` buckets and one store counter, checking after every
+/// step that admissions beyond the limit are all fallback admissions (with no
+/// `Fallback` step: that nothing beyond the limit is admitted at all).
+fn play(limit: u64, nodes: usize, steps: Vec<Step>) -> Result<(), TestCaseError> {
+    let mut counter = Counter::default();
+    let mut buckets: Vec<Bucket> = (0..nodes).map(|_| Bucket::new(limit)).collect();
+    let mut pending: Vec<Option<u64>> = vec![None; nodes];
+    let (mut admitted, mut beyond_grants) = (0u64, 0u64);
+    for step in steps {
+        match step {
+            Step::Request(n) if n < nodes => {
+                let reserve = match buckets[n].try_admit() {
+                    Admission::Admitted => {
+                        admitted += 1;
+                        buckets[n].prefetch(nodes as u64)
+                    }
+                    Admission::NeedTokens => buckets[n].refill(nodes as u64),
+                    Admission::Rejected => None,
+                };
+                if let Some(want) = reserve {
+                    prop_assert!(want >= buckets[n].debt(), "a reservation covers the debt");
+                    buckets[n].pending = true;
+                    pending[n] = Some(want);
+                }
+            }
+            Step::Fallback(n) if n < nodes => {
+                let debt_before = buckets[n].debt();
+                if buckets[n].try_admit_fallback(nodes as u64).is_some() {
+                    admitted += 1;
+                    beyond_grants += buckets[n].debt() - debt_before;
+                }
+            }
+            Step::Answer(n) if n < nodes => {
+                if let Some(want) = pending[n].take() {
+                    let (granted, total) = counter.reserve(want, limit);
+                    buckets[n].on_grant(want, granted, total);
+                }
+            }
+            Step::Crash(n) if n < nodes => {
+                buckets[n] = Bucket::new(limit);
+                // A reservation in flight may still commit; its tokens are simply lost.
+                if let Some(want) = pending[n].take() {
+                    counter.reserve(want, limit);
+                }
+            }
+            Step::NextWindow => {
+                counter = Counter::default();
+                buckets = (0..nodes).map(|_| Bucket::new(limit)).collect();
+                pending = vec![None; nodes];
+                admitted = 0;
+                beyond_grants = 0;
+            }
+            _ => {}
+        }
+        prop_assert!(admitted <= limit + beyond_grants, "admitted {} > limit {} + {} fallbacks", admitted, limit, beyond_grants);
+        prop_assert!(counter.total <= limit);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
     #[test]
     fn admissions_never_exceed_the_limit(limit in 1u64..60, nodes in 1usize..5, steps in steps(4)) {
-        let mut counter = Counter::default();
-        let mut buckets: Vec<Bucket> = (0..nodes).map(|_| Bucket::new(limit)).collect();
-        let mut pending: Vec<Option<u64>> = vec![None; nodes];
-        let mut admitted = 0u64;
-        for step in steps {
-            match step {
-                Step::Request(n) if n < nodes => {
-                    let reserve = match buckets[n].try_admit() {
-                        Admission::Admitted => {
-                            admitted += 1;
-                            buckets[n].prefetch(nodes as u64)
-                        }
-                        Admission::NeedTokens => buckets[n].refill(nodes as u64),
-                        Admission::Rejected => None,
-                    };
-                    if let Some(want) = reserve {
-                        buckets[n].pending = true;
-                        pending[n] = Some(want);
-                    }
-                }
-                Step::Answer(n) if n < nodes => {
-                    if let Some(want) = pending[n].take() {
-                        let (granted, total) = counter.reserve(want, limit);
-                        buckets[n].on_grant(want, granted, total);
-                    }
-                }
-                Step::Crash(n) if n < nodes => {
-                    buckets[n] = Bucket::new(limit);
-                    // A reservation in flight may still commit; its tokens are simply lost.
-                    if let Some(want) = pending[n].take() {
-                        counter.reserve(want, limit);
-                    }
-                }
-                Step::NextWindow => {
-                    counter = Counter::default();
-                    buckets = (0..nodes).map(|_| Bucket::new(limit)).collect();
-                    pending = vec![None; nodes];
-                    admitted = 0;
-                }
-                _ => {}
-            }
-            prop_assert!(admitted <= limit, "admitted {} > limit {}", admitted, limit);
-            prop_assert!(counter.total <= limit);
-        }
+        play(limit, nodes, steps)?;
     }
 
     #[test]
@@ -106,58 +123,7 @@ proptest! {
         // share, beyond its grants. Those are the only admissions past the limit, and the
         // node's next reservation asks for them too, so normal admissions after a fallback
         // come out of the same budget.
-        let mut counter = Counter::default();
-        let mut buckets: Vec<Bucket> = (0..nodes).map(|_| Bucket::new(limit)).collect();
-        let mut pending: Vec<Option<u64>> = vec![None; nodes];
-        let (mut admitted, mut beyond_grants) = (0u64, 0u64);
-        for step in steps {
-            match step {
-                Step::Request(n) if n < nodes => {
-                    let reserve = match buckets[n].try_admit() {
-                        Admission::Admitted => {
-                            admitted += 1;
-                            buckets[n].prefetch(nodes as u64)
-                        }
-                        Admission::NeedTokens => buckets[n].refill(nodes as u64),
-                        Admission::Rejected => None,
-                    };
-                    if let Some(want) = reserve {
-                        prop_assert!(want >= buckets[n].debt(), "a reservation covers the debt");
-                        buckets[n].pending = true;
-                        pending[n] = Some(want);
-                    }
-                }
-                Step::Fallback(n) if n < nodes => {
-                    let debt_before = buckets[n].debt();
-                    if buckets[n].try_admit_fallback(nodes as u64).is_some() {
-                        admitted += 1;
-                        beyond_grants += buckets[n].debt() - debt_before;
-                    }
-                }
-                Step::Answer(n) if n < nodes => {
-                    if let Some(want) = pending[n].take() {
-                        let (granted, total) = counter.reserve(want, limit);
-                        buckets[n].on_grant(want, granted, total);
-                    }
-                }
-                Step::Crash(n) if n < nodes => {
-                    buckets[n] = Bucket::new(limit);
-                    if let Some(want) = pending[n].take() {
-                        counter.reserve(want, limit);
-                    }
-                }
-                Step::NextWindow => {
-                    counter = Counter::default();
-                    buckets = (0..nodes).map(|_| Bucket::new(limit)).collect();
-                    pending = vec![None; nodes];
-                    admitted = 0;
-                    beyond_grants = 0;
-                }
-                _ => {}
-            }
-            prop_assert!(admitted <= limit + beyond_grants, "admitted {} > limit {} + {} fallbacks", admitted, limit, beyond_grants);
-            prop_assert!(counter.total <= limit);
-        }
+        play(limit, nodes, steps)?;
     }
 
     #[test]
