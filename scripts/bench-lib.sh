@@ -86,7 +86,7 @@ haproxy_conf() { # LISTEN UPSTREAM
   cat >"$WORK/haproxy.cfg" <<EOF
 global
   nbthread 1
-  maxconn 20000
+  maxconn 4096
 defaults
   mode http
   timeout connect 5s

@@ -25,10 +25,6 @@ struct Cli {
     cmd: Cmd,
 }
 
-fn list(s: &str) -> Vec<String> {
-    s.split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect()
-}
-
 #[derive(Subcommand)]
 enum Cmd {
     /// Sequential write latency, then concurrent write throughput, through one node.
@@ -53,7 +49,7 @@ enum Cmd {
         #[arg(long)]
         service: String,
         /// Comma-separated host:port of every node's proxy.
-        #[arg(long, value_parser = |s: &str| Ok::<_, String>(list(s)))]
+        #[arg(long, value_delimiter = ',', required = true)]
         proxies: Vec<String>,
         #[arg(long, default_value_t = 100)]
         count: usize,
@@ -64,10 +60,10 @@ enum Cmd {
         kind: Kind,
         #[arg(long)]
         pid: i32,
-        #[arg(long, value_parser = |s: &str| Ok::<_, String>(list(s)))]
+        #[arg(long, value_delimiter = ',', required = true)]
         survivors: Vec<String>,
         /// Comma-separated host:port/path on the survivors' proxies to keep loaded.
-        #[arg(long, value_parser = |s: &str| Ok::<_, String>(list(s)), default_value = "")]
+        #[arg(long, value_delimiter = ',')]
         proxy_urls: Vec<String>,
         #[arg(long, default_value_t = 2)]
         proxy_concurrency: usize,
@@ -75,7 +71,7 @@ enum Cmd {
     /// Requests admitted per one-second window on a rate-limited route, over the limit.
     Ratelimit {
         /// Comma-separated host:port/path, one per node.
-        #[arg(long, value_parser = |s: &str| Ok::<_, String>(list(s)))]
+        #[arg(long, value_delimiter = ',', required = true)]
         urls: Vec<String>,
         #[arg(long)]
         limit: u64,
