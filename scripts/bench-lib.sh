@@ -139,6 +139,8 @@ run_wrk() {
   out="$WORK/wrk-$name.txt"
   # Same headers for curl and wrk (-H only): the setup must answer 2xx before it is timed.
   curl -fsS -o /dev/null "$@" "$url" || die "$url does not answer 2xx; not timing it"
+  # A one-second warm-up first (connections, allocator, caches), thrown away.
+  taskset -c "$WRK_CPU" wrk -t1 -c32 -d1s "$@" "$url" >/dev/null
   taskset -c "$WRK_CPU" wrk -t1 -c32 -d"${WRK_SECONDS}s" --latency "$@" "$url" >"$out"
   RPS[$name]=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
   P50[$name]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
@@ -169,7 +171,10 @@ vs_row() {
 }
 
 # abs_row FIGURE VALUE UNIT ANCHOR_TEXT RATIO OP BOUND: target on the value itself.
-abs_row() { row "$1" "$2 $3" "$4" "$5" "$6 $7 $3" "$(check "$2" "$6" "$7")"; }
+abs_row() { row "$1" "$2${3:+ $3}" "$4" "$5" "$6 $7${3:+ $3}" "$(check "$2" "$6" "$7")"; }
+
+# fmt X DECIMALS: X rounded for the table.
+fmt() { awk -v x="$1" -v d="$2" 'BEGIN { printf "%.*f", d, x }'; }
 
 # info_row FIGURE VALUE ANCHOR_TEXT RATIO: no target, context only.
 info_row() { row "$1" "$2" "$3" "$4" "—" "—"; }

@@ -248,7 +248,8 @@ vs_row "cluster rate limit cost: req/s with / without plugin (3 nodes)" "${RPS[g
 vs_row "admin write p50, sequential (via leader)" "$(field "$GW" seq_p50_ms)" ms "etcd put" "$(field "$EW" seq_p50_ms)" "<=" 1.00
 info_row "admin write p99, sequential" "$(field "$GW" seq_p99_ms) ms" "etcd put: $(field "$EW" seq_p99_ms) ms" \
   "$(ratio "$(field "$GW" seq_p99_ms)" "$(field "$EW" seq_p99_ms)")"
-info_row "admin writes/s, 16 concurrent" "$(field "$GW" conc_writes_per_s)" "etcd put: $(field "$EW" conc_writes_per_s)" \
+info_row "admin writes/s, 16 concurrent (p50 $(field "$GW" conc_p50_ms) ms)" "$(fmt "$(field "$GW" conc_writes_per_s)" 0)" \
+  "etcd put: $(fmt "$(field "$EW" conc_writes_per_s)" 0) (p50 $(field "$EW" conc_p50_ms) ms)" \
   "$(ratio "$(field "$GW" conc_writes_per_s)" "$(field "$EW" conc_writes_per_s)")"
 abs_row "config propagation p99, ack to every node routing (p50 $(field "$PROP" p50_ms) ms, n=$(field "$PROP" count))" \
   "$(field "$PROP" p99_ms)" ms "—" "—" "<=" 50
@@ -260,14 +261,14 @@ abs_row "resident memory, idle node" "$RSS_IDLE" MiB "—" "—" "<" 30
 info_row "resident memory, $ROUTES routes" "$RSS_ROUTES MiB" "—" "—"
 info_row "time to load $ROUTES routes: one POST /config until the last is served" "$LOAD_MS ms (acknowledged after $ACK_MS ms)" "—" "—"
 abs_row "rate limit, policy cluster: max admitted / limit per 1 s window ($(field "$RLC" windows) windows)" \
-  "$(field "$RLC" max_ratio)" "" "mean $(field "$RLC" mean_ratio)" "—" "<=" 1.00
-info_row "rate limit, policy local: max admitted / limit per 1 s window" "$(field "$RLL" max_ratio)" \
-  "mean $(field "$RLL" mean_ratio)" "— (per node, so up to 3)"
+  "$(fmt "$(field "$RLC" max_ratio)" 2)" "" "mean $(fmt "$(field "$RLC" mean_ratio)" 2)" "—" "<=" 1.00
+info_row "rate limit, policy local: max admitted / limit per 1 s window" "$(fmt "$(field "$RLL" max_ratio)" 2)" \
+  "mean $(fmt "$(field "$RLL" mean_ratio)" 2)" "— (per node, so up to 3)"
 
 ERR_NOTE=""
 for s in "${!ERRS[@]}"; do ((ERRS[$s] == 0)) || ERR_NOTE+=" $s: ${ERRS[$s]} non-2xx/socket errors;"; done
-NOTES+=("Proxy: wrk -t1 -c32 -d${WRK_SECONDS}s --latency on CPU $WRK_CPU with the upstream nginx; every proxy under test on CPU $PROXY_CPU (one core each: nginx 1 worker, haproxy 1 thread, gatehouse's runtime sees one CPU). Upstream keep-alive in nginx (keepalive 64) and haproxy (http-reuse always). The 3-node figures are wrk against node 2.")
-NOTES+=("Rate limit: limit second=$RL_LIMIT, 3 nodes x 4 connections each, offered $(field "$RLC" offered_per_s) req/s (cluster) and $(field "$RLL" offered_per_s) req/s (local); admitted counted per unix second by the driver's clock. Per-window admitted (cluster): $(field "$RLC" admitted_per_window | jq -c .).")
+NOTES+=("Proxy: wrk -t1 -c32 -d${WRK_SECONDS}s --latency (after a 1 s warm-up) on CPU $WRK_CPU; every proxy under test on CPU $PROXY_CPU, one core each (nginx 1 worker, haproxy 1 thread, gatehouse's tokio runtime sees one CPU). The upstream nginx shares CPU $WRK_CPU with wrk so that the proxy under test has its core to itself; it serves $(fmt "${RPS[upstream]}" 0) req/s direct, well above any proxy. Upstream keep-alive in nginx (keepalive 64) and haproxy (http-reuse always). The 3-node figures are wrk against node 2, with all three nodes on CPU $PROXY_CPU.")
+NOTES+=("Rate limit: limit second=$RL_LIMIT, 3 nodes x 4 connections each, offered $(fmt "$(field "$RLC" offered_per_s)" 0) req/s (cluster) and $(fmt "$(field "$RLL" offered_per_s)" 0) req/s (local); admitted counted per unix second by the driver's clock. Per-window admitted (cluster): $(field "$RLC" admitted_per_window | jq -c .).")
 NOTES+=("Admin writes: keep-alive HTTP from gatehouse-bench; gatehouse PUT /services/{name} (form url=...), etcd v3 JSON gateway POST /v3/kv/put; $SEQ_WRITES sequential, then 16 writers for ${CONC_SECONDS}s. etcd $(etcd --version | awk 'NR == 1 { print $3 }') with default settings, members on CPU $PROXY_CPU like gatehouse.")
 NOTES+=("Failover: write attempts every 50 ms round-robin over survivors until one is acknowledged; proxy load: 2 connections per survivor, any non-200 or transport error counts as failed.")
 [[ -z $ERR_NOTE ]] || NOTES+=("wrk errors:$ERR_NOTE")
