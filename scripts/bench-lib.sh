@@ -132,22 +132,39 @@ to_ms() {
     else printf "nan" }'
 }
 
-# run_wrk NAME URL [wrk args...]: sets RPS[NAME], P50[NAME], P99[NAME], ERRS[NAME].
-declare -A RPS P50 P99 ERRS
+# run_wrk NAME URL [wrk args...]: appends this run's figures to RPS[NAME], P50[NAME],
+# P99[NAME] and ERRS[NAME] (space-separated, one per round; see take_medians).
+declare -A RPS P50 P99 ERRS ROUNDS_RPS
 run_wrk() {
-  local name=$1 url=$2 out; shift 2
+  local name=$1 url=$2 out rps p50 p99 errs; shift 2
   out="$WORK/wrk-$name.txt"
   # Same headers for curl and wrk (-H only): the setup must answer 2xx before it is timed.
   curl -fsS -o /dev/null "$@" "$url" || die "$url does not answer 2xx; not timing it"
   # A one-second warm-up first (connections, allocator, caches), thrown away.
   taskset -c "$WRK_CPU" wrk -t1 -c32 -d1s "$@" "$url" >/dev/null
   taskset -c "$WRK_CPU" wrk -t1 -c32 -d"${WRK_SECONDS}s" --latency "$@" "$url" >"$out"
-  RPS[$name]=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
-  P50[$name]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
-  P99[$name]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
-  ERRS[$name]=$(awk '/Non-2xx or 3xx responses:/ { n += $NF } /Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' "$out")
-  [[ -n ${RPS[$name]} ]] || die "wrk against $url printed no result (see $out)"
-  log "$(printf '%-22s %8s req/s  p50 %s ms  p99 %s ms  errors %s' "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" "${ERRS[$name]}")"
+  rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+  p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
+  p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+  errs=$(awk '/Non-2xx or 3xx responses:/ { n += $NF } /Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' "$out")
+  [[ -n $rps ]] || die "wrk against $url printed no result (see $out)"
+  RPS[$name]+="$rps " P50[$name]+="$p50 " P99[$name]+="$p99 " ERRS[$name]+="$errs "
+  log "$(printf '%-10s %8s req/s  p50 %s ms  p99 %s ms  errors %s' "$name" "$rps" "$p50" "$p99" "$errs")"
+}
+
+# median "X Y Z ...": the middle value (the lower middle for an even count).
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+# take_medians NAME...: replaces each setup's per-round lists by their medians (errors:
+# the sum); the per-round req/s stay in ROUNDS_RPS for the notes.
+take_medians() {
+  local n
+  for n in "$@"; do
+    # shellcheck disable=SC2034 # read by bench.sh for the notes
+    ROUNDS_RPS[$n]=${RPS[$n]% }
+    RPS[$n]=$(median "${RPS[$n]}") P50[$n]=$(median "${P50[$n]}") P99[$n]=$(median "${P99[$n]}")
+    ERRS[$n]=$(tr ' ' '\n' <<<"${ERRS[$n]}" | awk '{ n += $1 } END { print n + 0 }')
+  done
 }
 
 # ---------------------------------------------------------------------------------------

@@ -27,9 +27,9 @@ case ${1:-} in
   *) die "usage: $0 [--quick]" ;;
 esac
 if ((QUICK)); then
-  WRK_SECONDS=3 SEQ_WRITES=100 CONC_SECONDS=3 PROP_COUNT=30 RL_SECONDS=4
+  PROXY_ROUNDS=1 WRK_SECONDS=3 SEQ_WRITES=100 CONC_SECONDS=3 PROP_COUNT=30 RL_SECONDS=4
 else
-  WRK_SECONDS=10 SEQ_WRITES=500 CONC_SECONDS=10 PROP_COUNT=100 RL_SECONDS=10
+  PROXY_ROUNDS=3 WRK_SECONDS=10 SEQ_WRITES=500 CONC_SECONDS=10 PROP_COUNT=100 RL_SECONDS=10
 fi
 ROUTES=10000 RL_LIMIT=200
 PROXY_CPU=0 WRK_CPU=1
@@ -119,31 +119,47 @@ wait_until "the upstream" 10 curl -fsS "http://$UP/"
 wait_until "nginx" 10 curl -fsS "http://$NGINX/"
 wait_until "haproxy" 10 curl -fsS "http://$HAPROXY/"
 
-log "starting gatehouse node 1 and configuring it"
+# configure N: the benchmark's routes on node N's cluster: /bench (no plugin), /rl
+# (a cluster rate limit that never rejects), /ka (key-auth), /rlc and /rll (limits for
+# the accuracy test, policies cluster and local).
+configure() {
+  local n=$1 r
+  admin PUT "$n" /services/bench --data "url=http://$UP"
+  for r in bench rl ka rlc rll; do admin PUT "$n" "/services/bench/routes/$r" --data "paths[]=/$r"; done
+  admin POST "$n" /routes/rl/plugins --data name=rate-limiting --data config.second=10000000 --data config.policy=cluster
+  admin POST "$n" /routes/ka/plugins --data name=key-auth
+  admin PUT "$n" /consumers/bench
+  admin POST "$n" /consumers/bench/key-auth --data key=bench-key
+  admin POST "$n" /routes/rlc/plugins --data name=rate-limiting --data "config.second=$RL_LIMIT" --data config.policy=cluster
+  admin POST "$n" /routes/rll/plugins --data name=rate-limiting --data "config.second=$RL_LIMIT" --data config.policy=local
+}
+
+# One node alone (node 10, a one-node cluster of its own) and a three-node cluster
+# (nodes 1-3), both up during the proxy rounds so the setups can be interleaved.
+log "starting gatehouse: one node alone, and a three-node cluster"
+gatehouse 10
+configure 10
 gatehouse 1
-admin PUT 1 /services/bench --data "url=http://$UP"
-for r in bench rl ka rlc rll; do admin PUT 1 "/services/bench/routes/$r" --data "paths[]=/$r"; done
-admin POST 1 /routes/rl/plugins --data name=rate-limiting --data config.second=10000000 --data config.policy=cluster
-admin POST 1 /routes/ka/plugins --data name=key-auth
-admin PUT 1 /consumers/bench
-admin POST 1 /consumers/bench/key-auth --data key=bench-key
-admin POST 1 /routes/rlc/plugins --data name=rate-limiting --data "config.second=$RL_LIMIT" --data config.policy=cluster
-admin POST 1 /routes/rll/plugins --data name=rate-limiting --data "config.second=$RL_LIMIT" --data config.policy=local
-
-log "proxy: wrk -t1 -c32 -d${WRK_SECONDS}s"
-run_wrk upstream "http://$UP/"
-run_wrk nginx "http://$NGINX/"
-run_wrk haproxy "http://$HAPROXY/"
-run_wrk gh1 "http://$(g 1):8000/bench"
-
-log "starting nodes 2 and 3"
 gatehouse 2 --join "$(g 1)"
 gatehouse 3 --join "$(g 1)"
 wait_until "three voters and a leader" 60 voters_and_leader
+configure 1
 wait_until "the routes on node 2" 10 curl -fsS "http://$(g 2):8000/bench"
-run_wrk gh3 "http://$(g 2):8000/bench"
-run_wrk gh3-rl "http://$(g 2):8000/rl"
-run_wrk gh3-ka "http://$(g 2):8000/ka" -H 'apikey: bench-key'
+
+# Rounds interleave the setups, so a burst of load from elsewhere on the machine hits
+# one round of each rather than all rounds of one; the table shows medians.
+log "proxy: $PROXY_ROUNDS rounds of wrk -t1 -c32 -d${WRK_SECONDS}s per setup"
+for ((round = 1; round <= PROXY_ROUNDS; round++)); do
+  run_wrk upstream "http://$UP/"
+  run_wrk nginx "http://$NGINX/"
+  run_wrk haproxy "http://$HAPROXY/"
+  run_wrk gh1 "http://$(g 10):8000/bench"
+  run_wrk gh3 "http://$(g 2):8000/bench"
+  run_wrk gh3-rl "http://$(g 2):8000/rl"
+  run_wrk gh3-ka "http://$(g 2):8000/ka" -H 'apikey: bench-key'
+done
+take_medians upstream nginx haproxy gh1 gh3 gh3-rl gh3-ka
+stop n10
 
 # ---------------------------------------------------------------------------------------
 # 6. Rate-limit accuracy, three nodes driven at once above the limit.
@@ -267,7 +283,7 @@ info_row "rate limit, policy local: max admitted / limit per 1 s window" "$(fmt 
 
 ERR_NOTE=""
 for s in "${!ERRS[@]}"; do ((ERRS[$s] == 0)) || ERR_NOTE+=" $s: ${ERRS[$s]} non-2xx/socket errors;"; done
-NOTES+=("Proxy: wrk -t1 -c32 -d${WRK_SECONDS}s --latency (after a 1 s warm-up) on CPU $WRK_CPU; every proxy under test on CPU $PROXY_CPU, one core each (nginx 1 worker, haproxy 1 thread, gatehouse's tokio runtime sees one CPU). The upstream nginx shares CPU $WRK_CPU with wrk so that the proxy under test has its core to itself; it serves $(fmt "${RPS[upstream]}" 0) req/s direct, well above any proxy. Upstream keep-alive in nginx (keepalive 64) and haproxy (http-reuse always). The 3-node figures are wrk against node 2, with all three nodes on CPU $PROXY_CPU.")
+NOTES+=("Proxy: medians of $PROXY_ROUNDS interleaved rounds of wrk -t1 -c32 -d${WRK_SECONDS}s --latency (each after a 1 s warm-up) on CPU $WRK_CPU; every proxy under test on CPU $PROXY_CPU, one core each (nginx 1 worker, haproxy 1 thread, gatehouse's tokio runtime sees one CPU). The upstream nginx shares CPU $WRK_CPU with wrk so that the proxy under test has its core to itself; it serves $(fmt "${RPS[upstream]}" 0) req/s direct, well above any proxy. Upstream keep-alive in nginx (keepalive 64) and haproxy (http-reuse always). "One node" is a one-node cluster of its own; the 3-node figures are wrk against node 2, with all three nodes on CPU $PROXY_CPU. req/s per round: nginx ${ROUNDS_RPS[nginx]}; haproxy ${ROUNDS_RPS[haproxy]}; gatehouse one node ${ROUNDS_RPS[gh1]}; 3 nodes ${ROUNDS_RPS[gh3]}; + cluster rate limit ${ROUNDS_RPS[gh3-rl]}; + key-auth ${ROUNDS_RPS[gh3-ka]}.")
 NOTES+=("Rate limit: limit second=$RL_LIMIT, 3 nodes x 4 connections each, offered $(fmt "$(field "$RLC" offered_per_s)" 0) req/s (cluster) and $(fmt "$(field "$RLL" offered_per_s)" 0) req/s (local); admitted counted per unix second by the driver's clock. Per-window admitted (cluster): $(field "$RLC" admitted_per_window | jq -c .).")
 NOTES+=("Admin writes: keep-alive HTTP from gatehouse-bench; gatehouse PUT /services/{name} (form url=...), etcd v3 JSON gateway POST /v3/kv/put; $SEQ_WRITES sequential, then 16 writers for ${CONC_SECONDS}s. etcd $(etcd --version | awk 'NR == 1 { print $3 }') with default settings, members on CPU $PROXY_CPU like gatehouse.")
 NOTES+=("Failover: write attempts every 50 ms round-robin over survivors until one is acknowledged; proxy load: 2 connections per survivor, any non-200 or transport error counts as failed.")
@@ -277,7 +293,7 @@ RESULT="$WORK/latest.md"
 {
   echo "# gatehouse benchmark results"
   echo
-  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src raft gossip Cargo.lock || echo ' (+ uncommitted changes)'),"\
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src raft gossip Cargo.toml Cargo.lock bench/src scripts/bench.sh scripts/bench-lib.sh || echo ' (+ uncommitted changes)'),"\
     "$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), load average before $LOAD_BEFORE, after $LOAD_AFTER$( ((QUICK)) && echo ', --quick run')."
   echo
   print_table
