@@ -301,6 +301,7 @@ NOTES+=("Rate limit: limit second=$RL_LIMIT, 3 nodes x 4 connections each, offer
 NOTES+=("Admin writes: keep-alive HTTP from gatehouse-bench; gatehouse PUT /services/{name} (form url=...), etcd v3 JSON gateway POST /v3/kv/put; $SEQ_WRITES sequential, then 16 writers for ${CONC_SECONDS}s. etcd $(etcd --version | awk 'NR == 1 { print $3 }') with default settings, members on CPU $PROXY_CPU like gatehouse.")
 NOTES+=("Failover: write attempts every 50 ms round-robin over survivors until one is acknowledged; proxy load: 2 connections per survivor, any non-200 or transport error counts as failed.")
 [[ -z $ERR_NOTE ]] || NOTES+=("wrk errors:$ERR_NOTE")
+NOTES+=("Where the missed targets' time goes (perf profiles, taken by hand): bench/results/profile.md.")
 
 RESULT="$WORK/latest.md"
 {
