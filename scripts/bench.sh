@@ -2,7 +2,7 @@
 # Benchmarks gatehouse against nginx, haproxy and etcd on this machine, all on loopback,
 # and prints one markdown table, also written to bench/results/latest.md:
 #
-#   scripts/bench.sh           the full run (about 6 minutes after the build)
+#   scripts/bench.sh           the full run (about 5 minutes after the build)
 #   scripts/bench.sh --quick   shorter durations, for trying it out
 #
 # Measures: proxy throughput and latency (wrk), admin writes next to etcd's puts, config
