@@ -1194,3 +1194,14 @@ fn vagrantfile_is_valid_ruby_and_provisions_three_nodes_with_provision_sh() {
     }
     assert!(scratch.path().join(".vagrant/gatehouse-cluster-secret").is_file(), "the secret is generated once, on the host");
 }
+
+#[test]
+fn bench_script_passes_shellcheck() {
+    if !have("shellcheck") {
+        eprintln!("note: shellcheck not installed; skipped (apt-get install shellcheck)");
+        return;
+    }
+    // -x follows `source scripts/bench-lib.sh`, a path relative to the repository root.
+    let out = run(Command::new("shellcheck").arg("-x").args(["scripts/bench.sh", "scripts/bench-lib.sh"]).current_dir(repo()));
+    assert!(out.status.success(), "shellcheck scripts/bench.sh scripts/bench-lib.sh:\n{}", text(&out.stdout));
+}

@@ -1,0 +1,319 @@
+#!/usr/bin/env bash
+# Benchmarks gatehouse against nginx, haproxy and etcd on this machine, all on loopback,
+# and prints one markdown table, also written to bench/results/latest.md:
+#
+#   scripts/bench.sh           the full run (about 5 minutes after the build)
+#   scripts/bench.sh --quick   shorter durations, for trying it out
+#
+# Measures: proxy throughput and latency (wrk), admin writes next to etcd's puts, config
+# propagation, leader failover next to etcd's, memory, rate-limit accuracy. Installs what
+# it needs from Debian's packages when missing (as root), builds gatehouse in release
+# (CARGO_TARGET_DIR is honoured), and stops everything it started on any exit.
+#
+# CPUs: wrk, the upstream nginx and the load driver run on CPU 1; every proxy under test
+# (nginx, haproxy, gatehouse nodes) and etcd on CPU 0, one core each, so the proxies get
+# the same single core. Addresses: gatehouse 127.0.60.x, etcd 127.0.61.x, the
+# upstream and the reference proxies 127.0.62.x.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
+NOTES=() # notes printed under the table
+
+QUICK=0
+case ${1:-} in
+  --quick) QUICK=1 ;;
+  "") ;;
+  *) die "usage: $0 [--quick]" ;;
+esac
+if ((QUICK)); then
+  PROXY_ROUNDS=1 WRK_SECONDS=3 SEQ_WRITES=100 CONC_SECONDS=3 PROP_COUNT=30 RL_SECONDS=4
+else
+  PROXY_ROUNDS=3 WRK_SECONDS=10 SEQ_WRITES=500 CONC_SECONDS=10 PROP_COUNT=100 RL_SECONDS=10
+fi
+ROUTES=10000 RL_LIMIT=200
+PROXY_CPU=0 WRK_CPU=1
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+BIN=$TARGET_DIR/release/gatehouse
+DRIVER=$TARGET_DIR/release/gatehouse-bench
+UP=127.0.62.1:8080 NGINX=127.0.62.2:8080 HAPROXY=127.0.62.3:8080
+g() { echo "127.0.60.$1"; }
+
+# ---------------------------------------------------------------------------------------
+# Prerequisites.
+
+install_missing() {
+  local need=() tool pkg
+  for tool in nginx:nginx haproxy:haproxy wrk:wrk etcd:etcd-server etcdctl:etcd-client \
+    jq:jq curl:curl taskset:util-linux; do
+    command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
+  done
+  ((${#need[@]})) || return 0
+  [[ $(id -u) == 0 ]] || die "missing ${need[*]}; run as root or install them"
+  log "installing ${need[*]}"
+  # Debian starts nginx/haproxy/etcd on install; policy-rc.d tells invoke-rc.d not to.
+  local policy=/usr/sbin/policy-rc.d made=0
+  if [[ ! -e $policy ]]; then printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made=1; fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  if ((made)); then rm -f "$policy"; fi
+  if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+    for pkg in nginx haproxy etcd; do systemctl disable --now "$pkg" 2>/dev/null || true; done
+  fi
+}
+
+ports_free() {
+  ! ss -Htln | awk '{ print $4 }' | grep -qE '^127\.0\.6[0-2]\.'
+}
+
+install_missing
+(($(nproc) >= 2)) || die "needs at least 2 CPUs (wrk and the proxies are pinned apart)"
+ports_free || die "something already listens on 127.0.60-62.x (a previous run?): $(ss -Htlnp | grep -E '127\.0\.6[0-2]\.' | head -3)"
+log "building gatehouse and the load driver (release)"
+# Two builds, not one: built together, feature unification would change gatehouse's
+# dependencies and rebuild it apart from what local-cluster.sh and the tests build.
+cargo build --release --locked --bin gatehouse
+cargo build --release --locked -p gatehouse-bench
+
+WORK=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
+on_exit() {
+  local rc=$?
+  stop_all
+  if ((rc == 0)); then rm -rf "$WORK"; else log "failed (exit $rc); logs kept in $WORK"; fi
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# gatehouse N [ARGS...]: starts node N on 127.0.60.N, pinned to the proxies' CPU.
+gatehouse() {
+  local n=$1; shift
+  spawn "n$n" "$PROXY_CPU" "$BIN" start --bind-addr "$(g "$n")" --data-dir "$WORK/data$n" "$@"
+  wait_until "node $n's Admin API" 30 curl -fsS "http://$(g "$n"):8001/status"
+}
+admin() { # METHOD NODE PATH [curl args...]: one Admin API call that must succeed.
+  local m=$1 n=$2 p=$3; shift 3
+  curl -fsS -o /dev/null -X "$m" "http://$(g "$n"):8001$p" "$@" || die "admin $m $p on node $n failed"
+}
+voters_and_leader() {
+  curl -fsS "http://$(g 1):8001/cluster" | jq -e '(.leader_id != null) and ([.nodes[] | select(.voter and .alive)] | length == 3)'
+}
+leader_node() { # the N of the node gatehouse says leads
+  curl -fsS "http://$(g "$1"):8001/cluster" | jq -r '.leader_id as $l | .nodes[] | select(.id == $l) | .admin_addr' |
+    sed -E 's/^127\.0\.60\.([0-9]+):8001$/\1/'
+}
+driver() { taskset -c "$WRK_CPU" "$DRIVER" "$@"; }
+field() { jq -r ".$2" <<<"$1"; }
+
+# ---------------------------------------------------------------------------------------
+# 1. Proxy throughput and latency. The upstream: nginx answering a fixed small body.
+
+nginx_conf upstream 'return 200 "hello from the upstream\n";' "$UP"
+nginx_conf nginx-proxy 'proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";' "$NGINX" \
+  "upstream up { server $UP; keepalive 64; }"
+haproxy_conf "$HAPROXY" "$UP"
+spawn upstream "$WRK_CPU" nginx -p "$WORK" -e "$WORK/upstream.err" -c "$WORK/upstream.conf" -g 'daemon off;'
+spawn nginx-proxy "$PROXY_CPU" nginx -p "$WORK" -e "$WORK/nginx-proxy.err" -c "$WORK/nginx-proxy.conf" -g 'daemon off;'
+spawn haproxy "$PROXY_CPU" haproxy -db -f "$WORK/haproxy.cfg"
+wait_until "the upstream" 10 curl -fsS "http://$UP/"
+wait_until "nginx" 10 curl -fsS "http://$NGINX/"
+wait_until "haproxy" 10 curl -fsS "http://$HAPROXY/"
+
+# configure N: the benchmark's routes on node N's cluster: /bench (no plugin), /rl
+# (a cluster rate limit that never rejects), /ka (key-auth), /rlc and /rll (limits for
+# the accuracy test, policies cluster and local).
+configure() {
+  local n=$1 r
+  admin PUT "$n" /services/bench --data "url=http://$UP"
+  for r in bench rl ka rlc rll; do admin PUT "$n" "/services/bench/routes/$r" --data "paths[]=/$r"; done
+  admin POST "$n" /routes/rl/plugins --data name=rate-limiting --data config.second=10000000 --data config.policy=cluster
+  admin POST "$n" /routes/ka/plugins --data name=key-auth
+  admin PUT "$n" /consumers/bench
+  admin POST "$n" /consumers/bench/key-auth --data key=bench-key
+  admin POST "$n" /routes/rlc/plugins --data name=rate-limiting --data "config.second=$RL_LIMIT" --data config.policy=cluster
+  admin POST "$n" /routes/rll/plugins --data name=rate-limiting --data "config.second=$RL_LIMIT" --data config.policy=local
+}
+
+# One node alone (node 10, a one-node cluster of its own) and a three-node cluster
+# (nodes 1-3), both up during the proxy rounds so the setups can be interleaved.
+log "starting gatehouse: one node alone, and a three-node cluster"
+gatehouse 10
+configure 10
+gatehouse 1
+gatehouse 2 --join "$(g 1)"
+gatehouse 3 --join "$(g 1)"
+wait_until "three voters and a leader" 60 voters_and_leader
+configure 1
+wait_until "the routes on node 2" 10 curl -fsS "http://$(g 2):8000/bench"
+
+# Rounds interleave the setups, so a burst of load from elsewhere on the machine hits
+# one round of each rather than all rounds of one; the table shows medians.
+log "proxy: $PROXY_ROUNDS rounds of wrk -t1 -c32 -d${WRK_SECONDS}s per setup"
+for ((round = 1; round <= PROXY_ROUNDS; round++)); do
+  run_wrk upstream "http://$UP/"
+  run_wrk nginx "http://$NGINX/"
+  run_wrk haproxy "http://$HAPROXY/"
+  run_wrk gh1 "http://$(g 10):8000/bench"
+  run_wrk gh3 "http://$(g 2):8000/bench"
+  run_wrk gh3-rl "http://$(g 2):8000/rl"
+  run_wrk gh3-ka "http://$(g 2):8000/ka" -H 'apikey: bench-key'
+done
+take_medians upstream nginx haproxy gh1 gh3 gh3-rl gh3-ka
+stop n10
+
+# ---------------------------------------------------------------------------------------
+# 6. Rate-limit accuracy, three nodes driven at once above the limit.
+
+log "rate-limit accuracy: second=$RL_LIMIT on three nodes for ${RL_SECONDS}s per policy"
+RL_URLS="$(g 1):8000/rlc,$(g 2):8000/rlc,$(g 3):8000/rlc"
+RLC=$(driver ratelimit --urls "$RL_URLS" --limit "$RL_LIMIT" --seconds "$RL_SECONDS")
+RLL=$(driver ratelimit --urls "${RL_URLS//rlc/rll}" --limit "$RL_LIMIT" --seconds "$RL_SECONDS")
+log "cluster: $RLC"
+log "local:   $RLL"
+
+# ---------------------------------------------------------------------------------------
+# 3. Config propagation: write through node 1, poll every node's proxy.
+
+log "propagation: $PROP_COUNT routes"
+PROP=$(driver propagation --admin "$(g 1):8001" --service bench --count "$PROP_COUNT" \
+  --proxies "$(g 1):8000,$(g 2):8000,$(g 3):8000")
+log "$PROP"
+
+# ---------------------------------------------------------------------------------------
+# 2. Admin writes through the leader, next to etcd's puts through its leader.
+
+LEADER=$(leader_node 1)
+[[ $LEADER =~ ^[123]$ ]] || die "cannot tell gatehouse's leader (got '$LEADER')"
+log "admin writes through gatehouse's leader (node $LEADER)"
+GW=$(driver writes --kind gatehouse --addr "$(g "$LEADER"):8001" --sequential "$SEQ_WRITES" --seconds "$CONC_SECONDS")
+log "$GW"
+
+log "starting a three-member etcd cluster"
+for n in 1 2 3; do
+  # shellcheck disable=SC2046 # etcd_args prints words without spaces in them
+  spawn "etcd$n" "$PROXY_CPU" etcd $(etcd_args "$n")
+done
+wait_until "etcd's leader" 30 etcd_leader
+ETCD_LEADER=$(etcd_leader)
+EW=$(driver writes --kind etcd --addr "$ETCD_LEADER" --sequential "$SEQ_WRITES" --seconds "$CONC_SECONDS")
+log "$EW"
+
+# ---------------------------------------------------------------------------------------
+# 4. Failover: SIGKILL the leader, time to the next acknowledged write; proxy load on
+# the survivors meanwhile.
+
+LEADER=$(leader_node 1)
+SURV=() SURV_PROXY=()
+for n in 1 2 3; do
+  ((n == LEADER)) && continue
+  SURV+=("$(g "$n"):8001")
+  SURV_PROXY+=("$(g "$n"):8000/bench")
+done
+log "failover: killing gatehouse's leader (node $LEADER)"
+GF=$(driver failover --kind gatehouse --pid "$(pid_of "n$LEADER")" --survivors "$(IFS=,; echo "${SURV[*]}")" \
+  --proxy-urls "$(IFS=,; echo "${SURV_PROXY[*]}")")
+log "$GF"
+
+ETCD_LEADER=$(etcd_leader)
+ETCD_N=${ETCD_LEADER#127.0.61.}
+ETCD_N=${ETCD_N%%:*}
+ESURV=()
+for n in 1 2 3; do ((n == ETCD_N)) || ESURV+=("127.0.61.$n:2379"); done
+log "failover: killing etcd's leader (member $ETCD_N)"
+EF=$(driver failover --kind etcd --pid "$(pid_of "etcd$ETCD_N")" --survivors "$(IFS=,; echo "${ESURV[*]}")")
+log "$EF"
+# The upstream stays: the memory section checks that the loaded routes are served.
+for x in n1 n2 n3 etcd1 etcd2 etcd3 nginx-proxy haproxy; do stop "$x"; done
+
+# ---------------------------------------------------------------------------------------
+# 5. Memory: a fresh node, idle, then with $ROUTES routes loaded by one POST /config.
+
+log "memory: a fresh node, then $ROUTES routes"
+gatehouse 9
+sleep 3
+RSS_IDLE=$(rss_mib "$(pid_of n9)")
+# Diagnostic: the same idle node with mimalloc's eager arena commit off (see the notes).
+spawn n8 "$PROXY_CPU" env MIMALLOC_ARENA_EAGER_COMMIT=0 "$BIN" start --bind-addr "$(g 8)" --data-dir "$WORK/data8"
+wait_until "node 8's Admin API" 30 curl -fsS "http://$(g 8):8001/status"
+sleep 3
+RSS_IDLE_LAZY=$(rss_mib "$(pid_of n8)")
+stop n8
+# Admin writes on one node with a small config, then (below) with $ROUTES routes: each
+# write rebuilds this node's view of the config.
+W_SMALL=$(driver writes --kind gatehouse --addr "$(g 9):8001" --sequential "$((SEQ_WRITES / 5))" --concurrency 1 --seconds 0.1)
+driver gen-config --routes "$ROUTES" --upstream "http://$UP" >"$WORK/routes.json"
+routed() { [[ $(curl -sS -o /dev/null -w '%{http_code}' "http://$(g 9):8000/r$((ROUTES - 1))") == 200 ]]; }
+T0=$(date +%s%N)
+curl -fsS -o /dev/null -X POST "http://$(g 9):8001/config" -H 'content-type: application/json' \
+  --data-binary "@$WORK/routes.json" || die "POST /config with $ROUTES routes failed"
+ACK_MS=$((($(date +%s%N) - T0) / 1000000))
+# The router is rebuilt after the entry is applied: loaded means served (0.1 s polls).
+wait_until "route r$((ROUTES - 1)) to be served" 120 routed
+LOAD_MS=$((($(date +%s%N) - T0) / 1000000))
+sleep 3
+RSS_ROUTES=$(rss_mib "$(pid_of n9)")
+W_BIG=$(driver writes --kind gatehouse --addr "$(g 9):8001" --sequential "$((SEQ_WRITES / 5))" --concurrency 1 --seconds 0.1)
+stop_all
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------------------------------
+# The table.
+
+for s in gh1 gh3 gh3-rl gh3-ka; do
+  case $s in
+    gh1) what="gatehouse, one node" ;; gh3) what="gatehouse, 3-node cluster" ;;
+    gh3-rl) what="gatehouse, 3 nodes + cluster rate limit" ;; gh3-ka) what="gatehouse, 3 nodes + key-auth" ;;
+  esac
+  vs_row "proxy req/s: $what" "${RPS[$s]}" "req/s" nginx "${RPS[nginx]}" ">=" 1.00
+  vs_row "proxy p99: $what (p50 ${P50[$s]} ms)" "${P99[$s]}" ms nginx "${P99[nginx]}" "<=" 1.00
+done
+for s in upstream nginx haproxy; do
+  info_row "proxy: $s (reference)" "${RPS[$s]} req/s, p50 ${P50[$s]} ms, p99 ${P99[$s]} ms" "—" "—"
+done
+vs_row "cluster rate limit cost: req/s with / without plugin (3 nodes)" "${RPS[gh3-rl]}" "req/s" "no plugin" "${RPS[gh3]}" ">=" 0.90
+vs_row "admin write p50, sequential (via leader)" "$(field "$GW" seq_p50_ms)" ms "etcd put" "$(field "$EW" seq_p50_ms)" "<=" 1.00
+info_row "admin write p99, sequential" "$(field "$GW" seq_p99_ms) ms" "etcd put: $(field "$EW" seq_p99_ms) ms" \
+  "$(ratio "$(field "$GW" seq_p99_ms)" "$(field "$EW" seq_p99_ms)")"
+info_row "admin writes/s, 16 concurrent (p50 $(field "$GW" conc_p50_ms) ms)" "$(fmt "$(field "$GW" conc_writes_per_s)" 0)" \
+  "etcd put: $(fmt "$(field "$EW" conc_writes_per_s)" 0) (p50 $(field "$EW" conc_p50_ms) ms)" \
+  "$(ratio "$(field "$GW" conc_writes_per_s)" "$(field "$EW" conc_writes_per_s)")"
+abs_row "config propagation p99, ack to every node routing (p50 $(field "$PROP" p50_ms) ms, n=$(field "$PROP" count))" \
+  "$(field "$PROP" p99_ms)" ms "—" "—" "<=" 50
+abs_row "failover: leader SIGKILL to next acked write" "$(field "$GF" failover_ms)" ms \
+  "etcd: $(field "$EF" failover_ms) ms" "$(ratio "$(field "$GF" failover_ms)" "$(field "$EF" failover_ms)")" "<=" 1500
+abs_row "failed proxy requests on survivors during failover (of $(($(field "$GF" proxy_ok) + $(field "$GF" proxy_failed))))" \
+  "$(field "$GF" proxy_failed)" "" "—" "—" "=" 0
+abs_row "resident memory, idle node" "$RSS_IDLE" MiB "—" "—" "<" 30
+info_row "resident memory, idle node, MIMALLOC_ARENA_EAGER_COMMIT=0 (diagnostic)" "$RSS_IDLE_LAZY MiB" "as shipped: $RSS_IDLE MiB" "$(ratio "$RSS_IDLE_LAZY" "$RSS_IDLE")"
+info_row "resident memory, $ROUTES routes" "$RSS_ROUTES MiB" "—" "—"
+info_row "admin write p50, one node, $ROUTES routes loaded" "$(field "$W_BIG" seq_p50_ms) ms" \
+  "small config: $(field "$W_SMALL" seq_p50_ms) ms" "$(ratio "$(field "$W_BIG" seq_p50_ms)" "$(field "$W_SMALL" seq_p50_ms)")"
+info_row "time to load $ROUTES routes: one POST /config until the last is served" "$LOAD_MS ms (acknowledged after $ACK_MS ms)" "—" "—"
+abs_row "rate limit, policy cluster: max admitted / limit per 1 s window ($(field "$RLC" windows) windows; at most $(fmt "$(field "$RLC" max_ratio_upper)" 2) counting responses that straddled a second)" \
+  "$(fmt "$(field "$RLC" max_ratio)" 2)" "" "mean $(fmt "$(field "$RLC" mean_ratio)" 2)" "—" "<=" 1.00
+info_row "rate limit, policy local: max admitted / limit per 1 s window (at most $(fmt "$(field "$RLL" max_ratio_upper)" 2))" "$(fmt "$(field "$RLL" max_ratio)" 2)" \
+  "mean $(fmt "$(field "$RLL" mean_ratio)" 2)" "— (per node, so up to 3)"
+
+ERR_NOTE=""
+for s in "${!ERRS[@]}"; do ((ERRS[$s] == 0)) || ERR_NOTE+=" $s: ${ERRS[$s]} non-2xx/socket errors;"; done
+NOTES+=("Proxy: medians of $PROXY_ROUNDS interleaved rounds of wrk -t1 -c32 -d${WRK_SECONDS}s --latency (each after a 1 s warm-up) on CPU $WRK_CPU; every proxy under test on CPU $PROXY_CPU, one core each (nginx 1 worker, haproxy 1 thread, gatehouse's tokio runtime sees one CPU). The upstream nginx shares CPU $WRK_CPU with wrk so that the proxy under test has its core to itself; it serves $(fmt "${RPS[upstream]}" 0) req/s direct, well above any proxy. Upstream keep-alive in nginx (keepalive 64) and haproxy (http-reuse always). The one-node figures are a one-node cluster of its own; the 3-node figures are wrk against node 2, with all three nodes on CPU $PROXY_CPU. req/s per round: nginx ${ROUNDS_RPS[nginx]}; haproxy ${ROUNDS_RPS[haproxy]}; gatehouse one node ${ROUNDS_RPS[gh1]}; 3 nodes ${ROUNDS_RPS[gh3]}; + cluster rate limit ${ROUNDS_RPS[gh3-rl]}; + key-auth ${ROUNDS_RPS[gh3-ka]}.")
+NOTES+=("Rate limit: limit second=$RL_LIMIT, 3 nodes x 4 connections each, offered $(fmt "$(field "$RLC" offered_per_s)" 0) req/s (cluster) and $(fmt "$(field "$RLL" offered_per_s)" 0) req/s (local); a 200 counts for certain in the unix second (driver's clock) in which it was both sent and received; one that straddled a boundary could belong to either window, so the figure is a lower bound and the straddlers give the upper one. Per window (cluster): certain $(field "$RLC" admitted_per_window | jq -c .), straddling $(field "$RLC" straddling_per_window | jq -c .).")
+NOTES+=("Admin writes: keep-alive HTTP from gatehouse-bench; gatehouse PUT /services/{name} (form url=...), etcd v3 JSON gateway POST /v3/kv/put; $SEQ_WRITES sequential, then 16 writers for ${CONC_SECONDS}s. etcd $(etcd --version | awk 'NR == 1 { print $3 }') with default settings, members on CPU $PROXY_CPU like gatehouse.")
+NOTES+=("Failover: write attempts every 50 ms round-robin over survivors until one is acknowledged; proxy load: 2 connections per survivor, any non-200 or transport error counts as failed.")
+[[ -z $ERR_NOTE ]] || NOTES+=("wrk errors:$ERR_NOTE")
+NOTES+=("Where the missed targets' time goes (perf profiles, taken by hand): bench/results/profile.md.")
+
+RESULT="$WORK/latest.md"
+{
+  echo "# gatehouse benchmark results"
+  echo
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src raft gossip Cargo.toml Cargo.lock bench/src scripts/bench.sh scripts/bench-lib.sh || echo ' (+ uncommitted changes)'),"\
+    "$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), load average before $LOAD_BEFORE, after $LOAD_AFTER$( ((QUICK)) && echo ', --quick run')."
+  echo
+  print_table
+  echo
+  for n in "${NOTES[@]}"; do echo "- $n"; done
+} >"$RESULT"
+mkdir -p bench/results
+cp "$RESULT" bench/results/latest.md
+cat "$RESULT"
