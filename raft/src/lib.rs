@@ -2,6 +2,7 @@
 //! and watch, in the manner of a small etcd. openraft 0.9 replicates, sled 0.34 persists,
 //! bincode 2 encodes. It knows nothing about gateways.
 
+mod elections;
 mod batcher;
 pub mod codec;
 pub mod config;
