@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::entity::{timestamp_field, EntityType, ForeignKey};
 use super::error::KongError;
 use super::schema::{at_least_one_of, Field, Record};
-use super::storage::index_key;
+use super::storage::{index_key, unique_field};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Consumer {
@@ -51,20 +51,9 @@ impl EntityType for Consumer {
         self.username.clone()
     }
     fn unique_fields(&self) -> Vec<(String, Value)> {
-        let mut out = Vec::new();
-        if let Some(u) = &self.username {
-            out.push((
-                index_key(Self::TABLE, "username", u),
-                json!({ "username": u }),
-            ));
-        }
-        if let Some(c) = &self.custom_id {
-            out.push((
-                index_key(Self::TABLE, "custom_id", c),
-                json!({ "custom_id": c }),
-            ));
-        }
-        out
+        let username = self.username.iter().map(|u| unique_field(Self::TABLE, "username", u));
+        let custom_id = self.custom_id.iter().map(|c| unique_field(Self::TABLE, "custom_id", c));
+        username.chain(custom_id).collect()
     }
 }
 

@@ -12,7 +12,7 @@ use super::entity::{timestamp_field, EntityType, ForeignKey};
 use super::error::KongError;
 use super::schema::{is_nonempty, quoted_list, Errors, Field, Record};
 use super::service::PROTOCOLS;
-use super::storage::index_key;
+use super::storage::unique_field;
 use super::validators;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -321,10 +321,7 @@ impl EntityType for Route {
         self.name.clone()
     }
     fn unique_fields(&self) -> Vec<(String, Value)> {
-        self.name
-            .iter()
-            .map(|n| (index_key(Self::TABLE, "name", n), json!({ "name": n })))
-            .collect()
+        self.name.iter().map(|n| unique_field(Self::TABLE, "name", n)).collect()
     }
 }
 

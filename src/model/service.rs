@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::entity::{timestamp_field, EntityType, ForeignKey};
 use super::error::KongError;
 use super::schema::{Errors, Field, Record};
-use super::storage::index_key;
+use super::storage::unique_field;
 use super::validators;
 
 /// Kong's `constants.PROTOCOLS`, sorted.
@@ -246,10 +246,7 @@ impl EntityType for Service {
         self.name.clone()
     }
     fn unique_fields(&self) -> Vec<(String, Value)> {
-        self.name
-            .iter()
-            .map(|n| (index_key(Self::TABLE, "name", n), json!({ "name": n })))
-            .collect()
+        self.name.iter().map(|n| unique_field(Self::TABLE, "name", n)).collect()
     }
 }
 

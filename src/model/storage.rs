@@ -35,6 +35,13 @@ pub fn index_key(table: &str, field: &str, value: &str) -> String {
     format!("{INDEX_PREFIX}{table}/{field}/{}", escape_segment(value))
 }
 
+/// One unique field of an entity: its index key and how a violation names it
+/// (`{"name": "x"}`), for `EntityType::unique_fields`.
+pub fn unique_field(table: &str, field: &str, value: &str) -> (String, serde_json::Value) {
+    let shown = serde_json::Map::from_iter([(field.to_owned(), serde_json::Value::String(value.to_owned()))]);
+    (index_key(table, field, value), serde_json::Value::Object(shown))
+}
+
 /// Splits `config/<table>/<uuid>` into its table and id (`None` for index keys and
 /// anything else).
 pub fn parse_entity_key(key: &str) -> Option<(&str, Uuid)> {

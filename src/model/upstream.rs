@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::entity::{timestamp_field, EntityType, ForeignKey, Num};
 use super::error::KongError;
 use super::schema::{conditional_required, Errors, Field, Record};
-use super::storage::index_key;
+use super::storage::unique_field;
 use super::validators::{self, normalize_ip, HostKind};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -456,10 +456,7 @@ impl EntityType for Upstream {
         Some(self.name.clone())
     }
     fn unique_fields(&self) -> Vec<(String, Value)> {
-        vec![(
-            index_key(Self::TABLE, "name", &self.name),
-            json!({ "name": self.name }),
-        )]
+        vec![unique_field(Self::TABLE, "name", &self.name)]
     }
 }
 
