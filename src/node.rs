@@ -22,7 +22,6 @@ use crate::config::{StartArgs, CLUSTER_PORT};
 use crate::echo::Echo;
 use crate::metrics::Metrics;
 use crate::plugins::rate_limiting::Limiters;
-use crate::proxy::forward::Upstreams;
 use crate::proxy::server::{self, Proxy, ProxyHandler};
 use crate::proxy::workers;
 use crate::proxy::table::ProxyTable;
@@ -106,7 +105,6 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
     let limiters = Limiters { cluster: ClusterLimiter::new(reserver, live_nodes, RESERVE_WAIT), local: Arc::default() };
     let proxy = Arc::new(Proxy {
         table: ArcSwap::from_pointee(ProxyTable::empty()),
-        upstreams: Arc::new(Upstreams::default()),
         limiters,
         metrics: metrics.clone(),
         listen_port: args.proxy_addr().port(),

@@ -1,5 +1,5 @@
-//! Sending a request to one upstream target: a pooled HTTP/1.1 client per connect
-//! timeout, the service's timeouts, and upstream failures classified into `ProxyError`
+//! Sending a request to one upstream target: pooled HTTP/1.1 clients per thread and
+//! connect timeout, the service's timeouts, and upstream failures classified into `ProxyError`
 //! (connection refused may be retried elsewhere; anything after sending may not).
 
 use std::collections::HashMap;
@@ -36,14 +36,9 @@ thread_local! {
     static CLIENTS: RefCell<HashMap<Duration, HttpClient>> = RefCell::default();
 }
 
-/// Sends requests upstream over this thread's connection pools.
-#[derive(Default)]
-pub struct Upstreams;
-
-impl Upstreams {
-    fn client(&self, connect: Duration) -> HttpClient {
-        CLIENTS.with_borrow_mut(|clients| {
-            clients
+fn client(connect: Duration) -> HttpClient {
+    CLIENTS.with_borrow_mut(|clients| {
+        clients
             .entry(connect)
             .or_insert_with(|| {
                 let mut connector = HttpConnector::new();
@@ -55,22 +50,22 @@ impl Upstreams {
                     .build(connector)
             })
             .clone()
-        })
-    }
+    })
+}
 
-    /// Sends `req` (whose URI names the target) and waits for the response headers.
-    pub async fn send(&self, req: Request<Body>, timeouts: Timeouts) -> Result<Response<Incoming>, ProxyError> {
-        let client = self.client(timeouts.connect);
-        // The connector enforces the connect timeout itself. The pooled client does not say
-        // when a fresh connection is ready, so the wait for headers is bounded by the read
-        // timeout plus at most as much again for connecting: a small read timeout then
-        // holds even with Kong's 60 s default connect timeout.
-        let budget = timeouts.read + timeouts.connect.min(timeouts.read);
-        match tokio::time::timeout(budget, client.request(req)).await {
-            Err(_) => Err(ProxyError::UpstreamTimeout),
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(classify(&e)),
-        }
+/// Sends `req` (whose URI names the target) over this thread's pools and waits for the
+/// response headers.
+pub async fn send(req: Request<Body>, timeouts: Timeouts) -> Result<Response<Incoming>, ProxyError> {
+    let client = client(timeouts.connect);
+    // The connector enforces the connect timeout itself. The pooled client does not say
+    // when a fresh connection is ready, so the wait for headers is bounded by the read
+    // timeout plus at most as much again for connecting: a small read timeout then
+    // holds even with Kong's 60 s default connect timeout.
+    let budget = timeouts.read + timeouts.connect.min(timeouts.read);
+    match tokio::time::timeout(budget, client.request(req)).await {
+        Err(_) => Err(ProxyError::UpstreamTimeout),
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(e)) => Err(classify(&e)),
     }
 }
 
@@ -105,7 +100,7 @@ mod tests {
     async fn a_refused_connection_may_be_retried_elsewhere() {
         // Bind then drop: the port is (almost certainly) closed now.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let err = Upstreams::default().send(get(&format!("http://127.0.0.1:{port}/")), QUICK).await.unwrap_err();
+        let err = send(get(&format!("http://127.0.0.1:{port}/")), QUICK).await.unwrap_err();
         assert!(err.retryable(), "{err:?}");
         assert_eq!(err.status().as_u16(), 502);
     }
@@ -119,7 +114,7 @@ mod tests {
             let (_s, _) = listener.accept().await.unwrap();
             std::future::pending::<()>().await
         });
-        let err = Upstreams::default().send(get(&format!("http://{addr}/")), QUICK).await.unwrap_err();
+        let err = send(get(&format!("http://{addr}/")), QUICK).await.unwrap_err();
         assert_eq!(err, ProxyError::UpstreamTimeout);
         assert!(!err.retryable());
         hold.abort();
@@ -127,7 +122,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unresolvable_host_is_a_name_resolution_failure() {
-        let err = Upstreams::default().send(get("http://no-such-host.invalid/"), QUICK).await.unwrap_err();
+        let err = send(get("http://no-such-host.invalid/"), QUICK).await.unwrap_err();
         assert_eq!(err, ProxyError::NameResolution);
     }
 }

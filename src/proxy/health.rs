@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::balancer::{Balancer, TargetState};
 use super::errors::ProxyError;
-use super::forward::{Timeouts, Upstreams};
+use super::forward::{self, Timeouts};
 use crate::http::empty;
 use crate::model::upstream::Healthchecks;
 
@@ -96,7 +96,7 @@ pub fn record(balancer: &Balancer, target: &TargetState, outcome: Outcome, limit
 
 /// Probes every target of `balancer` while it is in use (the task ends once the last
 /// route table holding it is gone).
-pub fn spawn_active(balancer: &Arc<Balancer>, checks: Healthchecks, upstreams: Arc<Upstreams>) {
+pub fn spawn_active(balancer: &Arc<Balancer>, checks: Healthchecks) {
     let healthy_every = checks.active.healthy.interval.0;
     let unhealthy_every = checks.active.unhealthy.interval.0;
     if healthy_every <= 0.0 && unhealthy_every <= 0.0 {
@@ -126,7 +126,7 @@ pub fn spawn_active(balancer: &Arc<Balancer>, checks: Healthchecks, upstreams: A
             for target in balancer.targets().to_vec() {
                 let due = if target.is_healthy() { probe_healthy } else { probe_unhealthy };
                 if due {
-                    let outcome = probe(&upstreams, &target.addr, &checks, timeout).await;
+                    let outcome = probe(&target.addr, &checks, timeout).await;
                     record(&balancer, &target, outcome, &limits);
                 }
             }
@@ -134,10 +134,10 @@ pub fn spawn_active(balancer: &Arc<Balancer>, checks: Healthchecks, upstreams: A
     });
 }
 
-async fn probe(upstreams: &Upstreams, addr: &str, checks: &Healthchecks, timeout: Duration) -> Outcome {
+async fn probe(addr: &str, checks: &Healthchecks, timeout: Duration) -> Outcome {
     let uri = format!("http://{addr}{}", checks.active.http_path);
     let Ok(req) = hyper::Request::builder().uri(uri).header("host", addr).body(empty()) else { return Outcome::Neutral };
-    match upstreams.send(req, Timeouts { connect: timeout, read: timeout, write: timeout }).await {
+    match forward::send(req, Timeouts { connect: timeout, read: timeout, write: timeout }).await {
         Ok(resp) => {
             let code = resp.status().as_u16();
             if checks.active.healthy.http_statuses.contains(&code) {

@@ -75,7 +75,7 @@ async fn the_active_checker_probes_real_targets() {
     let h = checks(json!({"active": {"http_path": "/status/200", "timeout": 0.5,
         "healthy": {"interval": 0.05, "successes": 1}, "unhealthy": {"interval": 0.05, "tcp_failures": 1}}}));
     let b = Arc::new(Balancer::new(Algorithm::RoundRobin, &[(good.clone(), 1), (bad.clone(), 1)]));
-    spawn_active(&b, h, Arc::new(Upstreams::default()));
+    spawn_active(&b, h);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while b.targets()[1].is_healthy() {
         assert!(std::time::Instant::now() < deadline, "the closed target was never marked unhealthy");

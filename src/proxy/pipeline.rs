@@ -20,6 +20,7 @@ use hyper::{Request, Response, StatusCode};
 
 use super::context::RequestContext;
 use super::errors::{error_response, ProxyError};
+use super::forward;
 use super::headers::{self, Forwarded};
 use super::health;
 use super::router::{RequestView, RouteMatch};
@@ -93,7 +94,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, peer: SocketAddr)
     headers::set_upstream_host(&mut parts.headers, &host_header, route.preserve_host);
 
     let upstream_started = Instant::now();
-    let result = forward(&proxy, &service, &mut parts, body, &target_path, &authority, &ctx).await;
+    let result = forward(&service, &mut parts, body, &target_path, &authority, &ctx).await;
     let upstream_latency = upstream_started.elapsed();
 
     // 4. response filter
@@ -157,7 +158,6 @@ async fn access(proxy: &Proxy, table: &ProxyTable, route: &RouteEntry, parts: &m
 /// Sends the request to the service, retrying on another target only when the request
 /// has no body and provably never reached the first one.
 async fn forward(
-    proxy: &Proxy,
     service: &Arc<ServiceEntry>,
     parts: &mut Parts,
     body: Incoming,
@@ -189,7 +189,7 @@ async fn forward(
             _ => empty(),
         };
         let req = req.body(req_body).map_err(|e| ProxyError::Internal(e.to_string()))?;
-        let result = proxy.upstreams.send(req, service.timeouts).await;
+        let result = forward::send(req, service.timeouts).await;
         if let (Some(p), Some(u)) = (&pick, &service.upstream) {
             if u.passive.enabled() {
                 let outcome = health::passive_outcome(&u.upstream.healthchecks, result.as_ref().map(|r| r.status().as_u16()));

@@ -1,6 +1,6 @@
 //! The proxy listener's state: the current route table (swapped whole when the config
-//! changes, read without a lock), the upstream connection pools, the rate limiters and
-//! the metrics; and the task that rebuilds the table from the applied configuration.
+//! changes, read without a lock), the rate limiters and the metrics; and the task that
+//! rebuilds the table from the applied configuration.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +9,6 @@ use arc_swap::ArcSwap;
 use hyper::body::Incoming;
 use hyper::Request;
 
-use super::forward::Upstreams;
 use super::pipeline;
 use super::router::RegexCache;
 use super::table::ProxyTable;
@@ -23,7 +22,6 @@ use crate::shutdown::Shutdown;
 pub struct Proxy {
     /// Swapped atomically by `follow_config`; requests never wait for a rebuild.
     pub table: ArcSwap<ProxyTable>,
-    pub upstreams: Arc<Upstreams>,
     pub limiters: Limiters,
     pub metrics: Arc<Metrics>,
     /// Reported upstream as X-Forwarded-Port.
@@ -47,9 +45,9 @@ pub async fn follow_config(proxy: Arc<Proxy>, applied: Applied, mut shutdown: Sh
     loop {
         let config = applied.get();
         let previous = proxy.table.load_full();
-        let (pools, regexes) = (proxy.upstreams.clone(), proxy.regexes.clone());
+        let regexes = proxy.regexes.clone();
         // Compiling 10,000 routes takes milliseconds of CPU: keep it off the async workers.
-        let built = tokio::task::spawn_blocking(move || ProxyTable::build(config, Some(&previous), &pools, &regexes)).await;
+        let built = tokio::task::spawn_blocking(move || ProxyTable::build(config, Some(&previous), &regexes)).await;
         match built {
             Ok(Ok(table)) => proxy.table.store(Arc::new(table)),
             Ok(Err(e)) => tracing::error!(error = %e, "route table rebuild failed; still serving the previous one"),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::balancer::{Algorithm, Balancer};
-use super::forward::{Timeouts, Upstreams};
+use super::forward::Timeouts;
 use super::health;
 use super::router::{RegexCache, RouteSpec, Router, RouterError};
 use crate::applied::AppliedConfig;
@@ -100,7 +100,6 @@ impl ProxyTable {
     pub fn build(
         config: Arc<AppliedConfig>,
         previous: Option<&ProxyTable>,
-        pools: &Arc<Upstreams>,
         regexes: &RegexCache,
     ) -> Result<ProxyTable, RouterError> {
         let snap = &config.snapshot;
@@ -123,7 +122,7 @@ impl ProxyTable {
                     name: u.name.clone(),
                     balancer: {
                         let balancer = Arc::new(Balancer::new(Algorithm::from_kong(&u.algorithm), &signature));
-                        health::spawn_active(&balancer, u.healthchecks.clone(), pools.clone());
+                        health::spawn_active(&balancer, u.healthchecks.clone());
                         balancer
                     },
                     passive: health::Thresholds::passive(&u.healthchecks),
