@@ -23,9 +23,9 @@ pub(crate) async fn break_split_votes(raft: Raft, timeout: (Duration, Duration),
             _ = tokio::time::sleep(pause) => {}
         }
         let (leaderless, voter) = {
-            let m = raft.metrics().borrow().clone();
-            let voter = m.membership_config.membership().voter_ids().any(|v| v == m.id);
-            (m.current_leader.is_none(), voter)
+            let metrics = raft.metrics();
+            let m = metrics.borrow();
+            (m.current_leader.is_none(), m.membership_config.membership().voter_ids().any(|v| v == m.id))
         };
         if !leaderless || !voter {
             leaderless_since = None;

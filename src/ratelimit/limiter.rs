@@ -133,8 +133,7 @@ impl ClusterLimiter {
                 Err(e) => {
                     tracing::warn!(%key, error = %e, "rate-limit reservation failed; using the local share");
                     entry.bucket.pending = false;
-                    entry.bucket.observe_cluster_total(this.reserver.applied_total(&key));
-                    entry.degraded_until = Some(Instant::now() + Duration::from_secs(1));
+                    this.fall_back(entry, &key);
                 }
             }
             entry.changed.send_modify(|v| *v += 1);
@@ -144,9 +143,15 @@ impl ClusterLimiter {
     fn mark_degraded(&self, key: &str) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = entries.get_mut(key) {
-            entry.bucket.observe_cluster_total(self.reserver.applied_total(key));
-            entry.degraded_until = Some(Instant::now() + Duration::from_secs(1));
+            self.fall_back(entry, key);
         }
+    }
+
+    /// Admits from the fallback share for the next second, starting from the freshest
+    /// cluster total this node has applied.
+    fn fall_back(&self, entry: &mut Entry, key: &str) {
+        entry.bucket.observe_cluster_total(self.reserver.applied_total(key));
+        entry.degraded_until = Some(Instant::now() + Duration::from_secs(1));
     }
 
     /// Forgets windows that have ended.
