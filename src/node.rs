@@ -101,7 +101,7 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
     let metrics = Arc::new(Metrics::new());
     let reserver = Reserver::start(store.clone(), RESERVE_TIMEOUT, trigger.signal());
     let live_peers = peers.clone();
-    let live_nodes: LiveNodes = Arc::new(move || live_peers.peers().iter().filter(|p| p.alive && !p.left).count().max(1) as u64);
+    let live_nodes: LiveNodes = Arc::new(move || live_peers.live_count().max(1) as u64);
     let limiters = Limiters { cluster: ClusterLimiter::new(reserver, live_nodes, RESERVE_WAIT), local: Arc::default() };
     let proxy = Arc::new(Proxy {
         table: ArcSwap::from_pointee(ProxyTable::empty()),

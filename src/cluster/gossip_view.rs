@@ -100,6 +100,10 @@ impl PeerView for GossipView {
             .collect()
     }
 
+    fn live_count(&self) -> usize {
+        self.members.borrow().iter().filter(|m| m.alive && !m.left).count()
+    }
+
     fn publish(&self, key: &str, value: String) {
         // Never blocks the caller; fails only once the publisher has stopped.
         let _ = self.updates.send((key.to_owned(), value));

@@ -37,6 +37,11 @@ impl PeerInfo {
 /// The live view of the other nodes (and this one).
 pub trait PeerView: Send + Sync + 'static {
     fn peers(&self) -> Vec<PeerInfo>;
+    /// Members alive and not left, this node included. The rate limiter asks on every
+    /// request, so implementations should count without building `peers()`.
+    fn live_count(&self) -> usize {
+        self.peers().iter().filter(|p| p.alive && !p.left).count()
+    }
     /// Publishes one of this node's meta values.
     fn publish(&self, key: &str, value: String);
 }
