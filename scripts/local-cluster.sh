@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE=${GATEHOUSE_LOCAL_DIR:-.local-cluster}
-BIN=${GATEHOUSE_BIN:-target/release/gatehouse}
+BIN=${GATEHOUSE_BIN:-${CARGO_TARGET_DIR:-target}/release/gatehouse}
 
 die() { echo "local-cluster: $*" >&2; exit 1; }
 
