@@ -34,7 +34,12 @@ pin_project! {
 
 impl<B> IdleTimeout<B> {
     pub fn new(inner: B, limit: Duration) -> Self {
-        IdleTimeout { inner, timer: None, last_progress: Instant::now(), limit }
+        Self::since(inner, limit, Instant::now())
+    }
+
+    /// Counts idleness from `start` (a moment the caller has just read the clock for).
+    pub fn since(inner: B, limit: Duration, start: Instant) -> Self {
+        IdleTimeout { inner, timer: None, last_progress: start, limit }
     }
 }
 
@@ -47,10 +52,12 @@ where
     type Error = BoxError;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
-            // Progress: the idle clock starts again.
-            *this.last_progress = Instant::now();
+        let mut this = self.project();
+        if let Poll::Ready(frame) = this.inner.as_mut().poll_frame(cx) {
+            // Progress: the idle clock starts again, unless nothing is left to wait for.
+            if !this.inner.is_end_stream() {
+                *this.last_progress = Instant::now();
+            }
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         let deadline = *this.last_progress + *this.limit;

@@ -51,7 +51,7 @@ fn find_key(cfg: &KeyAuthConfig, parts: &Parts) -> Found {
 }
 
 fn unauthorized(cfg: &KeyAuthConfig, message: &str, ctx: &RequestContext) -> Response<Body> {
-    let mut resp = error_response(StatusCode::UNAUTHORIZED, message, &ctx.request_id);
+    let mut resp = error_response(StatusCode::UNAUTHORIZED, message, ctx.request_id());
     let challenge = match &cfg.realm {
         Some(realm) => format!("Key realm=\"{realm}\""),
         None => "Key".to_owned(),
@@ -140,7 +140,7 @@ pub fn access(cfg: &KeyAuthConfig, snapshot: &ConfigSnapshot, parts: &mut Parts,
             None => Err(error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &format!("anonymous consumer {anon} is configured but doesn't exist"),
-                &ctx.request_id,
+                ctx.request_id(),
             )),
         };
     }

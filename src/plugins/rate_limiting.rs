@@ -120,13 +120,13 @@ pub async fn access(
             Decision::Unavailable => {
                 // Kong answers 500 here; 503 says what it is: temporary, retry elsewhere.
                 let message = "Rate limiting is unavailable: the cluster has no quorum";
-                return Err(error_response(StatusCode::SERVICE_UNAVAILABLE, message, &ctx.request_id));
+                return Err(error_response(StatusCode::SERVICE_UNAVAILABLE, message, ctx.request_id()));
             }
         }
     }
     let mut blocked_response = blocked.then(|| {
         let status = StatusCode::from_u16(cfg.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
-        error_response(status, &cfg.error_message, &ctx.request_id)
+        error_response(status, &cfg.error_message, ctx.request_id())
     });
     let headers = match &mut blocked_response {
         Some(resp) => resp.headers_mut(),

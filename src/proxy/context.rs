@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use bytes::Bytes;
+use hyper::header::HeaderValue;
 use hyper::HeaderMap;
 use uuid::Uuid;
 
@@ -15,8 +17,9 @@ pub struct ConsumerInfo {
 }
 
 pub struct RequestContext {
-    /// 32 hex characters, as Kong's request id; sent both ways and in error bodies.
-    pub request_id: String,
+    /// 32 hex characters, as Kong's request id; sent both ways and in error bodies. Kept
+    /// as a header value: it goes into two headers, and cloning one copies no bytes.
+    pub request_id_header: HeaderValue,
     pub client: SocketAddr,
     pub started: Instant,
     pub route_id: Option<Uuid>,
@@ -30,7 +33,7 @@ pub struct RequestContext {
 impl RequestContext {
     pub fn new(client: SocketAddr) -> Self {
         RequestContext {
-            request_id: format!("{:032x}", rand::random::<u128>()),
+            request_id_header: new_request_id(),
             client,
             started: Instant::now(),
             route_id: None,
@@ -39,5 +42,36 @@ impl RequestContext {
             credential_id: None,
             response_headers: HeaderMap::new(),
         }
+    }
+
+    pub fn request_id(&self) -> &str {
+        // Always ASCII hex: see `new_request_id`.
+        self.request_id_header.to_str().unwrap_or_default()
+    }
+}
+
+fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 32];
+    let random = rand::random::<u128>().to_be_bytes();
+    for (pair, byte) in id.chunks_exact_mut(2).zip(random) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
+    }
+    HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&id)).expect("hex digits are a valid header value")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_are_32_lowercase_hex_digits_and_differ() {
+        let a = super::new_request_id();
+        let b = super::new_request_id();
+        for id in [&a, &b] {
+            let id = id.to_str().unwrap();
+            assert_eq!(id.len(), 32);
+            assert!(id.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)), "{id}");
+        }
+        assert_ne!(a, b);
     }
 }

@@ -1,18 +1,17 @@
-//! Sending a request to one upstream target: pooled HTTP/1.1 clients per thread and
-//! connect timeout, the service's timeouts, and upstream failures classified into `ProxyError`
-//! (connection refused may be retried elsewhere; anything after sending may not).
+//! Sending a request to one upstream address over this thread's pooled HTTP/1.1
+//! connections (`pool`): connecting within the connect timeout, the service's timeouts,
+//! and upstream failures classified into `ProxyError` (nothing sent: another target may
+//! take the request; anything after sending may not be retried).
 
-use std::collections::HashMap;
-use std::cell::RefCell;
 use std::time::Duration;
 
-use hyper::body::Incoming;
+use hyper::client::conn::http1;
 use hyper::{Request, Response};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 use super::errors::ProxyError;
+use super::pool::{self, PooledBody, Sender};
 use crate::http::Body;
 
 /// Per-service timeouts, in Kong's terms.
@@ -26,72 +25,84 @@ pub struct Timeouts {
     pub write: Duration,
 }
 
-type HttpClient = Client<HttpConnector, Body>;
-
-thread_local! {
-    /// Upstream connection pools of this thread, one per distinct connect timeout (the
-    /// connector holds it). Per thread because a pooled connection is driven by the
-    /// runtime that opened it: a proxy worker reusing another worker's connection would
-    /// hand every request across threads.
-    static CLIENTS: RefCell<HashMap<Duration, HttpClient>> = RefCell::default();
-}
-
-fn client(connect: Duration) -> HttpClient {
-    CLIENTS.with_borrow_mut(|clients| {
-        clients
-            .entry(connect)
-            .or_insert_with(|| {
-                let mut connector = HttpConnector::new();
-                connector.set_connect_timeout(Some(connect));
-                connector.set_nodelay(true);
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(60))
-                    .pool_max_idle_per_host(256)
-                    .build(connector)
-            })
-            .clone()
-    })
-}
-
-/// Sends `req` (whose URI names the target) over this thread's pools and waits for the
-/// response headers.
-pub async fn send(req: Request<Body>, timeouts: Timeouts) -> Result<Response<Incoming>, ProxyError> {
-    let client = client(timeouts.connect);
-    // The connector enforces the connect timeout itself. The pooled client does not say
-    // when a fresh connection is ready, so the wait for headers is bounded by the read
-    // timeout plus at most as much again for connecting: a small read timeout then
-    // holds even with Kong's 60 s default connect timeout.
-    let budget = timeouts.read + timeouts.connect.min(timeouts.read);
-    match tokio::time::timeout(budget, client.request(req)).await {
+/// Sends `req` to `addr` (`host:port`) and waits for the response headers. The request's
+/// URI is what goes on the request line (origin form) and it must carry its Host header.
+pub async fn send(addr: &str, mut req: Request<Body>, timeouts: Timeouts) -> Result<Response<PooledBody>, ProxyError> {
+    let (key, idle) = pool::checkout(addr);
+    if let Some(mut sender) = idle {
+        match tokio::time::timeout(timeouts.read, sender.try_send_request(req)).await {
+            Err(_) => return Err(ProxyError::UpstreamTimeout),
+            Ok(Ok(resp)) => return Ok(resp.map(|body| PooledBody::new(body, key, sender))),
+            Ok(Err(mut e)) => match e.take_message() {
+                // The upstream closed the idle connection before the request went out (a
+                // keep-alive race): nothing was sent, so a fresh connection may take it.
+                Some(unsent) => req = unsent,
+                None => return Err(sent_failure(e.error())),
+            },
+        }
+    }
+    // Boxed: connecting is rare and its future is large; inline, it would be copied
+    // with every request's future.
+    let mut sender = Box::pin(connect(addr, timeouts.connect)).await?;
+    match tokio::time::timeout(timeouts.read, sender.send_request(req)).await {
         Err(_) => Err(ProxyError::UpstreamTimeout),
-        Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(e)) => Err(classify(&e)),
+        Ok(Ok(resp)) => Ok(resp.map(|body| PooledBody::new(body, key, sender))),
+        Ok(Err(e)) => Err(sent_failure(&e)),
     }
 }
 
-fn classify(e: &hyper_util::client::legacy::Error) -> ProxyError {
-    let chain = crate::http::error_chain(e);
-    if e.is_connect() {
-        if chain.contains("dns error") {
-            return ProxyError::NameResolution;
+/// A new connection to `addr`, its HTTP/1.1 state machine running on this thread.
+async fn connect(addr: &str, timeout: Duration) -> Result<Sender, ProxyError> {
+    let connecting = async {
+        // An IP address resolves at once; a name goes through the system resolver.
+        let addrs = tokio::net::lookup_host(addr).await.map_err(|e| {
+            tracing::debug!(addr, error = %e, "upstream name did not resolve");
+            ProxyError::NameResolution
+        })?;
+        let mut last = None;
+        for socket_addr in addrs {
+            match TcpStream::connect(socket_addr).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some(e),
+            }
         }
-        if chain.contains("timed out") || chain.contains("timeout") {
-            return ProxyError::UpstreamTimeout;
+        Err(match last {
+            Some(e) => ProxyError::UpstreamBroken { retryable: true, detail: format!("connecting to {addr}: {e}") },
+            None => ProxyError::NameResolution,
+        })
+    };
+    let stream = tokio::time::timeout(timeout, connecting).await.map_err(|_| ProxyError::UpstreamTimeout)??;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| ProxyError::UpstreamBroken { retryable: true, detail: crate::http::error_chain(&e) })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "upstream connection ended with an error");
         }
-        // Nothing reached the upstream: another target may take the request.
-        return ProxyError::UpstreamBroken { retryable: true, detail: chain };
-    }
-    ProxyError::UpstreamBroken { retryable: false, detail: chain }
+    });
+    Ok(sender)
 }
 
+/// A failure once the request may have reached the upstream: never retried elsewhere.
+fn sent_failure(e: &hyper::Error) -> ProxyError {
+    ProxyError::UpstreamBroken { retryable: false, detail: crate::http::error_chain(e) }
+}
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use http_body_util::BodyExt;
+    use hyper::body::Body as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
     use crate::http::empty;
 
-    fn get(uri: &str) -> Request<Body> {
-        Request::builder().uri(uri).body(empty()).unwrap()
+    fn get(host: &str) -> Request<Body> {
+        Request::builder().uri("/").header("host", host).body(empty()).unwrap()
     }
 
     const QUICK: Timeouts = Timeouts { connect: Duration::from_millis(500), read: Duration::from_millis(500), write: Duration::from_millis(500) };
@@ -100,7 +111,8 @@ mod tests {
     async fn a_refused_connection_may_be_retried_elsewhere() {
         // Bind then drop: the port is (almost certainly) closed now.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let err = send(get(&format!("http://127.0.0.1:{port}/")), QUICK).await.unwrap_err();
+        let addr = format!("127.0.0.1:{port}");
+        let err = send(&addr, get(&addr), QUICK).await.unwrap_err();
         assert!(err.retryable(), "{err:?}");
         assert_eq!(err.status().as_u16(), 502);
     }
@@ -114,7 +126,7 @@ mod tests {
             let (_s, _) = listener.accept().await.unwrap();
             std::future::pending::<()>().await
         });
-        let err = send(get(&format!("http://{addr}/")), QUICK).await.unwrap_err();
+        let err = send(&addr.to_string(), get(&addr.to_string()), QUICK).await.unwrap_err();
         assert_eq!(err, ProxyError::UpstreamTimeout);
         assert!(!err.retryable());
         hold.abort();
@@ -122,7 +134,81 @@ mod tests {
 
     #[tokio::test]
     async fn an_unresolvable_host_is_a_name_resolution_failure() {
-        let err = send(get("http://no-such-host.invalid/"), QUICK).await.unwrap_err();
+        let err = send("no-such-host.invalid:80", get("no-such-host.invalid"), QUICK).await.unwrap_err();
         assert_eq!(err, ProxyError::NameResolution);
+    }
+
+    /// An upstream answering "ok" on every request; counts the connections it accepted.
+    /// With `one_per_connection`, it closes each connection after one response, without
+    /// saying so (as an upstream whose keep-alive timer fired would).
+    async fn upstream(one_per_connection: bool) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    loop {
+                        // Small GETs: one read holds one whole request.
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        if stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.is_err() || one_per_connection {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    async fn get_ok(addr: &str) {
+        let resp = send(addr, get(addr), QUICK).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "ok");
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_reused_once_its_response_was_read() {
+        let (addr, accepted) = upstream(false).await;
+        for _ in 0..5 {
+            get_ok(&addr).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(pool::idle_count(&addr), 1);
+    }
+
+    #[tokio::test]
+    async fn a_response_dropped_unread_does_not_return_its_connection() {
+        let (addr, accepted) = upstream(false).await;
+        let resp = send(&addr, get(&addr), QUICK).await.unwrap();
+        assert!(!resp.body().is_end_stream(), "nothing of the body was read");
+        drop(resp);
+        assert_eq!(pool::idle_count(&addr), 0);
+        get_ok(&addr).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_the_upstream_closed_is_replaced() {
+        let (addr, accepted) = upstream(true).await;
+        get_ok(&addr).await;
+        // Wait until this thread's connection task has seen the close (the connection
+        // may still be in the pool, or may not have been put back at all).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !pool::no_open_idle(&addr) {
+            assert!(tokio::time::Instant::now() < deadline, "the pooled connection never saw the upstream close it");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for _ in 0..3 {
+            get_ok(&addr).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 4);
     }
 }

@@ -1,9 +1,11 @@
 //! Header rules of the proxy, as Kong applies them: hop-by-hop headers never cross,
 //! X-Forwarded-* and Via are added for the upstream, latency headers for the client.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST};
+use hyper::header::{
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
 
 pub const VIA_TOKEN: &str = concat!("1.1 gatehouse/", env!("CARGO_PKG_VERSION"));
 
@@ -22,33 +24,57 @@ pub static PROXY_LATENCY: HeaderName = HeaderName::from_static("x-gatehouse-prox
 pub static RESPONSE_LATENCY: HeaderName = HeaderName::from_static("x-gatehouse-response-latency");
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-gatehouse-request-id");
 
-/// RFC 9110 §7.6.1 plus the de-facto ones proxies drop.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// RFC 9110 §7.6.1 plus the de-facto ones proxies drop. Parsed names, not strings: a
+/// lookup by string parses the name on every call (twice per proxied request each).
+static HOP_BY_HOP: [&HeaderName; 9] = [
+    &CONNECTION,
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+    &PROXY_AUTHENTICATE,
+    &PROXY_AUTHORIZATION,
+    &TE,
+    &TRAILER,
+    &TRANSFER_ENCODING,
+    &UPGRADE,
 ];
 
 /// Drops hop-by-hop headers, including any the Connection header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    // Most messages carry none, or just Connection: one pass over the names present
+    // costs less than a hashed removal of each of the nine.
+    let mut present = [false; HOP_BY_HOP.len()];
+    let mut any = false;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| *h == name) {
+            present[i] = true;
+            any = true;
+        }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    if !any {
+        return;
+    }
+    if present[0] {
+        let named: Vec<HeaderName> = headers
+            .get_all(&CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            // The usual tokens name no other header (keep-alive goes below anyway).
+            .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for (name, present) in HOP_BY_HOP.iter().zip(present) {
+        if present {
+            headers.remove(*name);
+        }
     }
 }
 
@@ -66,13 +92,15 @@ pub struct Forwarded<'a> {
 /// Sets X-Forwarded-*, X-Real-IP and Via. Incoming X-Forwarded-Proto/Host/Port are not
 /// trusted (no trusted_ips yet): ours replace them, as Kong does for untrusted clients.
 pub fn add_forwarding(headers: &mut HeaderMap, f: &Forwarded<'_>) {
-    let ip = f.client.ip().to_string();
+    let ip = ip_value(f.client.ip());
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-        _ => ip.clone(),
+        Some(prev) if !prev.trim().is_empty() => HeaderValue::from_str(&format!("{prev}, {}", f.client.ip())).ok(),
+        _ => Some(ip.clone()),
     };
-    set(headers, &X_FORWARDED_FOR, &xff);
-    set(headers, &X_REAL_IP, &ip);
+    if let Some(xff) = xff {
+        headers.insert(X_FORWARDED_FOR.clone(), xff);
+    }
+    headers.insert(X_REAL_IP.clone(), ip);
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     if let Some(host) = f.host {
         set(headers, &X_FORWARDED_HOST, host.rsplit_once(':').map_or(host, |(h, p)| if p.parse::<u16>().is_ok() { h } else { host }));
@@ -86,6 +114,18 @@ pub fn add_forwarding(headers: &mut HeaderMap, f: &Forwarded<'_>) {
         }
     }
     append_via(headers);
+}
+
+/// The client's address as a header value, formatted on the stack: it goes into two
+/// headers of every proxied request.
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    use std::io::Write;
+    let mut buf = [0u8; 64];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    // An IP address prints in at most 45 bytes: the buffer always suffices.
+    let _ = write!(cursor, "{ip}");
+    let len = cursor.position() as usize;
+    HeaderValue::from_bytes(&buf[..len]).expect("an IP address is a valid header value")
 }
 
 /// Appends our token to Via (request or response).
@@ -102,9 +142,9 @@ pub fn append_via(headers: &mut HeaderMap) {
 }
 
 /// Points Host at the upstream unless the route preserves the client's Host.
-pub fn set_upstream_host(headers: &mut HeaderMap, upstream_authority: &str, preserve_host: bool) {
+pub fn set_upstream_host(headers: &mut HeaderMap, upstream_host: &HeaderValue, preserve_host: bool) {
     if !preserve_host || !headers.contains_key(HOST) {
-        set(headers, &HOST, upstream_authority);
+        headers.insert(HOST, upstream_host.clone());
     }
 }
 
@@ -152,10 +192,10 @@ mod tests {
     #[test]
     fn host_goes_to_the_upstream_unless_preserved() {
         let mut h = map(&[("host", "client.test")]);
-        set_upstream_host(&mut h, "10.0.0.5:9000", false);
+        set_upstream_host(&mut h, &HeaderValue::from_static("10.0.0.5:9000"), false);
         assert_eq!(h.get("host").unwrap(), "10.0.0.5:9000");
         let mut h = map(&[("host", "client.test")]);
-        set_upstream_host(&mut h, "10.0.0.5:9000", true);
+        set_upstream_host(&mut h, &HeaderValue::from_static("10.0.0.5:9000"), true);
         assert_eq!(h.get("host").unwrap(), "client.test");
     }
 }

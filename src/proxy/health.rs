@@ -135,9 +135,8 @@ pub fn spawn_active(balancer: &Arc<Balancer>, checks: Healthchecks) {
 }
 
 async fn probe(addr: &str, checks: &Healthchecks, timeout: Duration) -> Outcome {
-    let uri = format!("http://{addr}{}", checks.active.http_path);
-    let Ok(req) = hyper::Request::builder().uri(uri).header("host", addr).body(empty()) else { return Outcome::Neutral };
-    match forward::send(req, Timeouts { connect: timeout, read: timeout, write: timeout }).await {
+    let Ok(req) = hyper::Request::builder().uri(&checks.active.http_path).header("host", addr).body(empty()) else { return Outcome::Neutral };
+    match forward::send(addr, req, Timeouts { connect: timeout, read: timeout, write: timeout }).await {
         Ok(resp) => {
             let code = resp.status().as_u16();
             if checks.active.healthy.http_statuses.contains(&code) {

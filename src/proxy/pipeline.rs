@@ -8,6 +8,7 @@
 //! 4. response filter: hop-by-hop headers out, Via and latency headers in;
 //! 5. log: metrics.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,11 +17,12 @@ use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{HeaderValue, HOST, SERVER};
 use hyper::http::request::Parts;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode, Uri};
 
 use super::context::RequestContext;
 use super::errors::{error_response, ProxyError};
 use super::forward;
+use super::pool::PooledBody;
 use super::headers::{self, Forwarded};
 use super::health;
 use super::router::{RequestView, RouteMatch};
@@ -33,9 +35,14 @@ use crate::metrics::RequestLabels;
 use crate::plugins::{key_auth, rate_limiting};
 use crate::ratelimit::reserver::now_ms;
 
-fn host_of(parts: &Parts) -> String {
+fn host_of(parts: &Parts) -> Cow<'_, str> {
     let raw = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| parts.uri.authority().map(|a| a.as_str())).unwrap_or("");
-    strip_port(raw).to_ascii_lowercase()
+    let host = strip_port(raw);
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 fn strip_port(raw: &str) -> &str {
@@ -57,7 +64,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, peer: SocketAddr)
     let host = host_of(&parts);
     let found = table.router.find(&RequestView { method: parts.method.as_str(), host: &host, path: parts.uri.path(), headers: &parts.headers });
     let Some(RouteMatch { route, matched_path }) = found else {
-        return gateway_response(&proxy, &ctx, None, ProxyError::NoRoute.response(&ctx.request_id));
+        return gateway_response(&proxy, &ctx, None, ProxyError::NoRoute.response(ctx.request_id()));
     };
     let route = &table.routes[route];
     ctx.route_id = Some(route.id);
@@ -68,41 +75,40 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, peer: SocketAddr)
         return gateway_response(&proxy, &ctx, Some(route), resp);
     }
     let Some(service) = route.service.clone() else {
-        let resp = error_response(StatusCode::SERVICE_UNAVAILABLE, "no Service found with those values", &ctx.request_id);
+        let resp = error_response(StatusCode::SERVICE_UNAVAILABLE, "no Service found with those values", ctx.request_id());
         return gateway_response(&proxy, &ctx, Some(route), resp);
     };
 
     // 3. balance + forward
-    let proxy_latency = ctx.started.elapsed();
-    let client_host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
+    let client_host = parts.headers.get(HOST).cloned();
     let path = upstream_path(service.path.as_deref(), parts.uri.path(), matched_path.as_deref(), route.strip_path);
     let target_path = upstream_target(&path, parts.uri.query());
     headers::strip_hop_by_hop(&mut parts.headers);
     let forwarded = Forwarded {
         client: peer,
-        host: client_host.as_deref(),
+        host: client_host.as_ref().and_then(|h| h.to_str().ok()),
         proxy_port: proxy.listen_port,
         path: parts.uri.path(),
         prefix: matched_path.as_deref().filter(|_| route.strip_path),
     };
     headers::add_forwarding(&mut parts.headers, &forwarded);
-    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-        parts.headers.insert(headers::REQUEST_ID.clone(), v);
+    parts.headers.insert(headers::REQUEST_ID.clone(), ctx.request_id_header.clone());
+    if let Some(host) = &service.host_header {
+        headers::set_upstream_host(&mut parts.headers, host, route.preserve_host);
     }
-    let authority = if service.port == 80 { service.host.clone() } else { format!("{}:{}", service.host, service.port) };
-    let host_header = service.upstream.as_ref().and_then(|u| u.host_header.clone()).unwrap_or_else(|| authority.clone());
-    headers::set_upstream_host(&mut parts.headers, &host_header, route.preserve_host);
-
+    // One clock read per phase boundary: each is a measurable share of a proxied request.
     let upstream_started = Instant::now();
-    let result = forward(&service, &mut parts, body, &target_path, &authority, &ctx).await;
-    let upstream_latency = upstream_started.elapsed();
+    let proxy_latency = upstream_started - ctx.started;
+    let result = forward(&service, &mut parts, body, target_path, &ctx).await;
+    let upstream_done = Instant::now();
+    let upstream_latency = upstream_done - upstream_started;
 
     // 4. response filter
     let mut resp = match result {
-        Ok(resp) => resp.map(|b| IdleTimeout::new(b, service.timeouts.read).boxed()),
+        Ok(resp) => resp.map(|b| IdleTimeout::since(b, service.timeouts.read, upstream_done.into()).boxed()),
         Err(e) => {
             tracing::debug!(error = %e, route = %route.label, "upstream failed");
-            return gateway_response(&proxy, &ctx, Some(route), e.response(&ctx.request_id));
+            return gateway_response(&proxy, &ctx, Some(route), e.response(ctx.request_id()));
         }
     };
     headers::strip_hop_by_hop(resp.headers_mut());
@@ -111,9 +117,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, peer: SocketAddr)
     h.extend(std::mem::take(&mut ctx.response_headers));
     h.insert(headers::UPSTREAM_LATENCY.clone(), HeaderValue::from(upstream_latency.as_millis() as u64));
     h.insert(headers::PROXY_LATENCY.clone(), HeaderValue::from(proxy_latency.as_millis() as u64));
-    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-        h.insert(headers::REQUEST_ID.clone(), v);
-    }
+    h.insert(headers::REQUEST_ID.clone(), ctx.request_id_header.clone());
     if !h.contains_key(SERVER) {
         h.insert(SERVER, HeaderValue::from_static(headers::SERVER));
     }
@@ -121,12 +125,16 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, peer: SocketAddr)
     // 5. log
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     let code = resp.status().as_u16();
-    route.series.record(&proxy.metrics, &route.labels, code, ms(proxy_latency), ms(upstream_latency), ms(ctx.started.elapsed()));
+    route.series.record(&proxy.metrics, &route.labels, code, ms(proxy_latency), ms(upstream_latency), ms(upstream_done - ctx.started));
     resp
 }
 
 /// Runs the route's plugins; consumer-scoped ones are resolved once the consumer is known.
 async fn access(proxy: &Proxy, table: &ProxyTable, route: &RouteEntry, parts: &mut Parts, ctx: &mut RequestContext) -> Result<(), Response<Body>> {
+    // Consumer-scoped plugins need a consumer, which only a route plugin (key-auth) finds.
+    if route.plugins.is_empty() {
+        return Ok(());
+    }
     let now = now_ms();
     for plugin in &route.plugins {
         if let ActivePlugin::KeyAuth(cfg) = plugin {
@@ -149,7 +157,9 @@ async fn access(proxy: &Proxy, table: &ProxyTable, route: &RouteEntry, parts: &m
     };
     for plugin in plugins {
         if let ActivePlugin::RateLimiting { id, config } = plugin {
-            rate_limiting::access(*id, config, &proxy.limiters, parts, ctx, now).await?;
+            // Boxed: a reservation's future is large, and inline it would be copied with
+            // the future of every request, limited or not.
+            Box::pin(rate_limiting::access(*id, config, &proxy.limiters, parts, ctx, now)).await?;
         }
     }
     Ok(())
@@ -161,35 +171,36 @@ async fn forward(
     service: &Arc<ServiceEntry>,
     parts: &mut Parts,
     body: Incoming,
-    target_path: &str,
-    authority: &str,
+    target_path: String,
     ctx: &RequestContext,
-) -> Result<Response<Incoming>, ProxyError> {
+) -> Result<Response<PooledBody>, ProxyError> {
     let replayable = body.is_end_stream();
     let mut body = Some(body);
+    let uri = Uri::try_from(target_path).map_err(|e| ProxyError::Internal(e.to_string()))?;
     let mut tried = Vec::new();
     let attempts = if replayable { usize::from(service.retries) + 1 } else { 1 };
     let mut last_err = ProxyError::NoHealthyTarget;
-    for _ in 0..attempts {
-        let (addr, pick) = match &service.upstream {
-            None => (authority.to_owned(), None),
+    for attempt in 1..=attempts {
+        let pick = match &service.upstream {
+            None => None,
             Some(u) => {
                 let key = hash_key(&u.hash_on, u.hash_on_header.as_deref(), parts, ctx);
                 match u.balancer.pick(key.as_deref(), &tried) {
-                    Some(p) => (p.target.addr.clone(), Some(p)),
+                    Some(p) => Some(p),
                     None => return Err(last_err_or_no_target(last_err, &tried)),
                 }
             }
         };
-        let uri = format!("http://{addr}{target_path}");
-        let mut req = Request::builder().method(parts.method.clone()).uri(uri).version(hyper::Version::HTTP_11);
-        *req.headers_mut().expect("builder has no error yet") = parts.headers.clone();
-        let req_body = match body.take() {
+        let addr = pick.as_ref().map_or(service.addr.as_str(), |p| p.target.addr.as_str());
+        let mut req = Request::new(match body.take() {
             Some(b) if !replayable => IdleTimeout::new(b, service.timeouts.write).boxed(),
             _ => empty(),
-        };
-        let req = req.body(req_body).map_err(|e| ProxyError::Internal(e.to_string()))?;
-        let result = forward::send(req, service.timeouts).await;
+        });
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = uri.clone();
+        // Only a retry needs the headers again.
+        *req.headers_mut() = if attempt == attempts { std::mem::take(&mut parts.headers) } else { parts.headers.clone() };
+        let result = forward::send(addr, req, service.timeouts).await;
         if let (Some(p), Some(u)) = (&pick, &service.upstream) {
             if u.passive.enabled() {
                 let outcome = health::passive_outcome(&u.upstream.healthchecks, result.as_ref().map(|r| r.status().as_u16()));
@@ -238,9 +249,7 @@ fn gateway_response(proxy: &Proxy, ctx: &RequestContext, route: Option<&RouteEnt
     let h = resp.headers_mut();
     h.insert(headers::RESPONSE_LATENCY.clone(), HeaderValue::from(ctx.started.elapsed().as_millis() as u64));
     h.insert(SERVER, HeaderValue::from_static(headers::SERVER));
-    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-        h.insert(headers::REQUEST_ID.clone(), v);
-    }
+    h.insert(headers::REQUEST_ID.clone(), ctx.request_id_header.clone());
     // Requests that matched no route are not counted, as in Kong's Prometheus plugin.
     if let Some(route) = route {
         let service = route.service.as_ref().map_or_else(String::new, |s| s.label.clone());

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::header::HeaderValue;
 use uuid::Uuid;
 
 use super::balancer::{Algorithm, Balancer};
@@ -40,6 +41,12 @@ pub struct ServiceEntry {
     pub label: String,
     pub host: String,
     pub port: u16,
+    /// `host:port`, where a service without an upstream connects.
+    pub addr: String,
+    /// The Host header the upstream gets unless the route preserves the client's: the
+    /// upstream's host_header if set, else the service's host (and port unless 80).
+    /// None only for a host no header can carry (validation rejects those).
+    pub host_header: Option<HeaderValue>,
     pub path: Option<String>,
     pub timeouts: Timeouts,
     pub retries: u16,
@@ -179,11 +186,17 @@ impl ProxyTable {
 }
 
 fn service_entry(s: &Service, upstreams: &HashMap<String, Arc<UpstreamEntry>>) -> ServiceEntry {
+    // A service whose host names an upstream is balanced over its targets (Kong's rule).
+    let upstream = upstreams.get(&s.host.to_ascii_lowercase()).cloned();
+    let authority = if s.port == 80 { s.host.clone() } else { format!("{}:{}", s.host, s.port) };
+    let host_header = upstream.as_ref().and_then(|u| u.host_header.clone()).unwrap_or(authority);
     ServiceEntry {
         id: s.id,
         label: s.name.clone().unwrap_or_else(|| s.host.clone()),
         host: s.host.clone(),
         port: s.port,
+        addr: format!("{}:{}", s.host, s.port),
+        host_header: HeaderValue::from_str(&host_header).ok(),
         path: s.path.clone(),
         timeouts: Timeouts {
             connect: Duration::from_millis(u64::from(s.connect_timeout)),
@@ -191,7 +204,6 @@ fn service_entry(s: &Service, upstreams: &HashMap<String, Arc<UpstreamEntry>>) -
             write: Duration::from_millis(u64::from(s.write_timeout)),
         },
         retries: s.retries,
-        // A service whose host names an upstream is balanced over its targets (Kong's rule).
-        upstream: upstreams.get(&s.host.to_ascii_lowercase()).cloned(),
+        upstream,
     }
 }
