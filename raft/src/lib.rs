@@ -7,6 +7,7 @@ mod batcher;
 pub mod codec;
 pub mod config;
 pub mod error;
+mod flusher;
 pub mod kv;
 mod leader;
 pub mod log_store;
