@@ -107,7 +107,7 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
         table: ArcSwap::from_pointee(ProxyTable::empty()),
         limiters,
         metrics: metrics.clone(),
-        listen_port: args.proxy_addr().port(),
+        listen_port: args.proxy_addr().port().into(),
         regexes: Arc::default(),
     });
     let admin = Arc::new(AdminContext {

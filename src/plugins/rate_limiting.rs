@@ -24,7 +24,6 @@ pub struct Limiters {
 
 /// Who the limit counts: Kong's `limit_by`, falling back to the client's address.
 fn identifier(cfg: &RateLimitingConfig, parts: &Parts, ctx: &RequestContext) -> String {
-    let ip = ctx.client.ip().to_string();
     match cfg.limit_by.as_str() {
         "consumer" => ctx.consumer.as_ref().map(|c| c.id.to_string()).or(ctx.credential_id.map(|c| c.to_string())),
         "credential" => ctx.credential_id.map(|c| c.to_string()),
@@ -38,7 +37,7 @@ fn identifier(cfg: &RateLimitingConfig, parts: &Parts, ctx: &RequestContext) -> 
         "path" => cfg.path.as_deref().filter(|p| *p == parts.uri.path()).map(str::to_owned),
         _ => None,
     }
-    .unwrap_or(ip)
+    .unwrap_or_else(|| ctx.client.ip().to_string())
 }
 
 struct Outcome {
@@ -103,7 +102,7 @@ pub async fn access(
     for (period, limit) in cfg.limits() {
         let limit = limit.max(0.0) as u64;
         let window = Window::containing(period, now_ms);
-        let key = counter_key(&plugin_id.to_string(), &who, &window);
+        let key = counter_key(plugin_id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()), &who, &window);
         let decision = match cfg.policy.as_str() {
             "local" => limiters.local.admit(&key, limit, window.end_ms()),
             _ => limiters.cluster.admit(&key, limit, window.end_ms(), cfg.fault_tolerant).await,

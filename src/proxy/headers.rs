@@ -83,7 +83,7 @@ pub struct Forwarded<'a> {
     pub client: SocketAddr,
     /// The Host the client asked for (with its port, if any).
     pub host: Option<&'a str>,
-    pub proxy_port: u16,
+    pub proxy_port: &'a HeaderValue,
     pub path: &'a str,
     /// The matched prefix, when the route stripped one (Kong's X-Forwarded-Prefix).
     pub prefix: Option<&'a str>,
@@ -105,7 +105,7 @@ pub fn add_forwarding(headers: &mut HeaderMap, f: &Forwarded<'_>) {
     if let Some(host) = f.host {
         set(headers, &X_FORWARDED_HOST, host.rsplit_once(':').map_or(host, |(h, p)| if p.parse::<u16>().is_ok() { h } else { host }));
     }
-    headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(f.proxy_port));
+    headers.insert(X_FORWARDED_PORT.clone(), f.proxy_port.clone());
     set(headers, &X_FORWARDED_PATH, f.path);
     match f.prefix.filter(|p| *p != "/" && !p.is_empty()) {
         Some(prefix) => set(headers, &X_FORWARDED_PREFIX, prefix),
@@ -138,6 +138,28 @@ pub fn append_via(headers: &mut HeaderMap) {
         None => {
             headers.insert(VIA.clone(), HeaderValue::from_static(VIA_TOKEN));
         }
+    }
+}
+
+/// A duration in whole milliseconds as a header value; the usual few come from a table,
+/// without the allocation formatting one takes.
+pub fn millis_value(d: std::time::Duration) -> HeaderValue {
+    static SMALL: [HeaderValue; 10] = [
+        HeaderValue::from_static("0"),
+        HeaderValue::from_static("1"),
+        HeaderValue::from_static("2"),
+        HeaderValue::from_static("3"),
+        HeaderValue::from_static("4"),
+        HeaderValue::from_static("5"),
+        HeaderValue::from_static("6"),
+        HeaderValue::from_static("7"),
+        HeaderValue::from_static("8"),
+        HeaderValue::from_static("9"),
+    ];
+    let ms = d.as_millis();
+    match usize::try_from(ms).ok().and_then(|i| SMALL.get(i)) {
+        Some(v) => v.clone(),
+        None => HeaderValue::from(u64::try_from(ms).unwrap_or(u64::MAX)),
     }
 }
 
@@ -177,7 +199,7 @@ mod tests {
     #[test]
     fn forwarding_headers_extend_xff_and_replace_the_rest() {
         let mut h = map(&[("x-forwarded-for", "10.0.0.1"), ("x-forwarded-proto", "https"), ("via", "1.1 lb")]);
-        let f = Forwarded { client: "127.0.0.9:5555".parse().unwrap(), host: Some("api.test:8000"), proxy_port: 8000, path: "/a/b", prefix: Some("/a") };
+        let f = Forwarded { client: "127.0.0.9:5555".parse().unwrap(), host: Some("api.test:8000"), proxy_port: &HeaderValue::from_static("8000"), path: "/a/b", prefix: Some("/a") };
         add_forwarding(&mut h, &f);
         assert_eq!(h.get("x-forwarded-for").unwrap(), "10.0.0.1, 127.0.0.9");
         assert_eq!(h.get("x-real-ip").unwrap(), "127.0.0.9");
@@ -197,5 +219,13 @@ mod tests {
         let mut h = map(&[("host", "client.test")]);
         set_upstream_host(&mut h, &HeaderValue::from_static("10.0.0.5:9000"), true);
         assert_eq!(h.get("host").unwrap(), "client.test");
+    }
+
+    #[test]
+    fn milliseconds_print_as_integers() {
+        use std::time::Duration;
+        for (d, text) in [(Duration::ZERO, "0"), (Duration::from_micros(9_999), "9"), (Duration::from_millis(10), "10"), (Duration::from_secs(61), "61000")] {
+            assert_eq!(millis_value(d), text);
+        }
     }
 }

@@ -87,7 +87,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, peer: SocketAddr)
     let forwarded = Forwarded {
         client: peer,
         host: client_host.as_ref().and_then(|h| h.to_str().ok()),
-        proxy_port: proxy.listen_port,
+        proxy_port: &proxy.listen_port,
         path: parts.uri.path(),
         prefix: matched_path.as_deref().filter(|_| route.strip_path),
     };
@@ -115,8 +115,8 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, peer: SocketAddr)
     headers::append_via(resp.headers_mut());
     let h = resp.headers_mut();
     h.extend(std::mem::take(&mut ctx.response_headers));
-    h.insert(headers::UPSTREAM_LATENCY.clone(), HeaderValue::from(upstream_latency.as_millis() as u64));
-    h.insert(headers::PROXY_LATENCY.clone(), HeaderValue::from(proxy_latency.as_millis() as u64));
+    h.insert(headers::UPSTREAM_LATENCY.clone(), headers::millis_value(upstream_latency));
+    h.insert(headers::PROXY_LATENCY.clone(), headers::millis_value(proxy_latency));
     h.insert(headers::REQUEST_ID.clone(), ctx.request_id_header.clone());
     if !h.contains_key(SERVER) {
         h.insert(SERVER, HeaderValue::from_static(headers::SERVER));
@@ -247,7 +247,7 @@ fn hash_key(hash_on: &str, header: Option<&str>, parts: &Parts, ctx: &RequestCon
 /// A response the gateway made itself: Kong's headers for those, and metrics.
 fn gateway_response(proxy: &Proxy, ctx: &RequestContext, route: Option<&RouteEntry>, mut resp: Response<Body>) -> Response<Body> {
     let h = resp.headers_mut();
-    h.insert(headers::RESPONSE_LATENCY.clone(), HeaderValue::from(ctx.started.elapsed().as_millis() as u64));
+    h.insert(headers::RESPONSE_LATENCY.clone(), headers::millis_value(ctx.started.elapsed()));
     h.insert(SERVER, HeaderValue::from_static(headers::SERVER));
     h.insert(headers::REQUEST_ID.clone(), ctx.request_id_header.clone());
     // Requests that matched no route are not counted, as in Kong's Prometheus plugin.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::Request;
 
 use super::pipeline;
@@ -24,8 +25,8 @@ pub struct Proxy {
     pub table: ArcSwap<ProxyTable>,
     pub limiters: Limiters,
     pub metrics: Arc<Metrics>,
-    /// Reported upstream as X-Forwarded-Port.
-    pub listen_port: u16,
+    /// Reported upstream as X-Forwarded-Port (made once: it goes on every request).
+    pub listen_port: HeaderValue,
     /// Compiled regex paths, reused by every rebuild.
     pub regexes: Arc<RegexCache>,
 }

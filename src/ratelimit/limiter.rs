@@ -65,17 +65,18 @@ impl ClusterLimiter {
 
     /// Decides one request against `key`'s window budget.
     pub async fn admit(self: &Arc<Self>, key: &str, limit: u64, window_end_ms: u64, fault_tolerant: bool) -> Decision {
-        let deadline = Instant::now() + self.wait;
+        // Read the clock only once a request has to wait: most are admitted at once.
+        let mut deadline = None;
         loop {
             let mut changed;
             {
                 let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-                let entry = entries.entry(key.to_owned()).or_insert_with(|| Entry {
-                    bucket: Bucket::new(limit),
-                    window_end_ms,
-                    degraded_until: None,
-                    changed: watch::channel(0).0,
-                });
+                // Looked up before inserting, so that a known key is not copied per request.
+                if !entries.contains_key(key) {
+                    let entry = Entry { bucket: Bucket::new(limit), window_end_ms, degraded_until: None, changed: watch::channel(0).0 };
+                    entries.insert(key.to_owned(), entry);
+                }
+                let entry = entries.get_mut(key).expect("inserted above");
                 let live = (self.live_nodes)();
                 if let Some(until) = entry.degraded_until {
                     if until > Instant::now() {
@@ -110,7 +111,8 @@ impl ClusterLimiter {
                 changed = entry.changed.subscribe();
             }
             // Wait for the reservation in flight (ours or another request's).
-            let wait = deadline.saturating_duration_since(Instant::now());
+            let now = Instant::now();
+            let wait = deadline.get_or_insert(now + self.wait).saturating_duration_since(now);
             if wait.is_zero() || tokio::time::timeout(wait, changed.changed()).await.is_err() {
                 self.mark_degraded(key);
             }
