@@ -23,6 +23,7 @@ pub mod entity;
 pub mod error;
 pub mod input;
 pub mod plugin;
+pub mod plugin_scopes;
 pub mod plugins;
 #[cfg(test)]
 mod proptests;

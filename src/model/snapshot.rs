@@ -15,7 +15,7 @@ use super::consumer::{hash_key, Consumer, KeyAuthCredential};
 use super::entity::ForeignKey;
 use super::error::KongError;
 use super::plugin::Plugin;
-use super::plugins;
+use super::plugin_scopes::PluginScopes;
 use super::route::Route;
 use super::service::Service;
 use super::storage::index_key;
@@ -291,65 +291,19 @@ impl ConfigSnapshot {
         Some((cred, self.consumers.get(&cred.consumer.id)?))
     }
 
-    /// The enabled plugin of a name for one scope, if configured.
-    fn plugin_at(
-        &self,
-        name: &str,
-        route: Option<Uuid>,
-        service: Option<Uuid>,
-        consumer: Option<Uuid>,
-    ) -> Option<&Plugin> {
-        let part = |id: Option<Uuid>| id.map(|i| i.to_string()).unwrap_or_default();
-        let key = format!(
-            "{name}:{}:{}:{}",
-            part(route),
-            part(service),
-            part(consumer)
-        );
-        let p = self
-            .plugins
-            .get(&self.by_key("plugins", "cache_key", &key)?)?;
-        p.enabled.then_some(p)
-    }
-
     /// The plugins that apply to a request matched to `route`/`service` and
     /// authenticated as `consumer`: for each plugin name the most specific enabled
     /// instance, in Kong's order (consumer+route+service, consumer+route,
     /// consumer+service, route+service, consumer, route, service, global). Sorted by
-    /// priority, highest first. Protocol filtering is left to the caller.
+    /// priority, highest first. Protocol filtering is left to the caller. To resolve
+    /// many scopes, build one [`PluginScopes`] and ask it.
     pub fn plugins_for(
         &self,
         route: Option<Uuid>,
         service: Option<Uuid>,
         consumer: Option<Uuid>,
     ) -> Vec<&Plugin> {
-        let combos = [
-            (true, true, true),
-            (true, true, false),
-            (true, false, true),
-            (false, true, true),
-            (true, false, false),
-            (false, true, false),
-            (false, false, true),
-            (false, false, false),
-        ];
-        let mut out: Vec<&Plugin> = Vec::new();
-        for name in plugins::names() {
-            for (c, r, s) in combos {
-                if (c && consumer.is_none()) || (r && route.is_none()) || (s && service.is_none()) {
-                    continue;
-                }
-                let pick = |b: bool, v: Option<Uuid>| if b { v } else { None };
-                if let Some(p) =
-                    self.plugin_at(name, pick(r, route), pick(s, service), pick(c, consumer))
-                {
-                    out.push(p);
-                    break;
-                }
-            }
-        }
-        out.sort_by(|a, b| b.priority().cmp(&a.priority()).then(a.name.cmp(&b.name)));
-        out
+        PluginScopes::new(self).plugins_for(route, service, consumer)
     }
 
     /// A foreign key violation (code 4) if the entity references something missing.

@@ -59,9 +59,13 @@ pub fn parse_entity_key(key: &str) -> Option<(&str, Uuid)> {
 /// Percent-escapes `%`, `/` and control characters so a value is one key segment that
 /// cannot collide with another value.
 pub fn escape_segment(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
+    let needs_escape = |c: char| c == '%' || c == '/' || c.is_control();
+    if !v.contains(needs_escape) {
+        return v.to_owned();
+    }
+    let mut out = String::with_capacity(v.len() + 8);
     for c in v.chars() {
-        if c == '%' || c == '/' || c.is_control() {
+        if needs_escape(c) {
             let mut buf = [0u8; 4];
             for b in c.encode_utf8(&mut buf).bytes() {
                 out.push_str(&format!("%{b:02X}"));

@@ -19,6 +19,7 @@ use crate::applied::AppliedConfig;
 use crate::metrics::{RouteLabels, RouteSeries};
 use crate::model::plugins::key_auth::KeyAuthConfig;
 use crate::model::plugins::rate_limiting::RateLimitingConfig;
+use crate::model::plugin_scopes::PluginScopes;
 use crate::model::{Plugin, Route, Service, Upstream};
 
 pub struct UpstreamEntry {
@@ -147,6 +148,7 @@ impl ProxyTable {
 
         let mut routes: Vec<&Route> = snap.routes.values().filter(|r| r.protocols.iter().any(|p| p == "http" || p == "https")).collect();
         routes.sort_by_key(|r| r.id);
+        let scopes = PluginScopes::new(snap);
         let mut specs = Vec::with_capacity(routes.len());
         let mut entries = Vec::with_capacity(routes.len());
         for r in routes {
@@ -164,7 +166,7 @@ impl ProxyTable {
                 headers: r.headers.clone().unwrap_or_default(),
                 regex_priority: r.regex_priority,
             });
-            let plugins = snap.plugins_for(Some(r.id), r.service.map(|s| s.id), None).into_iter().filter_map(ActivePlugin::from_plugin).collect();
+            let plugins = scopes.plugins_for(Some(r.id), r.service.map(|s| s.id), None).into_iter().filter_map(ActivePlugin::from_plugin).collect();
             let label = r.name.clone().unwrap_or_else(|| r.id.to_string());
             let service_label = service.as_ref().map_or_else(String::new, |s| s.label.clone());
             entries.push(RouteEntry {
