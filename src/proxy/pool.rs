@@ -23,7 +23,9 @@ use crate::http;
 
 pub type Sender = SendRequest<http::Body>;
 
-/// An idle connection unused for this long is closed (the upstream may have forgotten it).
+/// An idle connection unused for this long is not reused (the upstream may have
+/// forgotten it): it is closed when the pool next looks at its address. Until then it
+/// stays open unless the upstream closes it, as upstreams' keep-alive timers do.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections kept per address; more are closed when they come back.
 pub const MAX_IDLE_PER_ADDR: usize = 256;
