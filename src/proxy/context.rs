@@ -51,13 +51,8 @@ impl RequestContext {
 }
 
 fn new_request_id() -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = [0u8; 32];
-    let random = rand::random::<u128>().to_be_bytes();
-    for (pair, byte) in id.chunks_exact_mut(2).zip(random) {
-        pair[0] = HEX[usize::from(byte >> 4)];
-        pair[1] = HEX[usize::from(byte & 0xf)];
-    }
+    hex::encode_to_slice(rand::random::<u128>().to_be_bytes(), &mut id).expect("16 bytes are 32 hex digits");
     HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&id)).expect("hex digits are a valid header value")
 }
 
