@@ -25,19 +25,35 @@ pub struct Timeouts {
     pub write: Duration,
 }
 
+/// A pooled connection idle for longer than this may be closed by the upstream just as
+/// a request goes out on it (many servers drop idle keep-alive connections after a few
+/// seconds): an idempotent request without a body sent on one is kept, to be resent on a
+/// fresh connection if that happens. Connections in steady use are idle for far less, so
+/// busy traffic pays nothing for it.
+#[cfg(not(test))]
+const REPLAY_AFTER_IDLE: Duration = Duration::from_secs(1);
+#[cfg(test)]
+const REPLAY_AFTER_IDLE: Duration = Duration::ZERO;
+
 /// Sends `req` to `addr` (`host:port`) and waits for the response headers. The request's
 /// URI is what goes on the request line (origin form) and it must carry its Host header.
 pub async fn send(addr: &str, mut req: Request<Body>, timeouts: Timeouts) -> Result<Response<PooledBody>, ProxyError> {
     let (key, idle) = pool::checkout(addr);
-    if let Some(mut sender) = idle {
+    if let Some((mut sender, idle_for)) = idle {
+        let replay = (idle_for >= REPLAY_AFTER_IDLE).then(|| replayable_copy(&req)).flatten();
         match tokio::time::timeout(timeouts.read, sender.try_send_request(req)).await {
             Err(_) => return Err(ProxyError::UpstreamTimeout),
             Ok(Ok(resp)) => return Ok(resp.map(|body| PooledBody::new(body, key, sender))),
-            Ok(Err(mut e)) => match e.take_message() {
+            Ok(Err(mut e)) => match (e.take_message(), replay) {
                 // The upstream closed the idle connection before the request went out (a
                 // keep-alive race): nothing was sent, so a fresh connection may take it.
-                Some(unsent) => req = unsent,
-                None => return Err(sent_failure(e.error())),
+                (Some(unsent), _) => req = unsent,
+                // It closed as the request went out: safe to send again, being idempotent.
+                (None, Some(copy)) => {
+                    tracing::debug!(addr, error = %e.error(), "idle upstream connection failed; resending on a new one");
+                    req = copy;
+                }
+                (None, None) => return Err(sent_failure(e.error())),
             },
         }
     }
@@ -49,6 +65,23 @@ pub async fn send(addr: &str, mut req: Request<Body>, timeouts: Timeouts) -> Res
         Ok(Ok(resp)) => Ok(resp.map(|body| PooledBody::new(body, key, sender))),
         Ok(Err(e)) => Err(sent_failure(&e)),
     }
+}
+
+/// A copy of a bodiless request with an idempotent method (RFC 9110 §9.2.2), which may
+/// be sent again when the first attempt's fate is unknown.
+fn replayable_copy(req: &Request<Body>) -> Option<Request<Body>> {
+    use hyper::body::Body as _;
+    use hyper::Method;
+    let idempotent = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE);
+    if !idempotent || !req.body().is_end_stream() {
+        return None;
+    }
+    let mut copy = Request::new(crate::http::empty());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
 }
 
 /// A new connection to `addr`, its HTTP/1.1 state machine running on this thread.
@@ -138,10 +171,19 @@ mod tests {
         assert_eq!(err, ProxyError::NameResolution);
     }
 
-    /// An upstream answering "ok" on every request; counts the connections it accepted.
-    /// With `one_per_connection`, it closes each connection after one response, without
-    /// saying so (as an upstream whose keep-alive timer fired would).
-    async fn upstream(one_per_connection: bool) -> (String, Arc<AtomicUsize>) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Upstream {
+        KeepAlive,
+        /// Closes each connection after one response, without saying so (as an upstream
+        /// whose keep-alive timer fired would).
+        CloseAfterOne,
+        /// Reads a connection's second request, then closes without answering (its
+        /// keep-alive timer fired just as the request arrived).
+        DropSecond,
+    }
+
+    /// An upstream answering "ok"; counts the connections it accepted.
+    async fn upstream(mode: Upstream) -> (String, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -152,13 +194,16 @@ mod tests {
                 count.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 4096];
-                    loop {
+                    for served in 0.. {
                         // Small GETs: one read holds one whole request.
                         match stream.read(&mut buf).await {
                             Ok(0) | Err(_) => return,
                             Ok(_) => {}
                         }
-                        if stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.is_err() || one_per_connection {
+                        if served == 1 && mode == Upstream::DropSecond {
+                            return;
+                        }
+                        if stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.is_err() || mode == Upstream::CloseAfterOne {
                             return;
                         }
                     }
@@ -176,7 +221,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_is_reused_once_its_response_was_read() {
-        let (addr, accepted) = upstream(false).await;
+        let (addr, accepted) = upstream(Upstream::KeepAlive).await;
         for _ in 0..5 {
             get_ok(&addr).await;
         }
@@ -186,7 +231,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_response_dropped_unread_does_not_return_its_connection() {
-        let (addr, accepted) = upstream(false).await;
+        let (addr, accepted) = upstream(Upstream::KeepAlive).await;
         let resp = send(&addr, get(&addr), QUICK).await.unwrap();
         assert!(!resp.body().is_end_stream(), "nothing of the body was read");
         drop(resp);
@@ -197,7 +242,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_idle_connection_the_upstream_closed_is_replaced() {
-        let (addr, accepted) = upstream(true).await;
+        let (addr, accepted) = upstream(Upstream::CloseAfterOne).await;
         get_ok(&addr).await;
         // Wait until this thread's connection task has seen the close (the connection
         // may still be in the pool, or may not have been put back at all).
@@ -210,5 +255,24 @@ mod tests {
             get_ok(&addr).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn an_idempotent_request_lost_on_a_closing_idle_connection_is_resent() {
+        let (addr, accepted) = upstream(Upstream::DropSecond).await;
+        get_ok(&addr).await;
+        // Goes out on the pooled connection, which the upstream then closes unanswered.
+        get_ok(&addr).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_non_idempotent_request_lost_that_way_is_not_resent() {
+        let (addr, accepted) = upstream(Upstream::DropSecond).await;
+        get_ok(&addr).await;
+        let post = Request::builder().method("POST").uri("/").header("host", &addr).body(empty()).unwrap();
+        let err = send(&addr, post, QUICK).await.unwrap_err();
+        assert!(matches!(err, ProxyError::UpstreamBroken { retryable: false, .. }), "{err:?}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 }

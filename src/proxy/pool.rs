@@ -46,8 +46,9 @@ thread_local! {
 }
 
 /// The pool's key for `addr` (shared by its connections, so a request allocates none)
-/// and an idle connection to it that can take a request now, if this thread has one.
-pub fn checkout(addr: &str) -> (Arc<str>, Option<Sender>) {
+/// and an idle connection to it that can take a request now, with how long it was idle,
+/// if this thread has one.
+pub fn checkout(addr: &str) -> (Arc<str>, Option<(Sender, Duration)>) {
     POOL.with_borrow_mut(|pool| {
         let Some(key) = pool.idle.get_key_value(addr).map(|(key, _)| key.clone()) else {
             let key: Arc<str> = Arc::from(addr);
@@ -60,11 +61,12 @@ pub fn checkout(addr: &str) -> (Arc<str>, Option<Sender>) {
         // yet (its last exchange still finishing) goes to the cold end.
         for _ in 0..queue.len() {
             let Some(idle) = queue.pop_back() else { break };
-            if idle.sender.is_closed() || now.duration_since(idle.since) > IDLE_TIMEOUT {
+            let idle_for = now.duration_since(idle.since);
+            if idle.sender.is_closed() || idle_for > IDLE_TIMEOUT {
                 continue;
             }
             if idle.sender.is_ready() {
-                return (key, Some(idle.sender));
+                return (key, Some((idle.sender, idle_for)));
             }
             queue.push_front(idle);
         }
