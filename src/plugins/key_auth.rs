@@ -23,8 +23,8 @@ enum Found {
 }
 
 fn find_key(cfg: &KeyAuthConfig, parts: &Parts) -> Found {
-    let query: Vec<(String, String)> =
-        form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+    // Parsed only if a name is looked for there: most keys come in a header.
+    let mut query: Option<Vec<(String, String)>> = None;
     for name in &cfg.key_names {
         if cfg.key_in_header {
             let mut values = parts.headers.get_all(name.as_str()).iter();
@@ -38,6 +38,9 @@ fn find_key(cfg: &KeyAuthConfig, parts: &Parts) -> Found {
             }
         }
         if cfg.key_in_query {
+            let query = query.get_or_insert_with(|| {
+                form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect()
+            });
             let mut values = query.iter().filter(|(k, _)| k == name);
             if let Some((_, v)) = values.next() {
                 if values.next().is_some() {
@@ -80,10 +83,16 @@ fn without_query_param(uri: &Uri, name: &str) -> Uri {
     builder.path_and_query(pq).build().unwrap_or_else(|_| uri.clone())
 }
 
+static X_CONSUMER_ID: HeaderName = HeaderName::from_static("x-consumer-id");
+static X_CONSUMER_CUSTOM_ID: HeaderName = HeaderName::from_static("x-consumer-custom-id");
+static X_CONSUMER_USERNAME: HeaderName = HeaderName::from_static("x-consumer-username");
+static X_CREDENTIAL_IDENTIFIER: HeaderName = HeaderName::from_static("x-credential-identifier");
+static X_ANONYMOUS_CONSUMER: HeaderName = HeaderName::from_static("x-anonymous-consumer");
+
 fn set_consumer_headers(parts: &mut Parts, consumer: Option<&ConsumerInfo>, credential: Option<uuid::Uuid>, anonymous: bool) {
     let h = &mut parts.headers;
-    let mut set = |name: &'static str, value: Option<String>| {
-        let name = HeaderName::from_static(name);
+    let mut set = |name: &HeaderName, value: Option<String>| {
+        let name = name.clone();
         match value.and_then(|v| HeaderValue::from_str(&v).ok()) {
             Some(v) => {
                 h.insert(name, v);
@@ -94,11 +103,11 @@ fn set_consumer_headers(parts: &mut Parts, consumer: Option<&ConsumerInfo>, cred
             }
         }
     };
-    set("x-consumer-id", consumer.map(|c| c.id.to_string()));
-    set("x-consumer-custom-id", consumer.and_then(|c| c.custom_id.clone()));
-    set("x-consumer-username", consumer.and_then(|c| c.username.clone()));
-    set("x-credential-identifier", credential.map(|c| c.to_string()));
-    set("x-anonymous-consumer", anonymous.then(|| "true".to_owned()));
+    set(&X_CONSUMER_ID, consumer.map(|c| c.id.to_string()));
+    set(&X_CONSUMER_CUSTOM_ID, consumer.and_then(|c| c.custom_id.clone()));
+    set(&X_CONSUMER_USERNAME, consumer.and_then(|c| c.username.clone()));
+    set(&X_CREDENTIAL_IDENTIFIER, credential.map(|c| c.to_string()));
+    set(&X_ANONYMOUS_CONSUMER, anonymous.then(|| "true".to_owned()));
 }
 
 /// Runs key-auth: Ok with the consumer recorded in `ctx`, or the 401 to send.
