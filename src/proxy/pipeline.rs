@@ -185,10 +185,8 @@ async fn forward(
             None => None,
             Some(u) => {
                 let key = hash_key(&u.hash_on, u.hash_on_header.as_deref(), parts, ctx);
-                match u.balancer.pick(key.as_deref(), &tried) {
-                    Some(p) => Some(p),
-                    None => return Err(last_err_or_no_target(last_err, &tried)),
-                }
+                let Some(p) = u.balancer.pick(key.as_deref(), &tried) else { return Err(last_err_or_no_target(last_err, &tried)) };
+                Some(p)
             }
         };
         let addr = pick.as_ref().map_or(service.addr.as_str(), |p| p.target.addr.as_str());

@@ -40,8 +40,6 @@ pub struct ServiceEntry {
     pub id: Uuid,
     /// The metrics label: the name, else the host (as Kong's Prometheus plugin).
     pub label: String,
-    pub host: String,
-    pub port: u16,
     /// `host:port`, where a service without an upstream connects.
     pub addr: String,
     /// The Host header the upstream gets unless the route preserves the client's: the
@@ -195,8 +193,6 @@ fn service_entry(s: &Service, upstreams: &HashMap<String, Arc<UpstreamEntry>>) -
     ServiceEntry {
         id: s.id,
         label: s.name.clone().unwrap_or_else(|| s.host.clone()),
-        host: s.host.clone(),
-        port: s.port,
         addr: format!("{}:{}", s.host, s.port),
         host_header: HeaderValue::from_str(&host_header).ok(),
         path: s.path.clone(),
