@@ -1,18 +1,17 @@
 //! Sending a request to one upstream address over this thread's pooled HTTP/1.1
-//! connections (`pool`): connecting within the connect timeout, the service's timeouts,
-//! and upstream failures classified into `ProxyError` (nothing sent: another target may
-//! take the request; anything after sending may not be retried).
+//! connections (`pool`, `h1`): connecting within the connect timeout, the service's
+//! timeouts, and upstream failures classified into `ProxyError` (nothing sent: another
+//! target may take the request; anything after sending may not be retried).
 
 use std::time::Duration;
 
-use hyper::client::conn::http1;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper::{HeaderMap, Method, Response};
 use tokio::net::TcpStream;
 
 use super::errors::ProxyError;
-use super::pool::{self, PooledBody, Sender};
-use crate::http::Body;
+use super::h1::{self, ExchangeError, UpstreamBody, UpstreamConn};
+use super::pool;
+use crate::http::{empty, Body};
 
 /// Per-service timeouts, in Kong's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,65 +26,54 @@ pub struct Timeouts {
 
 /// A pooled connection idle for longer than this may be closed by the upstream just as
 /// a request goes out on it (many servers drop idle keep-alive connections after a few
-/// seconds): an idempotent request without a body sent on one is kept, to be resent on a
-/// fresh connection if that happens. Connections in steady use are idle for far less, so
-/// busy traffic pays nothing for it.
+/// seconds): an idempotent request without a body sent on one is resent on a fresh
+/// connection if no response came. Connections in steady use are idle for far less.
 #[cfg(not(test))]
 const REPLAY_AFTER_IDLE: Duration = Duration::from_secs(1);
 #[cfg(test)]
 const REPLAY_AFTER_IDLE: Duration = Duration::ZERO;
 
-/// Sends `req` to `addr` (`host:port`) and waits for the response headers. The request's
-/// URI is what goes on the request line (origin form) and it must carry its Host header.
-pub async fn send(addr: &str, mut req: Request<Body>, timeouts: Timeouts) -> Result<Response<PooledBody>, ProxyError> {
+/// Sends a request to `addr` (`host:port`) and waits for the response headers. `target`
+/// goes on the request line (origin form); `headers` must carry Host and no hop-by-hop
+/// fields. The headers are only read, so a caller can try another target with them.
+pub async fn send(addr: &str, method: &Method, target: &str, headers: &HeaderMap, body: Body, timeouts: Timeouts) -> Result<Response<UpstreamBody>, ProxyError> {
+    use hyper::body::Body as _;
+    if !h1::valid_target(target) {
+        return Err(ProxyError::Internal(format!("invalid upstream request target {target:?}")));
+    }
+    let replayable = idempotent(method) && body.is_end_stream();
+    let mut body = Some(body);
     let (key, idle) = pool::checkout(addr);
-    if let Some((mut sender, idle_for)) = idle {
-        let replay = (idle_for >= REPLAY_AFTER_IDLE).then(|| replayable_copy(&req)).flatten();
-        match tokio::time::timeout(timeouts.read, sender.try_send_request(req)).await {
+    if let Some((conn, idle_for)) = idle {
+        let first = body.take().unwrap_or_else(empty);
+        match tokio::time::timeout(timeouts.read, h1::exchange(conn, method, target, headers, first)).await {
             Err(_) => return Err(ProxyError::UpstreamTimeout),
-            Ok(Ok(resp)) => return Ok(resp.map(|body| PooledBody::new(body, key, sender))),
-            Ok(Err(mut e)) => match (e.take_message(), replay) {
-                // The upstream closed the idle connection before the request went out (a
-                // keep-alive race): nothing was sent, so a fresh connection may take it.
-                (Some(unsent), _) => req = unsent,
-                // It closed as the request went out: safe to send again, being idempotent.
-                (None, Some(copy)) => {
-                    tracing::debug!(addr, error = %e.error(), "idle upstream connection failed; resending on a new one");
-                    req = copy;
-                }
-                (None, None) => return Err(sent_failure(e.error())),
-            },
+            Ok(Ok(resp)) => return Ok(resp),
+            // The upstream closed the long-idle connection as the request went out: safe
+            // to send again on a new one, the request being idempotent and bodiless.
+            Ok(Err(ExchangeError::NoResponse(e))) if replayable && idle_for >= REPLAY_AFTER_IDLE => {
+                tracing::debug!(addr, error = %e, "idle upstream connection failed; resending on a new one");
+            }
+            Ok(Err(e)) => return Err(sent_failure(&e)),
         }
     }
     // Boxed: connecting is rare and its future is large; inline, it would be copied
     // with every request's future.
-    let mut sender = Box::pin(connect(addr, timeouts.connect)).await?;
-    match tokio::time::timeout(timeouts.read, sender.send_request(req)).await {
+    let conn = Box::pin(connect(addr, key, timeouts.connect)).await?;
+    match tokio::time::timeout(timeouts.read, h1::exchange(conn, method, target, headers, body.unwrap_or_else(empty))).await {
         Err(_) => Err(ProxyError::UpstreamTimeout),
-        Ok(Ok(resp)) => Ok(resp.map(|body| PooledBody::new(body, key, sender))),
+        Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) => Err(sent_failure(&e)),
     }
 }
 
-/// A copy of a bodiless request with an idempotent method (RFC 9110 §9.2.2), which may
-/// be sent again when the first attempt's fate is unknown.
-fn replayable_copy(req: &Request<Body>) -> Option<Request<Body>> {
-    use hyper::body::Body as _;
-    use hyper::Method;
-    let idempotent = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE);
-    if !idempotent || !req.body().is_end_stream() {
-        return None;
-    }
-    let mut copy = Request::new(crate::http::empty());
-    *copy.method_mut() = req.method().clone();
-    *copy.uri_mut() = req.uri().clone();
-    *copy.version_mut() = req.version();
-    *copy.headers_mut() = req.headers().clone();
-    Some(copy)
+/// RFC 9110 §9.2.2.
+fn idempotent(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
 }
 
-/// A new connection to `addr`, its HTTP/1.1 state machine running on this thread.
-async fn connect(addr: &str, timeout: Duration) -> Result<Sender, ProxyError> {
+/// A new connection to `addr`.
+async fn connect(addr: &str, key: std::sync::Arc<str>, timeout: Duration) -> Result<UpstreamConn, ProxyError> {
     let connecting = async {
         // An IP address resolves at once; a name goes through the system resolver.
         let addrs = tokio::net::lookup_host(addr).await.map_err(|e| {
@@ -106,19 +94,11 @@ async fn connect(addr: &str, timeout: Duration) -> Result<Sender, ProxyError> {
     };
     let stream = tokio::time::timeout(timeout, connecting).await.map_err(|_| ProxyError::UpstreamTimeout)??;
     let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| ProxyError::UpstreamBroken { retryable: true, detail: crate::http::error_chain(&e) })?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "upstream connection ended with an error");
-        }
-    });
-    Ok(sender)
+    Ok(UpstreamConn::new(stream, key))
 }
 
 /// A failure once the request may have reached the upstream: never retried elsewhere.
-fn sent_failure(e: &hyper::Error) -> ProxyError {
+fn sent_failure(e: &ExchangeError) -> ProxyError {
     ProxyError::UpstreamBroken { retryable: false, detail: crate::http::error_chain(e) }
 }
 
@@ -134,8 +114,14 @@ mod tests {
     use super::*;
     use crate::http::empty;
 
-    fn get(host: &str) -> Request<Body> {
-        Request::builder().uri("/").header("host", host).body(empty()).unwrap()
+    fn host(addr: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(hyper::header::HOST, addr.parse().unwrap());
+        headers
+    }
+
+    async fn get(addr: &str) -> Result<Response<UpstreamBody>, ProxyError> {
+        send(addr, &Method::GET, "/", &host(addr), empty(), QUICK).await
     }
 
     const QUICK: Timeouts = Timeouts { connect: Duration::from_millis(500), read: Duration::from_millis(500), write: Duration::from_millis(500) };
@@ -145,7 +131,7 @@ mod tests {
         // Bind then drop: the port is (almost certainly) closed now.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = format!("127.0.0.1:{port}");
-        let err = send(&addr, get(&addr), QUICK).await.unwrap_err();
+        let err = get(&addr).await.unwrap_err();
         assert!(err.retryable(), "{err:?}");
         assert_eq!(err.status().as_u16(), 502);
     }
@@ -159,7 +145,7 @@ mod tests {
             let (_s, _) = listener.accept().await.unwrap();
             std::future::pending::<()>().await
         });
-        let err = send(&addr.to_string(), get(&addr.to_string()), QUICK).await.unwrap_err();
+        let err = get(&addr.to_string()).await.unwrap_err();
         assert_eq!(err, ProxyError::UpstreamTimeout);
         assert!(!err.retryable());
         hold.abort();
@@ -167,7 +153,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unresolvable_host_is_a_name_resolution_failure() {
-        let err = send("no-such-host.invalid:80", get("no-such-host.invalid"), QUICK).await.unwrap_err();
+        let err = send("no-such-host.invalid:80", &Method::GET, "/", &host("no-such-host.invalid"), empty(), QUICK).await.unwrap_err();
         assert_eq!(err, ProxyError::NameResolution);
     }
 
@@ -214,7 +200,7 @@ mod tests {
     }
 
     async fn get_ok(addr: &str) {
-        let resp = send(addr, get(addr), QUICK).await.unwrap();
+        let resp = get(addr).await.unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "ok");
     }
@@ -232,7 +218,7 @@ mod tests {
     #[tokio::test]
     async fn a_response_dropped_unread_does_not_return_its_connection() {
         let (addr, accepted) = upstream(Upstream::KeepAlive).await;
-        let resp = send(&addr, get(&addr), QUICK).await.unwrap();
+        let resp = get(&addr).await.unwrap();
         assert!(!resp.body().is_end_stream(), "nothing of the body was read");
         drop(resp);
         assert_eq!(pool::idle_count(&addr), 0);
@@ -270,8 +256,7 @@ mod tests {
     async fn a_non_idempotent_request_lost_that_way_is_not_resent() {
         let (addr, accepted) = upstream(Upstream::DropSecond).await;
         get_ok(&addr).await;
-        let post = Request::builder().method("POST").uri("/").header("host", &addr).body(empty()).unwrap();
-        let err = send(&addr, post, QUICK).await.unwrap_err();
+        let err = send(&addr, &Method::POST, "/", &host(&addr), empty(), QUICK).await.unwrap_err();
         assert!(matches!(err, ProxyError::UpstreamBroken { retryable: false, .. }), "{err:?}");
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }

@@ -116,10 +116,22 @@ pub fn add_forwarding(headers: &mut HeaderMap, f: &Forwarded<'_>) {
     append_via(headers);
 }
 
-/// The client's address as a header value: made once, it goes into two headers.
+/// The client's address as a header value: made once, it goes into two headers. The last
+/// one is kept per thread, since a connection's requests all come from one address and
+/// formatting it showed in profiles.
 fn ip_value(ip: IpAddr) -> HeaderValue {
-    // From the String itself: no second copy of the bytes.
-    HeaderValue::try_from(ip.to_string()).expect("an IP address is a valid header value")
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((cached, value)) if *cached == ip => value.clone(),
+        _ => {
+            // From the String itself: no second copy of the bytes.
+            let value = HeaderValue::try_from(ip.to_string()).expect("an IP address is a valid header value");
+            *last = Some((ip, value.clone()));
+            value
+        }
+    })
 }
 
 /// Appends our token to Via (request or response).

@@ -135,8 +135,11 @@ pub fn spawn_active(balancer: &Arc<Balancer>, checks: Healthchecks) {
 }
 
 async fn probe(addr: &str, checks: &Healthchecks, timeout: Duration) -> Outcome {
-    let Ok(req) = hyper::Request::builder().uri(&checks.active.http_path).header("host", addr).body(empty()) else { return Outcome::Neutral };
-    match forward::send(addr, req, Timeouts { connect: timeout, read: timeout, write: timeout }).await {
+    let Ok(host) = hyper::header::HeaderValue::from_str(addr) else { return Outcome::Neutral };
+    let mut headers = hyper::HeaderMap::new();
+    headers.insert(hyper::header::HOST, host);
+    let timeouts = Timeouts { connect: timeout, read: timeout, write: timeout };
+    match forward::send(addr, &hyper::Method::GET, &checks.active.http_path, &headers, empty(), timeouts).await {
         Ok(resp) => {
             let code = resp.status().as_u16();
             if checks.active.healthy.http_statuses.contains(&code) {
@@ -148,6 +151,8 @@ async fn probe(addr: &str, checks: &Healthchecks, timeout: Duration) -> Outcome 
             }
         }
         Err(ProxyError::UpstreamTimeout) => Outcome::Timeout,
+        // A path that cannot go on a request line says nothing about the target.
+        Err(ProxyError::Internal(_)) => Outcome::Neutral,
         Err(_) => Outcome::TcpFailure,
     }
 }

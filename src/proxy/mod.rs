@@ -3,6 +3,7 @@
 pub mod context;
 pub mod errors;
 pub mod forward;
+pub mod h1;
 pub mod pool;
 pub mod headers;
 pub mod router;

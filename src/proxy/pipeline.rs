@@ -17,12 +17,12 @@ use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{HeaderValue, HOST, SERVER};
 use hyper::http::request::Parts;
-use hyper::{Request, Response, StatusCode, Uri};
+use hyper::{Request, Response, StatusCode};
 
 use super::context::RequestContext;
 use super::errors::{error_response, ProxyError};
 use super::forward;
-use super::pool::PooledBody;
+use super::h1::UpstreamBody;
 use super::headers::{self, Forwarded};
 use super::health;
 use super::router::{RequestView, RouteMatch};
@@ -99,7 +99,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, peer: SocketAddr)
     // One clock read per phase boundary: each is a measurable share of a proxied request.
     let upstream_started = Instant::now();
     let proxy_latency = upstream_started - ctx.started;
-    let result = forward(&service, &mut parts, body, target_path, &ctx).await;
+    let result = forward(&service, &parts, body, &target_path, &ctx).await;
     let upstream_done = Instant::now();
     let upstream_latency = upstream_done - upstream_started;
 
@@ -169,18 +169,17 @@ async fn access(proxy: &Proxy, table: &ProxyTable, route: &RouteEntry, parts: &m
 /// has no body and provably never reached the first one.
 async fn forward(
     service: &Arc<ServiceEntry>,
-    parts: &mut Parts,
+    parts: &Parts,
     body: Incoming,
-    target_path: String,
+    target_path: &str,
     ctx: &RequestContext,
-) -> Result<Response<PooledBody>, ProxyError> {
+) -> Result<Response<UpstreamBody>, ProxyError> {
     let replayable = body.is_end_stream();
     let mut body = Some(body);
-    let uri = Uri::try_from(target_path).map_err(|e| ProxyError::Internal(e.to_string()))?;
     let mut tried = Vec::new();
     let attempts = if replayable { usize::from(service.retries) + 1 } else { 1 };
     let mut last_err = ProxyError::NoHealthyTarget;
-    for attempt in 1..=attempts {
+    for _ in 0..attempts {
         let pick = match &service.upstream {
             None => None,
             Some(u) => {
@@ -190,15 +189,11 @@ async fn forward(
             }
         };
         let addr = pick.as_ref().map_or(service.addr.as_str(), |p| p.target.addr.as_str());
-        let mut req = Request::new(match body.take() {
+        let outgoing = match body.take() {
             Some(b) if !replayable => IdleTimeout::new(b, service.timeouts.write).boxed(),
             _ => empty(),
-        });
-        *req.method_mut() = parts.method.clone();
-        *req.uri_mut() = uri.clone();
-        // Only a retry needs the headers again.
-        *req.headers_mut() = if attempt == attempts { std::mem::take(&mut parts.headers) } else { parts.headers.clone() };
-        let result = forward::send(addr, req, service.timeouts).await;
+        };
+        let result = forward::send(addr, &parts.method, target_path, &parts.headers, outgoing, service.timeouts).await;
         if let (Some(p), Some(u)) = (&pick, &service.upstream) {
             if u.passive.enabled() {
                 let outcome = health::passive_outcome(&u.upstream.healthchecks, result.as_ref().map(|r| r.status().as_u16()));

@@ -1,0 +1,153 @@
+//! One HTTP/1.1 exchange on an upstream connection, driven by the request's own task:
+//! the head is written and the response head read right here, with no connection task
+//! and no channel in between (hyper's client hands every request to a task of its own,
+//! and every response and body chunk back, which cost a task switch or three per
+//! request). The response body then owns the connection (`body::UpstreamBody`).
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use hyper::{HeaderMap, Method, Response};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::body::UpstreamBody;
+use super::decode::{self, DecodeError, Head};
+use super::encode::{self, BodyFraming, BodyWriteError};
+use crate::http::Body;
+
+/// Reads go into at least this much free buffer space.
+const MIN_READ_SPACE: usize = 4 * 1024;
+/// What a read buffer grows by when it runs short.
+const READ_GROWTH: usize = 16 * 1024;
+
+pub struct UpstreamConn {
+    pub(super) stream: TcpStream,
+    /// Bytes read and not yet taken: the rest of a head, then body bytes. Empty between
+    /// exchanges (a connection with unasked-for bytes is not reused).
+    pub(super) read_buf: BytesMut,
+    write_buf: Vec<u8>,
+    /// The pool's key (the upstream address), shared, so reuse allocates nothing.
+    pub(super) key: Arc<str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The connection failed or closed before any of a response arrived: the upstream may
+    /// or may not have acted on the request.
+    #[error("upstream connection closed before a response: {0}")]
+    NoResponse(io::Error),
+    #[error("upstream connection failed mid-response: {0}")]
+    Io(io::Error),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    ClientBody(BodyWriteError),
+}
+
+impl UpstreamConn {
+    pub fn new(stream: TcpStream, key: Arc<str>) -> Self {
+        UpstreamConn { stream, read_buf: BytesMut::new(), write_buf: Vec::new(), key }
+    }
+
+    pub fn key(&self) -> &Arc<str> {
+        &self.key
+    }
+
+    /// Whether an idle connection can take a request: not if the upstream closed it or
+    /// sent something unasked meanwhile. No system call unless the runtime saw the socket
+    /// turn readable, which an idle, healthy connection never does.
+    pub fn is_reusable(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+/// Room for the next read, growing the buffer only when little is left.
+pub(super) fn reserve_read_space(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < MIN_READ_SPACE {
+        buf.reserve(READ_GROWTH);
+    }
+}
+
+/// Sends one request on `conn` and reads the response head. `target` is the request line's
+/// target (origin form); `headers` must carry Host and no hop-by-hop fields.
+pub async fn exchange(mut conn: UpstreamConn, method: &Method, target: &str, headers: &HeaderMap, body: Body) -> Result<Response<UpstreamBody>, ExchangeError> {
+    use hyper::body::Body as _;
+    let framing = encode::body_framing(headers, body.is_end_stream());
+    encode::encode_head(&mut conn.write_buf, method, target, headers, framing);
+    conn.stream.write_all(&conn.write_buf).await.map_err(ExchangeError::NoResponse)?;
+    let mut request_complete = true;
+    let head = if framing == BodyFraming::None {
+        read_head(&mut conn, method).await?
+    } else {
+        let (head, complete) = send_body_and_read_head(&mut conn, method, body, framing).await?;
+        request_complete = complete;
+        head
+    };
+    let Head { parts, framing, keep_alive } = head;
+    // A response that came before the whole request went out leaves the connection mid-request.
+    let body = UpstreamBody::new(conn, framing, keep_alive && request_complete);
+    Ok(Response::from_parts(parts, body))
+}
+
+async fn read_head(conn: &mut UpstreamConn, method: &Method) -> Result<Head, ExchangeError> {
+    let UpstreamConn { stream, read_buf, .. } = conn;
+    read_head_from(stream, read_buf, method).await
+}
+
+/// Writes the body while watching for the response: an upstream may answer (413, 401...)
+/// before reading the whole body, and then stop reading it. Returns the head and whether
+/// the whole request went out.
+async fn send_body_and_read_head(conn: &mut UpstreamConn, method: &Method, body: Body, framing: BodyFraming) -> Result<(Head, bool), ExchangeError> {
+    let UpstreamConn { stream, read_buf, write_buf, .. } = conn;
+    let (mut reader, mut writer) = stream.split();
+    let writing = encode::write_body(&mut writer, body, framing, write_buf);
+    let reading = read_head_from(&mut reader, read_buf, method);
+    tokio::pin!(writing, reading);
+    let mut sent = false;
+    let mut write_failure = None;
+    loop {
+        tokio::select! {
+            biased;
+            head = &mut reading => {
+                return match (head, write_failure) {
+                    (Ok(head), _) => Ok((head, sent)),
+                    // The upstream went away mid-body without answering: its reason is the write's.
+                    (Err(ExchangeError::NoResponse(_)), Some(e)) => Err(ExchangeError::NoResponse(e)),
+                    (Err(e), _) => Err(e),
+                };
+            }
+            written = &mut writing, if !sent && write_failure.is_none() => match written {
+                Ok(()) => sent = true,
+                Err(BodyWriteError::Upstream(e)) => write_failure = Some(e),
+                Err(e) => return Err(ExchangeError::ClientBody(e)),
+            },
+        }
+    }
+}
+
+async fn read_head_from<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut BytesMut, method: &Method) -> Result<Head, ExchangeError> {
+    let mut received = false;
+    let mut skipped_interim = false;
+    loop {
+        if !buf.is_empty() {
+            if let Some(head) = decode::parse_head(buf, method, &mut skipped_interim)? {
+                return Ok(head);
+            }
+        }
+        reserve_read_space(buf);
+        match reader.read_buf(buf).await {
+            Ok(0) if !received => return Err(ExchangeError::NoResponse(io::ErrorKind::UnexpectedEof.into())),
+            Ok(0) => return Err(ExchangeError::Io(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before the response head was complete"))),
+            Ok(_) => received = true,
+            Err(e) if !received => return Err(ExchangeError::NoResponse(e)),
+            Err(e) => return Err(ExchangeError::Io(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;

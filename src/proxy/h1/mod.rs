@@ -1,0 +1,13 @@
+//! gatehouse's HTTP/1.1 client for upstreams: a request written from its header map
+//! straight onto the connection and the response read back in the request's own task.
+//! Everything an upstream can send is bounded (head size, header count, chunk lines,
+//! trailers) and framed by RFC 9112's rules.
+
+mod body;
+mod conn;
+mod decode;
+mod encode;
+
+pub use body::{BodyError, UpstreamBody};
+pub use conn::{exchange, ExchangeError, UpstreamConn};
+pub use encode::valid_target;
