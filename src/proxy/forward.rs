@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use hyper::{HeaderMap, Method, Response};
+use hyper::{Method, Response};
 use tokio::net::TcpStream;
 
 use super::errors::ProxyError;
-use super::h1::{self, ExchangeError, UpstreamBody, UpstreamConn};
+use super::h1::{self, ExchangeError, HeadFields, UpstreamBody, UpstreamConn};
 use super::pool;
 use crate::http::{empty, Body};
 
@@ -34,9 +34,9 @@ const REPLAY_AFTER_IDLE: Duration = Duration::from_secs(1);
 const REPLAY_AFTER_IDLE: Duration = Duration::ZERO;
 
 /// Sends a request to `addr` (`host:port`) and waits for the response headers. `target`
-/// goes on the request line (origin form); `headers` must carry Host and no hop-by-hop
-/// fields. The headers are only read, so a caller can try another target with them.
-pub async fn send(addr: &str, method: &Method, target: &str, headers: &HeaderMap, body: Body, timeouts: Timeouts) -> Result<Response<UpstreamBody>, ProxyError> {
+/// goes on the request line (origin form); `fields` must carry Host and no hop-by-hop
+/// fields. They are only read, so a caller can try another target with them.
+pub async fn send(addr: &str, method: &Method, target: &str, fields: &dyn HeadFields, body: Body, timeouts: Timeouts) -> Result<Response<UpstreamBody>, ProxyError> {
     use hyper::body::Body as _;
     if !h1::valid_target(target) {
         return Err(ProxyError::Internal(format!("invalid upstream request target {target:?}")));
@@ -46,7 +46,7 @@ pub async fn send(addr: &str, method: &Method, target: &str, headers: &HeaderMap
     let (key, idle) = pool::checkout(addr);
     if let Some((conn, idle_for)) = idle {
         let first = body.take().unwrap_or_else(empty);
-        match tokio::time::timeout(timeouts.read, h1::exchange(conn, method, target, headers, first)).await {
+        match tokio::time::timeout(timeouts.read, h1::exchange(conn, method, target, fields, first)).await {
             Err(_) => return Err(ProxyError::UpstreamTimeout),
             Ok(Ok(resp)) => return Ok(resp),
             // The upstream closed the long-idle connection as the request went out: safe
@@ -60,7 +60,7 @@ pub async fn send(addr: &str, method: &Method, target: &str, headers: &HeaderMap
     // Boxed: connecting is rare and its future is large; inline, it would be copied
     // with every request's future.
     let conn = Box::pin(connect(addr, key, timeouts.connect)).await?;
-    match tokio::time::timeout(timeouts.read, h1::exchange(conn, method, target, headers, body.unwrap_or_else(empty))).await {
+    match tokio::time::timeout(timeouts.read, h1::exchange(conn, method, target, fields, body.unwrap_or_else(empty))).await {
         Err(_) => Err(ProxyError::UpstreamTimeout),
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) => Err(sent_failure(&e)),
@@ -113,6 +113,7 @@ mod tests {
 
     use super::*;
     use crate::http::empty;
+    use hyper::HeaderMap;
 
     fn host(addr: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -8,6 +8,7 @@ pub mod pool;
 pub mod headers;
 pub mod router;
 pub mod balancer;
+pub mod upstream_headers;
 pub mod upstream_uri;
 pub mod table;
 pub mod pipeline;

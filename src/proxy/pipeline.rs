@@ -23,11 +23,12 @@ use super::context::RequestContext;
 use super::errors::{error_response, ProxyError};
 use super::forward;
 use super::h1::UpstreamBody;
-use super::headers::{self, Forwarded};
+use super::headers;
 use super::health;
 use super::router::{RequestView, RouteMatch};
 use super::server::Proxy;
 use super::table::{ActivePlugin, ProxyTable, RouteEntry, ServiceEntry};
+use super::upstream_headers::UpstreamHeaders;
 use super::upstream_uri::{upstream_path, upstream_target};
 use crate::http::timeout::IdleTimeout;
 use crate::http::{empty, Body};
@@ -80,26 +81,22 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, peer: SocketAddr)
     };
 
     // 3. balance + forward
-    let client_host = parts.headers.get(HOST).cloned();
     let path = upstream_path(service.path.as_deref(), parts.uri.path(), matched_path.as_deref(), route.strip_path);
     let target_path = upstream_target(&path, parts.uri.query());
-    headers::strip_hop_by_hop(&mut parts.headers);
-    let forwarded = Forwarded {
-        client: peer,
-        host: client_host.as_ref().and_then(|h| h.to_str().ok()),
+    let fields = UpstreamHeaders {
+        client: &parts.headers,
+        client_addr: peer,
+        upstream_host: service.host_header.as_ref(),
+        preserve_host: route.preserve_host,
         proxy_port: &proxy.listen_port,
         path: parts.uri.path(),
         prefix: matched_path.as_deref().filter(|_| route.strip_path),
+        request_id: &ctx.request_id_header,
     };
-    headers::add_forwarding(&mut parts.headers, &forwarded);
-    parts.headers.insert(headers::REQUEST_ID.clone(), ctx.request_id_header.clone());
-    if let Some(host) = &service.host_header {
-        headers::set_upstream_host(&mut parts.headers, host, route.preserve_host);
-    }
     // One clock read per phase boundary: each is a measurable share of a proxied request.
     let upstream_started = Instant::now();
     let proxy_latency = upstream_started - ctx.started;
-    let result = forward(&service, &parts, body, &target_path, &ctx).await;
+    let result = forward(&service, &parts, &fields, body, &target_path, &ctx).await;
     let upstream_done = Instant::now();
     let upstream_latency = upstream_done - upstream_started;
 
@@ -170,6 +167,7 @@ async fn access(proxy: &Proxy, table: &ProxyTable, route: &RouteEntry, parts: &m
 async fn forward(
     service: &Arc<ServiceEntry>,
     parts: &Parts,
+    fields: &UpstreamHeaders<'_>,
     body: Incoming,
     target_path: &str,
     ctx: &RequestContext,
@@ -193,7 +191,7 @@ async fn forward(
             Some(b) if !replayable => IdleTimeout::new(b, service.timeouts.write).boxed(),
             _ => empty(),
         };
-        let result = forward::send(addr, &parts.method, target_path, &parts.headers, outgoing, service.timeouts).await;
+        let result = forward::send(addr, &parts.method, target_path, fields, outgoing, service.timeouts).await;
         if let (Some(p), Some(u)) = (&pick, &service.upstream) {
             if u.passive.enabled() {
                 let outcome = health::passive_outcome(&u.upstream.healthchecks, result.as_ref().map(|r| r.status().as_u16()));

@@ -8,13 +8,13 @@ use std::io;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use hyper::{HeaderMap, Method, Response};
+use hyper::{Method, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::body::UpstreamBody;
 use super::decode::{self, DecodeError, Head};
-use super::encode::{self, BodyFraming, BodyWriteError};
+use super::encode::{self, BodyFraming, BodyWriteError, HeadFields};
 use crate::http::Body;
 
 /// Reads go into at least this much free buffer space.
@@ -72,11 +72,11 @@ pub(super) fn reserve_read_space(buf: &mut BytesMut) {
 }
 
 /// Sends one request on `conn` and reads the response head. `target` is the request line's
-/// target (origin form); `headers` must carry Host and no hop-by-hop fields.
-pub async fn exchange(mut conn: UpstreamConn, method: &Method, target: &str, headers: &HeaderMap, body: Body) -> Result<Response<UpstreamBody>, ExchangeError> {
+/// target (origin form); `fields` must carry Host and no hop-by-hop fields.
+pub async fn exchange(mut conn: UpstreamConn, method: &Method, target: &str, fields: &dyn HeadFields, body: Body) -> Result<Response<UpstreamBody>, ExchangeError> {
     use hyper::body::Body as _;
-    let framing = encode::body_framing(headers, body.is_end_stream());
-    encode::encode_head(&mut conn.write_buf, method, target, headers, framing);
+    let framing = encode::body_framing(fields, body.is_end_stream());
+    encode::encode_head(&mut conn.write_buf, method, target, fields, framing);
     conn.stream.write_all(&conn.write_buf).await.map_err(ExchangeError::NoResponse)?;
     let mut request_complete = true;
     let head = if framing == BodyFraming::None {

@@ -22,10 +22,41 @@ pub enum BodyFraming {
     Chunked,
 }
 
-pub fn body_framing(headers: &HeaderMap, body_is_empty: bool) -> BodyFraming {
+/// A request's header fields as they go on the wire. A header map is one; the proxy
+/// writes its own (`proxy::upstream_headers`), composing the client's fields with the
+/// gateway's as it writes them instead of editing a map first.
+pub trait HeadFields: Sync {
+    /// Every field, each through `write_field`.
+    fn write_fields(&self, out: &mut Vec<u8>);
+    /// Whether the fields carry a Content-Length (the body then goes as is).
+    fn has_content_length(&self) -> bool;
+}
+
+impl HeadFields for HeaderMap {
+    fn write_fields(&self, out: &mut Vec<u8>) {
+        for (name, value) in self {
+            write_field(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+
+    fn has_content_length(&self) -> bool {
+        self.contains_key(CONTENT_LENGTH)
+    }
+}
+
+/// One `name: value` line. Callers pass names and values that passed `HeaderName` and
+/// `HeaderValue` checks (no CR or LF), so nothing can split the head.
+pub fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+pub fn body_framing(fields: &dyn HeadFields, body_is_empty: bool) -> BodyFraming {
     if body_is_empty {
         BodyFraming::None
-    } else if headers.contains_key(CONTENT_LENGTH) {
+    } else if fields.has_content_length() {
         BodyFraming::Length
     } else {
         BodyFraming::Chunked
@@ -38,20 +69,14 @@ pub fn valid_target(target: &str) -> bool {
     !target.is_empty() && target.bytes().all(|b| b > b' ' && b != 0x7f)
 }
 
-/// The request line and headers, into `out` (cleared first). Header values cannot hold
-/// CR or LF (`HeaderValue` refuses them), so they are written as they are.
-pub fn encode_head(out: &mut Vec<u8>, method: &Method, target: &str, headers: &HeaderMap, framing: BodyFraming) {
+/// The request line and header fields, into `out` (cleared first).
+pub fn encode_head(out: &mut Vec<u8>, method: &Method, target: &str, fields: &dyn HeadFields, framing: BodyFraming) {
     out.clear();
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+    fields.write_fields(out);
     if framing == BodyFraming::Chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
