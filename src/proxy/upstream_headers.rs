@@ -42,12 +42,14 @@ impl HeadFields for UpstreamHeaders<'_> {
     fn write_fields(&self, out: &mut Vec<u8>) {
         let named_by_connection = connection_tokens(self.client);
         let (mut forwarded_for, mut via) = (None, None);
+        // Content-Length is left out with the hop-by-hop fields: the encoder writes the
+        // body's framing from the body itself (see `h1::encode::BodyFraming`).
         for (name, value) in self.client {
             if name == X_FORWARDED_FOR {
                 forwarded_for = forwarded_for.or(Some(value));
             } else if name == VIA {
                 via = via.or(Some(value));
-            } else if !(is_hop_by_hop(name) || OWNED.contains(&name) || named_by_connection.contains(name)) {
+            } else if !(is_hop_by_hop(name) || name == CONTENT_LENGTH || OWNED.contains(&name) || named_by_connection.contains(name)) {
                 write_field(out, name.as_str().as_bytes(), value.as_bytes());
             }
         }
@@ -159,9 +161,18 @@ mod tests {
 
     #[test]
     fn hop_by_hop_fields_and_those_connection_names_stay_behind() {
-        let client = map(&[("connection", "keep-alive, x-secret"), ("x-secret", "1"), ("te", "trailers"), ("keep-alive", "timeout=5"), ("x-keep", "1")]);
+        let client = map(&[
+            ("connection", "keep-alive, x-secret"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("content-length", "5"),
+            ("x-keep", "1"),
+        ]);
         let fields = written(&upstream_headers(&client, None, false));
-        for gone in ["connection", "x-secret", "te", "keep-alive"] {
+        // The body's framing is written by the encoder, from the body (h1::encode).
+        for gone in ["connection", "x-secret", "te", "keep-alive", "transfer-encoding", "content-length"] {
             assert!(values(&fields, gone).is_empty(), "{gone} was forwarded: {fields:?}");
         }
         assert_eq!(values(&fields, "x-keep"), ["1"]);

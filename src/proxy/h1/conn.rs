@@ -74,12 +74,11 @@ pub(super) fn reserve_read_space(buf: &mut BytesMut) {
 /// Sends one request on `conn` and reads the response head. `target` is the request line's
 /// target (origin form); `fields` must carry Host and no hop-by-hop fields.
 pub async fn exchange(mut conn: UpstreamConn, method: &Method, target: &str, fields: &dyn HeadFields, body: Body) -> Result<Response<UpstreamBody>, ExchangeError> {
-    use hyper::body::Body as _;
-    let framing = encode::body_framing(fields, body.is_end_stream());
+    let framing = encode::body_framing(fields, &body);
     encode::encode_head(&mut conn.write_buf, method, target, fields, framing);
     conn.stream.write_all(&conn.write_buf).await.map_err(ExchangeError::NoResponse)?;
     let mut request_complete = true;
-    let head = if framing == BodyFraming::None {
+    let head = if matches!(framing, BodyFraming::None { .. }) {
         read_head(&mut conn, method).await?
     } else {
         let (head, complete) = send_body_and_read_head(&mut conn, method, body, framing).await?;

@@ -101,6 +101,11 @@ pub fn parse_head(buf: &mut BytesMut, method: &Method, skipped_interim: &mut boo
             headers.append(name, value);
         }
         let (framing, keep_alive) = framing(method, status, version, &headers)?;
+        if headers.contains_key(TRANSFER_ENCODING) {
+            // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and a proxy must
+            // not pass the overridden Content-Length on (the client would trust it).
+            headers.remove(CONTENT_LENGTH);
+        }
         let mut parts = Response::new(()).into_parts().0;
         parts.status = status;
         parts.version = version;

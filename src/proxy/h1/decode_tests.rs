@@ -47,8 +47,10 @@ fn interim_responses_are_skipped_and_an_unasked_upgrade_refused() {
 fn framing_follows_rfc_9112_precedence() {
     assert_eq!(complete("HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n").framing, Framing::Length(3));
     assert_eq!(complete("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").framing, Framing::Empty);
-    // Transfer-Encoding wins over Content-Length.
-    assert_eq!(complete("HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n").framing, Framing::Chunked);
+    // Transfer-Encoding wins over Content-Length, which is not passed on.
+    let both = complete("HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n");
+    assert_eq!(both.framing, Framing::Chunked);
+    assert!(both.parts.headers.get("content-length").is_none());
     assert_eq!(complete("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, Chunked\r\n\r\n").framing, Framing::Chunked);
     let gzip_only = complete("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n");
     assert_eq!((gzip_only.framing, gzip_only.keep_alive), (Framing::UntilClose, false));

@@ -6,18 +6,23 @@ use std::io::Write as _;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::header::CONTENT_LENGTH;
+use hyper::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use hyper::{HeaderMap, Method};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::http::{Body, BoxError};
 
-/// How the request's body is delimited on the upstream connection.
+/// How the request's body is delimited on the upstream connection. It is decided from
+/// the body as it was received (its exact length, when the client's framing gave one),
+/// never from a Content-Length field the client sent: a client's Content-Length next to
+/// a chunked body, passed on as is, would let the upstream read the rest of the body as
+/// another request (request smuggling). The encoder writes the framing field itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFraming {
-    None,
-    /// The client's Content-Length is forwarded, and exactly that many bytes follow.
-    Length,
+    /// No body. `zero_length`: say `content-length: 0` (the client sent a Content-Length,
+    /// and some servers want one on a POST).
+    None { zero_length: bool },
+    Length(u64),
     /// No length known (a chunked or HTTP/2 client body).
     Chunked,
 }
@@ -26,16 +31,19 @@ pub enum BodyFraming {
 /// writes its own (`proxy::upstream_headers`), composing the client's fields with the
 /// gateway's as it writes them instead of editing a map first.
 pub trait HeadFields: Sync {
-    /// Every field, each through `write_field`.
+    /// Every field, each through `write_field`, except Content-Length and
+    /// Transfer-Encoding: the body's framing is the encoder's to write.
     fn write_fields(&self, out: &mut Vec<u8>);
-    /// Whether the fields carry a Content-Length (the body then goes as is).
+    /// Whether the client's fields had a Content-Length.
     fn has_content_length(&self) -> bool;
 }
 
 impl HeadFields for HeaderMap {
     fn write_fields(&self, out: &mut Vec<u8>) {
         for (name, value) in self {
-            write_field(out, name.as_str().as_bytes(), value.as_bytes());
+            if name != CONTENT_LENGTH && name != TRANSFER_ENCODING {
+                write_field(out, name.as_str().as_bytes(), value.as_bytes());
+            }
         }
     }
 
@@ -53,13 +61,14 @@ pub fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-pub fn body_framing(fields: &dyn HeadFields, body_is_empty: bool) -> BodyFraming {
-    if body_is_empty {
-        BodyFraming::None
-    } else if fields.has_content_length() {
-        BodyFraming::Length
-    } else {
-        BodyFraming::Chunked
+pub fn body_framing(fields: &dyn HeadFields, body: &Body) -> BodyFraming {
+    use hyper::body::Body as _;
+    if body.is_end_stream() {
+        return BodyFraming::None { zero_length: fields.has_content_length() };
+    }
+    match body.size_hint().exact() {
+        Some(length) => BodyFraming::Length(length),
+        None => BodyFraming::Chunked,
     }
 }
 
@@ -77,8 +86,11 @@ pub fn encode_head(out: &mut Vec<u8>, method: &Method, target: &str, fields: &dy
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     fields.write_fields(out);
-    if framing == BodyFraming::Chunked {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    match framing {
+        BodyFraming::None { zero_length: false } => {}
+        BodyFraming::None { zero_length: true } => write_field(out, b"content-length", b"0"),
+        BodyFraming::Length(length) => write_field(out, b"content-length", length.to_string().as_bytes()),
+        BodyFraming::Chunked => write_field(out, b"transfer-encoding", b"chunked"),
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -127,18 +139,44 @@ mod tests {
     use crate::http::full;
     use hyper::header::HeaderValue;
 
+    fn head(fields: &HeaderMap, framing: BodyFraming) -> String {
+        let mut out = Vec::new();
+        encode_head(&mut out, &Method::POST, "/p?q=1", fields, framing);
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
-    fn the_head_carries_every_header_and_the_framing() {
+    fn the_head_carries_every_field_and_the_framing_the_body_has() {
         let mut headers = HeaderMap::new();
         headers.insert("host", HeaderValue::from_static("example.com"));
         headers.append("x-a", HeaderValue::from_static("1"));
         headers.append("x-a", HeaderValue::from_static("2"));
-        let mut out = Vec::new();
-        encode_head(&mut out, &Method::POST, "/p?q=1", &headers, body_framing(&headers, false));
-        assert_eq!(String::from_utf8(out).unwrap(), "POST /p?q=1 HTTP/1.1\r\nhost: example.com\r\nx-a: 1\r\nx-a: 2\r\ntransfer-encoding: chunked\r\n\r\n");
-        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("3"));
-        assert_eq!(body_framing(&headers, false), BodyFraming::Length);
-        assert_eq!(body_framing(&headers, true), BodyFraming::None);
+        let framing = body_framing(&headers, &streamed_body());
+        assert_eq!(head(&headers, framing), "POST /p?q=1 HTTP/1.1\r\nhost: example.com\r\nx-a: 1\r\nx-a: 2\r\ntransfer-encoding: chunked\r\n\r\n");
+        assert_eq!(body_framing(&headers, &full("hello")), BodyFraming::Length(5));
+        assert_eq!(body_framing(&headers, &crate::http::empty()), BodyFraming::None { zero_length: false });
+    }
+
+    #[test]
+    fn a_clients_framing_fields_never_go_upstream_as_sent() {
+        // A Content-Length next to a chunked body: what goes upstream is the body's own
+        // framing, so the upstream cannot read part of the body as a second request.
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("5"));
+        headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        let sent = head(&headers, body_framing(&headers, &streamed_body()));
+        assert_eq!(sent, "POST /p?q=1 HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n");
+        let sent = head(&headers, body_framing(&headers, &full("hello world")));
+        assert_eq!(sent, "POST /p?q=1 HTTP/1.1\r\ncontent-length: 11\r\n\r\n");
+        // An empty body the client announced with a Content-Length keeps a zero one.
+        let sent = head(&headers, body_framing(&headers, &crate::http::empty()));
+        assert_eq!(sent, "POST /p?q=1 HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
+    }
+
+    /// A body of unknown length, as a chunked client body is.
+    fn streamed_body() -> Body {
+        let frames: Vec<Result<hyper::body::Frame<Bytes>, BoxError>> = vec![Ok(hyper::body::Frame::data(Bytes::from_static(b"hello")))];
+        http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed()
     }
 
     #[test]
@@ -152,7 +190,7 @@ mod tests {
     #[tokio::test]
     async fn bodies_go_out_as_is_or_chunked() {
         let mut out = Vec::new();
-        write_body(&mut out, full("hello"), BodyFraming::Length, &mut Vec::new()).await.unwrap();
+        write_body(&mut out, full("hello"), BodyFraming::Length(5), &mut Vec::new()).await.unwrap();
         assert_eq!(out, b"hello");
         let mut out = Vec::new();
         write_body(&mut out, full("hello"), BodyFraming::Chunked, &mut Vec::new()).await.unwrap();
