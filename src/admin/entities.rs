@@ -88,7 +88,7 @@ fn kong(e: KongError) -> Response<Body> {
     json_response(status, &e.to_json())
 }
 
-fn write_error(e: WriteError) -> Response<Body> {
+pub fn write_error(e: WriteError) -> Response<Body> {
     let (status, body) = e.status_and_body();
     json_response(status, &body)
 }

@@ -6,6 +6,7 @@ use hyper::{Method, Response, StatusCode};
 
 use super::entities::{self, lookup, not_found, AdminEntity, Scope};
 use super::server::{message, AdminContext, AdminRequest};
+use super::write;
 use crate::http::Body;
 use crate::model::{Consumer, KeyAuthCredential, Plugin, Route, Service, Target, Upstream};
 
@@ -29,17 +30,28 @@ async fn op<E: AdminEntity>(ctx: &AdminContext, req: &AdminRequest, scope: Optio
     }
 }
 
-/// The parent named in the path, as a scope for its children; None if it does not exist.
-fn parent<P: AdminEntity>(ctx: &AdminContext, key: &str, field: &'static str) -> Option<Scope> {
-    lookup::<P>(&ctx.applied.get(), None, key).map(|p| Scope { field, id: p.id() })
+/// The parent named in the path, as a scope for its children; `Err` is the response when
+/// it does not exist (or, for a write, when whether it exists cannot be known).
+async fn parent<P: AdminEntity>(ctx: &AdminContext, req: &AdminRequest, key: &str, field: &'static str) -> Result<Scope, Response<Body>> {
+    let scope = |cfg: &crate::applied::AppliedConfig| lookup::<P>(cfg, None, key).map(|p| Scope { field, id: p.id() });
+    if let Some(found) = scope(&ctx.applied.get()) {
+        return Ok(found);
+    }
+    if req.method == Method::GET {
+        return Err(not_found());
+    }
+    // A write under a parent this node has not applied yet, such as one created through
+    // another node a moment ago: catch up with the leader before saying it does not exist.
+    write::catch_up(ctx).await.map_err(entities::write_error)?;
+    scope(&ctx.applied.get()).ok_or_else(not_found)
 }
 
 /// Runs `op` on child type `C` under parent `P`, or 404 when the parent is missing.
 macro_rules! nested {
     ($ctx:expr, $req:expr, $P:ty, $field:expr, $pkey:expr, $C:ty, $key:expr) => {
-        match parent::<$P>($ctx, $pkey, $field) {
-            Some(scope) => op::<$C>($ctx, $req, Some(scope), $key).await,
-            None => not_found(),
+        match parent::<$P>($ctx, $req, $pkey, $field).await {
+            Ok(scope) => op::<$C>($ctx, $req, Some(scope), $key).await,
+            Err(response) => response,
         }
     };
 }

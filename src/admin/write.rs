@@ -145,7 +145,7 @@ pub fn build_txn(cfg: &AppliedConfig, changes: &[Change]) -> Command {
 
 /// Waits until this node's view holds everything committed before now (a read barrier
 /// through the leader, so it needs a quorum).
-async fn catch_up(ctx: &AdminContext) -> Result<(), WriteError> {
+pub async fn catch_up(ctx: &AdminContext) -> Result<(), WriteError> {
     ctx.store.read_barrier().await.map_err(store_error)?;
     let target = ctx.store.revision();
     if tokio::time::timeout(Duration::from_secs(5), ctx.applied.at_least(target)).await.is_err() {
