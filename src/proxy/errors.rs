@@ -23,6 +23,13 @@ pub enum ProxyError {
     /// Connect, write or read exceeded the service's timeout.
     #[error("The upstream server is timing out")]
     UpstreamTimeout,
+    /// The client's request body stalled past the service's write timeout while it was
+    /// being sent upstream (nginx's 408). Not the upstream's fault.
+    #[error("Request timeout")]
+    ClientBodyTimeout,
+    /// The client's request body ended early or broke while it was being sent upstream.
+    #[error("Bad request")]
+    ClientBodyBroken,
     /// A bug or an impossible state on our side.
     #[error("An unexpected error occurred")]
     Internal(String),
@@ -35,6 +42,8 @@ impl ProxyError {
             ProxyError::NoHealthyTarget | ProxyError::NameResolution => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::UpstreamBroken { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::ClientBodyBroken => StatusCode::BAD_REQUEST,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -75,6 +84,8 @@ mod tests {
             (ProxyError::NameResolution, 503, "name resolution failed"),
             (ProxyError::UpstreamBroken { retryable: false, detail: "reset".into() }, 502, "An invalid response was received from the upstream server"),
             (ProxyError::UpstreamTimeout, 504, "The upstream server is timing out"),
+            (ProxyError::ClientBodyTimeout, 408, "Request timeout"),
+            (ProxyError::ClientBodyBroken, 400, "Bad request"),
             (ProxyError::Internal("x".into()), 500, "An unexpected error occurred"),
         ];
         for (err, status, text) in cases {

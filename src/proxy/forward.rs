@@ -98,8 +98,13 @@ async fn connect(addr: &str, key: std::sync::Arc<str>, timeout: Duration) -> Res
 }
 
 /// A failure once the request may have reached the upstream: never retried elsewhere.
+/// The client's body failing is the client's, and not held against the upstream.
 fn sent_failure(e: &ExchangeError) -> ProxyError {
-    ProxyError::UpstreamBroken { retryable: false, detail: crate::http::error_chain(e) }
+    match e {
+        ExchangeError::ClientBody(h1::BodyWriteError::Client(cause)) if cause.downcast_ref::<crate::http::timeout::Idle>().is_some() => ProxyError::ClientBodyTimeout,
+        ExchangeError::ClientBody(h1::BodyWriteError::Client(_)) => ProxyError::ClientBodyBroken,
+        _ => ProxyError::UpstreamBroken { retryable: false, detail: crate::http::error_chain(e) },
+    }
 }
 
 #[cfg(test)]
@@ -231,11 +236,14 @@ mod tests {
     async fn an_idle_connection_the_upstream_closed_is_replaced() {
         let (addr, accepted) = upstream(Upstream::CloseAfterOne).await;
         get_ok(&addr).await;
-        // Wait until this thread's connection task has seen the close (the connection
-        // may still be in the pool, or may not have been put back at all).
+        // The worker's sweep closes it once the runtime has seen the upstream close it.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !pool::no_open_idle(&addr) {
-            assert!(tokio::time::Instant::now() < deadline, "the pooled connection never saw the upstream close it");
+        loop {
+            pool::sweep();
+            if pool::idle_count(&addr) == 0 {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the sweep never closed the connection the upstream closed");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         for _ in 0..3 {
@@ -251,6 +259,28 @@ mod tests {
         // Goes out on the pooled connection, which the upstream then closes unanswered.
         get_ok(&addr).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_client_body_that_stalls_is_the_clients_fault_not_the_upstreams() {
+        // An upstream that reads and waits for the rest of the body.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let hold = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut sink = vec![0u8; 4096];
+            while stream.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+        });
+        let (_open, frames) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<bytes::Bytes>, crate::http::BoxError>>(1);
+        let stalled = http_body_util::StreamBody::new(futures_util::stream::poll_fn({
+            let mut frames = frames;
+            move |cx| frames.poll_recv(cx)
+        }));
+        let body = crate::http::timeout::IdleTimeout::new(stalled, Duration::from_millis(50)).boxed();
+        let err = send(&addr, &Method::POST, "/", &host(&addr), body, QUICK).await.unwrap_err();
+        assert_eq!(err, ProxyError::ClientBodyTimeout);
+        assert!(!err.upstream_fault());
+        hold.abort();
     }
 
     #[tokio::test]

@@ -72,20 +72,23 @@ pub fn checkin(conn: UpstreamConn) {
     });
 }
 
+/// Closes this thread's idle connections that expired or that their upstream closed
+/// (or wrote to unasked), and forgets addresses with none left: without it, connections
+/// to an address no longer used (a removed target, a name that resolves elsewhere now)
+/// would stay open, in CLOSE_WAIT once their upstream gave up on them.
+pub fn sweep() {
+    POOL.with_borrow_mut(|pool| {
+        let now = Instant::now();
+        pool.idle.retain(|_, queue| {
+            queue.retain(|idle| now.duration_since(idle.since) <= IDLE_TIMEOUT && idle.conn.is_reusable());
+            !queue.is_empty()
+        });
+    });
+}
+
 /// How many idle connections to `addr` this thread holds (closed ones included until
 /// they are next looked at).
 #[cfg(test)]
 pub fn idle_count(addr: &str) -> usize {
     POOL.with_borrow(|pool| pool.idle.get(addr).map_or(0, VecDeque::len))
-}
-
-/// Whether every idle connection this thread holds to `addr` (if any) is known closed
-/// (or sent something unasked); those are dropped on the way.
-#[cfg(test)]
-pub fn no_open_idle(addr: &str) -> bool {
-    POOL.with_borrow_mut(|pool| {
-        let Some(queue) = pool.idle.get_mut(addr) else { return true };
-        queue.retain(|idle| idle.conn.is_reusable());
-        queue.is_empty()
-    })
 }

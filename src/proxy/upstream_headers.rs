@@ -41,14 +41,15 @@ pub struct UpstreamHeaders<'a> {
 impl HeadFields for UpstreamHeaders<'_> {
     fn write_fields(&self, out: &mut Vec<u8>) {
         let named_by_connection = connection_tokens(self.client);
-        let (mut forwarded_for, mut via) = (None, None);
+        // Every line of each, in order: a nearer proxy appends a line of its own.
+        let (mut forwarded_for, mut via) = (Vec::new(), Vec::new());
         // Content-Length is left out with the hop-by-hop fields: the encoder writes the
         // body's framing from the body itself (see `h1::encode::BodyFraming`).
         for (name, value) in self.client {
             if name == X_FORWARDED_FOR {
-                forwarded_for = forwarded_for.or(Some(value));
+                forwarded_for.push(value);
             } else if name == VIA {
-                via = via.or(Some(value));
+                via.push(value);
             } else if !(is_hop_by_hop(name) || name == CONTENT_LENGTH || OWNED.contains(&name) || named_by_connection.contains(name)) {
                 write_field(out, name.as_str().as_bytes(), value.as_bytes());
             }
@@ -62,10 +63,7 @@ impl HeadFields for UpstreamHeaders<'_> {
             write_field(out, b"host", host.as_bytes());
         }
         let ip = ip_value(self.client_addr.ip());
-        match forwarded_for.map(|v| v.as_bytes().trim_ascii()).filter(|v| !v.is_empty()) {
-            Some(previous) => write_joined(out, b"x-forwarded-for", previous, ip.as_bytes()),
-            None => write_field(out, b"x-forwarded-for", ip.as_bytes()),
-        }
+        write_appended(out, b"x-forwarded-for", &forwarded_for, ip.as_bytes());
         write_field(out, b"x-real-ip", ip.as_bytes());
         write_field(out, b"x-forwarded-proto", b"http");
         if let Some(host) = client_host.map(HeaderValue::as_bytes) {
@@ -76,10 +74,7 @@ impl HeadFields for UpstreamHeaders<'_> {
         if let Some(prefix) = self.prefix.filter(|p| *p != "/" && !p.is_empty()) {
             write_field(out, b"x-forwarded-prefix", prefix.as_bytes());
         }
-        match via {
-            Some(previous) => write_joined(out, b"via", previous.as_bytes(), VIA_TOKEN.as_bytes()),
-            None => write_field(out, b"via", VIA_TOKEN.as_bytes()),
-        }
+        write_appended(out, b"via", &via, VIA_TOKEN.as_bytes());
         write_field(out, REQUEST_ID.as_str().as_bytes(), self.request_id.as_bytes());
     }
 
@@ -88,12 +83,14 @@ impl HeadFields for UpstreamHeaders<'_> {
     }
 }
 
-/// `name: previous, ours`.
-fn write_joined(out: &mut Vec<u8>, name: &[u8], previous: &[u8], ours: &[u8]) {
+/// `name: earlier, lines, ours`: the client's lines of a list field, then our entry.
+fn write_appended(out: &mut Vec<u8>, name: &[u8], earlier: &[&HeaderValue], ours: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
-    out.extend_from_slice(previous);
-    out.extend_from_slice(b", ");
+    for line in earlier.iter().map(|v| v.as_bytes().trim_ascii()).filter(|v| !v.is_empty()) {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b", ");
+    }
     out.extend_from_slice(ours);
     out.extend_from_slice(b"\r\n");
 }
@@ -191,7 +188,7 @@ mod tests {
             ("via", "1.1 lb"),
         ]);
         let fields = written(&upstream_headers(&client, None, false));
-        assert_eq!(values(&fields, "x-forwarded-for"), ["10.0.0.1, 127.0.0.9"]);
+        assert_eq!(values(&fields, "x-forwarded-for"), ["10.0.0.1, 10.0.0.2, 127.0.0.9"], "every earlier line, in order");
         assert_eq!(values(&fields, "x-real-ip"), ["127.0.0.9"]);
         assert_eq!(values(&fields, "x-forwarded-proto"), ["http"]);
         assert_eq!(values(&fields, "x-forwarded-host"), ["api.test"]);

@@ -37,7 +37,7 @@ pub async fn serve_on_workers(listener: TcpListener, handler: Arc<dyn Handler>, 
                 Err(e) => return tracing::error!(worker = n, error = %e, "proxy worker could not start its runtime"),
             };
             runtime.block_on(async move {
-                tokio::spawn(keep_a_timer_armed(shutdown.clone()));
+                tokio::spawn(tick(shutdown.clone()));
                 match TcpListener::from_std(socket) {
                     Ok(listener) => serve(listener, handler, shutdown, drain, "proxy").await,
                     Err(e) => tracing::error!(worker = n, error = %e, "proxy worker could not register the listener"),
@@ -58,21 +58,22 @@ pub async fn serve_on_workers(listener: TcpListener, handler: Arc<dyn Handler>, 
     Ok(())
 }
 
-/// How far ahead the worker's standing timer is set: below any read timeout a service is
-/// likely to have, so a request's timer never lands before it.
-const STANDING_TIMER: Duration = Duration::from_millis(500);
+/// How often a worker ticks: below any read timeout a service is likely to have, so a
+/// request's timer never lands before the tick's.
+const TICK: Duration = Duration::from_millis(500);
 
-/// Keeps one timer armed on the worker until shutdown. tokio's timer driver wakes itself
-/// (an eventfd write) whenever a timer is set earlier than the earliest one it knew of
-/// when it last went to sleep, and "none at all" counts as later than anything. With a
-/// fast upstream every request's timer is gone by then, so each request's timeout cost a
-/// system call (seen with strace: one eventfd write per proxied request); a timer that
-/// is always there and always earlier stops that, at the price of a wakeup every 500 ms.
-async fn keep_a_timer_armed(mut shutdown: Shutdown) {
+/// A worker's ticker, until shutdown: each tick sweeps the thread's idle upstream
+/// connections (`pool::sweep`), and the tick's own timer stays armed, which matters:
+/// tokio's timer driver wakes itself (an eventfd write) whenever a timer is set earlier
+/// than the earliest one it knew of when it last went to sleep, and "none at all" counts
+/// as later than anything. With a fast upstream every request's timer is gone by then,
+/// so each request's timeout cost a system call (strace: one eventfd write per proxied
+/// request); a timer that is always there and always earlier stops that.
+async fn tick(mut shutdown: Shutdown) {
     loop {
         tokio::select! {
             _ = shutdown.wait() => return,
-            _ = tokio::time::sleep(STANDING_TIMER) => {}
+            _ = tokio::time::sleep(TICK) => super::pool::sweep(),
         }
     }
 }

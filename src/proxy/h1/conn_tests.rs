@@ -107,6 +107,24 @@ async fn head_responses_have_no_body_and_connection_close_is_honoured() {
 }
 
 #[tokio::test]
+async fn a_head_response_ends_at_its_head_and_its_connection_is_reused() {
+    let addr = upstream(|mut s| async move {
+        for _ in 0..2 {
+            read_request(&mut s, b"").await;
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n").await.unwrap();
+        }
+        let _ = s.read(&mut [0u8; 1]).await;
+    })
+    .await;
+    let first = tokio::time::timeout(Duration::from_secs(5), get(&addr, Method::HEAD)).await.expect("no body is waited for");
+    assert_eq!(first, (200, Bytes::new()));
+    assert_eq!(pool::idle_count(&addr), 1);
+    let (conn, _) = pool::checkout(&addr).1.expect("the pooled connection");
+    let resp = tokio::time::timeout(Duration::from_secs(5), exchange(conn, &Method::HEAD, "/", &host(&addr), empty())).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200, "the second exchange on it reads its own response");
+}
+
+#[tokio::test]
 async fn an_upstream_sending_more_than_the_response_is_not_reused() {
     let addr = upstream(|mut s| async move {
         read_request(&mut s, b"").await;

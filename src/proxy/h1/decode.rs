@@ -31,6 +31,8 @@ pub enum DecodeError {
     UnaskedUpgrade,
     #[error("invalid or conflicting content-length")]
     ContentLength,
+    #[error("transfer-encoding other than chunked, from HTTP/1.0, or next to a content-length")]
+    TransferEncoding,
     #[error("invalid chunk size line")]
     ChunkSize,
     #[error("chunk data not followed by CRLF")]
@@ -100,15 +102,12 @@ pub fn parse_head(buf: &mut BytesMut, method: &Method, skipped_interim: &mut boo
             let value = HeaderValue::from_maybe_shared(bytes.slice(value_start..value_end)).map_err(|_| DecodeError::Head(httparse::Error::HeaderValue))?;
             headers.append(name, value);
         }
-        let (framing, keep_alive) = framing(method, status, version, &headers)?;
-        if headers.contains_key(TRANSFER_ENCODING) {
-            // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and a proxy must
-            // not pass the overridden Content-Length on (the client would trust it).
-            headers.remove(CONTENT_LENGTH);
-        }
+        let (framing, keep_alive) = framing(method, status, version, &mut headers)?;
         let mut parts = Response::new(()).into_parts().0;
         parts.status = status;
-        parts.version = version;
+        // The response is framed anew for the client: an HTTP/1.0 upstream's version
+        // mattered only for this connection's keep-alive.
+        parts.version = Version::HTTP_11;
         parts.headers = headers;
         return Ok(Some(Head { parts, framing, keep_alive }));
     }
@@ -116,7 +115,9 @@ pub fn parse_head(buf: &mut BytesMut, method: &Method, skipped_interim: &mut boo
 
 /// RFC 9112 §6.3: the body's length, in order of precedence; and whether the connection
 /// outlives this response.
-fn framing(method: &Method, status: StatusCode, version: Version, headers: &HeaderMap) -> Result<(Framing, bool), DecodeError> {
+/// A Content-Length list of equal values (`4, 4`) is collapsed to one, as RFC 9110 §8.6
+/// asks of a proxy.
+fn framing(method: &Method, status: StatusCode, version: Version, headers: &mut HeaderMap) -> Result<(Framing, bool), DecodeError> {
     let mut keep_alive = version == Version::HTTP_11;
     for token in headers.get_all(CONNECTION).iter().flat_map(|v| v.as_bytes().split(|&b| b == b',')) {
         let token = token.trim_ascii();
@@ -129,12 +130,19 @@ fn framing(method: &Method, status: StatusCode, version: Version, headers: &Head
     if method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Ok((Framing::Empty, keep_alive));
     }
-    if let Some(last) = headers.get_all(TRANSFER_ENCODING).iter().next_back() {
-        let chunked = last.as_bytes().rsplit(|&b| b == b',').next().is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        // Any other final coding leaves the end of the body to the connection's close.
-        return Ok(if chunked { (Framing::Chunked, keep_alive) } else { (Framing::UntilClose, false) });
+    let mut codings = headers.get_all(TRANSFER_ENCODING).iter();
+    if let Some(first) = codings.next() {
+        // Only plain chunked is taken, as nginx does: another coding would reach the client
+        // undecoded and unlabelled (Transfer-Encoding is hop-by-hop); next to a
+        // Content-Length, or from HTTP/1.0, the framing is ambiguous (RFC 9112 §6.1, §6.3)
+        // and whoever reads it differently desyncs the connection.
+        let only_chunked = codings.next().is_none() && first.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked");
+        if !only_chunked || version == Version::HTTP_10 || headers.contains_key(CONTENT_LENGTH) {
+            return Err(DecodeError::TransferEncoding);
+        }
+        return Ok((Framing::Chunked, keep_alive));
     }
-    let mut length = None;
+    let (mut length, mut items) = (None, 0);
     for value in headers.get_all(CONTENT_LENGTH) {
         for item in value.as_bytes().split(|&b| b == b',') {
             let parsed = parse_decimal(item.trim_ascii()).ok_or(DecodeError::ContentLength)?;
@@ -142,7 +150,11 @@ fn framing(method: &Method, status: StatusCode, version: Version, headers: &Head
                 return Err(DecodeError::ContentLength);
             }
             length = Some(parsed);
+            items += 1;
         }
+    }
+    if let (Some(n), 2..) = (length, items) {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
     }
     Ok(match length {
         Some(0) => (Framing::Empty, keep_alive),

@@ -10,4 +10,4 @@ mod encode;
 
 pub use body::{BodyError, UpstreamBody};
 pub use conn::{exchange, ExchangeError, UpstreamConn};
-pub use encode::{valid_target, write_field, HeadFields};
+pub use encode::{valid_target, write_field, BodyWriteError, HeadFields};
