@@ -126,17 +126,19 @@ pub fn millis_value(d: std::time::Duration) -> HeaderValue {
     }
 }
 
+/// A header map from name/value pairs, for tests.
+#[cfg(test)]
+pub(super) fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
 
     #[test]
     fn hop_by_hop_headers_and_those_connection_names_are_dropped() {

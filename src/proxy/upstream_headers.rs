@@ -123,14 +123,7 @@ fn without_port(host: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
+    use crate::proxy::headers::map;
 
     fn upstream_headers<'a>(client: &'a HeaderMap, upstream_host: Option<&'a HeaderValue>, preserve_host: bool) -> UpstreamHeaders<'a> {
         static PORT: HeaderValue = HeaderValue::from_static("8000");
