@@ -83,8 +83,8 @@ fn period_headers(period: Period) -> (&'static HeaderName, &'static HeaderName) 
     (&LIMIT[i], &REMAINING[i])
 }
 
-fn header(headers: &mut hyper::HeaderMap, name: &HeaderName, value: u64) {
-    headers.insert(name.clone(), HeaderValue::from(value));
+fn header(headers: &mut Vec<(HeaderName, HeaderValue)>, name: &HeaderName, value: u64) {
+    headers.push((name.clone(), HeaderValue::from(value)));
 }
 
 /// Admits or refuses the request; headers for the client go to `ctx.response_headers`.
@@ -123,34 +123,33 @@ pub async fn access(
             }
         }
     }
-    let mut blocked_response = blocked.then(|| {
-        let status = StatusCode::from_u16(cfg.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
-        error_response(status, &cfg.error_message, ctx.request_id())
-    });
-    let headers = match &mut blocked_response {
-        Some(resp) => resp.headers_mut(),
-        None => &mut ctx.response_headers,
-    };
+    // Collected in a vector, not a header map: they are set on the response once, and a
+    // map of their own cost a table and a hash per header on every admitted request.
+    let mut added = Vec::new();
     if !cfg.hide_client_headers {
         for o in &outcomes {
             let (limit, remaining) = period_headers(o.period);
-            header(headers, limit, o.limit);
-            header(headers, remaining, o.remaining);
+            header(&mut added, limit, o.limit);
+            header(&mut added, remaining, o.remaining);
         }
         // The period closest to running out speaks for RateLimit-*; on a tie, the longer.
         if let Some(o) = outcomes.iter().rev().min_by_key(|o| o.remaining) {
-            header(headers, &RATELIMIT_LIMIT, o.limit);
-            header(headers, &RATELIMIT_REMAINING, o.remaining);
-            header(headers, &RATELIMIT_RESET, o.reset);
+            header(&mut added, &RATELIMIT_LIMIT, o.limit);
+            header(&mut added, &RATELIMIT_REMAINING, o.remaining);
+            header(&mut added, &RATELIMIT_RESET, o.reset);
         }
     }
-    match blocked_response {
-        Some(mut resp) => {
-            if let Some(o) = outcomes.last() {
-                header(resp.headers_mut(), &RETRY_AFTER, o.reset);
-            }
-            Err(resp)
-        }
-        None => Ok(()),
+    if !blocked {
+        ctx.response_headers.extend(added);
+        return Ok(());
     }
+    let status = StatusCode::from_u16(cfg.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+    let mut resp = error_response(status, &cfg.error_message, ctx.request_id());
+    if let Some(o) = outcomes.last() {
+        header(&mut added, &RETRY_AFTER, o.reset);
+    }
+    for (name, value) in added {
+        resp.headers_mut().insert(name, value);
+    }
+    Err(resp)
 }

@@ -4,8 +4,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use hyper::header::HeaderValue;
-use hyper::HeaderMap;
+use hyper::header::{HeaderName, HeaderValue};
 use uuid::Uuid;
 
 /// The consumer a request was authenticated as.
@@ -26,8 +25,9 @@ pub struct RequestContext {
     pub service_id: Option<Uuid>,
     pub consumer: Option<ConsumerInfo>,
     pub credential_id: Option<Uuid>,
-    /// Headers plugins add to the client's response (rate-limit headers).
-    pub response_headers: HeaderMap,
+    /// Headers plugins set on the client's response (rate-limit headers), in order: a
+    /// later one replaces an earlier one of the same name.
+    pub response_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl RequestContext {
@@ -40,7 +40,7 @@ impl RequestContext {
             service_id: None,
             consumer: None,
             credential_id: None,
-            response_headers: HeaderMap::new(),
+            response_headers: Vec::new(),
         }
     }
 

@@ -111,7 +111,9 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, peer: SocketAddr)
     headers::strip_hop_by_hop(resp.headers_mut());
     headers::append_via(resp.headers_mut());
     let h = resp.headers_mut();
-    h.extend(std::mem::take(&mut ctx.response_headers));
+    for (name, value) in std::mem::take(&mut ctx.response_headers) {
+        h.insert(name, value);
+    }
     h.insert(headers::UPSTREAM_LATENCY.clone(), headers::millis_value(upstream_latency));
     h.insert(headers::PROXY_LATENCY.clone(), headers::millis_value(proxy_latency));
     h.insert(headers::REQUEST_ID.clone(), ctx.request_id_header.clone());
