@@ -17,10 +17,10 @@ use crate::http::{empty, Body};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     pub connect: Duration,
-    /// From sending the request to the response headers, and between two chunks of
+    /// From the end of the request to the response headers, and between two chunks of
     /// the response body.
     pub read: Duration,
-    /// Between two chunks of the request body sent upstream.
+    /// For each write to the upstream, and between two chunks of the client's body.
     pub write: Duration,
 }
 
@@ -42,29 +42,25 @@ pub async fn send(addr: &str, method: &Method, target: &str, fields: &dyn HeadFi
         return Err(ProxyError::Internal(format!("invalid upstream request target {target:?}")));
     }
     let replayable = idempotent(method) && body.is_end_stream();
+    let exchange_timeouts = h1::ExchangeTimeouts { read: timeouts.read, write: timeouts.write };
     let mut body = Some(body);
     let (key, idle) = pool::checkout(addr);
     if let Some((conn, idle_for)) = idle {
         let first = body.take().unwrap_or_else(empty);
-        match tokio::time::timeout(timeouts.read, h1::exchange(conn, method, target, fields, first)).await {
-            Err(_) => return Err(ProxyError::UpstreamTimeout),
-            Ok(Ok(resp)) => return Ok(resp),
+        match h1::exchange(conn, method, target, fields, first, exchange_timeouts).await {
+            Ok(resp) => return Ok(resp),
             // The upstream closed the long-idle connection as the request went out: safe
             // to send again on a new one, the request being idempotent and bodiless.
-            Ok(Err(ExchangeError::NoResponse(e))) if replayable && idle_for >= REPLAY_AFTER_IDLE => {
+            Err(ExchangeError::NoResponse(e)) if replayable && idle_for >= REPLAY_AFTER_IDLE => {
                 tracing::debug!(addr, error = %e, "idle upstream connection failed; resending on a new one");
             }
-            Ok(Err(e)) => return Err(sent_failure(&e)),
+            Err(e) => return Err(sent_failure(&e)),
         }
     }
     // Boxed: connecting is rare and its future is large; inline, it would be copied
     // with every request's future.
     let conn = Box::pin(connect(addr, key, timeouts.connect)).await?;
-    match tokio::time::timeout(timeouts.read, h1::exchange(conn, method, target, fields, body.unwrap_or_else(empty))).await {
-        Err(_) => Err(ProxyError::UpstreamTimeout),
-        Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(e)) => Err(sent_failure(&e)),
-    }
+    h1::exchange(conn, method, target, fields, body.unwrap_or_else(empty), exchange_timeouts).await.map_err(|e| sent_failure(&e))
 }
 
 /// RFC 9110 §9.2.2.
@@ -101,6 +97,7 @@ async fn connect(addr: &str, key: std::sync::Arc<str>, timeout: Duration) -> Res
 /// The client's body failing is the client's, and not held against the upstream.
 fn sent_failure(e: &ExchangeError) -> ProxyError {
     match e {
+        ExchangeError::TimedOut => ProxyError::UpstreamTimeout,
         ExchangeError::ClientBody(h1::BodyWriteError::Client(cause)) if cause.downcast_ref::<crate::http::timeout::Idle>().is_some() => ProxyError::ClientBodyTimeout,
         ExchangeError::ClientBody(h1::BodyWriteError::Client(_)) => ProxyError::ClientBodyBroken,
         _ => ProxyError::UpstreamBroken { retryable: false, detail: crate::http::error_chain(e) },
@@ -281,6 +278,33 @@ mod tests {
         assert_eq!(err, ProxyError::ClientBodyTimeout);
         assert!(!err.upstream_fault());
         hold.abort();
+    }
+
+    #[tokio::test]
+    async fn an_upload_longer_than_the_read_timeout_that_keeps_moving_succeeds() {
+        // The upstream answers once the whole body is in.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let (mut seen, mut buf) = (Vec::new(), [0u8; 1024]);
+            while !seen.ends_with(b"0\r\n\r\n") {
+                let n = stream.read(&mut buf).await.unwrap();
+                assert!(n > 0);
+                seen.extend_from_slice(&buf[..n]);
+            }
+            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.unwrap();
+        });
+        // Five chunks 100 ms apart: 500 ms in all, against a 300 ms read timeout.
+        let chunks = futures_util::stream::unfold(0, |sent| async move {
+            (sent < 5).then_some(())?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Some((Ok::<_, crate::http::BoxError>(hyper::body::Frame::data(bytes::Bytes::from_static(b"chunk"))), sent + 1))
+        });
+        let body = http_body_util::StreamBody::new(chunks).boxed();
+        let timeouts = Timeouts { connect: Duration::from_millis(300), read: Duration::from_millis(300), write: Duration::from_millis(300) };
+        let resp = send(&addr, &Method::POST, "/", &host(&addr), body, timeouts).await.unwrap();
+        assert_eq!(resp.status(), 200);
     }
 
     #[tokio::test]

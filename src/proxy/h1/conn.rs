@@ -6,6 +6,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use hyper::{Method, Response};
@@ -44,6 +45,10 @@ pub enum ExchangeError {
     Decode(#[from] DecodeError),
     #[error(transparent)]
     ClientBody(BodyWriteError),
+    /// A write to the upstream stalled past the write timeout, or its response head did
+    /// not come within the read timeout of the request going out.
+    #[error("upstream timed out")]
+    TimedOut,
 }
 
 impl UpstreamConn {
@@ -71,17 +76,36 @@ pub(super) fn reserve_read_space(buf: &mut BytesMut) {
     }
 }
 
+/// Kong's timeouts, which bound the time between two successive operations: each write
+/// to the upstream, and the wait for the response head once the request is out (so a
+/// long upload that keeps moving is fine).
+#[derive(Debug, Clone, Copy)]
+pub struct ExchangeTimeouts {
+    pub read: Duration,
+    pub write: Duration,
+}
+
 /// Sends one request on `conn` and reads the response head. `target` is the request line's
 /// target (origin form); `fields` must carry Host and no hop-by-hop fields.
-pub async fn exchange(mut conn: UpstreamConn, method: &Method, target: &str, fields: &dyn HeadFields, body: Body) -> Result<Response<UpstreamBody>, ExchangeError> {
+pub async fn exchange(
+    mut conn: UpstreamConn,
+    method: &Method,
+    target: &str,
+    fields: &dyn HeadFields,
+    body: Body,
+    timeouts: ExchangeTimeouts,
+) -> Result<Response<UpstreamBody>, ExchangeError> {
     let framing = encode::body_framing(fields, &body);
     encode::encode_head(&mut conn.write_buf, method, target, fields, framing);
-    conn.stream.write_all(&conn.write_buf).await.map_err(ExchangeError::NoResponse)?;
+    match tokio::time::timeout(timeouts.write, conn.stream.write_all(&conn.write_buf)).await {
+        Err(_) => return Err(ExchangeError::TimedOut),
+        Ok(written) => written.map_err(ExchangeError::NoResponse)?,
+    }
     let mut request_complete = true;
     let head = if matches!(framing, BodyFraming::None { .. }) {
-        read_head(&mut conn, method).await?
+        tokio::time::timeout(timeouts.read, read_head(&mut conn, method)).await.map_err(|_| ExchangeError::TimedOut)??
     } else {
-        let (head, complete) = send_body_and_read_head(&mut conn, method, body, framing).await?;
+        let (head, complete) = send_body_and_read_head(&mut conn, method, body, framing, timeouts).await?;
         request_complete = complete;
         head
     };
@@ -99,14 +123,16 @@ async fn read_head(conn: &mut UpstreamConn, method: &Method) -> Result<Head, Exc
 /// Writes the body while watching for the response: an upstream may answer (413, 401...)
 /// before reading the whole body, and then stop reading it. Returns the head and whether
 /// the whole request went out.
-async fn send_body_and_read_head(conn: &mut UpstreamConn, method: &Method, body: Body, framing: BodyFraming) -> Result<(Head, bool), ExchangeError> {
+async fn send_body_and_read_head(conn: &mut UpstreamConn, method: &Method, body: Body, framing: BodyFraming, timeouts: ExchangeTimeouts) -> Result<(Head, bool), ExchangeError> {
     let UpstreamConn { stream, read_buf, write_buf, .. } = conn;
     let (mut reader, mut writer) = stream.split();
-    let writing = encode::write_body(&mut writer, body, framing, write_buf);
+    let writing = encode::write_body(&mut writer, body, framing, write_buf, timeouts.write);
     let reading = read_head_from(&mut reader, read_buf, method);
     tokio::pin!(writing, reading);
     let mut sent = false;
     let mut write_failure = None;
+    // The read timeout runs from the moment nothing more will be written.
+    let mut read_deadline = None;
     loop {
         tokio::select! {
             biased;
@@ -118,11 +144,18 @@ async fn send_body_and_read_head(conn: &mut UpstreamConn, method: &Method, body:
                     (Err(e), _) => Err(e),
                 };
             }
-            written = &mut writing, if !sent && write_failure.is_none() => match written {
-                Ok(()) => sent = true,
-                Err(BodyWriteError::Upstream(e)) => write_failure = Some(e),
-                Err(e) => return Err(ExchangeError::ClientBody(e)),
-            },
+            written = &mut writing, if !sent && write_failure.is_none() => {
+                match written {
+                    Ok(()) => sent = true,
+                    Err(BodyWriteError::Upstream(e)) => write_failure = Some(e),
+                    Err(BodyWriteError::UpstreamStalled) => return Err(ExchangeError::TimedOut),
+                    Err(e) => return Err(ExchangeError::ClientBody(e)),
+                }
+                read_deadline = Some(tokio::time::Instant::now() + timeouts.read);
+            }
+            _ = tokio::time::sleep_until(read_deadline.unwrap_or_else(tokio::time::Instant::now)), if read_deadline.is_some() => {
+                return Err(ExchangeError::TimedOut);
+            }
         }
     }
 }

@@ -51,6 +51,11 @@ async fn read_request(stream: &mut TcpStream, body_end: &[u8]) -> Vec<u8> {
     }
 }
 
+/// `super::exchange` with generous timeouts (the tests here are not about them).
+async fn exchange(conn: UpstreamConn, method: &Method, target: &str, fields: &HeaderMap, body: Body) -> Result<hyper::Response<UpstreamBody>, ExchangeError> {
+    super::exchange(conn, method, target, fields, body, ExchangeTimeouts { read: Duration::from_secs(5), write: Duration::from_secs(5) }).await
+}
+
 async fn connect(addr: &str) -> UpstreamConn {
     UpstreamConn::new(TcpStream::connect(addr).await.unwrap(), Arc::from(addr))
 }

@@ -3,6 +3,7 @@
 //! as is when its length is known and chunked when it is not.
 
 use std::io::Write as _;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -102,26 +103,34 @@ pub enum BodyWriteError {
     Client(BoxError),
     #[error("writing the request body upstream: {0}")]
     Upstream(std::io::Error),
+    /// The upstream stopped taking the body for longer than the write timeout.
+    #[error("the upstream stopped reading the request body")]
+    UpstreamStalled,
 }
 
 /// Streams `body` to `out` with the given framing; `scratch` is reused for chunk framing.
-/// Trailers from the client are dropped, as nginx drops them.
-pub async fn write_body<W: AsyncWrite + Unpin>(out: &mut W, mut body: Body, framing: BodyFraming, scratch: &mut Vec<u8>) -> Result<(), BodyWriteError> {
+/// Each write may take at most `write_timeout` (Kong's write timeout: between two
+/// successive writes). Trailers from the client are dropped, as nginx drops them.
+pub async fn write_body<W: AsyncWrite + Unpin>(out: &mut W, mut body: Body, framing: BodyFraming, scratch: &mut Vec<u8>, write_timeout: Duration) -> Result<(), BodyWriteError> {
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame.map_err(BodyWriteError::Client)?.into_data() else { continue };
         if data.is_empty() {
             continue;
         }
-        if framing == BodyFraming::Chunked {
-            out.write_all(chunk(scratch, &data)).await.map_err(BodyWriteError::Upstream)?;
-        } else {
-            out.write_all(&data).await.map_err(BodyWriteError::Upstream)?;
-        }
+        let bytes = if framing == BodyFraming::Chunked { chunk(scratch, &data) } else { &data[..] };
+        write_within(out, bytes, write_timeout).await?;
     }
     if framing == BodyFraming::Chunked {
-        out.write_all(b"0\r\n\r\n").await.map_err(BodyWriteError::Upstream)?;
+        write_within(out, b"0\r\n\r\n", write_timeout).await?;
     }
     out.flush().await.map_err(BodyWriteError::Upstream)
+}
+
+async fn write_within<W: AsyncWrite + Unpin>(out: &mut W, bytes: &[u8], limit: Duration) -> Result<(), BodyWriteError> {
+    match tokio::time::timeout(limit, out.write_all(bytes)).await {
+        Err(_) => Err(BodyWriteError::UpstreamStalled),
+        Ok(written) => written.map_err(BodyWriteError::Upstream),
+    }
 }
 
 /// One chunk (size line, data, CRLF) in `scratch`, so it goes out in one write.
@@ -190,10 +199,10 @@ mod tests {
     #[tokio::test]
     async fn bodies_go_out_as_is_or_chunked() {
         let mut out = Vec::new();
-        write_body(&mut out, full("hello"), BodyFraming::Length(5), &mut Vec::new()).await.unwrap();
+        write_body(&mut out, full("hello"), BodyFraming::Length(5), &mut Vec::new(), Duration::from_secs(1)).await.unwrap();
         assert_eq!(out, b"hello");
         let mut out = Vec::new();
-        write_body(&mut out, full("hello"), BodyFraming::Chunked, &mut Vec::new()).await.unwrap();
+        write_body(&mut out, full("hello"), BodyFraming::Chunked, &mut Vec::new(), Duration::from_secs(1)).await.unwrap();
         assert_eq!(out, b"5\r\nhello\r\n0\r\n\r\n");
     }
 }

@@ -9,5 +9,5 @@ mod decode;
 mod encode;
 
 pub use body::{BodyError, UpstreamBody};
-pub use conn::{exchange, ExchangeError, UpstreamConn};
+pub use conn::{exchange, ExchangeError, ExchangeTimeouts, UpstreamConn};
 pub use encode::{valid_target, write_field, BodyWriteError, HeadFields};
