@@ -11,13 +11,20 @@ use uuid::Uuid;
 use super::plugin::Plugin;
 use super::snapshot::ConfigSnapshot;
 
-/// `(name, route, service, consumer)`: Kong's plugin cache key, unique per configuration.
-type Scope<'a> = (&'a str, Option<Uuid>, Option<Uuid>, Option<Uuid>);
+/// `(name, route, service, consumer)`, the name as its index in `names`: Kong's plugin
+/// cache key, unique per configuration.
+type Scope = (usize, Option<Uuid>, Option<Uuid>, Option<Uuid>);
 
-pub struct PluginScopes<'a> {
-    enabled: HashMap<Scope<'a>, &'a Plugin>,
+/// Owns nothing of the snapshot it indexes (plugin ids, not references), so a route table
+/// keeps it beside that snapshot and resolves a request's consumer-scoped plugins with
+/// lookups alone.
+#[derive(Debug, Default)]
+pub struct PluginScopes {
+    /// The enabled plugin of each scope, by id in the indexed snapshot.
+    enabled: HashMap<Scope, Uuid>,
     /// Names with at least one enabled instance, each once.
-    names: Vec<&'a str>,
+    names: Vec<String>,
+    consumer_scoped: bool,
 }
 
 /// Kong's order, most specific first: (consumer, route, service).
@@ -32,32 +39,41 @@ const PRECEDENCE: [(bool, bool, bool); 8] = [
     (false, false, false),
 ];
 
-impl<'a> PluginScopes<'a> {
-    pub fn new(snap: &'a ConfigSnapshot) -> Self {
-        let mut enabled = HashMap::new();
-        let mut names: Vec<&str> = Vec::new();
+impl PluginScopes {
+    pub fn new(snap: &ConfigSnapshot) -> Self {
+        let mut scopes = PluginScopes::default();
         for p in snap.plugins.values().filter(|p| p.enabled) {
-            let scope = (p.name.as_str(), p.route.map(|f| f.id), p.service.map(|f| f.id), p.consumer.map(|f| f.id));
-            enabled.insert(scope, p);
-            if !names.contains(&p.name.as_str()) {
-                names.push(&p.name);
-            }
+            let name = match scopes.names.iter().position(|n| *n == p.name) {
+                Some(i) => i,
+                None => {
+                    scopes.names.push(p.name.clone());
+                    scopes.names.len() - 1
+                }
+            };
+            scopes.enabled.insert((name, p.route.map(|f| f.id), p.service.map(|f| f.id), p.consumer.map(|f| f.id)), p.id);
+            scopes.consumer_scoped |= p.consumer.is_some();
         }
-        PluginScopes { enabled, names }
+        scopes
     }
 
-    /// The plugins for a request matched to `route`/`service` and authenticated as
-    /// `consumer`, sorted by priority, highest first (then by name). Protocol filtering
-    /// is left to the caller.
-    pub fn plugins_for(&self, route: Option<Uuid>, service: Option<Uuid>, consumer: Option<Uuid>) -> Vec<&'a Plugin> {
+    /// Whether any enabled plugin is scoped to a consumer: only then does a request's set
+    /// of plugins depend on who it authenticated as.
+    pub fn any_consumer_scoped(&self) -> bool {
+        self.consumer_scoped
+    }
+
+    /// The plugins of `snap` (the snapshot this index was built from) for a request
+    /// matched to `route`/`service` and authenticated as `consumer`, sorted by priority,
+    /// highest first (then by name). Protocol filtering is left to the caller.
+    pub fn plugins_for<'s>(&self, snap: &'s ConfigSnapshot, route: Option<Uuid>, service: Option<Uuid>, consumer: Option<Uuid>) -> Vec<&'s Plugin> {
         let mut out: Vec<&Plugin> = Vec::new();
-        for &name in &self.names {
+        for name in 0..self.names.len() {
             for (c, r, s) in PRECEDENCE {
                 if (c && consumer.is_none()) || (r && route.is_none()) || (s && service.is_none()) {
                     continue;
                 }
                 let pick = |b: bool, v: Option<Uuid>| if b { v } else { None };
-                if let Some(p) = self.enabled.get(&(name, pick(r, route), pick(s, service), pick(c, consumer))) {
+                if let Some(p) = self.enabled.get(&(name, pick(r, route), pick(s, service), pick(c, consumer))).and_then(|id| snap.plugins.get(id)) {
                     out.push(p);
                     break;
                 }

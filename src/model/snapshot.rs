@@ -303,7 +303,7 @@ impl ConfigSnapshot {
         service: Option<Uuid>,
         consumer: Option<Uuid>,
     ) -> Vec<&Plugin> {
-        PluginScopes::new(self).plugins_for(route, service, consumer)
+        PluginScopes::new(self).plugins_for(self, route, service, consumer)
     }
 
     /// A foreign key violation (code 4) if the entity references something missing.

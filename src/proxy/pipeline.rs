@@ -141,12 +141,11 @@ async fn access(proxy: &Proxy, table: &ProxyTable, route: &RouteEntry, parts: &m
         }
     }
     let scoped: Vec<ActivePlugin>;
-    let plugins = match (&ctx.consumer, table.consumer_plugins) {
-        (Some(consumer), true) => {
+    let plugins = match &ctx.consumer {
+        Some(consumer) if table.plugin_scopes.any_consumer_scoped() => {
             scoped = table
-                .config
-                .snapshot
-                .plugins_for(Some(route.id), ctx.service_id, Some(consumer.id))
+                .plugin_scopes
+                .plugins_for(&table.config.snapshot, Some(route.id), ctx.service_id, Some(consumer.id))
                 .into_iter()
                 .filter_map(ActivePlugin::from_plugin)
                 .collect();

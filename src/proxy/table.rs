@@ -92,13 +92,14 @@ pub struct ProxyTable {
     pub routes: Vec<RouteEntry>,
     /// Consumers and credentials for key-auth, consumer-scoped plugins.
     pub config: Arc<AppliedConfig>,
-    /// Whether any plugin is scoped to a consumer (then plugins are resolved per request).
-    pub consumer_plugins: bool,
+    /// Which plugins apply where, in `config`'s snapshot: a request authenticated as a
+    /// consumer looks its plugins up here when any are consumer-scoped.
+    pub plugin_scopes: PluginScopes,
 }
 
 impl ProxyTable {
     pub fn empty() -> ProxyTable {
-        ProxyTable { router: Router::default(), upstreams: HashMap::new(), routes: Vec::new(), config: Arc::default(), consumer_plugins: false }
+        ProxyTable { router: Router::default(), upstreams: HashMap::new(), routes: Vec::new(), config: Arc::default(), plugin_scopes: PluginScopes::default() }
     }
 
     /// Fails only on a route the router cannot compile (validation rejects those before
@@ -146,7 +147,7 @@ impl ProxyTable {
 
         let mut routes: Vec<&Route> = snap.routes.values().filter(|r| r.protocols.iter().any(|p| p == "http" || p == "https")).collect();
         routes.sort_by_key(|r| r.id);
-        let scopes = PluginScopes::new(snap);
+        let plugin_scopes = PluginScopes::new(snap);
         let mut specs = Vec::with_capacity(routes.len());
         let mut entries = Vec::with_capacity(routes.len());
         for r in routes {
@@ -164,7 +165,7 @@ impl ProxyTable {
                 headers: r.headers.clone().unwrap_or_default(),
                 regex_priority: r.regex_priority,
             });
-            let plugins = scopes.plugins_for(Some(r.id), r.service.map(|s| s.id), None).into_iter().filter_map(ActivePlugin::from_plugin).collect();
+            let plugins = plugin_scopes.plugins_for(snap, Some(r.id), r.service.map(|s| s.id), None).into_iter().filter_map(ActivePlugin::from_plugin).collect();
             let label = r.name.clone().unwrap_or_else(|| r.id.to_string());
             let service_label = service.as_ref().map_or_else(String::new, |s| s.label.clone());
             entries.push(RouteEntry {
@@ -179,9 +180,8 @@ impl ProxyTable {
             });
         }
         let router = Router::build_with(&specs, regexes)?;
-        let consumer_plugins = snap.plugins.values().any(|p| p.consumer.is_some());
         let upstreams = upstreams.into_values().map(|u| (u.id, u)).collect();
-        Ok(ProxyTable { router, upstreams, routes: entries, config, consumer_plugins })
+        Ok(ProxyTable { router, upstreams, routes: entries, config, plugin_scopes })
     }
 }
 

@@ -133,6 +133,13 @@ fn plugin_precedence() {
         vec![auth.id, on_consumer.id]
     );
     assert_eq!(ids(snap.plugins_for(None, None, None)), vec![global.id]);
+    // Only an enabled consumer-scoped plugin makes requests resolve theirs per consumer.
+    assert!(super::PluginScopes::new(&snap).any_consumer_scoped());
+    let mut consumer_off = snap.clone();
+    let mut off = on_consumer.clone();
+    off.enabled = false;
+    consumer_off.insert(off.into());
+    assert!(!super::PluginScopes::new(&consumer_off).any_consumer_scoped());
     let mut disabled = on_service.clone();
     disabled.enabled = false;
     snap.insert(disabled.into());
