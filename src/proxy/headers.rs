@@ -38,6 +38,23 @@ pub(super) fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(&name)
 }
 
+/// Header names a message's Connection field lists, hop-by-hop by RFC 9110 §7.6.1. The
+/// usual tokens, `close` and `keep-alive`, name no other field: no allocation for them.
+pub(super) fn named_by_connection(headers: &HeaderMap) -> Vec<HeaderName> {
+    let mut named = Vec::new();
+    for value in headers.get_all(CONNECTION) {
+        for token in value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            if token.is_empty() || token.eq_ignore_ascii_case(b"close") || token.eq_ignore_ascii_case(b"keep-alive") {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(token) {
+                named.push(name);
+            }
+        }
+    }
+    named
+}
+
 /// Drops hop-by-hop headers, including any the Connection header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Most messages carry none, or just Connection: one pass over the names present
@@ -54,17 +71,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         return;
     }
     if present[0] {
-        let named: Vec<HeaderName> = headers
-            .get_all(&CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            // The usual tokens name no other header (keep-alive goes below anyway).
-            .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
-            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-            .collect();
-        for name in named {
+        for name in named_by_connection(headers) {
             headers.remove(name);
         }
     }

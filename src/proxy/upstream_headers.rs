@@ -4,10 +4,10 @@
 //! upstream connection: composing them in the request's header map first cost a hashed
 //! insert or removal per field on every request.
 
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, VIA};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, HOST, VIA};
 
 use super::h1::{write_field, HeadFields};
-use super::headers::{is_hop_by_hop, ip_value, REQUEST_ID, VIA_TOKEN};
+use super::headers::{ip_value, is_hop_by_hop, named_by_connection, REQUEST_ID, VIA_TOKEN};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
@@ -40,7 +40,7 @@ pub struct UpstreamHeaders<'a> {
 
 impl HeadFields for UpstreamHeaders<'_> {
     fn write_fields(&self, out: &mut Vec<u8>) {
-        let named_by_connection = connection_tokens(self.client);
+        let named_by_connection = named_by_connection(self.client);
         // Every line of each, in order: a nearer proxy appends a line of its own.
         let (mut forwarded_for, mut via) = (Vec::new(), Vec::new());
         // Content-Length is left out with the hop-by-hop fields: the encoder writes the
@@ -93,23 +93,6 @@ fn write_appended(out: &mut Vec<u8>, name: &[u8], earlier: &[&HeaderValue], ours
     }
     out.extend_from_slice(ours);
     out.extend_from_slice(b"\r\n");
-}
-
-/// Header names the client's Connection field lists (hop-by-hop by RFC 9110 §7.6.1);
-/// no allocation for the usual `keep-alive` or `close`.
-fn connection_tokens(headers: &HeaderMap) -> Vec<HeaderName> {
-    let mut named = Vec::new();
-    for value in headers.get_all(CONNECTION) {
-        for token in value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-            if token.is_empty() || token.eq_ignore_ascii_case(b"close") || token.eq_ignore_ascii_case(b"keep-alive") {
-                continue;
-            }
-            if let Ok(name) = HeaderName::from_bytes(token) {
-                named.push(name);
-            }
-        }
-    }
-    named
 }
 
 /// A Host value without its port (`[v6]:port` keeps its brackets).
