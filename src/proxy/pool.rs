@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use super::h1::UpstreamConn;
 
 /// An idle connection unused for this long is not reused (the upstream may have
-/// forgotten it): it is closed when the pool next looks at its address. Until then it
-/// stays open unless the upstream closes it, as upstreams' keep-alive timers do.
+/// forgotten it): it is closed by the worker's next sweep, or when the pool next looks
+/// at its address.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections kept per address; more are closed when they come back.
 pub const MAX_IDLE_PER_ADDR: usize = 256;
@@ -23,6 +23,12 @@ pub const MAX_IDLE_PER_ADDR: usize = 256;
 struct Idle {
     conn: UpstreamConn,
     since: Instant,
+}
+
+impl Idle {
+    fn expired(&self, now: Instant) -> bool {
+        now.duration_since(self.since) > IDLE_TIMEOUT
+    }
 }
 
 #[derive(Default)]
@@ -49,9 +55,8 @@ pub fn checkout(addr: &str) -> (Arc<str>, Option<(UpstreamConn, Duration)>) {
         let now = Instant::now();
         // Closed or expired connections met on the way are dropped (closed).
         while let Some(idle) = queue.pop_back() {
-            let idle_for = now.duration_since(idle.since);
-            if idle_for <= IDLE_TIMEOUT && idle.conn.is_reusable() {
-                return (key, Some((idle.conn, idle_for)));
+            if !idle.expired(now) && idle.conn.is_reusable() {
+                return (key, Some((idle.conn, now.duration_since(idle.since))));
             }
         }
         (key, None)
@@ -63,7 +68,7 @@ pub fn checkin(conn: UpstreamConn) {
     POOL.with_borrow_mut(|pool| {
         let queue = pool.idle.entry(conn.key().clone()).or_default();
         let now = Instant::now();
-        while queue.front().is_some_and(|idle| now.duration_since(idle.since) > IDLE_TIMEOUT) {
+        while queue.front().is_some_and(|idle| idle.expired(now)) {
             queue.pop_front();
         }
         if queue.len() < MAX_IDLE_PER_ADDR {
@@ -80,7 +85,7 @@ pub fn sweep() {
     POOL.with_borrow_mut(|pool| {
         let now = Instant::now();
         pool.idle.retain(|_, queue| {
-            queue.retain(|idle| now.duration_since(idle.since) <= IDLE_TIMEOUT && idle.conn.is_reusable());
+            queue.retain(|idle| !idle.expired(now) && idle.conn.is_reusable());
             !queue.is_empty()
         });
     });
