@@ -139,16 +139,22 @@ mod tests {
         assert_eq!(err.status().as_u16(), 502);
     }
 
-    #[tokio::test]
-    async fn an_upstream_that_never_answers_times_out() {
+    /// An upstream that accepts one connection and holds it without answering; abort the
+    /// handle to close it.
+    async fn silent_upstream() -> (String, tokio::task::JoinHandle<()>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        // Accept and hold the connection without answering.
+        let addr = listener.local_addr().unwrap().to_string();
         let hold = tokio::spawn(async move {
             let (_s, _) = listener.accept().await.unwrap();
             std::future::pending::<()>().await
         });
-        let err = get(&addr.to_string()).await.unwrap_err();
+        (addr, hold)
+    }
+
+    #[tokio::test]
+    async fn an_upstream_that_never_answers_times_out() {
+        let (addr, hold) = silent_upstream().await;
+        let err = get(&addr).await.unwrap_err();
         assert_eq!(err, ProxyError::UpstreamTimeout);
         assert!(!err.retryable());
         hold.abort();
@@ -260,14 +266,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_body_that_stalls_is_the_clients_fault_not_the_upstreams() {
-        // An upstream that reads and waits for the rest of the body.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let hold = tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let mut sink = vec![0u8; 4096];
-            while stream.read(&mut sink).await.is_ok_and(|n| n > 0) {}
-        });
+        // The upstream waits for the rest of the body, which never comes.
+        let (addr, hold) = silent_upstream().await;
         let (_open, frames) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<bytes::Bytes>, crate::http::BoxError>>(1);
         let stalled = http_body_util::StreamBody::new(futures_util::stream::poll_fn({
             let mut frames = frames;

@@ -30,7 +30,7 @@ pub struct UpstreamConn {
     pub(super) read_buf: BytesMut,
     write_buf: Vec<u8>,
     /// The pool's key (the upstream address), shared, so reuse allocates nothing.
-    pub(super) key: Arc<str>,
+    key: Arc<str>,
 }
 
 #[derive(Debug, thiserror::Error)]
