@@ -77,8 +77,11 @@ fn run(rx: &mpsc::Receiver<Request>) {
         if let Err(e) = &result {
             tracing::error!(error = %e, "fsync of the Raft log failed");
         }
-        for request in batch {
-            complete(request.waiter, &result);
+        // The database handles go before anyone is told: a caller that closes its store
+        // once answered must find it closed, not still held open (and locked) by us.
+        let waiters: Vec<Waiter> = batch.into_iter().map(|request| request.waiter).collect();
+        for waiter in waiters {
+            complete(waiter, &result);
         }
     }
 }
