@@ -2,6 +2,7 @@
 //! response helpers, and an accept loop that drains in-flight requests on shutdown.
 
 pub mod body;
+pub mod drain;
 pub mod server;
 pub mod timeout;
 

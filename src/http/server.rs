@@ -11,9 +11,9 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use super::drain::Drain;
 use super::Body;
 use crate::shutdown::Shutdown;
 
@@ -26,7 +26,7 @@ pub trait Handler: Send + Sync + 'static {
 
 /// Serves `listener` until `shutdown` turns true, then drains for at most `drain`.
 pub async fn serve(listener: TcpListener, handler: Arc<dyn Handler>, mut shutdown: Shutdown, drain: Duration, name: &'static str) {
-    let graceful = GracefulShutdown::new();
+    let connections = Drain::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         let (stream, peer) = tokio::select! {
@@ -48,7 +48,7 @@ pub async fn serve(listener: TcpListener, handler: Arc<dyn Handler>, mut shutdow
             async move { Ok::<_, std::convert::Infallible>(fut.await) }
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let conn = graceful.watch(conn);
+        let conn = connections.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(listener = name, error = %e, "connection ended with an error");
@@ -57,7 +57,7 @@ pub async fn serve(listener: TcpListener, handler: Arc<dyn Handler>, mut shutdow
     }
     drop(listener);
     tokio::select! {
-        _ = graceful.shutdown() => tracing::debug!(listener = name, "drained"),
+        _ = connections.shutdown() => tracing::debug!(listener = name, "drained"),
         _ = tokio::time::sleep(drain) => tracing::warn!(listener = name, ?drain, "drain limit reached; closing remaining connections"),
     }
 }
