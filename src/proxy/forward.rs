@@ -3,7 +3,7 @@
 //! timeouts, and upstream failures classified into `ProxyError` (nothing sent: another
 //! target may take the request; anything after sending may not be retried).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::{Method, Response};
 use tokio::net::TcpStream;
@@ -35,16 +35,17 @@ const REPLAY_AFTER_IDLE: Duration = Duration::ZERO;
 
 /// Sends a request to `addr` (`host:port`) and waits for the response headers. `target`
 /// goes on the request line (origin form); `fields` must carry Host and no hop-by-hop
-/// fields. They are only read, so a caller can try another target with them.
-pub async fn send(addr: &str, method: &Method, target: &str, fields: &dyn HeadFields, body: Body, timeouts: Timeouts) -> Result<Response<UpstreamBody>, ProxyError> {
+/// fields. They are only read, so a caller can try another target with them. `now` is
+/// the caller's reading of the clock, taken just before (see `h1::ExchangeTimeouts`).
+pub async fn send(addr: &str, method: &Method, target: &str, fields: &dyn HeadFields, body: Body, timeouts: Timeouts, now: Instant) -> Result<Response<UpstreamBody>, ProxyError> {
     use hyper::body::Body as _;
     if !h1::valid_target(target) {
         return Err(ProxyError::Internal(format!("invalid upstream request target {target:?}")));
     }
     let replayable = idempotent(method) && body.is_end_stream();
-    let exchange_timeouts = h1::ExchangeTimeouts { read: timeouts.read, write: timeouts.write };
+    let mut exchange_timeouts = h1::ExchangeTimeouts { read: timeouts.read, write: timeouts.write, started: now };
     let mut body = Some(body);
-    let (key, idle) = pool::checkout(addr);
+    let (key, idle) = pool::checkout(addr, now);
     if let Some((conn, idle_for)) = idle {
         let first = body.take().unwrap_or_else(empty);
         match h1::exchange(conn, method, target, fields, first, exchange_timeouts).await {
@@ -60,6 +61,7 @@ pub async fn send(addr: &str, method: &Method, target: &str, fields: &dyn HeadFi
     // Boxed: connecting is rare and its future is large; inline, it would be copied
     // with every request's future.
     let conn = Box::pin(connect(addr, key, timeouts.connect)).await?;
+    exchange_timeouts.started = Instant::now();
     h1::exchange(conn, method, target, fields, body.unwrap_or_else(empty), exchange_timeouts).await.map_err(|e| sent_failure(&e))
 }
 
@@ -124,7 +126,7 @@ mod tests {
     }
 
     async fn get(addr: &str) -> Result<Response<UpstreamBody>, ProxyError> {
-        send(addr, &Method::GET, "/", &host(addr), empty(), QUICK).await
+        send(addr, &Method::GET, "/", &host(addr), empty(), QUICK, Instant::now()).await
     }
 
     const QUICK: Timeouts = Timeouts { connect: Duration::from_millis(500), read: Duration::from_millis(500), write: Duration::from_millis(500) };
@@ -162,7 +164,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unresolvable_host_is_a_name_resolution_failure() {
-        let err = send("no-such-host.invalid:80", &Method::GET, "/", &host("no-such-host.invalid"), empty(), QUICK).await.unwrap_err();
+        let err = send("no-such-host.invalid:80", &Method::GET, "/", &host("no-such-host.invalid"), empty(), QUICK, Instant::now()).await.unwrap_err();
         assert_eq!(err, ProxyError::NameResolution);
     }
 
@@ -274,7 +276,7 @@ mod tests {
             move |cx| frames.poll_recv(cx)
         }));
         let body = crate::http::timeout::IdleTimeout::new(stalled, Duration::from_millis(50)).boxed();
-        let err = send(&addr, &Method::POST, "/", &host(&addr), body, QUICK).await.unwrap_err();
+        let err = send(&addr, &Method::POST, "/", &host(&addr), body, QUICK, Instant::now()).await.unwrap_err();
         assert_eq!(err, ProxyError::ClientBodyTimeout);
         assert!(!err.upstream_fault());
         hold.abort();
@@ -303,7 +305,7 @@ mod tests {
         });
         let body = http_body_util::StreamBody::new(chunks).boxed();
         let timeouts = Timeouts { connect: Duration::from_millis(300), read: Duration::from_millis(300), write: Duration::from_millis(300) };
-        let resp = send(&addr, &Method::POST, "/", &host(&addr), body, timeouts).await.unwrap();
+        let resp = send(&addr, &Method::POST, "/", &host(&addr), body, timeouts, Instant::now()).await.unwrap();
         assert_eq!(resp.status(), 200);
     }
 
@@ -311,7 +313,7 @@ mod tests {
     async fn a_non_idempotent_request_lost_that_way_is_not_resent() {
         let (addr, accepted) = upstream(Upstream::DropSecond).await;
         get_ok(&addr).await;
-        let err = send(&addr, &Method::POST, "/", &host(&addr), empty(), QUICK).await.unwrap_err();
+        let err = send(&addr, &Method::POST, "/", &host(&addr), empty(), QUICK, Instant::now()).await.unwrap_err();
         assert!(matches!(err, ProxyError::UpstreamBroken { retryable: false, .. }), "{err:?}");
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }

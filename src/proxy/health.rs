@@ -139,7 +139,7 @@ async fn probe(addr: &str, checks: &Healthchecks, timeout: Duration) -> Outcome 
     let mut headers = hyper::HeaderMap::new();
     headers.insert(hyper::header::HOST, host);
     let timeouts = Timeouts { connect: timeout, read: timeout, write: timeout };
-    match forward::send(addr, &hyper::Method::GET, &checks.active.http_path, &headers, empty(), timeouts).await {
+    match forward::send(addr, &hyper::Method::GET, &checks.active.http_path, &headers, empty(), timeouts, std::time::Instant::now()).await {
         Ok(resp) => {
             let code = resp.status().as_u16();
             if checks.active.healthy.http_statuses.contains(&code) {

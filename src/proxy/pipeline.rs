@@ -96,7 +96,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, peer: SocketAddr)
     // One clock read per phase boundary: each is a measurable share of a proxied request.
     let upstream_started = Instant::now();
     let proxy_latency = upstream_started - ctx.started;
-    let result = forward(&service, &parts, &fields, body, &target_path, &ctx).await;
+    let result = forward(&service, &parts, &fields, body, &target_path, &ctx, upstream_started).await;
     let upstream_done = Instant::now();
     let upstream_latency = upstream_done - upstream_started;
 
@@ -172,12 +172,16 @@ async fn forward(
     body: Incoming,
     target_path: &str,
     ctx: &RequestContext,
+    started: Instant,
 ) -> Result<Response<UpstreamBody>, ProxyError> {
     let replayable = body.is_end_stream();
     let mut body = Some(body);
     let mut tried = Vec::new();
     let attempts = if replayable { usize::from(service.retries) + 1 } else { 1 };
     let mut last_err = ProxyError::NoHealthyTarget;
+    // The clock as of this attempt: the caller's reading for the first, a fresh one for
+    // a retry, which may come a connect timeout later.
+    let mut now = started;
     for _ in 0..attempts {
         let pick = match &service.upstream {
             None => None,
@@ -189,10 +193,10 @@ async fn forward(
         };
         let addr = pick.as_ref().map_or(service.addr.as_str(), |p| p.target.addr.as_str());
         let outgoing = match body.take() {
-            Some(b) if !replayable => IdleTimeout::new(b, service.timeouts.write).boxed(),
+            Some(b) if !replayable => IdleTimeout::since(b, service.timeouts.write, now.into()).boxed(),
             _ => empty(),
         };
-        let result = forward::send(addr, &parts.method, target_path, fields, outgoing, service.timeouts).await;
+        let result = forward::send(addr, &parts.method, target_path, fields, outgoing, service.timeouts, now).await;
         if let (Some(p), Some(u)) = (&pick, &service.upstream) {
             if u.passive.enabled() {
                 let outcome = health::passive_outcome(&u.upstream.healthchecks, result.as_ref().map(|r| r.status().as_u16()));
@@ -211,6 +215,7 @@ async fn forward(
                 if !retry {
                     return Err(last_err);
                 }
+                now = Instant::now();
             }
         }
     }

@@ -6,7 +6,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use hyper::{Method, Response};
@@ -83,6 +83,10 @@ pub(super) fn reserve_read_space(buf: &mut BytesMut) {
 pub struct ExchangeTimeouts {
     pub read: Duration,
     pub write: Duration,
+    /// The caller's reading of the clock just before the exchange: a request without a
+    /// body is out within microseconds of it, so its read timeout counts from here
+    /// (a clock read per request less; a body's counts from its last write).
+    pub started: Instant,
 }
 
 /// Sends one request on `conn` and reads the response head. `target` is the request line's
@@ -97,15 +101,15 @@ pub async fn exchange(
 ) -> Result<Response<UpstreamBody>, ExchangeError> {
     let framing = encode::body_framing(fields, &body);
     encode::encode_head(&mut conn.write_buf, method, target, fields, framing);
-    match tokio::time::timeout(timeouts.write, conn.stream.write_all(&conn.write_buf)).await {
-        Err(_) => return Err(ExchangeError::TimedOut),
-        Ok(written) => written.map_err(ExchangeError::NoResponse)?,
-    }
+    write_head(&mut conn, timeouts.write).await?;
     let mut request_complete = true;
     let head = if matches!(framing, BodyFraming::None { .. }) {
-        tokio::time::timeout(timeouts.read, read_head(&mut conn, method)).await.map_err(|_| ExchangeError::TimedOut)??
+        let deadline = tokio::time::Instant::from_std(timeouts.started) + timeouts.read;
+        tokio::time::timeout_at(deadline, read_head(&mut conn, method)).await.map_err(|_| ExchangeError::TimedOut)??
     } else {
-        let (head, complete) = send_body_and_read_head(&mut conn, method, body, framing, timeouts).await?;
+        // Boxed: this future is most of an exchange's size, and inline it would be copied
+        // with the future of every request, bodiless ones included.
+        let (head, complete) = Box::pin(send_body_and_read_head(&mut conn, method, body, framing, timeouts)).await?;
         request_complete = complete;
         head
     };
@@ -113,6 +117,23 @@ pub async fn exchange(
     // A response that came before the whole request went out leaves the connection mid-request.
     let body = UpstreamBody::new(conn, framing, keep_alive && request_complete);
     Ok(Response::from_parts(parts, body))
+}
+
+/// Writes the encoded head. A connection that can take it at once, as a pooled one almost
+/// always can, takes it without a timer: setting one up costs a clock read.
+async fn write_head(conn: &mut UpstreamConn, write_timeout: Duration) -> Result<(), ExchangeError> {
+    let written = match conn.stream.try_write(&conn.write_buf) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(ExchangeError::NoResponse(e)),
+    };
+    if written == conn.write_buf.len() {
+        return Ok(());
+    }
+    match tokio::time::timeout(write_timeout, conn.stream.write_all(&conn.write_buf[written..])).await {
+        Err(_) => Err(ExchangeError::TimedOut),
+        Ok(result) => result.map_err(ExchangeError::NoResponse),
+    }
 }
 
 async fn read_head(conn: &mut UpstreamConn, method: &Method) -> Result<Head, ExchangeError> {

@@ -53,7 +53,7 @@ async fn read_request(stream: &mut TcpStream, body_end: &[u8]) -> Vec<u8> {
 
 /// `super::exchange` with generous timeouts (the tests here are not about them).
 async fn exchange(conn: UpstreamConn, method: &Method, target: &str, fields: &HeaderMap, body: Body) -> Result<hyper::Response<UpstreamBody>, ExchangeError> {
-    super::exchange(conn, method, target, fields, body, ExchangeTimeouts { read: Duration::from_secs(5), write: Duration::from_secs(5) }).await
+    super::exchange(conn, method, target, fields, body, ExchangeTimeouts { read: Duration::from_secs(5), write: Duration::from_secs(5), started: std::time::Instant::now() }).await
 }
 
 async fn connect(addr: &str) -> UpstreamConn {
@@ -124,7 +124,7 @@ async fn a_head_response_ends_at_its_head_and_its_connection_is_reused() {
     let first = tokio::time::timeout(Duration::from_secs(5), get(&addr, Method::HEAD)).await.expect("no body is waited for");
     assert_eq!(first, (200, Bytes::new()));
     assert_eq!(pool::idle_count(&addr), 1);
-    let (conn, _) = pool::checkout(&addr).1.expect("the pooled connection");
+    let (conn, _) = pool::checkout(&addr, std::time::Instant::now()).1.expect("the pooled connection");
     let resp = tokio::time::timeout(Duration::from_secs(5), exchange(conn, &Method::HEAD, "/", &host(&addr), empty())).await.unwrap().unwrap();
     assert_eq!(resp.status(), 200, "the second exchange on it reads its own response");
 }
