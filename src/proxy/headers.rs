@@ -85,7 +85,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// The client's address as a header value: made once, it goes into two headers. The last
 /// one is kept per thread, since a connection's requests all come from one address and
 /// formatting it showed in profiles.
-pub(super) fn ip_value(ip: IpAddr) -> HeaderValue {
+pub(crate) fn ip_value(ip: IpAddr) -> HeaderValue {
     thread_local! {
         static LAST: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> = const { std::cell::RefCell::new(None) };
     }

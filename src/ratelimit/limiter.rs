@@ -71,12 +71,17 @@ impl ClusterLimiter {
             let mut changed;
             {
                 let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-                // Looked up before inserting, so that a known key is not copied per request.
-                if !entries.contains_key(key) {
-                    let entry = Entry { bucket: Bucket::new(limit), window_end_ms, degraded_until: None, changed: watch::channel(0).0 };
-                    entries.insert(key.to_owned(), entry);
-                }
-                let entry = entries.get_mut(key).expect("inserted above");
+                // Looked up before inserting, so that a known key is neither copied nor
+                // hashed twice per request.
+                let entry = match entries.get_mut(key) {
+                    Some(entry) => entry,
+                    None => entries.entry(key.to_owned()).or_insert_with(|| Entry {
+                        bucket: Bucket::new(limit),
+                        window_end_ms,
+                        degraded_until: None,
+                        changed: watch::channel(0).0,
+                    }),
+                };
                 let live = (self.live_nodes)();
                 if let Some(until) = entry.degraded_until {
                     if until > Instant::now() {

@@ -29,7 +29,31 @@ impl Window {
 /// The store key of a window's cluster-wide counter. The identifier is hex-encoded so
 /// that any header value is a safe key segment.
 pub fn counter_key(plugin_id: &str, identifier: &str, window: &Window) -> String {
-    format!("ratelimit/{plugin_id}/{}/{}/{}", hex::encode(identifier), window.period.name(), window.start_ms)
+    let mut key = String::new();
+    key_prefix(&mut key, plugin_id, identifier.as_bytes());
+    push_window(&mut key, window);
+    key
+}
+
+/// Writes the part of a counter key that all windows of one plugin and identifier share,
+/// so that a request checking several periods writes it once, in a buffer of its own.
+pub fn key_prefix(out: &mut String, plugin_id: &str, identifier: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push_str("ratelimit/");
+    out.push_str(plugin_id);
+    out.push('/');
+    for &b in identifier {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out.push('/');
+}
+
+/// Completes a `key_prefix` for `window`.
+pub fn push_window(out: &mut String, window: &Window) {
+    use std::fmt::Write as _;
+    out.push_str(window.period.name());
+    let _ = write!(out, "/{}", window.start_ms);
 }
 
 #[cfg(test)]

@@ -97,7 +97,7 @@ impl RateLimitingConfig {
         serde_json::from_value(config.clone())
     }
     /// The configured limits, shortest window first.
-    pub fn limits(&self) -> Vec<(Period, f64)> {
+    pub fn limits(&self) -> impl Iterator<Item = (Period, f64)> {
         let v = [
             self.second,
             self.minute,
@@ -106,11 +106,7 @@ impl RateLimitingConfig {
             self.month,
             self.year,
         ];
-        Period::ALL
-            .iter()
-            .zip(v)
-            .filter_map(|(p, l)| l.map(|l| (*p, l)))
-            .collect()
+        Period::ALL.into_iter().zip(v).filter_map(|(p, l)| l.map(|l| (p, l)))
     }
     /// The status code of the blocked response.
     pub fn status(&self) -> u16 {
@@ -314,7 +310,7 @@ mod tests {
             (c.status(), c.error_message.as_str()),
             (429, "API rate limit exceeded")
         );
-        assert_eq!(c.limits(), vec![(Period::Minute, 5.0)]);
+        assert_eq!(c.limits().collect::<Vec<_>>(), vec![(Period::Minute, 5.0)]);
         assert_eq!(p.config["minute"], json!(5));
         assert_eq!(p.config["sync_rate"], json!(-1));
         assert_eq!(p.config["redis"]["port"], json!(6379));
