@@ -24,6 +24,17 @@ async fn wait_status(url: &str, status: u16) -> cluster_tests::http::Reply {
     .await
 }
 
+/// The status line `addr` answers a request written as raw bytes (for what an HTTP
+/// client will not send, such as CONNECT to a server that is not a forward proxy).
+async fn raw_status(addr: &str, request: &str) -> Option<String> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(5), BufReader::new(stream).read_line(&mut line)).await.ok()?.ok()?;
+    Some(line)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configure_through_one_node_and_proxy_through_all() {
     let _serial = serial();
@@ -72,6 +83,16 @@ async fn configure_through_one_node_and_proxy_through_all() {
     let timed_out = get(&format!("http://{}/slow/delay/2000", c.node(1).proxy())).await.unwrap();
     assert_eq!(timed_out.status.as_u16(), 504);
     assert_eq!(timed_out.json()["message"], "The upstream server is timing out");
+
+    // CONNECT is refused even where a route (here one matching any path) would take it.
+    send(form_post(&format!("http://{a1}/services/echo/routes"), "name=any-path&hosts[]=tunnel.test")).await;
+    let proxy = c.node(2).proxy();
+    wait_for("the host route on node 2", Duration::from_secs(5), || async {
+        raw_status(&proxy, "GET / HTTP/1.1\r\nHost: tunnel.test\r\nConnection: close\r\n\r\n").await.filter(|s| s.contains(" 200 "))
+    })
+    .await;
+    let tunnel = raw_status(&proxy, "CONNECT tunnel.test:443 HTTP/1.1\r\nHost: tunnel.test:443\r\n\r\n").await.unwrap();
+    assert!(tunnel.starts_with("HTTP/1.1 501 "), "{tunnel}");
 
     // Admin API errors in Kong's shape.
     let dup = send(form_post(&format!("http://{a2}/services"), "name=echo&url=http://x.test")).await;

@@ -30,6 +30,11 @@ pub enum ProxyError {
     /// The client's request body ended early or broke while it was being sent upstream.
     #[error("Bad request")]
     ClientBodyBroken,
+    /// CONNECT asks for a tunnel, which no route offers (as Envoy without a CONNECT
+    /// route, and unlike a forward proxy): refused before routing, so that a catch-all
+    /// route does not send the upstream a tunnel request it never expected.
+    #[error("CONNECT is not supported")]
+    TunnelRefused,
     /// A bug or an impossible state on our side.
     #[error("An unexpected error occurred")]
     Internal(String),
@@ -44,6 +49,7 @@ impl ProxyError {
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::ClientBodyBroken => StatusCode::BAD_REQUEST,
+            ProxyError::TunnelRefused => StatusCode::NOT_IMPLEMENTED,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

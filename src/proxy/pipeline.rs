@@ -17,7 +17,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{HeaderValue, HOST, SERVER};
 use hyper::http::request::Parts;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 
 use super::context::RequestContext;
 use super::errors::{error_response, ProxyError};
@@ -62,6 +62,9 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, peer: SocketAddr)
     let (mut parts, body) = req.into_parts();
 
     // 1. route
+    if parts.method == Method::CONNECT {
+        return gateway_response(&proxy, &ctx, None, ProxyError::TunnelRefused.response(ctx.request_id()));
+    }
     let host = host_of(&parts);
     let found = table.router.find(&RequestView { method: parts.method.as_str(), host: &host, path: parts.uri.path(), headers: &parts.headers });
     let Some(RouteMatch { route, matched_path }) = found else {
