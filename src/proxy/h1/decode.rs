@@ -18,7 +18,7 @@ const MAX_HEADERS: usize = 100;
 /// Room left in a response's header map for the fields the gateway adds on the way to
 /// the client (Via, the latency headers, the request id, Server, rate-limit counters):
 /// growing the map for them showed in profiles.
-const ADDED_BY_GATEWAY: usize = 8;
+const ADDED_BY_GATEWAY: usize = 12;
 /// A chunk-size line (with extensions) or a trailer line longer than this is refused.
 const MAX_LINE: usize = 4096;
 /// Trailer bytes per body; trailers are read and dropped, as nginx does.
