@@ -1,0 +1,57 @@
+//! Rebuilding the proxy table: what a write that routing does not read leaves shared,
+//! and what any write that routing does read rebuilds.
+
+use serde_json::json;
+
+use super::*;
+use crate::model::entity::create;
+use crate::model::Entity;
+
+fn service(name: &str, port: u16) -> Service {
+    create(&json!({"name": name, "host": "a.test", "port": port}), 1.0).unwrap()
+}
+
+fn table_of(snapshot: &ConfigSnapshot, previous: Option<&ProxyTable>) -> ProxyTable {
+    let config = AppliedConfig { revision: 1, snapshot: snapshot.clone(), mod_revisions: Default::default() };
+    ProxyTable::build(Arc::new(config), previous, &RegexCache::default()).unwrap()
+}
+
+fn addr_of_first_route(table: &ProxyTable) -> String {
+    table.routes[0].service.as_ref().unwrap().addr.clone()
+}
+
+#[test]
+fn writes_routing_does_not_read_share_the_table_and_others_rebuild_it() {
+    let used = service("used", 8080);
+    let route: Route = create(&json!({"name": "r", "paths": ["/r"], "service": {"id": used.id}}), 1.0).unwrap();
+    let mut snapshot = ConfigSnapshot::from_entities([Entity::from(used.clone()), route.into()]);
+    let first = table_of(&snapshot, None);
+    assert_eq!(addr_of_first_route(&first), "a.test:8080");
+
+    // A service no route uses, and a consumer: nothing to rebuild.
+    snapshot.insert(service("unused", 9000).into());
+    snapshot.insert(create::<crate::model::Consumer>(&json!({"username": "bob"}), 1.0).unwrap().into());
+    let second = table_of(&snapshot, Some(&first));
+    assert!(Arc::ptr_eq(&first.router, &second.router) && Arc::ptr_eq(&first.routes, &second.routes));
+    assert!(second.config.snapshot.consumers.values().any(|c| c.username.as_deref() == Some("bob")), "the new table still carries the new config");
+
+    // The service a route uses changes: rebuilt, with the new port.
+    let mut moved = used.clone();
+    moved.port = 8081;
+    snapshot.insert(moved.into());
+    let third = table_of(&snapshot, Some(&second));
+    assert!(!Arc::ptr_eq(&second.routes, &third.routes));
+    assert_eq!(addr_of_first_route(&third), "a.test:8081");
+
+    // A new route, and a plugin: rebuilt.
+    let other: Route = create(&json!({"name": "r2", "paths": ["/r2"], "service": {"id": used.id}}), 1.0).unwrap();
+    snapshot.insert(other.into());
+    let fourth = table_of(&snapshot, Some(&third));
+    assert!(!Arc::ptr_eq(&third.router, &fourth.router));
+    assert_eq!(fourth.routes.len(), 2);
+    let plugin: Plugin = create(&json!({"name": "rate-limiting", "config": {"minute": 5}}), 1.0).unwrap();
+    snapshot.insert(plugin.into());
+    let fifth = table_of(&snapshot, Some(&fourth));
+    assert!(!Arc::ptr_eq(&fourth.routes, &fifth.routes));
+    assert!(fifth.routes.iter().all(|r| r.plugins.len() == 1), "a global plugin applies to every route");
+}
