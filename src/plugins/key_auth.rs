@@ -8,7 +8,8 @@ use hyper::{Response, StatusCode, Uri};
 
 use crate::http::Body;
 use crate::model::plugins::key_auth::KeyAuthConfig;
-use crate::model::{hash_key, ConfigSnapshot};
+use super::key_auth_cache::{self, Known};
+use crate::model::ConfigSnapshot;
 use crate::proxy::context::{ConsumerInfo, RequestContext};
 use crate::proxy::errors::error_response;
 
@@ -110,6 +111,23 @@ fn set_consumer_headers(parts: &mut Parts, consumer: Option<&ConsumerInfo>, cred
     set(&X_ANONYMOUS_CONSUMER, anonymous.then(|| "true".to_owned()));
 }
 
+/// `set_consumer_headers` for a matched key, from the values made when it was first
+/// matched.
+fn set_known_consumer_headers(parts: &mut Parts, known: &Known) {
+    let h = &mut parts.headers;
+    h.insert(X_CONSUMER_ID.clone(), known.consumer_id.clone());
+    match &known.custom_id {
+        Some(v) => h.insert(X_CONSUMER_CUSTOM_ID.clone(), v.clone()),
+        None => h.remove(&X_CONSUMER_CUSTOM_ID),
+    };
+    match &known.username {
+        Some(v) => h.insert(X_CONSUMER_USERNAME.clone(), v.clone()),
+        None => h.remove(&X_CONSUMER_USERNAME),
+    };
+    h.insert(X_CREDENTIAL_IDENTIFIER.clone(), known.credential_id.clone());
+    h.remove(&X_ANONYMOUS_CONSUMER);
+}
+
 /// Runs key-auth: Ok with the consumer recorded in `ctx`, or the 401 to send.
 pub fn access(cfg: &KeyAuthConfig, snapshot: &ConfigSnapshot, parts: &mut Parts, ctx: &mut RequestContext, now: f64) -> Result<(), Response<Body>> {
     if !cfg.run_on_preflight && parts.method == hyper::Method::OPTIONS {
@@ -119,8 +137,8 @@ pub fn access(cfg: &KeyAuthConfig, snapshot: &ConfigSnapshot, parts: &mut Parts,
         Found::Duplicate => DUPLICATE,
         Found::None => NO_KEY,
         Found::Key { value, .. } if value.is_empty() => NO_KEY,
-        Found::Key { value, name, in_query } => match snapshot.consumer_by_credential_hash(&hash_key(&value)) {
-            Some((cred, consumer)) if !cred.is_expired(now) => {
+        Found::Key { value, name, in_query } => match key_auth_cache::lookup(snapshot, &value) {
+            Some(known) if !known.credential.is_expired(now) => {
                 if cfg.hide_credentials {
                     if in_query {
                         parts.uri = without_query_param(&parts.uri, &name);
@@ -128,10 +146,9 @@ pub fn access(cfg: &KeyAuthConfig, snapshot: &ConfigSnapshot, parts: &mut Parts,
                         parts.headers.remove(name.as_str());
                     }
                 }
-                let info = ConsumerInfo { id: consumer.id, username: consumer.username.clone(), custom_id: consumer.custom_id.clone() };
-                set_consumer_headers(parts, Some(&info), Some(cred.id), false);
-                ctx.consumer = Some(info);
-                ctx.credential_id = Some(cred.id);
+                set_known_consumer_headers(parts, &known);
+                ctx.consumer = Some(known.consumer.clone());
+                ctx.credential_id = Some(known.credential.id);
                 return Ok(());
             }
             _ => UNAUTHORIZED,

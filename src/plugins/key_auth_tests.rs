@@ -98,3 +98,24 @@ async fn anonymous_consumer_takes_failed_requests() {
     let (status, msg, _) = message(access(&cfg, &snap, &mut parts("/x", &[]), &mut ctx(), 2.0).unwrap_err()).await;
     assert_eq!((status, msg.as_str()), (500, "anonymous consumer ghost is configured but doesn't exist"));
 }
+
+#[tokio::test]
+async fn a_key_matched_once_follows_later_changes_to_its_consumer_and_credential() {
+    let (mut snap, id) = snapshot();
+    let cfg = config(json!({}));
+    let run = |snap: &ConfigSnapshot| {
+        let mut p = parts("/x", &[("apikey", "s3cret")]);
+        let result = access(&cfg, snap, &mut p, &mut ctx(), 2.0).map(|()| p.headers["x-consumer-username"].to_str().unwrap().to_owned());
+        result.map_err(|resp| resp.status().as_u16())
+    };
+    assert_eq!(run(&snap), Ok("alice".to_owned()));
+    assert_eq!(run(&snap), Ok("alice".to_owned()), "matched again, from the per-thread cache");
+
+    let renamed: Consumer = create(&json!({"id": id, "username": "alice2"}), 1.0).unwrap();
+    snap.insert(Entity::from(renamed));
+    assert_eq!(run(&snap), Ok("alice2".to_owned()), "a renamed consumer is seen at once");
+
+    let cred_id = snap.keyauth_credentials.keys().next().copied().unwrap();
+    snap.remove("keyauth_credentials", cred_id);
+    assert_eq!(run(&snap), Err(401), "a deleted credential no longer authenticates");
+}
