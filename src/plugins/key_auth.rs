@@ -8,8 +8,10 @@ use hyper::{Response, StatusCode, Uri};
 
 use crate::http::Body;
 use crate::model::plugins::key_auth::KeyAuthConfig;
-use super::key_auth_cache::{self, Known};
-use crate::model::ConfigSnapshot;
+use uuid::Uuid;
+
+use super::key_auth_cache;
+use crate::model::{ConfigSnapshot, Consumer};
 use crate::proxy::context::{ConsumerInfo, RequestContext};
 use crate::proxy::errors::error_response;
 
@@ -90,42 +92,43 @@ static X_CONSUMER_USERNAME: HeaderName = HeaderName::from_static("x-consumer-use
 static X_CREDENTIAL_IDENTIFIER: HeaderName = HeaderName::from_static("x-credential-identifier");
 static X_ANONYMOUS_CONSUMER: HeaderName = HeaderName::from_static("x-anonymous-consumer");
 
-fn set_consumer_headers(parts: &mut Parts, consumer: Option<&ConsumerInfo>, credential: Option<uuid::Uuid>, anonymous: bool) {
-    let h = &mut parts.headers;
-    let mut set = |name: &HeaderName, value: Option<String>| {
-        let name = name.clone();
-        match value.and_then(|v| HeaderValue::from_str(&v).ok()) {
-            Some(v) => {
-                h.insert(name, v);
-            }
-            // Absent values are cleared so a client cannot forge them.
-            None => {
-                h.remove(name);
-            }
-        }
-    };
-    set(&X_CONSUMER_ID, consumer.map(|c| c.id.to_string()));
-    set(&X_CONSUMER_CUSTOM_ID, consumer.and_then(|c| c.custom_id.clone()));
-    set(&X_CONSUMER_USERNAME, consumer.and_then(|c| c.username.clone()));
-    set(&X_CREDENTIAL_IDENTIFIER, credential.map(|c| c.to_string()));
-    set(&X_ANONYMOUS_CONSUMER, anonymous.then(|| "true".to_owned()));
+/// The values of the consumer headers for one consumer (and the credential it was
+/// matched by), made once: the key cache keeps them for every later request with the key.
+pub struct ConsumerHeaders {
+    consumer_id: HeaderValue,
+    custom_id: Option<HeaderValue>,
+    username: Option<HeaderValue>,
+    credential_id: Option<HeaderValue>,
 }
 
-/// `set_consumer_headers` for a matched key, from the values made when it was first
-/// matched.
-fn set_known_consumer_headers(parts: &mut Parts, known: &Known) {
+impl ConsumerHeaders {
+    pub fn new(consumer: &Consumer, credential: Option<Uuid>) -> ConsumerHeaders {
+        let uuid_value = |id: Uuid| HeaderValue::from_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer())).expect("a uuid is a valid header value");
+        let text_value = |s: &Option<String>| s.as_deref().and_then(|s| HeaderValue::from_str(s).ok());
+        ConsumerHeaders {
+            consumer_id: uuid_value(consumer.id),
+            custom_id: text_value(&consumer.custom_id),
+            username: text_value(&consumer.username),
+            credential_id: credential.map(uuid_value),
+        }
+    }
+}
+
+fn set_consumer_headers(parts: &mut Parts, values: &ConsumerHeaders, anonymous: bool) {
+    static TRUE: HeaderValue = HeaderValue::from_static("true");
     let h = &mut parts.headers;
-    h.insert(X_CONSUMER_ID.clone(), known.consumer_id.clone());
-    match &known.custom_id {
-        Some(v) => h.insert(X_CONSUMER_CUSTOM_ID.clone(), v.clone()),
-        None => h.remove(&X_CONSUMER_CUSTOM_ID),
+    let mut set = |name: &HeaderName, value: Option<&HeaderValue>| {
+        match value {
+            Some(v) => h.insert(name.clone(), v.clone()),
+            // Absent values are cleared so a client cannot forge them.
+            None => h.remove(name),
+        };
     };
-    match &known.username {
-        Some(v) => h.insert(X_CONSUMER_USERNAME.clone(), v.clone()),
-        None => h.remove(&X_CONSUMER_USERNAME),
-    };
-    h.insert(X_CREDENTIAL_IDENTIFIER.clone(), known.credential_id.clone());
-    h.remove(&X_ANONYMOUS_CONSUMER);
+    set(&X_CONSUMER_ID, Some(&values.consumer_id));
+    set(&X_CONSUMER_CUSTOM_ID, values.custom_id.as_ref());
+    set(&X_CONSUMER_USERNAME, values.username.as_ref());
+    set(&X_CREDENTIAL_IDENTIFIER, values.credential_id.as_ref());
+    set(&X_ANONYMOUS_CONSUMER, anonymous.then_some(&TRUE));
 }
 
 /// Runs key-auth: Ok with the consumer recorded in `ctx`, or the 401 to send.
@@ -146,7 +149,7 @@ pub fn access(cfg: &KeyAuthConfig, snapshot: &ConfigSnapshot, parts: &mut Parts,
                         parts.headers.remove(name.as_str());
                     }
                 }
-                set_known_consumer_headers(parts, &known);
+                set_consumer_headers(parts, &known.headers, false);
                 ctx.consumer = Some(known.consumer.clone());
                 ctx.credential_id = Some(known.credential.id);
                 return Ok(());
@@ -158,9 +161,8 @@ pub fn access(cfg: &KeyAuthConfig, snapshot: &ConfigSnapshot, parts: &mut Parts,
         let consumer = snapshot.consumer_by_id_or_username(anon);
         return match consumer {
             Some(c) => {
-                let info = ConsumerInfo { id: c.id, username: c.username.clone(), custom_id: c.custom_id.clone() };
-                set_consumer_headers(parts, Some(&info), None, true);
-                ctx.consumer = Some(info);
+                set_consumer_headers(parts, &ConsumerHeaders::new(c, None), true);
+                ctx.consumer = Some(ConsumerInfo::from(c));
                 Ok(())
             }
             None => Err(error_response(

@@ -8,9 +8,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use hyper::header::HeaderValue;
 use uuid::Uuid;
 
+use super::key_auth::ConsumerHeaders;
 use crate::model::{hash_key, ConfigSnapshot, Consumer, KeyAuthCredential};
 use crate::proxy::context::ConsumerInfo;
 
@@ -21,25 +21,7 @@ const MAX_KNOWN: usize = 10_000;
 pub struct Known {
     pub credential: KeyAuthCredential,
     pub consumer: ConsumerInfo,
-    pub consumer_id: HeaderValue,
-    pub credential_id: HeaderValue,
-    pub username: Option<HeaderValue>,
-    pub custom_id: Option<HeaderValue>,
-}
-
-impl Known {
-    fn new(credential: &KeyAuthCredential, consumer: &Consumer) -> Known {
-        let uuid_value = |id: Uuid| HeaderValue::from_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer())).expect("a uuid is a valid header value");
-        let text_value = |s: &Option<String>| s.as_deref().and_then(|s| HeaderValue::from_str(s).ok());
-        Known {
-            credential: credential.clone(),
-            consumer: ConsumerInfo { id: consumer.id, username: consumer.username.clone(), custom_id: consumer.custom_id.clone() },
-            consumer_id: uuid_value(consumer.id),
-            credential_id: uuid_value(credential.id),
-            username: text_value(&consumer.username),
-            custom_id: text_value(&consumer.custom_id),
-        }
-    }
+    pub headers: ConsumerHeaders,
 }
 
 #[derive(Default)]
@@ -67,7 +49,8 @@ pub fn lookup(snapshot: &ConfigSnapshot, key: &str) -> Option<Rc<Known>> {
             return Some(Rc::clone(known));
         }
         let (credential, consumer) = snapshot.consumer_by_credential_hash(&hash_key(key))?;
-        let known = Rc::new(Known::new(credential, consumer));
+        let headers = ConsumerHeaders::new(consumer, Some(credential.id));
+        let known = Rc::new(Known { credential: credential.clone(), consumer: ConsumerInfo::from(consumer), headers });
         if cache.known.len() >= MAX_KNOWN {
             cache.known.clear();
         }

@@ -15,6 +15,12 @@ pub struct ConsumerInfo {
     pub custom_id: Option<String>,
 }
 
+impl From<&crate::model::Consumer> for ConsumerInfo {
+    fn from(consumer: &crate::model::Consumer) -> Self {
+        ConsumerInfo { id: consumer.id, username: consumer.username.clone(), custom_id: consumer.custom_id.clone() }
+    }
+}
+
 pub struct RequestContext {
     /// 32 hex characters, as Kong's request id; sent both ways and in error bodies. Kept
     /// as a header value: it goes into two headers, and cloning one copies no bytes.
