@@ -90,7 +90,7 @@ pub fn encode_head(out: &mut Vec<u8>, method: &Method, target: &str, fields: &dy
     match framing {
         BodyFraming::None { zero_length: false } => {}
         BodyFraming::None { zero_length: true } => write_field(out, b"content-length", b"0"),
-        BodyFraming::Length(length) => write_field(out, b"content-length", length.to_string().as_bytes()),
+        BodyFraming::Length(length) => write_field(out, b"content-length", itoa::Buffer::new().format(length).as_bytes()),
         BodyFraming::Chunked => write_field(out, b"transfer-encoding", b"chunked"),
     }
     out.extend_from_slice(b"\r\n");
