@@ -91,9 +91,8 @@ pub fn parse_head(buf: &mut BytesMut, method: &Method, skipped_interim: &mut boo
         }
         let version = if resp.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
         // Names and values are sliced out of the head's bytes, not copied: record where
-        // each lies before the borrow of `buf` ends.
-        // Spans of a usual head stay on the stack, and uninitialized: zeroing room for
-        // MAX_HEADERS of them on every response showed in profiles.
+        // each lies before the borrow of `buf` ends. The spans of a usual head stay on the
+        // stack, uninitialized: zeroing room for MAX_HEADERS of them showed in profiles.
         let base = buf.as_ptr() as usize;
         let spans: SmallVec<[(usize, usize, usize, usize); 24]> = resp
             .headers
