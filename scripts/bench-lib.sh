@@ -132,37 +132,55 @@ to_ms() {
     else printf "nan" }'
 }
 
-# run_wrk NAME URL [wrk args...]: appends this run's figures to RPS[NAME], P50[NAME],
-# P99[NAME] and ERRS[NAME] (space-separated, one per round; see take_medians).
-declare -A RPS P50 P99 ERRS ROUNDS_RPS
+# cpu_ns PID: nanoseconds PID's threads have run on a CPU so far (schedstat's first field).
+# Finer than utime/stime's clock ticks, and it counts the thread's system calls too.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'; }
+
+# run_wrk NAME PID URL [wrk args...]: appends this window's figures to RPS[NAME],
+# P50[NAME], P99[NAME], CPU[NAME] (microseconds PID ran per request; PID "-": not
+# measured) and ERRS[NAME], space-separated, one per round (see take_medians).
+declare -A RPS P50 P99 CPU ERRS ROUNDS_RPS ROUNDS_P99 ROUNDS_CPU
 run_wrk() {
-  local name=$1 url=$2 out rps p50 p99 errs; shift 2
+  local name=$1 pid=$2 url=$3 out rps p50 p99 errs reqs cpu=nan before=0; shift 3
   out="$WORK/wrk-$name.txt"
   # Same headers for curl and wrk (-H only): the setup must answer 2xx before it is timed.
   curl -fsS -o /dev/null "$@" "$url" || die "$url does not answer 2xx; not timing it"
   # A one-second warm-up first (connections, allocator, caches), thrown away.
   taskset -c "$WRK_CPU" wrk -t1 -c32 -d1s "$@" "$url" >/dev/null
+  [[ $pid == - ]] || before=$(cpu_ns "$pid")
   taskset -c "$WRK_CPU" wrk -t1 -c32 -d"${WRK_SECONDS}s" --latency "$@" "$url" >"$out"
+  reqs=$(awk '/ requests in / { print $1 }' "$out")
+  [[ $pid == - || -z $reqs ]] || cpu=$(awk -v a="$before" -v b="$(cpu_ns "$pid")" -v n="$reqs" 'BEGIN { printf "%.2f", (b - a) / n / 1000 }')
   rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
   p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
   p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
   errs=$(awk '/Non-2xx or 3xx responses:/ { n += $NF } /Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' "$out")
   [[ -n $rps ]] || die "wrk against $url printed no result (see $out)"
-  RPS[$name]+="$rps " P50[$name]+="$p50 " P99[$name]+="$p99 " ERRS[$name]+="$errs "
-  log "$(printf '%-10s %8s req/s  p50 %s ms  p99 %s ms  errors %s' "$name" "$rps" "$p50" "$p99" "$errs")"
+  RPS[$name]+="$rps " P50[$name]+="$p50 " P99[$name]+="$p99 " CPU[$name]+="$cpu " ERRS[$name]+="$errs "
+  log "$(printf '%-10s %8s req/s  p50 %s ms  p99 %s ms  cpu %s us/req  errors %s' "$name" "$rps" "$p50" "$p99" "$cpu" "$errs")"
 }
 
 # median "X Y Z ...": the middle value (the lower middle for an even count).
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
+# paired_ratio "A1 A2 ..." "B1 B2 ...": the median of the per-round ratios Ai / Bi (the
+# mean of the middle two for an even count). The setups of a round ran seconds apart, so
+# a ratio within a round leaves out most of this machine's drift from round to round
+# (the same setup's req/s moves by 30 % or more).
+paired_ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); split(b, y, " ")
+    for (i = 1; i <= n; i++) if (x[i] != "nan" && y[i] + 0 > 0) printf "%.4f\n", x[i] / y[i] }' | sort -g |
+    awk '{ r[NR] = $1 } END { if (NR == 0) print "n/a"; else printf "%.2f", (r[int((NR + 1) / 2)] + r[int(NR / 2) + 1]) / 2 }'
+}
+
 # take_medians NAME...: replaces each setup's per-round lists by their medians (errors:
-# the sum); the per-round req/s stay in ROUNDS_RPS for the notes.
+# the sum); the per-round lists stay in ROUNDS_* for paired ratios and the notes.
 take_medians() {
   local n
   for n in "$@"; do
-    # shellcheck disable=SC2034 # read by bench.sh for the notes
-    ROUNDS_RPS[$n]=${RPS[$n]% }
-    RPS[$n]=$(median "${RPS[$n]}") P50[$n]=$(median "${P50[$n]}") P99[$n]=$(median "${P99[$n]}")
+    # shellcheck disable=SC2034 # read by bench.sh
+    ROUNDS_RPS[$n]=${RPS[$n]% } ROUNDS_P99[$n]=${P99[$n]% } ROUNDS_CPU[$n]=${CPU[$n]% }
+    RPS[$n]=$(median "${RPS[$n]}") P50[$n]=$(median "${P50[$n]}") P99[$n]=$(median "${P99[$n]}") CPU[$n]=$(median "${CPU[$n]}")
     ERRS[$n]=$(tr ' ' '\n' <<<"${ERRS[$n]}" | awk '{ n += $1 } END { print n + 0 }')
   done
 }
@@ -186,6 +204,10 @@ vs_row() {
   local r; r=$(ratio "$2" "$5")
   row "$1" "$2 $3" "$4: $5 $3" "$r" "ratio $6 $7" "$(check "$r" "$6" "$7")"
 }
+
+# pair_row FIGURE VALUE UNIT ANCHOR_NAME ANCHOR_VALUE RATIO OP BOUND: as vs_row, with the
+# ratio given (a paired one) instead of VALUE / ANCHOR_VALUE.
+pair_row() { row "$1" "$2 $3" "$4: $5 $3" "$6" "ratio $7 $8" "$(check "$6" "$7" "$8")"; }
 
 # abs_row FIGURE VALUE UNIT ANCHOR_TEXT RATIO OP BOUND: target on the value itself.
 abs_row() { row "$1" "$2${3:+ $3}" "$4" "$5" "$6 $7${3:+ $3}" "$(check "$2" "$6" "$7")"; }

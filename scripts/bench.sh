@@ -27,16 +27,16 @@ case ${1:-} in
   *) die "usage: $0 [--quick]" ;;
 esac
 if ((QUICK)); then
-  PROXY_ROUNDS=1 WRK_SECONDS=3 SEQ_WRITES=100 CONC_SECONDS=3 PROP_COUNT=30 RL_SECONDS=4
+  PROXY_ROUNDS=2 WRK_SECONDS=2 SEQ_WRITES=100 CONC_SECONDS=3 PROP_COUNT=30 RL_SECONDS=4
 else
-  PROXY_ROUNDS=5 WRK_SECONDS=10 SEQ_WRITES=500 CONC_SECONDS=10 PROP_COUNT=100 RL_SECONDS=10
+  PROXY_ROUNDS=10 WRK_SECONDS=4 SEQ_WRITES=500 CONC_SECONDS=10 PROP_COUNT=100 RL_SECONDS=10
 fi
 ROUTES=10000 RL_LIMIT=200
 PROXY_CPU=0 WRK_CPU=1
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN=$TARGET_DIR/release/gatehouse
 DRIVER=$TARGET_DIR/release/gatehouse-bench
-UP=127.0.62.1:8080 NGINX=127.0.62.2:8080 HAPROXY=127.0.62.3:8080
+UP=127.0.62.1:8080 NGINX=127.0.62.2:8080 HAPROXY=127.0.62.3:8080 NGINX_HDRS=127.0.62.4:8080
 g() { echo "127.0.60.$1"; }
 
 # ---------------------------------------------------------------------------------------
@@ -111,12 +111,26 @@ field() { jq -r ".$2" <<<"$1"; }
 nginx_conf upstream 'return 200 "hello from the upstream\n";' "$UP"
 nginx_conf nginx-proxy 'proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";' "$NGINX" \
   "upstream up { server $UP; keepalive 64; }"
+# A diagnostic second nginx: the same proxy, also writing the fields gatehouse writes by
+# Kong's defaults, upstream (X-Forwarded-*, X-Real-IP, Via, a request id) and to the client
+# (Via, two latency fields, the request id). They cost the upstream and wrk on CPU
+# $WRK_CPU parsing time too, which the plain nginx does not pay.
+nginx_conf nginx-hdrs "proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection '';
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_set_header X-Real-IP \$remote_addr;
+    proxy_set_header X-Forwarded-Proto \$scheme; proxy_set_header X-Forwarded-Host \$host;
+    proxy_set_header X-Forwarded-Port \$server_port; proxy_set_header X-Forwarded-Path /bench;
+    proxy_set_header X-Forwarded-Prefix /bench; proxy_set_header Via '1.1 gatehouse/0.1.0';
+    proxy_set_header X-Gatehouse-Request-Id \$request_id; add_header Via '1.1 gatehouse/0.1.0';
+    add_header X-Gatehouse-Upstream-Latency 0; add_header X-Gatehouse-Proxy-Latency 0;
+    add_header X-Gatehouse-Request-Id \$request_id;" "$NGINX_HDRS" "upstream up { server $UP; keepalive 64; }"
 haproxy_conf "$HAPROXY" "$UP"
 spawn upstream "$WRK_CPU" nginx -p "$WORK" -e "$WORK/upstream.err" -c "$WORK/upstream.conf" -g 'daemon off;'
 spawn nginx-proxy "$PROXY_CPU" nginx -p "$WORK" -e "$WORK/nginx-proxy.err" -c "$WORK/nginx-proxy.conf" -g 'daemon off;'
+spawn nginx-hdrs "$PROXY_CPU" nginx -p "$WORK" -e "$WORK/nginx-hdrs.err" -c "$WORK/nginx-hdrs.conf" -g 'daemon off;'
 spawn haproxy "$PROXY_CPU" haproxy -db -f "$WORK/haproxy.cfg"
 wait_until "the upstream" 10 curl -fsS "http://$UP/"
 wait_until "nginx" 10 curl -fsS "http://$NGINX/"
+wait_until "nginx with gatehouse's fields" 10 curl -fsS "http://$NGINX_HDRS/"
 wait_until "haproxy" 10 curl -fsS "http://$HAPROXY/"
 
 # configure N: the benchmark's routes on node N's cluster: /bench (no plugin), /rl
@@ -147,18 +161,22 @@ configure 1
 wait_until "the routes on node 2" 10 curl -fsS "http://$(g 2):8000/bench"
 
 # Rounds interleave the setups, so a burst of load from elsewhere on the machine hits
-# one round of each rather than all rounds of one; the table shows medians.
+# one round of each rather than all rounds of one; the table shows medians, and ratios
+# are medians of the per-round ratios. CPU per request is counted for the process under
+# test: nginx's worker, haproxy, the gatehouse node wrk talks to.
+worker_of() { pgrep -P "$(pid_of "$1")" | head -1; }
 log "proxy: $PROXY_ROUNDS rounds of wrk -t1 -c32 -d${WRK_SECONDS}s per setup"
 for ((round = 1; round <= PROXY_ROUNDS; round++)); do
-  run_wrk upstream "http://$UP/"
-  run_wrk nginx "http://$NGINX/"
-  run_wrk haproxy "http://$HAPROXY/"
-  run_wrk gh1 "http://$(g 10):8000/bench"
-  run_wrk gh3 "http://$(g 2):8000/bench"
-  run_wrk gh3-rl "http://$(g 2):8000/rl"
-  run_wrk gh3-ka "http://$(g 2):8000/ka" -H 'apikey: bench-key'
+  run_wrk upstream "$(worker_of upstream)" "http://$UP/"
+  run_wrk nginx "$(worker_of nginx-proxy)" "http://$NGINX/"
+  run_wrk nginx-hdrs "$(worker_of nginx-hdrs)" "http://$NGINX_HDRS/"
+  run_wrk haproxy "$(pid_of haproxy)" "http://$HAPROXY/"
+  run_wrk gh1 "$(pid_of n10)" "http://$(g 10):8000/bench"
+  run_wrk gh3 "$(pid_of n2)" "http://$(g 2):8000/bench"
+  run_wrk gh3-rl "$(pid_of n2)" "http://$(g 2):8000/rl"
+  run_wrk gh3-ka "$(pid_of n2)" "http://$(g 2):8000/ka" -H 'apikey: bench-key'
 done
-take_medians upstream nginx haproxy gh1 gh3 gh3-rl gh3-ka
+take_medians upstream nginx nginx-hdrs haproxy gh1 gh3 gh3-rl gh3-ka
 stop n10
 
 # ---------------------------------------------------------------------------------------
@@ -264,13 +282,24 @@ for s in gh1 gh3 gh3-rl gh3-ka; do
     gh1) what="gatehouse, one node" ;; gh3) what="gatehouse, 3-node cluster" ;;
     gh3-rl) what="gatehouse, 3 nodes + cluster rate limit" ;; gh3-ka) what="gatehouse, 3 nodes + key-auth" ;;
   esac
-  vs_row "proxy req/s: $what" "${RPS[$s]}" "req/s" nginx "${RPS[nginx]}" ">=" 1.00
-  vs_row "proxy p99: $what (p50 ${P50[$s]} ms)" "${P99[$s]}" ms nginx "${P99[nginx]}" "<=" 1.00
+  pair_row "proxy req/s: $what" "${RPS[$s]}" "req/s" nginx "${RPS[nginx]}" \
+    "$(paired_ratio "${ROUNDS_RPS[$s]}" "${ROUNDS_RPS[nginx]}")" ">=" 1.00
+  pair_row "proxy p99: $what (p50 ${P50[$s]} ms)" "${P99[$s]}" ms nginx "${P99[nginx]}" \
+    "$(paired_ratio "${ROUNDS_P99[$s]}" "${ROUNDS_P99[nginx]}")" "<=" 1.00
 done
+for s in gh1 gh3 gh3-rl gh3-ka haproxy nginx-hdrs; do
+  info_row "proxy CPU per request: $s (diagnostic)" "${CPU[$s]} µs" "nginx: ${CPU[nginx]} µs" \
+    "$(paired_ratio "${ROUNDS_CPU[$s]}" "${ROUNDS_CPU[nginx]}")"
+done
+info_row "proxy req/s: nginx-hdrs, nginx also writing gatehouse's default fields (diagnostic)" "${RPS[nginx-hdrs]} req/s" \
+  "nginx: ${RPS[nginx]} req/s" "$(paired_ratio "${ROUNDS_RPS[nginx-hdrs]}" "${ROUNDS_RPS[nginx]}")"
+info_row "proxy req/s: gatehouse one node against nginx-hdrs (diagnostic)" "${RPS[gh1]} req/s" \
+  "nginx-hdrs: ${RPS[nginx-hdrs]} req/s" "$(paired_ratio "${ROUNDS_RPS[gh1]}" "${ROUNDS_RPS[nginx-hdrs]}")"
 for s in upstream nginx haproxy; do
   info_row "proxy: $s (reference)" "${RPS[$s]} req/s, p50 ${P50[$s]} ms, p99 ${P99[$s]} ms" "—" "—"
 done
-vs_row "cluster rate limit cost: req/s with / without plugin (3 nodes)" "${RPS[gh3-rl]}" "req/s" "no plugin" "${RPS[gh3]}" ">=" 0.90
+pair_row "cluster rate limit cost: req/s with / without plugin (3 nodes)" "${RPS[gh3-rl]}" "req/s" "no plugin" "${RPS[gh3]}" \
+  "$(paired_ratio "${ROUNDS_RPS[gh3-rl]}" "${ROUNDS_RPS[gh3]}")" ">=" 0.90
 vs_row "admin write p50, sequential (via leader)" "$(field "$GW" seq_p50_ms)" ms "etcd put" "$(field "$EW" seq_p50_ms)" "<=" 1.00
 info_row "admin write p99, sequential" "$(field "$GW" seq_p99_ms) ms" "etcd put: $(field "$EW" seq_p99_ms) ms" \
   "$(ratio "$(field "$GW" seq_p99_ms)" "$(field "$EW" seq_p99_ms)")"
@@ -296,7 +325,7 @@ info_row "rate limit, policy local: max admitted / limit per 1 s window (at most
 
 ERR_NOTE=""
 for s in "${!ERRS[@]}"; do ((ERRS[$s] == 0)) || ERR_NOTE+=" $s: ${ERRS[$s]} non-2xx/socket errors;"; done
-NOTES+=("Proxy: medians of $PROXY_ROUNDS interleaved rounds of wrk -t1 -c32 -d${WRK_SECONDS}s --latency (each after a 1 s warm-up) on CPU $WRK_CPU; every proxy under test on CPU $PROXY_CPU, one core each (nginx 1 worker, haproxy 1 thread, gatehouse's tokio runtime sees one CPU). The upstream nginx shares CPU $WRK_CPU with wrk so that the proxy under test has its core to itself; it serves $(fmt "${RPS[upstream]}" 0) req/s direct, well above any proxy. Upstream keep-alive in nginx (keepalive 64) and haproxy (http-reuse always). The one-node figures are a one-node cluster of its own; the 3-node figures are wrk against node 2, with all three nodes on CPU $PROXY_CPU. req/s per round: nginx ${ROUNDS_RPS[nginx]}; haproxy ${ROUNDS_RPS[haproxy]}; gatehouse one node ${ROUNDS_RPS[gh1]}; 3 nodes ${ROUNDS_RPS[gh3]}; + cluster rate limit ${ROUNDS_RPS[gh3-rl]}; + key-auth ${ROUNDS_RPS[gh3-ka]}.")
+NOTES+=("Proxy: medians of $PROXY_ROUNDS interleaved rounds of wrk -t1 -c32 -d${WRK_SECONDS}s --latency (each after a 1 s warm-up) on CPU $WRK_CPU; a ratio against nginx is the median of the per-round ratios (each window against nginx's window of the same round, seconds apart), which leaves out most of this machine's drift between rounds; every proxy under test on CPU $PROXY_CPU, one core each (nginx 1 worker, haproxy 1 thread, gatehouse's tokio runtime sees one CPU). The upstream nginx shares CPU $WRK_CPU with wrk so that the proxy under test has its core to itself; it serves $(fmt "${RPS[upstream]}" 0) req/s direct, well above any proxy. Upstream keep-alive in nginx (keepalive 64) and haproxy (http-reuse always). The one-node figures are a one-node cluster of its own; the 3-node figures are wrk against node 2, with all three nodes on CPU $PROXY_CPU. CPU per request: the process under test's run time (schedstat, all its threads) over the window's requests; for the 3-node setups, node 2 only. nginx-hdrs: a second nginx proxy that also writes the fields gatehouse writes by Kong's defaults (X-Forwarded-*, X-Real-IP, Via and a request id upstream; Via, two latency fields and the request id to the client), which the upstream and wrk, on CPU $WRK_CPU, then parse. req/s per round: nginx ${ROUNDS_RPS[nginx]}; nginx-hdrs ${ROUNDS_RPS[nginx-hdrs]}; haproxy ${ROUNDS_RPS[haproxy]}; gatehouse one node ${ROUNDS_RPS[gh1]}; 3 nodes ${ROUNDS_RPS[gh3]}; + cluster rate limit ${ROUNDS_RPS[gh3-rl]}; + key-auth ${ROUNDS_RPS[gh3-ka]}.")
 NOTES+=("Rate limit: limit second=$RL_LIMIT, 3 nodes x 4 connections each, offered $(fmt "$(field "$RLC" offered_per_s)" 0) req/s (cluster) and $(fmt "$(field "$RLL" offered_per_s)" 0) req/s (local); a 200 counts for certain in the unix second (driver's clock) in which it was both sent and received; one that straddled a boundary could belong to either window, so the figure is a lower bound and the straddlers give the upper one. Per window (cluster): certain $(field "$RLC" admitted_per_window | jq -c .), straddling $(field "$RLC" straddling_per_window | jq -c .).")
 NOTES+=("Admin writes: keep-alive HTTP from gatehouse-bench; gatehouse PUT /services/{name} (form url=...), etcd v3 JSON gateway POST /v3/kv/put; $SEQ_WRITES sequential, then 16 writers for ${CONC_SECONDS}s. etcd $(etcd --version | awk 'NR == 1 { print $3 }') with default settings, members on CPU $PROXY_CPU like gatehouse.")
 NOTES+=("Failover: write attempts every 50 ms round-robin over survivors until one is acknowledged; proxy load: 2 connections per survivor, any non-200 or transport error counts as failed.")
