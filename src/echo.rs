@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Map, Value};
 
-use crate::http::{full, json_response, Body, Handler};
+use crate::http::{full, json_response, Body, Handler, RequestBody};
 use crate::http::server::HandlerFuture;
 
 /// Request bodies echoed back are capped: this is a test upstream, not a sink.
@@ -26,7 +25,7 @@ pub struct Echo {
 }
 
 impl Handler for Echo {
-    fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> HandlerFuture {
+    fn handle(&self, req: Request<RequestBody>, peer: SocketAddr) -> HandlerFuture {
         let name = self.name.clone();
         Box::pin(async move { answer(req, peer, &name).await })
     }
@@ -38,7 +37,7 @@ impl Echo {
     }
 }
 
-async fn answer(req: Request<Incoming>, peer: SocketAddr, name: &str) -> Response<Body> {
+async fn answer(req: Request<RequestBody>, peer: SocketAddr, name: &str) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let mut parts = path.trim_start_matches('/').splitn(2, '/');
     match (parts.next(), parts.next()) {
@@ -65,7 +64,7 @@ async fn answer(req: Request<Incoming>, peer: SocketAddr, name: &str) -> Respons
     }
 }
 
-async fn echo(req: Request<Incoming>, peer: SocketAddr, name: &str) -> Response<Body> {
+async fn echo(req: Request<RequestBody>, peer: SocketAddr, name: &str) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_ECHO_BODY).collect().await {
         Ok(b) => b.to_bytes(),

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use hyper::header::AUTHORIZATION;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
@@ -15,7 +14,7 @@ use tokio::sync::mpsc;
 use super::{cluster_api, config_api, entity_routes};
 use crate::cluster::PeerView;
 use crate::http::server::HandlerFuture;
-use crate::http::{json_response, Body, Handler};
+use crate::http::{json_response, Body, Handler, RequestBody};
 
 /// Admin request bodies above this get 413: a declarative file of 10,000 routes fits.
 pub const MAX_ADMIN_BODY: usize = 16 << 20;
@@ -53,7 +52,7 @@ pub struct AdminApi {
 }
 
 impl Handler for AdminApi {
-    fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> HandlerFuture {
+    fn handle(&self, req: Request<RequestBody>, _peer: SocketAddr) -> HandlerFuture {
         let ctx = self.ctx.clone();
         Box::pin(async move { handle(ctx, req).await })
     }
@@ -63,7 +62,7 @@ pub fn message(status: StatusCode, text: &str) -> Response<Body> {
     json_response(status, &json!({ "message": text }))
 }
 
-fn authorized(ctx: &AdminContext, req: &Request<Incoming>) -> bool {
+fn authorized(ctx: &AdminContext, req: &Request<RequestBody>) -> bool {
     let Some(token) = &ctx.admin_token else { return true };
     let bearer = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     // Kong's own header for admin tokens, so Kong tooling works unchanged.
@@ -76,7 +75,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn handle(ctx: Arc<AdminContext>, req: Request<Incoming>) -> Response<Body> {
+async fn handle(ctx: Arc<AdminContext>, req: Request<RequestBody>) -> Response<Body> {
     // Health probes (load balancers, Kubernetes readiness) cannot carry a token; /status
     // tells only whether the node serves and what it applied.
     let health_probe = req.method() == Method::GET && req.uri().path() == "/status";

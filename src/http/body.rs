@@ -1,8 +1,13 @@
-//! One body type for streamed and synthesized bodies, and helpers to build responses.
+//! One body type for streamed and synthesized bodies, the request body handlers get, and
+//! helpers to build responses.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Frame, SizeHint};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
@@ -27,4 +32,38 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<
     *resp.status_mut() = status;
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     resp
+}
+
+/// A request's body as handlers see it: none, for a request the server's own HTTP/1.1
+/// path read (it takes only bodiless ones), or hyper's stream.
+#[derive(Debug)]
+pub enum RequestBody {
+    Empty,
+    Streaming(hyper::body::Incoming),
+}
+
+impl hyper::body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            RequestBody::Empty => Poll::Ready(None),
+            RequestBody::Streaming(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Empty => true,
+            RequestBody::Streaming(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Empty => SizeHint::with_exact(0),
+            RequestBody::Streaming(body) => body.size_hint(),
+        }
+    }
 }

@@ -17,6 +17,17 @@ use hyper_util::server::graceful::GracefulConnection;
 use pin_project_lite::pin_project;
 use tokio::sync::Notify;
 
+/// A connection that can be told to answer the request in flight, if any, and close.
+pub trait Graceful: Future {
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+impl<C: GracefulConnection> Graceful for C {
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        GracefulConnection::graceful_shutdown(self);
+    }
+}
+
 #[derive(Default)]
 struct Shared {
     draining: AtomicBool,
@@ -51,7 +62,7 @@ impl Drain {
 
     /// Serves `conn` until it ends, or until a shutdown has let it finish its request.
     /// It counts as live from this call on, polled or not.
-    pub fn watch<C: GracefulConnection>(&self, conn: C) -> Watched<C> {
+    pub fn watch<C: Graceful>(&self, conn: C) -> Watched<C> {
         let mut live = self.shared.live();
         let id = live.next_id;
         live.next_id += 1;
@@ -103,7 +114,7 @@ pin_project! {
     }
 }
 
-impl<C: GracefulConnection> Future for Watched<C> {
+impl<C: Graceful> Future for Watched<C> {
     type Output = C::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {

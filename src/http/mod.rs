@@ -3,10 +3,11 @@
 
 pub mod body;
 pub mod drain;
+mod h1;
 pub mod server;
 pub mod timeout;
 
-pub use body::{empty, full, json_response, Body, BoxError};
+pub use body::{empty, full, json_response, Body, BoxError, RequestBody};
 pub use server::{serve, Handler};
 
 /// An error with its whole source chain, `outer: inner: innermost`, for one-line reports.

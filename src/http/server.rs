@@ -1,5 +1,6 @@
 //! An HTTP/1.1 + h2c accept loop with keep-alive that, on shutdown, stops accepting,
-//! lets in-flight requests finish within a drain limit, and says if it ran out.
+//! lets in-flight requests finish within a drain limit, and says if it ran out. Each
+//! connection is served by `h1::Connection`, which gives hyper what it does not serve.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,21 +8,21 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use super::drain::Drain;
-use super::Body;
+use super::h1::Connection;
+use super::{Body, RequestBody};
 use crate::shutdown::Shutdown;
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 
 /// Answers one request; `peer` is the client's address.
 pub trait Handler: Send + Sync + 'static {
-    fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> HandlerFuture;
+    fn handle(&self, req: Request<RequestBody>, peer: SocketAddr) -> HandlerFuture;
 }
 
 /// Serves `listener` until `shutdown` turns true, then drains for at most `drain`.
@@ -42,18 +43,7 @@ pub async fn serve(listener: TcpListener, handler: Arc<dyn Handler>, mut shutdow
             },
         };
         let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let fut = handler.handle(req, peer);
-            async move { Ok::<_, std::convert::Infallible>(fut.await) }
-        });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let conn = connections.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(listener = name, error = %e, "connection ended with an error");
-            }
-        });
+        tokio::spawn(connections.watch(Connection::new(stream, peer, handler.clone(), builder.clone(), name)));
     }
     drop(listener);
     tokio::select! {

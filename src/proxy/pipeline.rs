@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http_body_util::BodyExt;
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Body as _;
 use hyper::header::{HeaderValue, HOST, SERVER};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
@@ -31,7 +31,7 @@ use super::table::{ActivePlugin, ProxyTable, RouteEntry, ServiceEntry};
 use super::upstream_headers::UpstreamHeaders;
 use super::upstream_uri::{upstream_path, upstream_target};
 use crate::http::timeout::IdleTimeout;
-use crate::http::{empty, Body};
+use crate::http::{empty, Body, RequestBody};
 use crate::metrics::RequestLabels;
 use crate::plugins::{key_auth, rate_limiting};
 use crate::ratelimit::reserver::now_ms;
@@ -56,7 +56,7 @@ fn strip_port(raw: &str) -> &str {
     }
 }
 
-pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAddr) -> Response<Body> {
     let mut ctx = RequestContext::new(peer);
     let table = proxy.table.load_full();
     let (mut parts, body) = req.into_parts();
@@ -172,7 +172,7 @@ async fn forward(
     service: &Arc<ServiceEntry>,
     parts: &Parts,
     fields: &UpstreamHeaders<'_>,
-    body: Incoming,
+    body: RequestBody,
     target_path: &str,
     ctx: &RequestContext,
     started: Instant,

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::Request;
 
@@ -15,7 +14,7 @@ use super::router::RegexCache;
 use super::table::ProxyTable;
 use crate::applied::Applied;
 use crate::http::server::HandlerFuture;
-use crate::http::Handler;
+use crate::http::{Handler, RequestBody};
 use crate::metrics::Metrics;
 use crate::plugins::rate_limiting::Limiters;
 use crate::shutdown::Shutdown;
@@ -34,7 +33,7 @@ pub struct Proxy {
 pub struct ProxyHandler(pub Arc<Proxy>);
 
 impl Handler for ProxyHandler {
-    fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> HandlerFuture {
+    fn handle(&self, req: Request<RequestBody>, peer: SocketAddr) -> HandlerFuture {
         Box::pin(pipeline::handle(self.0.clone(), req, peer))
     }
 }

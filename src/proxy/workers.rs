@@ -86,14 +86,14 @@ mod tests {
     use crate::http::server::HandlerFuture;
     use crate::http::{full, Body};
     use crate::shutdown::ShutdownTrigger;
-    use hyper::body::Incoming;
+    use crate::http::RequestBody;
     use hyper::{Request, Response};
 
     /// Answers with the name of the thread that served the request.
     struct ThreadName;
 
     impl Handler for ThreadName {
-        fn handle(&self, _req: Request<Incoming>, _peer: std::net::SocketAddr) -> HandlerFuture {
+        fn handle(&self, _req: Request<RequestBody>, _peer: std::net::SocketAddr) -> HandlerFuture {
             let name = std::thread::current().name().unwrap_or("?").to_owned();
             Box::pin(async move { Response::new(full(name)) as Response<Body> })
         }

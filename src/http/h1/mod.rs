@@ -1,0 +1,144 @@
+//! The server side of a connection. Requests without a body over HTTP/1.1, nearly all of
+//! a gateway's keep-alive traffic, are read and answered here: one parse of the head, one
+//! write per response, the handler's future polled inline. At the first request this
+//! path does not take (a body, an upgrade, HTTP/1.0, HTTP/2's preface, a malformed or
+//! oversized head) the connection and the bytes read so far go to hyper for the rest of
+//! its life. hyper's dispatch, its connection task and its header encoding cost about as
+//! much CPU per proxied request as the proxy's own work (`bench/results/profile.md`).
+
+mod head;
+mod response;
+mod rewind;
+
+use std::convert::Infallible;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::BytesMut;
+use hyper::body::Incoming;
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpStream;
+
+use self::head::Parsed;
+use self::rewind::Rewind;
+use super::drain::Graceful;
+use super::{Handler, RequestBody};
+
+/// The read buffer's size, and the most a head may take before hyper gets it: hyper reads
+/// larger heads up to its own limit and answers 431 past it.
+const READ_BUF: usize = 8 * 1024;
+const MAX_OWN_HEAD: usize = 16 * 1024;
+
+/// One accepted connection, served until the client closes it or a drain ends it.
+pub struct Connection {
+    serving: Pin<Box<dyn Future<Output = ()> + Send>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Connection {
+    pub fn new(stream: TcpStream, peer: SocketAddr, handler: Arc<dyn Handler>, hyper: auto::Builder<TokioExecutor>, listener: &'static str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let serving = Box::pin(serve(stream, peer, handler, hyper, stop.clone(), listener));
+        Connection { serving, stop }
+    }
+}
+
+impl Future for Connection {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.serving.as_mut().poll(cx)
+    }
+}
+
+impl Graceful for Connection {
+    /// The request in flight is answered, with `Connection: close`; an idle connection
+    /// closes at its next poll, which the drain makes happen.
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+async fn serve(stream: TcpStream, peer: SocketAddr, handler: Arc<dyn Handler>, hyper: auto::Builder<TokioExecutor>, stop: Arc<AtomicBool>, listener: &'static str) {
+    let (stream, read) = match serve_own(stream, peer, &*handler, &stop).await {
+        Ok(Some(handoff)) => handoff,
+        Ok(None) => return,
+        Err(e) => return tracing::debug!(listener, error = %e, "connection ended with an error"),
+    };
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let answer = handler.handle(req.map(RequestBody::Streaming), peer);
+        async move { Ok::<_, Infallible>(answer.await) }
+    });
+    let conn = hyper.serve_connection_with_upgrades(TokioIo::new(Rewind::new(stream, read.freeze())), service);
+    let mut conn = pin!(conn);
+    let mut told = false;
+    let served = poll_fn(|cx| {
+        if !told && stop.load(Ordering::SeqCst) {
+            told = true;
+            conn.as_mut().graceful_shutdown();
+        }
+        conn.as_mut().poll(cx)
+    })
+    .await;
+    if let Err(e) = served {
+        tracing::debug!(listener, error = %e, "connection ended with an error");
+    }
+}
+
+/// Serves requests on this path until the connection ends (`None`) or one comes that
+/// hyper must serve (the stream and every byte read but not consumed).
+async fn serve_own(mut stream: TcpStream, peer: SocketAddr, handler: &dyn Handler, stop: &AtomicBool) -> io::Result<Option<(TcpStream, BytesMut)>> {
+    let mut input = BytesMut::with_capacity(READ_BUF);
+    let mut output = Vec::with_capacity(1024);
+    loop {
+        let (request, meta) = loop {
+            if !input.is_empty() {
+                match head::parse(&mut input) {
+                    Parsed::Request(request, meta) => break (request, meta),
+                    Parsed::NotOurs => return Ok(Some((stream, input))),
+                    Parsed::Partial if input.len() >= MAX_OWN_HEAD => return Ok(Some((stream, input))),
+                    Parsed::Partial => {}
+                }
+            }
+            if input.capacity() - input.len() < READ_BUF / 2 {
+                input.reserve(READ_BUF);
+            }
+            if read_more(&mut stream, &mut input, stop).await? == 0 {
+                // The client closed (an unfinished head goes unanswered), or a drain
+                // found the connection idle.
+                return Ok(None);
+            }
+        };
+        let response = handler.handle(request, peer).await;
+        let close = !meta.keep_alive || stop.load(Ordering::SeqCst);
+        if !response::write(&mut stream, &mut output, response, meta.head, close).await? {
+            return Ok(None);
+        }
+    }
+}
+
+/// Reads what the socket has; 0 at its end, or at once when a drain finds no request
+/// started.
+fn read_more<'a>(stream: &'a mut TcpStream, input: &'a mut BytesMut, stop: &'a AtomicBool) -> impl Future<Output = io::Result<usize>> + 'a {
+    poll_fn(move |cx| loop {
+        if input.is_empty() && stop.load(Ordering::SeqCst) {
+            return Poll::Ready(Ok(0));
+        }
+        ready!(stream.poll_read_ready(cx))?;
+        match stream.try_read_buf(input) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            result => return Poll::Ready(result),
+        }
+    })
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,168 @@
+//! Connections on real sockets: the own path, the hand-over to hyper, and draining.
+
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::Response;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use super::*;
+use crate::http::server::HandlerFuture;
+use crate::http::{full, Body};
+use crate::shutdown::ShutdownTrigger;
+
+/// Answers "METHOD PATH BODY-LENGTH"; a request to /hold waits until `release` is notified.
+struct Describe {
+    entered: Arc<Notify>,
+    release: Arc<Notify>,
+}
+
+impl Handler for Describe {
+    fn handle(&self, req: Request<RequestBody>, _peer: SocketAddr) -> HandlerFuture {
+        let (entered, release) = (self.entered.clone(), self.release.clone());
+        Box::pin(async move {
+            if req.uri().path() == "/hold" {
+                entered.notify_one();
+                release.notified().await;
+            }
+            let line = format!("{} {}", req.method(), req.uri().path());
+            let body = req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(usize::MAX);
+            Response::new(full(format!("{line} {body}"))) as Response<Body>
+        })
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    trigger: ShutdownTrigger,
+    served: tokio::task::JoinHandle<()>,
+    entered: Arc<Notify>,
+    release: Arc<Notify>,
+}
+
+async fn server() -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let handler = Arc::new(Describe { entered: entered.clone(), release: release.clone() });
+    let trigger = ShutdownTrigger::new();
+    let served = tokio::spawn(crate::http::serve(listener, handler, trigger.signal(), Duration::from_secs(5), "test"));
+    Server { addr, trigger, served, entered, release }
+}
+
+/// Reads one response with a Content-Length body off `stream`, keeping what follows in `buf`.
+async fn response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, Vec<(String, String)>, String) {
+    read_response(stream, buf, false).await
+}
+
+/// As `response`, for a HEAD request's: no body whatever the length says.
+async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>, to_head: bool) -> (u16, Vec<(String, String)>, String) {
+    loop {
+        let mut fields = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut fields);
+        if let httparse::Status::Complete(len) = resp.parse(buf).unwrap() {
+            let headers: Vec<(String, String)> = resp.headers.iter().map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned())).collect();
+            let status = resp.code.unwrap();
+            let length: usize = if to_head { 0 } else { headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse().unwrap()) };
+            if buf.len() >= len + length {
+                let body = String::from_utf8(buf[len..len + length].to_vec()).unwrap();
+                buf.drain(..len + length);
+                return (status, headers, body);
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk)).await.expect("a response in time").unwrap();
+        assert!(n > 0, "connection closed before a whole response; have {:?}", String::from_utf8_lossy(buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn closed(stream: &mut TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte)).await, Ok(Ok(0)))
+}
+
+#[tokio::test]
+async fn pipelined_requests_then_a_body_for_hyper_on_one_connection() {
+    let s = server().await;
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    let mut buf = Vec::new();
+    stream.write_all(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\nHEAD /two HTTP/1.1\r\nHost: x\r\n\r\nDELETE /three HTTP/1.1\r\nContent-Length: 0\r\n\r\n").await.unwrap();
+    assert_eq!(response(&mut stream, &mut buf).await.2, "GET /one 0");
+    let (status, headers, _) = read_response(&mut stream, &mut buf, true).await;
+    assert_eq!(status, 200);
+    assert!(headers.iter().any(|(n, v)| n == "content-length" && v == "11"), "the length the GET would have: {headers:?}");
+    assert_eq!(response(&mut stream, &mut buf).await.2, "DELETE /three 0");
+
+    // A body: hyper serves this request and every later one, on the same connection.
+    stream.write_all(b"POST /four HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello").await.unwrap();
+    assert_eq!(response(&mut stream, &mut buf).await.2, "POST /four 5");
+    stream.write_all(b"GET /five HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    assert_eq!(response(&mut stream, &mut buf).await.2, "GET /five 0");
+    s.trigger.trigger();
+    assert!(closed(&mut stream).await, "an idle connection closes on shutdown, hyper's too");
+    tokio::time::timeout(Duration::from_secs(5), s.served).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_head_split_across_reads_and_a_client_close() {
+    let s = server().await;
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    let mut buf = Vec::new();
+    for part in ["GET /sl", "ow HTTP/1.1\r\nHo", "st: x\r\nConnection: close\r\n", "\r\n"] {
+        stream.write_all(part.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, headers, body) = response(&mut stream, &mut buf).await;
+    assert_eq!(body, "GET /slow 0");
+    assert!(headers.iter().any(|(n, v)| n == "connection" && v == "close"), "{headers:?}");
+    assert!(closed(&mut stream).await, "the server closes after a Connection: close request");
+}
+
+#[tokio::test]
+async fn what_this_path_does_not_take_hyper_answers() {
+    let s = server().await;
+    // HTTP/1.0, then a malformed head: hyper's answers, not a silent close.
+    for (request, expect) in [("GET /old HTTP/1.0\r\n\r\n", "HTTP/1.0 200"), ("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", "HTTP/1.1 400")] {
+        let mut stream = TcpStream::connect(s.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut text = String::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut text)).await.unwrap().unwrap();
+        assert!(text.starts_with(expect), "{request:?}: {text}");
+    }
+    // A head longer than this path reads goes to hyper whole.
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    let long = "v".repeat(MAX_OWN_HEAD + 100);
+    stream.write_all(format!("GET /long HTTP/1.1\r\nx-long: {long}\r\n\r\n").as_bytes()).await.unwrap();
+    assert_eq!(response(&mut stream, &mut Vec::new()).await.2, "GET /long 0");
+    // HTTP/2 with prior knowledge.
+    let stream = TcpStream::connect(s.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(format!("http://{}/h2", s.addr)).body(crate::http::empty()).unwrap();
+    let body = sender.send_request(req).await.unwrap().into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "GET /h2 0");
+}
+
+#[tokio::test]
+async fn a_drain_answers_the_request_in_flight_with_close() {
+    let s = server().await;
+    let mut held = TcpStream::connect(s.addr).await.unwrap();
+    held.write_all(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    s.entered.notified().await;
+    let mut idle = TcpStream::connect(s.addr).await.unwrap();
+    idle.write_all(b"GET /warm HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    response(&mut idle, &mut Vec::new()).await;
+
+    s.trigger.trigger();
+    assert!(closed(&mut idle).await, "an idle connection closes at once");
+    assert!(!s.served.is_finished(), "the drain waits for the request in flight");
+    s.release.notify_one();
+    let (status, headers, body) = response(&mut held, &mut Vec::new()).await;
+    assert_eq!((status, body.as_str()), (200, "GET /hold 0"));
+    assert!(headers.iter().any(|(n, v)| n == "connection" && v == "close"), "{headers:?}");
+    assert!(closed(&mut held).await);
+    tokio::time::timeout(Duration::from_secs(5), s.served).await.expect("drained").unwrap();
+}
