@@ -2,6 +2,7 @@
 //! httpbin: `/anything` echoes the request as JSON, `/status/{code}`, `/delay/{ms}`,
 //! `/bytes/{n}`; every other path answers like `/anything`.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,6 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Map, Value};
 
 use crate::http::{full, json_response, Body, Handler, RequestBody};
-use crate::http::server::HandlerFuture;
 
 /// Request bodies echoed back are capped: this is a test upstream, not a sink.
 const MAX_ECHO_BODY: usize = 1 << 20;
@@ -25,9 +25,9 @@ pub struct Echo {
 }
 
 impl Handler for Echo {
-    fn handle(&self, req: Request<RequestBody>, peer: SocketAddr) -> HandlerFuture {
+    fn handle(&self, req: Request<RequestBody>, peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send + use<> {
         let name = self.name.clone();
-        Box::pin(async move { answer(req, peer, &name).await })
+        async move { answer(req, peer, &name).await }
     }
 }
 

@@ -124,7 +124,7 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
     let mut tasks = JoinSet::new();
     tasks.spawn(http::serve(admin_listener, Arc::new(AdminApi { ctx: admin }), trigger.signal(), args.drain_timeout, "admin"));
     tasks.spawn(server::follow_config(proxy.clone(), applied.clone(), trigger.signal()));
-    let proxy_handler: Arc<dyn http::Handler> = Arc::new(ProxyHandler(proxy.clone()));
+    let proxy_handler = Arc::new(ProxyHandler(proxy.clone()));
     let proxy_workers = workers::serve_on_workers(proxy_listener, proxy_handler, args.proxy_workers(), trigger.signal(), args.drain_timeout);
     tasks.spawn(async move {
         if let Err(e) = proxy_workers.await {

@@ -1,6 +1,7 @@
 //! The Admin API's front door: bearer-token check, body size limit, and dispatch of
 //! `(method, path)` to the endpoint modules. Errors use Kong's JSON shape.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -13,7 +14,6 @@ use tokio::sync::mpsc;
 
 use super::{cluster_api, config_api, entity_routes};
 use crate::cluster::PeerView;
-use crate::http::server::HandlerFuture;
 use crate::http::{json_response, Body, Handler, RequestBody};
 
 /// Admin request bodies above this get 413: a declarative file of 10,000 routes fits.
@@ -52,9 +52,8 @@ pub struct AdminApi {
 }
 
 impl Handler for AdminApi {
-    fn handle(&self, req: Request<RequestBody>, _peer: SocketAddr) -> HandlerFuture {
-        let ctx = self.ctx.clone();
-        Box::pin(async move { handle(ctx, req).await })
+    fn handle(&self, req: Request<RequestBody>, _peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send + use<> {
+        handle(self.ctx.clone(), req)
     }
 }
 

@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,15 +17,15 @@ use super::h1::Connection;
 use super::{Body, RequestBody};
 use crate::shutdown::Shutdown;
 
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
-
 /// Answers one request; `peer` is the client's address.
 pub trait Handler: Send + Sync + 'static {
-    fn handle(&self, req: Request<RequestBody>, peer: SocketAddr) -> HandlerFuture;
+    /// The answer owns what it needs (`use<Self>`: it borrows nothing), so a connection keeps it
+    /// inline in its own state instead of a box per request.
+    fn handle(&self, req: Request<RequestBody>, peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send + use<Self>;
 }
 
 /// Serves `listener` until `shutdown` turns true, then drains for at most `drain`.
-pub async fn serve(listener: TcpListener, handler: Arc<dyn Handler>, mut shutdown: Shutdown, drain: Duration, name: &'static str) {
+pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, mut shutdown: Shutdown, drain: Duration, name: &'static str) {
     let connections = Drain::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {

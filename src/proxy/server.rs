@@ -2,19 +2,19 @@
 //! changes, read without a lock), the rate limiters and the metrics; and the task that
 //! rebuilds the table from the applied configuration.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use hyper::header::HeaderValue;
-use hyper::Request;
+use hyper::{Request, Response};
 
 use super::pipeline;
 use super::router::RegexCache;
 use super::table::ProxyTable;
 use crate::applied::Applied;
-use crate::http::server::HandlerFuture;
-use crate::http::{Handler, RequestBody};
+use crate::http::{Body, Handler, RequestBody};
 use crate::metrics::Metrics;
 use crate::plugins::rate_limiting::Limiters;
 use crate::shutdown::Shutdown;
@@ -33,8 +33,8 @@ pub struct Proxy {
 pub struct ProxyHandler(pub Arc<Proxy>);
 
 impl Handler for ProxyHandler {
-    fn handle(&self, req: Request<RequestBody>, peer: SocketAddr) -> HandlerFuture {
-        Box::pin(pipeline::handle(self.0.clone(), req, peer))
+    fn handle(&self, req: Request<RequestBody>, peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send + use<> {
+        pipeline::handle(self.0.clone(), req, peer)
     }
 }
 

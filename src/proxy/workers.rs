@@ -22,7 +22,7 @@ pub fn default_count() -> usize {
 
 /// Serves `listener` on `count` worker threads until `shutdown`, each draining its own
 /// connections for at most `drain`; resolves once every worker has stopped.
-pub async fn serve_on_workers(listener: TcpListener, handler: Arc<dyn Handler>, count: usize, shutdown: Shutdown, drain: Duration) -> io::Result<()> {
+pub async fn serve_on_workers<H: Handler>(listener: TcpListener, handler: Arc<H>, count: usize, shutdown: Shutdown, drain: Duration) -> io::Result<()> {
     let listener = listener.into_std()?;
     let mut done = Vec::new();
     for n in 0..count.max(1) {
@@ -83,7 +83,6 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use crate::http::server::HandlerFuture;
     use crate::http::{full, Body};
     use crate::shutdown::ShutdownTrigger;
     use crate::http::RequestBody;
@@ -93,9 +92,9 @@ mod tests {
     struct ThreadName;
 
     impl Handler for ThreadName {
-        fn handle(&self, _req: Request<RequestBody>, _peer: std::net::SocketAddr) -> HandlerFuture {
+        fn handle(&self, _req: Request<RequestBody>, _peer: std::net::SocketAddr) -> impl std::future::Future<Output = Response<Body>> + Send + use<> {
             let name = std::thread::current().name().unwrap_or("?").to_owned();
-            Box::pin(async move { Response::new(full(name)) as Response<Body> })
+            async move { Response::new(full(name)) }
         }
     }
 

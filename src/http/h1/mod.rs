@@ -1,6 +1,6 @@
 //! The server side of a connection. Requests without a body over HTTP/1.1, nearly all of
 //! a gateway's keep-alive traffic, are read and answered here: one parse of the head, one
-//! write per response, the handler's future polled inline. At the first request this
+//! write per response, the handler's future kept inline in the connection's state. At the first request this
 //! path does not take (a body, an upgrade, HTTP/1.0, HTTP/2's preface, a malformed or
 //! oversized head) the connection and the bytes read so far go to hyper for the rest of
 //! its life. hyper's dispatch, its connection task and its header encoding cost about as
@@ -43,7 +43,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream, peer: SocketAddr, handler: Arc<dyn Handler>, hyper: auto::Builder<TokioExecutor>, listener: &'static str) -> Self {
+    pub fn new<H: Handler>(stream: TcpStream, peer: SocketAddr, handler: Arc<H>, hyper: auto::Builder<TokioExecutor>, listener: &'static str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let serving = Box::pin(serve(stream, peer, handler, hyper, stop.clone(), listener));
         Connection { serving, stop }
@@ -66,7 +66,7 @@ impl Graceful for Connection {
     }
 }
 
-async fn serve(stream: TcpStream, peer: SocketAddr, handler: Arc<dyn Handler>, hyper: auto::Builder<TokioExecutor>, stop: Arc<AtomicBool>, listener: &'static str) {
+async fn serve<H: Handler>(stream: TcpStream, peer: SocketAddr, handler: Arc<H>, hyper: auto::Builder<TokioExecutor>, stop: Arc<AtomicBool>, listener: &'static str) {
     let (stream, read) = match serve_own(stream, peer, &*handler, &stop).await {
         Ok(Some(handoff)) => handoff,
         Ok(None) => return,
@@ -94,7 +94,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, handler: Arc<dyn Handler>, h
 
 /// Serves requests on this path until the connection ends (`None`) or one comes that
 /// hyper must serve (the stream and every byte read but not consumed).
-async fn serve_own(mut stream: TcpStream, peer: SocketAddr, handler: &dyn Handler, stop: &AtomicBool) -> io::Result<Option<(TcpStream, BytesMut)>> {
+async fn serve_own<H: Handler>(mut stream: TcpStream, peer: SocketAddr, handler: &H, stop: &AtomicBool) -> io::Result<Option<(TcpStream, BytesMut)>> {
     let mut input = BytesMut::with_capacity(READ_BUF);
     let mut output = Vec::with_capacity(1024);
     loop {

@@ -9,7 +9,6 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use super::*;
-use crate::http::server::HandlerFuture;
 use crate::http::{full, Body};
 use crate::shutdown::ShutdownTrigger;
 
@@ -20,17 +19,17 @@ struct Describe {
 }
 
 impl Handler for Describe {
-    fn handle(&self, req: Request<RequestBody>, _peer: SocketAddr) -> HandlerFuture {
+    fn handle(&self, req: Request<RequestBody>, _peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send + use<> {
         let (entered, release) = (self.entered.clone(), self.release.clone());
-        Box::pin(async move {
+        async move {
             if req.uri().path() == "/hold" {
                 entered.notify_one();
                 release.notified().await;
             }
             let line = format!("{} {}", req.method(), req.uri().path());
             let body = req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(usize::MAX);
-            Response::new(full(format!("{line} {body}"))) as Response<Body>
-        })
+            Response::new(full(format!("{line} {body}")))
+        }
     }
 }
 
