@@ -160,6 +160,26 @@ run_wrk() {
   log "$(printf '%-10s %8s req/s  p50 %s ms  p99 %s ms  cpu %s us/req  errors %s' "$name" "$rps" "$p50" "$p99" "$cpu" "$errs")"
 }
 
+# run_pair NAME_A PID_A URL_A NAME_B PID_B URL_B: one window of wrk against A and B at
+# the same time, both from CPU $WRK_CPU; appends each one's CPU per request (µs, PID's
+# run time over its requests) to CPU[NAME] and its req/s to RPS[NAME]. Two proxies on
+# one core under load at once share whatever else the machine does, so the ratio of
+# their CPU per request holds steady where back-to-back windows swing by 30 %.
+run_pair() {
+  local a0 b0 a1 b1 wa wb ra rb ca cb
+  a0=$(cpu_ns "$2") b0=$(cpu_ns "$5")
+  taskset -c "$WRK_CPU" wrk -t1 -c32 -d"${WRK_SECONDS}s" "$3" >"$WORK/pair-a.txt" & wa=$!
+  taskset -c "$WRK_CPU" wrk -t1 -c32 -d"${WRK_SECONDS}s" "$6" >"$WORK/pair-b.txt" & wb=$!
+  wait "$wa" "$wb"
+  a1=$(cpu_ns "$2") b1=$(cpu_ns "$5")
+  ra=$(awk '/ requests in / { print $1 }' "$WORK/pair-a.txt") rb=$(awk '/ requests in / { print $1 }' "$WORK/pair-b.txt")
+  [[ -n $ra && -n $rb ]] || die "wrk printed no result in a paired window (see $WORK/pair-*.txt)"
+  ca=$(awk -v a="$a0" -v b="$a1" -v n="$ra" 'BEGIN { printf "%.2f", (b - a) / n / 1000 }')
+  cb=$(awk -v a="$b0" -v b="$b1" -v n="$rb" 'BEGIN { printf "%.2f", (b - a) / n / 1000 }')
+  CPU[$1]+="$ca " CPU[$4]+="$cb " RPS[$1]+="$((ra / WRK_SECONDS)) " RPS[$4]+="$((rb / WRK_SECONDS)) "
+  log "$(printf 'at once: %s %s requests, %s us/req; %s %s requests, %s us/req' "$1" "$ra" "$ca" "$4" "$rb" "$cb")"
+}
+
 # median "X Y Z ...": the middle value (the lower middle for an even count).
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 

@@ -177,6 +177,15 @@ for ((round = 1; round <= PROXY_ROUNDS; round++)); do
   run_wrk gh3-ka "$(pid_of n2)" "http://$(g 2):8000/ka" -H 'apikey: bench-key'
 done
 take_medians upstream nginx nginx-hdrs haproxy gh1 gh3 gh3-rl gh3-ka
+
+# The steadier comparison of CPU cost: the one-node gatehouse and nginx loaded at the same
+# time, on the same core, so that both see the same machine in every window.
+log "proxy: $PROXY_ROUNDS windows of gatehouse (one node) and nginx under load at once"
+taskset -c "$WRK_CPU" wrk -t1 -c32 -d1s "http://$(g 10):8000/bench" >/dev/null
+for ((round = 1; round <= PROXY_ROUNDS; round++)); do
+  run_pair pair-gh1 "$(pid_of n10)" "http://$(g 10):8000/bench" pair-nginx "$(worker_of nginx-proxy)" "http://$NGINX/"
+done
+take_medians pair-gh1 pair-nginx
 stop n10
 
 # ---------------------------------------------------------------------------------------
@@ -291,6 +300,10 @@ for s in gh1 gh3 gh3-rl gh3-ka haproxy nginx-hdrs; do
   info_row "proxy CPU per request: $s (diagnostic)" "${CPU[$s]} µs" "nginx: ${CPU[nginx]} µs" \
     "$(paired_ratio "${ROUNDS_CPU[$s]}" "${ROUNDS_CPU[nginx]}")"
 done
+info_row "proxy CPU per request, gatehouse one node and nginx under load at once on CPU $PROXY_CPU (diagnostic)" "${CPU[pair-gh1]} µs" \
+  "nginx: ${CPU[pair-nginx]} µs" "$(paired_ratio "${ROUNDS_CPU[pair-gh1]}" "${ROUNDS_CPU[pair-nginx]}")"
+info_row "proxy req/s, gatehouse one node and nginx under load at once on CPU $PROXY_CPU (diagnostic)" "${RPS[pair-gh1]} req/s" \
+  "nginx: ${RPS[pair-nginx]} req/s" "$(paired_ratio "${ROUNDS_RPS[pair-gh1]}" "${ROUNDS_RPS[pair-nginx]}")"
 info_row "proxy req/s: nginx-hdrs, nginx also writing gatehouse's default fields (diagnostic)" "${RPS[nginx-hdrs]} req/s" \
   "nginx: ${RPS[nginx]} req/s" "$(paired_ratio "${ROUNDS_RPS[nginx-hdrs]}" "${ROUNDS_RPS[nginx]}")"
 info_row "proxy req/s: gatehouse one node against nginx-hdrs (diagnostic)" "${RPS[gh1]} req/s" \
@@ -325,7 +338,7 @@ info_row "rate limit, policy local: max admitted / limit per 1 s window (at most
 
 ERR_NOTE=""
 for s in "${!ERRS[@]}"; do ((ERRS[$s] == 0)) || ERR_NOTE+=" $s: ${ERRS[$s]} non-2xx/socket errors;"; done
-NOTES+=("Proxy: medians of $PROXY_ROUNDS interleaved rounds of wrk -t1 -c32 -d${WRK_SECONDS}s --latency (each after a 1 s warm-up) on CPU $WRK_CPU; a ratio against nginx is the median of the per-round ratios (each window against nginx's window of the same round, seconds apart), which leaves out most of this machine's drift between rounds; every proxy under test on CPU $PROXY_CPU, one core each (nginx 1 worker, haproxy 1 thread, gatehouse's tokio runtime sees one CPU). The upstream nginx shares CPU $WRK_CPU with wrk so that the proxy under test has its core to itself; it serves $(fmt "${RPS[upstream]}" 0) req/s direct, well above any proxy. Upstream keep-alive in nginx (keepalive 64) and haproxy (http-reuse always). The one-node figures are a one-node cluster of its own; the 3-node figures are wrk against node 2, with all three nodes on CPU $PROXY_CPU. CPU per request: the process under test's run time (schedstat, all its threads) over the window's requests; for the 3-node setups, node 2 only. nginx-hdrs: a second nginx proxy that also writes the fields gatehouse writes by Kong's defaults (X-Forwarded-*, X-Real-IP, Via and a request id upstream; Via, two latency fields and the request id to the client), which the upstream and wrk, on CPU $WRK_CPU, then parse. req/s per round: nginx ${ROUNDS_RPS[nginx]}; nginx-hdrs ${ROUNDS_RPS[nginx-hdrs]}; haproxy ${ROUNDS_RPS[haproxy]}; gatehouse one node ${ROUNDS_RPS[gh1]}; 3 nodes ${ROUNDS_RPS[gh3]}; + cluster rate limit ${ROUNDS_RPS[gh3-rl]}; + key-auth ${ROUNDS_RPS[gh3-ka]}.")
+NOTES+=("Proxy: medians of $PROXY_ROUNDS interleaved rounds of wrk -t1 -c32 -d${WRK_SECONDS}s --latency (each after a 1 s warm-up) on CPU $WRK_CPU; a ratio against nginx is the median of the per-round ratios (each window against nginx's window of the same round, seconds apart), which leaves out most of this machine's drift between rounds; every proxy under test on CPU $PROXY_CPU, one core each (nginx 1 worker, haproxy 1 thread, gatehouse's tokio runtime sees one CPU). The upstream nginx shares CPU $WRK_CPU with wrk so that the proxy under test has its core to itself; it serves $(fmt "${RPS[upstream]}" 0) req/s direct, well above any proxy. Upstream keep-alive in nginx (keepalive 64) and haproxy (http-reuse always). The one-node figures are a one-node cluster of its own; the 3-node figures are wrk against node 2, with all three nodes on CPU $PROXY_CPU. CPU per request: the process under test's run time (schedstat, all its threads) over the window's requests; for the 3-node setups, node 2 only. "Under load at once": the one-node gatehouse and nginx each driven by its own wrk in the same windows ($PROXY_ROUNDS of ${WRK_SECONDS}s), so both proxies share CPU $PROXY_CPU and whatever else the machine does; the median ratio of their CPU per request varies by a few percent between runs where the back-to-back windows above vary by 30 %. nginx-hdrs: a second nginx proxy that also writes the fields gatehouse writes by Kong's defaults (X-Forwarded-*, X-Real-IP, Via and a request id upstream; Via, two latency fields and the request id to the client), which the upstream and wrk, on CPU $WRK_CPU, then parse. req/s per round: nginx ${ROUNDS_RPS[nginx]}; nginx-hdrs ${ROUNDS_RPS[nginx-hdrs]}; haproxy ${ROUNDS_RPS[haproxy]}; gatehouse one node ${ROUNDS_RPS[gh1]}; 3 nodes ${ROUNDS_RPS[gh3]}; + cluster rate limit ${ROUNDS_RPS[gh3-rl]}; + key-auth ${ROUNDS_RPS[gh3-ka]}.")
 NOTES+=("Rate limit: limit second=$RL_LIMIT, 3 nodes x 4 connections each, offered $(fmt "$(field "$RLC" offered_per_s)" 0) req/s (cluster) and $(fmt "$(field "$RLL" offered_per_s)" 0) req/s (local); a 200 counts for certain in the unix second (driver's clock) in which it was both sent and received; one that straddled a boundary could belong to either window, so the figure is a lower bound and the straddlers give the upper one. Per window (cluster): certain $(field "$RLC" admitted_per_window | jq -c .), straddling $(field "$RLC" straddling_per_window | jq -c .).")
 NOTES+=("Admin writes: keep-alive HTTP from gatehouse-bench; gatehouse PUT /services/{name} (form url=...), etcd v3 JSON gateway POST /v3/kv/put; $SEQ_WRITES sequential, then 16 writers for ${CONC_SECONDS}s. etcd $(etcd --version | awk 'NR == 1 { print $3 }') with default settings, members on CPU $PROXY_CPU like gatehouse.")
 NOTES+=("Failover: write attempts every 50 ms round-robin over survivors until one is acknowledged; proxy load: 2 connections per survivor, any non-200 or transport error counts as failed.")
