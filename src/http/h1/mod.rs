@@ -24,6 +24,7 @@ use hyper::body::Incoming;
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use self::head::Parsed;
@@ -119,6 +120,8 @@ async fn serve_own<H: Handler>(mut stream: TcpStream, peer: SocketAddr, handler:
         let response = handler.handle(request, peer).await;
         let close = !meta.keep_alive || stop.load(Ordering::SeqCst);
         if !response::write(&mut stream, &mut output, response, meta.head, close).await? {
+            // A FIN after the response, as hyper sends, rather than only dropping the socket.
+            let _ = stream.shutdown().await;
             return Ok(None);
         }
     }
