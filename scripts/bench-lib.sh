@@ -199,9 +199,10 @@ take_medians() {
   local n
   for n in "$@"; do
     # shellcheck disable=SC2034 # read by bench.sh
-    ROUNDS_RPS[$n]=${RPS[$n]% } ROUNDS_P99[$n]=${P99[$n]% } ROUNDS_CPU[$n]=${CPU[$n]% }
-    RPS[$n]=$(median "${RPS[$n]}") P50[$n]=$(median "${P50[$n]}") P99[$n]=$(median "${P99[$n]}") CPU[$n]=$(median "${CPU[$n]}")
-    ERRS[$n]=$(tr ' ' '\n' <<<"${ERRS[$n]}" | awk '{ n += $1 } END { print n + 0 }')
+    # A paired window (run_pair) records no latency or errors: those lists may be unset.
+    ROUNDS_RPS[$n]=${RPS[$n]% } ROUNDS_P99[$n]=${P99[$n]:-} ROUNDS_CPU[$n]=${CPU[$n]% }
+    RPS[$n]=$(median "${RPS[$n]}") P50[$n]=$(median "${P50[$n]:-}") P99[$n]=$(median "${P99[$n]:-}") CPU[$n]=$(median "${CPU[$n]}")
+    ERRS[$n]=$(tr ' ' '\n' <<<"${ERRS[$n]:-}" | awk '{ n += $1 } END { print n + 0 }')
   done
 }
 

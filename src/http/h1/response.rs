@@ -36,6 +36,7 @@ pub async fn write<W: AsyncWrite + Unpin>(out: &mut W, buf: &mut Vec<u8>, resp: 
     // RFC 9110 §6.4.1: no content in these; a HEAD response has framing but no body.
     let bodiless_status = status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     let mut declared_length = None;
+    let mut length_field = false;
     let mut has_date = false;
     for (name, value) in &parts.headers {
         if *name == TRANSFER_ENCODING {
@@ -46,6 +47,7 @@ pub async fn write<W: AsyncWrite + Unpin>(out: &mut W, buf: &mut Vec<u8>, resp: 
             if status == StatusCode::NO_CONTENT || status.is_informational() {
                 continue;
             }
+            length_field = true;
             declared_length = std::str::from_utf8(value.as_bytes()).ok().and_then(|v| v.trim().parse::<u64>().ok());
         } else if *name == CONNECTION && value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close")) {
             close = true;
@@ -55,7 +57,11 @@ pub async fn write<W: AsyncWrite + Unpin>(out: &mut W, buf: &mut Vec<u8>, resp: 
         write_field(buf, name.as_str().as_bytes(), value.as_bytes());
     }
     let mut chunked = false;
-    if declared_length.is_none() && !bodiless_status {
+    if length_field && declared_length.is_none() {
+        // A length this writer cannot read (never the gateway's own): no second one is
+        // added, and the body is delimited by closing the connection.
+        close = true;
+    } else if !length_field && !bodiless_status {
         match body.size_hint().exact() {
             // A HEAD response takes the length of the body it stands for; an empty one
             // (a proxied HEAD without Content-Length) says nothing of the GET's length.

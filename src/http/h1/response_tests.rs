@@ -105,6 +105,16 @@ async fn a_broken_or_short_body_ends_the_connection() {
 }
 
 #[tokio::test]
+async fn an_unreadable_length_is_not_doubled_and_the_connection_closes() {
+    let mut resp = Response::new(full("abc"));
+    resp.headers_mut().insert(CONTENT_LENGTH, "three".parse().unwrap());
+    let (text, reusable) = written(resp, false, false).await;
+    assert_eq!(text.matches("content-length").count(), 1, "{text}");
+    assert!(text.contains("\r\nconnection: close\r\n") && text.ends_with("abc"), "{text}");
+    assert!(!reusable);
+}
+
+#[tokio::test]
 async fn large_data_goes_out_whole() {
     let big = "x".repeat(COPY_LIMIT * 3 + 7);
     let (text, reusable) = written(Response::new(full(big.clone())), false, false).await;
