@@ -24,7 +24,7 @@ use hyper::body::Incoming;
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use self::head::Parsed;
@@ -68,7 +68,7 @@ impl Graceful for Connection {
 }
 
 async fn serve<H: Handler>(stream: TcpStream, peer: SocketAddr, handler: Arc<H>, hyper: auto::Builder<TokioExecutor>, stop: Arc<AtomicBool>, listener: &'static str) {
-    let (stream, read) = match serve_own(stream, peer, &*handler, &stop).await {
+    let (stream, read, served_own) = match serve_own(stream, peer, &*handler, &stop).await {
         Ok(Some(handoff)) => handoff,
         Ok(None) => return,
         Err(e) => return tracing::debug!(listener, error = %e, "connection ended with an error"),
@@ -77,15 +77,40 @@ async fn serve<H: Handler>(stream: TcpStream, peer: SocketAddr, handler: Arc<H>,
         let answer = handler.handle(req.map(RequestBody::Streaming), peer);
         async move { Ok::<_, Infallible>(answer.await) }
     });
-    let conn = hyper.serve_connection_with_upgrades(TokioIo::new(Rewind::new(stream, read.freeze())), service);
+    let io = TokioIo::new(Rewind::new(stream, read.freeze()));
+    if served_own {
+        // Mid-connection only HTTP/1.1 may follow: a late HTTP/2 preface is an error, as it
+        // was when hyper's HTTP/1 server had the connection from the start.
+        let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+        finish(conn, &stop, listener).await;
+    } else {
+        finish(hyper.serve_connection_with_upgrades(io, service), &stop, listener).await;
+    }
+}
+
+/// Drives a connection hyper took over to its end, telling it about a drain.
+async fn finish<C, E>(conn: C, stop: &AtomicBool, listener: &'static str)
+where
+    C: Graceful<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     let mut conn = pin!(conn);
-    let mut told = false;
+    let (mut polled, mut told) = (false, false);
     let served = poll_fn(|cx| {
-        if !told && stop.load(Ordering::SeqCst) {
+        // Told only once polled: before that, hyper has not read the request in the bytes
+        // handed over, and shutting down would drop it unanswered.
+        if polled && !told && stop.load(Ordering::SeqCst) {
             told = true;
-            conn.as_mut().graceful_shutdown();
+            Graceful::graceful_shutdown(conn.as_mut());
         }
-        conn.as_mut().poll(cx)
+        let poll = conn.as_mut().poll(cx);
+        if poll.is_pending() && !polled {
+            polled = true;
+            if stop.load(Ordering::SeqCst) {
+                cx.waker().wake_by_ref();
+            }
+        }
+        poll
     })
     .await;
     if let Err(e) = served {
@@ -94,17 +119,19 @@ async fn serve<H: Handler>(stream: TcpStream, peer: SocketAddr, handler: Arc<H>,
 }
 
 /// Serves requests on this path until the connection ends (`None`) or one comes that
-/// hyper must serve (the stream and every byte read but not consumed).
-async fn serve_own<H: Handler>(mut stream: TcpStream, peer: SocketAddr, handler: &H, stop: &AtomicBool) -> io::Result<Option<(TcpStream, BytesMut)>> {
+/// hyper must serve: then the stream, every byte read but not consumed, and whether this
+/// path answered any request first.
+async fn serve_own<H: Handler>(mut stream: TcpStream, peer: SocketAddr, handler: &H, stop: &AtomicBool) -> io::Result<Option<(TcpStream, BytesMut, bool)>> {
     let mut input = BytesMut::with_capacity(READ_BUF);
     let mut output = Vec::with_capacity(1024);
+    let mut served = false;
     loop {
         let (request, meta) = loop {
             if !input.is_empty() {
                 match head::parse(&mut input) {
                     Parsed::Request(request, meta) => break (request, meta),
-                    Parsed::NotOurs => return Ok(Some((stream, input))),
-                    Parsed::Partial if input.len() >= MAX_OWN_HEAD => return Ok(Some((stream, input))),
+                    Parsed::NotOurs => return Ok(Some((stream, input, served))),
+                    Parsed::Partial if input.len() >= MAX_OWN_HEAD => return Ok(Some((stream, input, served))),
                     Parsed::Partial => {}
                 }
             }
@@ -117,7 +144,11 @@ async fn serve_own<H: Handler>(mut stream: TcpStream, peer: SocketAddr, handler:
                 return Ok(None);
             }
         };
-        let response = handler.handle(request, peer).await;
+        let Some(response) = answer_unless_gone(handler.handle(request, peer), &stream, input.is_empty()).await else {
+            // The client left: the handler is dropped, which cancels its upstream exchange.
+            return Ok(None);
+        };
+        served = true;
         let close = !meta.keep_alive || stop.load(Ordering::SeqCst);
         if !response::write(&mut stream, &mut output, response, meta.head, close).await? {
             // A FIN after the response, as hyper sends, rather than only dropping the socket.
@@ -125,6 +156,29 @@ async fn serve_own<H: Handler>(mut stream: TcpStream, peer: SocketAddr, handler:
             return Ok(None);
         }
     }
+}
+
+/// The handler's answer, or `None` once the client has closed its end while it ran, as
+/// hyper notices. A client that sends ahead (a pipelined request, read already or arriving
+/// now) is not watched: its data waits its turn.
+async fn answer_unless_gone<F: Future>(answer: F, stream: &TcpStream, nothing_read_ahead: bool) -> Option<F::Output> {
+    let mut answer = pin!(answer);
+    let mut watching = nothing_read_ahead;
+    poll_fn(|cx| {
+        if let Poll::Ready(response) = answer.as_mut().poll(cx) {
+            return Poll::Ready(Some(response));
+        }
+        if watching {
+            let mut byte = [0u8; 1];
+            match stream.poll_peek(cx, &mut ReadBuf::new(&mut byte)) {
+                Poll::Pending => {}
+                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(None),
+                Poll::Ready(Ok(_)) => watching = false,
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Reads what the socket has; 0 at its end, or at once when a drain finds no request

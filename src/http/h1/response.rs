@@ -24,7 +24,15 @@ const COPY_LIMIT: usize = 16 * 1024;
 /// when the connection ends after it. `Ok(true)`: the response went out whole and the
 /// connection may carry another request.
 pub async fn write<W: AsyncWrite + Unpin>(out: &mut W, buf: &mut Vec<u8>, resp: Response<Body>, head_only: bool, mut close: bool) -> io::Result<bool> {
-    let (parts, mut body) = resp.into_parts();
+    let (mut parts, mut body) = resp.into_parts();
+    if parts.status.is_informational() {
+        // A 1xx is never a final answer, and an upgrade never comes this way (requests
+        // that ask for one go to hyper): as hyper does, a 500 and the end of the connection.
+        tracing::warn!(status = %parts.status, "handler answered with an interim status; sending 500");
+        (parts, body) = Response::new(crate::http::empty()).into_parts();
+        parts.status = StatusCode::INTERNAL_SERVER_ERROR;
+        close = true;
+    }
     let status = parts.status;
     buf.clear();
     buf.extend_from_slice(b"HTTP/1.1 ");
@@ -34,41 +42,31 @@ pub async fn write<W: AsyncWrite + Unpin>(out: &mut W, buf: &mut Vec<u8>, resp: 
     buf.extend_from_slice(b"\r\n");
 
     // RFC 9110 §6.4.1: no content in these; a HEAD response has framing but no body.
-    let bodiless_status = status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
-    let mut declared_length = None;
-    let mut length_field = false;
+    let bodiless_status = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     let mut has_date = false;
     for (name, value) in &parts.headers {
-        if *name == TRANSFER_ENCODING {
-            // The framing is this writer's to choose.
+        // Framing and the connection's fate are this writer's to state, once each.
+        if *name == TRANSFER_ENCODING || *name == CONTENT_LENGTH {
             continue;
         }
-        if *name == CONTENT_LENGTH {
-            if status == StatusCode::NO_CONTENT || status.is_informational() {
-                continue;
-            }
-            length_field = true;
-            declared_length = std::str::from_utf8(value.as_bytes()).ok().and_then(|v| v.trim().parse::<u64>().ok());
-        } else if *name == CONNECTION && value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close")) {
-            close = true;
-        } else if *name == DATE {
-            has_date = true;
+        if *name == CONNECTION {
+            close |= value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+            continue;
         }
+        has_date |= *name == DATE;
         write_field(buf, name.as_str().as_bytes(), value.as_bytes());
     }
+    let mut declared_length = if status == StatusCode::NO_CONTENT { None } else { declared_length(&parts.headers) };
     let mut chunked = false;
-    if length_field && declared_length.is_none() {
-        // A length this writer cannot read (never the gateway's own): no second one is
-        // added, and the body is delimited by closing the connection.
-        close = true;
-    } else if !length_field && !bodiless_status {
-        match body.size_hint().exact() {
-            // A HEAD response takes the length of the body it stands for; an empty one
-            // (a proxied HEAD without Content-Length) says nothing of the GET's length.
+    match declared_length {
+        Some(n) => write_length(buf, n),
+        None if bodiless_status => {}
+        // A HEAD response takes the length of the body it stands for; without a declared
+        // length, an empty one (a proxied HEAD) says nothing of the GET's length.
+        None => match body.size_hint().exact() {
             Some(0) if head_only => {}
             Some(n) => {
-                let mut digits = itoa::Buffer::new();
-                write_field(buf, b"content-length", digits.format(n).as_bytes());
+                write_length(buf, n);
                 declared_length = Some(n);
             }
             None if head_only => {}
@@ -76,12 +74,12 @@ pub async fn write<W: AsyncWrite + Unpin>(out: &mut W, buf: &mut Vec<u8>, resp: 
                 write_field(buf, b"transfer-encoding", b"chunked");
                 chunked = true;
             }
-        }
+        },
     }
     if !has_date {
         with_date(|date| write_field(buf, b"date", date));
     }
-    if close && !parts.headers.contains_key(CONNECTION) {
+    if close {
         write_field(buf, b"connection", b"close");
     }
     buf.extend_from_slice(b"\r\n");
@@ -163,6 +161,30 @@ async fn flush<W: AsyncWrite + Unpin>(out: &mut W, buf: &mut Vec<u8>) -> io::Res
         buf.clear();
     }
     Ok(())
+}
+
+/// The response's Content-Length, if its fields state one: every value (a list counts as
+/// its items) must read as the same number. Anything else is dropped and the body framed
+/// anew, so a client never sees two lengths.
+fn declared_length(headers: &hyper::HeaderMap) -> Option<u64> {
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        for item in value.as_bytes().split(|&b| b == b',') {
+            let item = item.trim_ascii();
+            let n = (!item.is_empty() && item.iter().all(u8::is_ascii_digit)).then(|| std::str::from_utf8(item).ok()?.parse::<u64>().ok()).flatten()?;
+            if length.is_some_and(|l| l != n) {
+                tracing::debug!("conflicting Content-Length values in a response; framing it anew");
+                return None;
+            }
+            length = Some(n);
+        }
+    }
+    length
+}
+
+fn write_length(buf: &mut Vec<u8>, n: u64) {
+    let mut digits = itoa::Buffer::new();
+    write_field(buf, b"content-length", digits.format(n).as_bytes());
 }
 
 fn write_field(buf: &mut Vec<u8>, name: &[u8], value: &[u8]) {

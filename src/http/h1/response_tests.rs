@@ -105,13 +105,37 @@ async fn a_broken_or_short_body_ends_the_connection() {
 }
 
 #[tokio::test]
-async fn an_unreadable_length_is_not_doubled_and_the_connection_closes() {
-    let mut resp = Response::new(full("abc"));
-    resp.headers_mut().insert(CONTENT_LENGTH, "three".parse().unwrap());
-    let (text, reusable) = written(resp, false, false).await;
-    assert_eq!(text.matches("content-length").count(), 1, "{text}");
-    assert!(text.contains("\r\nconnection: close\r\n") && text.ends_with("abc"), "{text}");
-    assert!(!reusable);
+async fn unreadable_or_conflicting_lengths_give_way_to_the_bodys() {
+    for values in [&["three"][..], &["3", "4"], &["3, 4"]] {
+        let mut resp = Response::new(full("abc"));
+        for v in values {
+            resp.headers_mut().append(CONTENT_LENGTH, v.parse().unwrap());
+        }
+        let (text, reusable) = written(resp, false, false).await;
+        assert_eq!(text.matches("content-length").count(), 1, "{values:?}: {text}");
+        assert!(text.contains("content-length: 3\r\n") && text.ends_with("abc") && reusable, "{values:?}: {text}");
+    }
+    // Equal values collapse to one; with no body to measure, a conflict is dropped.
+    let mut resp = Response::new(empty());
+    resp.headers_mut().append(CONTENT_LENGTH, "7".parse().unwrap());
+    resp.headers_mut().append(CONTENT_LENGTH, "7".parse().unwrap());
+    assert_eq!(written(resp, true, false).await.0.matches("content-length: 7").count(), 1);
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = StatusCode::NOT_MODIFIED;
+    resp.headers_mut().append(CONTENT_LENGTH, "5".parse().unwrap());
+    resp.headers_mut().append(CONTENT_LENGTH, "7".parse().unwrap());
+    assert!(!written(resp, false, false).await.0.contains("content-length"));
+}
+
+#[tokio::test]
+async fn an_interim_status_as_the_answer_becomes_500_and_closes() {
+    for code in [100, 101, 103] {
+        let mut resp = Response::new(full("x"));
+        *resp.status_mut() = StatusCode::from_u16(code).unwrap();
+        let (text, reusable) = written(resp, false, false).await;
+        assert!(text.starts_with("HTTP/1.1 500 ") && text.contains("connection: close"), "{code}: {text}");
+        assert!(!reusable);
+    }
 }
 
 #[tokio::test]

@@ -12,19 +12,33 @@ use super::*;
 use crate::http::{full, Body};
 use crate::shutdown::ShutdownTrigger;
 
-/// Answers "METHOD PATH BODY-LENGTH"; a request to /hold waits until `release` is notified.
+/// Answers "METHOD PATH BODY-LENGTH"; a request to /hold waits until `release` is notified,
+/// and `dropped` hears when its answer is dropped unfinished.
 struct Describe {
     entered: Arc<Notify>,
     release: Arc<Notify>,
+    dropped: Arc<Notify>,
+}
+
+struct OnDrop(Option<Arc<Notify>>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        if let Some(n) = self.0.take() {
+            n.notify_one();
+        }
+    }
 }
 
 impl Handler for Describe {
     fn handle(&self, req: Request<RequestBody>, _peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send + use<> {
-        let (entered, release) = (self.entered.clone(), self.release.clone());
+        let (entered, release, dropped) = (self.entered.clone(), self.release.clone(), self.dropped.clone());
         async move {
             if req.uri().path() == "/hold" {
+                let mut unfinished = OnDrop(Some(dropped));
                 entered.notify_one();
                 release.notified().await;
+                unfinished.0 = None;
             }
             let line = format!("{} {}", req.method(), req.uri().path());
             let body = req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(usize::MAX);
@@ -39,16 +53,17 @@ struct Server {
     served: tokio::task::JoinHandle<()>,
     entered: Arc<Notify>,
     release: Arc<Notify>,
+    dropped: Arc<Notify>,
 }
 
 async fn server() -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    let handler = Arc::new(Describe { entered: entered.clone(), release: release.clone() });
+    let (entered, release, dropped) = (Arc::new(Notify::new()), Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let handler = Arc::new(Describe { entered: entered.clone(), release: release.clone(), dropped: dropped.clone() });
     let trigger = ShutdownTrigger::new();
     let served = tokio::spawn(crate::http::serve(listener, handler, trigger.signal(), Duration::from_secs(5), "test"));
-    Server { addr, trigger, served, entered, release }
+    Server { addr, trigger, served, entered, release, dropped }
 }
 
 /// Reads one response with a Content-Length body off `stream`, keeping what follows in `buf`.
@@ -164,4 +179,42 @@ async fn a_drain_answers_the_request_in_flight_with_close() {
     assert!(headers.iter().any(|(n, v)| n == "connection" && v == "close"), "{headers:?}");
     assert!(closed(&mut held).await);
     tokio::time::timeout(Duration::from_secs(5), s.served).await.expect("drained").unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_cancels_its_request() {
+    let s = server().await;
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    stream.write_all(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    s.entered.notified().await;
+    drop(stream);
+    tokio::time::timeout(Duration::from_secs(5), s.dropped.notified()).await.expect("the handler is dropped once the client is gone");
+}
+
+/// Regardless of which of hyper's servers takes the connection over, a drain already under
+/// way when it does lets hyper answer the request in the bytes handed over.
+#[tokio::test]
+async fn a_connection_handed_over_during_a_drain_answers_the_request_it_holds() {
+    for auto_builder in [false, true] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (accepted, client) = tokio::join!(listener.accept(), TcpStream::connect(listener.local_addr().unwrap()));
+        let (server_side, mut client) = (accepted.unwrap().0, client.unwrap());
+        let read = bytes::Bytes::from_static(b"POST /late HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+        let io = TokioIo::new(Rewind::new(server_side, read));
+        let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            Ok::<_, Infallible>(Response::new(full(format!("answered {}", body.len()))))
+        });
+        let stop = Arc::new(AtomicBool::new(true));
+        let serving = tokio::spawn(async move {
+            if auto_builder {
+                finish(auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(io, service), &stop, "test").await;
+            } else {
+                finish(hyper::server::conn::http1::Builder::new().serve_connection(io, service), &stop, "test").await;
+            }
+        });
+        assert_eq!(response(&mut client, &mut Vec::new()).await.2, "answered 5", "auto builder: {auto_builder}");
+        assert!(closed(&mut client).await);
+        tokio::time::timeout(Duration::from_secs(5), serving).await.expect("the connection ends").unwrap();
+    }
 }
