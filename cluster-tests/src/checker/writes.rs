@@ -2,7 +2,8 @@
 //! - convergence: every running node reports the same `config_digest` within a timeout;
 //! - on every node's local view (`GET /services`), for each name the workload created:
 //!   an acknowledged create whose delete was never sent (or failed) is present; an
-//!   acknowledged delete is absent; a create refused (4xx, connection refused) is absent;
+//!   acknowledged delete is absent, unless its create never answered (that create may
+//!   take effect after the delete); a create refused (4xx, connection refused) is absent;
 //!   a present service's `retries` is one a write could have left there: the last
 //!   acknowledged value, a later value sent (ok or unknown), or an earlier value whose
 //!   write's outcome is unknown (a write that never answered may take effect at any later
@@ -30,7 +31,11 @@ impl Expect<'_> {
         let create = self.create.map(|c| c.outcome);
         let delete = self.delete.map(|d| d.outcome);
         match (create, delete) {
-            (_, Some(Outcome::Ok)) | (Some(Outcome::Failed), _) => Some(false),
+            (Some(Outcome::Failed), _) => Some(false),
+            // A create that never answered may take effect after an acknowledged delete
+            // (which, finding nothing yet, answered 204): either is linearizable.
+            (Some(Outcome::Unknown), _) => None,
+            (_, Some(Outcome::Ok)) => Some(false),
             (Some(Outcome::Ok), None | Some(Outcome::Failed)) => Some(true),
             _ => None,
         }
@@ -158,6 +163,7 @@ mod tests {
         assert_eq!(Expect { create: Some(&c_unknown), ..Expect::default() }.presence(), None);
         assert_eq!(Expect { create: Some(&c_failed), ..Expect::default() }.presence(), Some(false));
         assert_eq!(Expect { create: Some(&c_ok), delete: Some(&d_ok), ..Expect::default() }.presence(), Some(false));
+        assert_eq!(Expect { create: Some(&c_unknown), delete: Some(&d_ok), ..Expect::default() }.presence(), None, "the create may land after the delete");
         assert_eq!(Expect { create: Some(&c_ok), delete: Some(&d_unknown), ..Expect::default() }.presence(), None);
     }
 

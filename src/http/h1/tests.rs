@@ -93,6 +93,14 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>, to_head: bool)
     }
 }
 
+/// A connection whose request to /hold has reached the handler, which holds it.
+async fn held_request(s: &Server) -> TcpStream {
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    stream.write_all(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    s.entered.notified().await;
+    stream
+}
+
 async fn closed(stream: &mut TcpStream) -> bool {
     let mut byte = [0u8; 1];
     matches!(tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte)).await, Ok(Ok(0)))
@@ -163,9 +171,7 @@ async fn what_this_path_does_not_take_hyper_answers() {
 #[tokio::test]
 async fn a_drain_answers_the_request_in_flight_with_close() {
     let s = server().await;
-    let mut held = TcpStream::connect(s.addr).await.unwrap();
-    held.write_all(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
-    s.entered.notified().await;
+    let mut held = held_request(&s).await;
     let mut idle = TcpStream::connect(s.addr).await.unwrap();
     idle.write_all(b"GET /warm HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
     response(&mut idle, &mut Vec::new()).await;
@@ -184,10 +190,7 @@ async fn a_drain_answers_the_request_in_flight_with_close() {
 #[tokio::test]
 async fn a_client_that_leaves_cancels_its_request() {
     let s = server().await;
-    let mut stream = TcpStream::connect(s.addr).await.unwrap();
-    stream.write_all(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
-    s.entered.notified().await;
-    drop(stream);
+    drop(held_request(&s).await);
     tokio::time::timeout(Duration::from_secs(5), s.dropped.notified()).await.expect("the handler is dropped once the client is gone");
 }
 
