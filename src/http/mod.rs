@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod drain;
+pub mod fields;
 mod h1;
 pub mod server;
 pub mod timeout;

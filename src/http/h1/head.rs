@@ -5,15 +5,17 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, Uri, Version};
-use smallvec::SmallVec;
 
+use crate::http::fields::{append_fields, field_spans, span_in, Span};
 use crate::http::RequestBody;
 
 /// More fields than this and the head goes to hyper, which answers 431 past its own limit.
 const MAX_HEADERS: usize = 100;
 
+// One per request, matched at once by the caller: boxing the request would cost an
+// allocation per request to save a move.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Parsed {
     /// The head is not complete yet.
@@ -67,15 +69,9 @@ pub fn parse(buf: &mut BytesMut) -> Parsed {
             }
         }
     }
-    // Names, values and the target are sliced out of the head's bytes, not copied: note
-    // where each lies before the borrow of `buf` ends.
-    let base = buf.as_ptr() as usize;
-    let span = |s: &[u8]| {
-        let start = s.as_ptr() as usize - base;
-        (start, start + s.len())
-    };
-    let target = span(target.as_bytes());
-    let spans: SmallVec<[((usize, usize), (usize, usize)); 16]> = req.headers.iter().map(|f| (span(f.name.as_bytes()), span(f.value))).collect();
+    // The target, like the fields, is sliced out of the head's bytes, not copied.
+    let target = span_in(buf, target.as_bytes());
+    let spans = field_spans(buf, req.headers);
     let bytes = buf.split_to(len).freeze();
     match build(&bytes, method, target, &spans) {
         Some(request) => {
@@ -94,18 +90,12 @@ pub fn parse(buf: &mut BytesMut) -> Parsed {
     }
 }
 
-type Span = (usize, usize);
-
 fn build(bytes: &Bytes, method: Method, target: Span, fields: &[(Span, Span)]) -> Option<Request<RequestBody>> {
     let uri = Uri::from_maybe_shared(bytes.slice(target.0..target.1)).ok()?;
     let mut request = Request::new(RequestBody::Empty);
     let headers = request.headers_mut();
     headers.reserve(fields.len());
-    for &(name, value) in fields {
-        let name = HeaderName::from_bytes(&bytes[name.0..name.1]).ok()?;
-        let value = HeaderValue::from_maybe_shared(bytes.slice(value.0..value.1)).ok()?;
-        headers.append(name, value);
-    }
+    append_fields(headers, bytes, fields).ok()?;
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;

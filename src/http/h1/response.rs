@@ -15,6 +15,7 @@ use hyper::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use hyper::{Response, StatusCode};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use crate::http::fields::{content_length, write_field, InvalidLength};
 use crate::http::Body;
 
 /// Data frames at least this large are written as they are instead of copied behind the head.
@@ -163,35 +164,21 @@ async fn flush<W: AsyncWrite + Unpin>(out: &mut W, buf: &mut Vec<u8>) -> io::Res
     Ok(())
 }
 
-/// The response's Content-Length, if its fields state one: every value (a list counts as
-/// its items) must read as the same number. Anything else is dropped and the body framed
-/// anew, so a client never sees two lengths.
+/// The response's Content-Length, if its fields state a readable one: unreadable or
+/// conflicting values are dropped and the body framed anew, so a client never sees two.
 fn declared_length(headers: &hyper::HeaderMap) -> Option<u64> {
-    let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for item in value.as_bytes().split(|&b| b == b',') {
-            let item = item.trim_ascii();
-            let n = (!item.is_empty() && item.iter().all(u8::is_ascii_digit)).then(|| std::str::from_utf8(item).ok()?.parse::<u64>().ok()).flatten()?;
-            if length.is_some_and(|l| l != n) {
-                tracing::debug!("conflicting Content-Length values in a response; framing it anew");
-                return None;
-            }
-            length = Some(n);
+    match content_length(headers) {
+        Ok(length) => length.map(|l| l.length),
+        Err(InvalidLength) => {
+            tracing::debug!("unreadable or conflicting Content-Length in a response; framing it anew");
+            None
         }
     }
-    length
 }
 
 fn write_length(buf: &mut Vec<u8>, n: u64) {
     let mut digits = itoa::Buffer::new();
     write_field(buf, b"content-length", digits.format(n).as_bytes());
-}
-
-fn write_field(buf: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    buf.extend_from_slice(name);
-    buf.extend_from_slice(b": ");
-    buf.extend_from_slice(value);
-    buf.extend_from_slice(b"\r\n");
 }
 
 /// The future's output if it is ready at its first poll. The waker is a no-op: a pending

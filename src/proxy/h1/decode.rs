@@ -6,10 +6,11 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use hyper::http::response::Parts;
 use hyper::{HeaderMap, Method, Response, StatusCode, Version};
-use smallvec::SmallVec;
+
+use crate::http::fields::{append_fields, content_length, field_spans, ContentLength, InvalidField};
 
 /// A response head larger than this is refused (hyper's client allows about as much).
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -90,26 +91,15 @@ pub fn parse_head(buf: &mut BytesMut, method: &Method, skipped_interim: &mut boo
             continue;
         }
         let version = if resp.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
-        // Names and values are sliced out of the head's bytes, not copied: record where
-        // each lies before the borrow of `buf` ends. The spans of a usual head stay on the
-        // stack, uninitialized: zeroing room for MAX_HEADERS of them showed in profiles.
-        let base = buf.as_ptr() as usize;
-        let spans: SmallVec<[(usize, usize, usize, usize); 24]> = resp
-            .headers
-            .iter()
-            .map(|field| {
-                let name = field.name.as_ptr() as usize - base;
-                let value = field.value.as_ptr() as usize - base;
-                (name, name + field.name.len(), value, value + field.value.len())
-            })
-            .collect();
+        let spans = field_spans(buf, resp.headers);
         let bytes = buf.split_to(len).freeze();
         let mut headers = HeaderMap::with_capacity(spans.len() + ADDED_BY_GATEWAY);
-        for &(name_start, name_end, value_start, value_end) in &spans {
-            let name = HeaderName::from_bytes(&bytes[name_start..name_end]).map_err(|_| DecodeError::Head(httparse::Error::HeaderName))?;
-            let value = HeaderValue::from_maybe_shared(bytes.slice(value_start..value_end)).map_err(|_| DecodeError::Head(httparse::Error::HeaderValue))?;
-            headers.append(name, value);
-        }
+        append_fields(&mut headers, &bytes, &spans).map_err(|e| {
+            DecodeError::Head(match e {
+                InvalidField::Name => httparse::Error::HeaderName,
+                InvalidField::Value => httparse::Error::HeaderValue,
+            })
+        })?;
         let (framing, keep_alive) = framing(method, status, version, &mut headers)?;
         let mut parts = Response::new(()).into_parts().0;
         parts.status = status;
@@ -150,32 +140,15 @@ fn framing(method: &Method, status: StatusCode, version: Version, headers: &mut 
         }
         return Ok((Framing::Chunked, keep_alive));
     }
-    let (mut length, mut items) = (None, 0);
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for item in value.as_bytes().split(|&b| b == b',') {
-            let parsed = parse_decimal(item.trim_ascii()).ok_or(DecodeError::ContentLength)?;
-            if length.is_some_and(|l| l != parsed) {
-                return Err(DecodeError::ContentLength);
-            }
-            length = Some(parsed);
-            items += 1;
-        }
+    let length = content_length(headers).map_err(|_| DecodeError::ContentLength)?;
+    if let Some(ContentLength { length, repeated: true }) = length {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
     }
-    if let (Some(n), 2..) = (length, items) {
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
-    }
-    Ok(match length {
+    Ok(match length.map(|l| l.length) {
         Some(0) => (Framing::Empty, keep_alive),
         Some(n) => (Framing::Length(n), keep_alive),
         None => (Framing::UntilClose, false),
     })
-}
-
-fn parse_decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |n, &d| d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0')))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,6 +11,7 @@ use hyper::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use hyper::{HeaderMap, Method};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use crate::http::fields::write_field;
 use crate::http::{Body, BoxError};
 
 /// How the request's body is delimited on the upstream connection. It is decided from
@@ -51,15 +52,6 @@ impl HeadFields for HeaderMap {
     fn has_content_length(&self) -> bool {
         self.contains_key(CONTENT_LENGTH)
     }
-}
-
-/// One `name: value` line. Callers pass names and values that passed `HeaderName` and
-/// `HeaderValue` checks (no CR or LF), so nothing can split the head.
-pub fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 pub fn body_framing(fields: &dyn HeadFields, body: &Body) -> BodyFraming {

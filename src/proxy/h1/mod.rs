@@ -10,4 +10,5 @@ mod encode;
 
 pub use body::{BodyError, UpstreamBody};
 pub use conn::{exchange, ExchangeError, ExchangeTimeouts, UpstreamConn};
-pub use encode::{valid_target, write_field, BodyWriteError, HeadFields};
+pub use crate::http::fields::write_field;
+pub use encode::{valid_target, BodyWriteError, HeadFields};
