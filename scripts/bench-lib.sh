@@ -136,6 +136,9 @@ to_ms() {
 # Finer than utime/stime's clock ticks, and it counts the thread's system calls too.
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'; }
 
+# us_per_request NS_BEFORE NS_AFTER REQUESTS: microseconds of CPU per request.
+us_per_request() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.2f", (b - a) / n / 1000 }'; }
+
 # run_wrk NAME PID URL [wrk args...]: appends this window's figures to RPS[NAME],
 # P50[NAME], P99[NAME], CPU[NAME] (microseconds PID ran per request; PID "-": not
 # measured) and ERRS[NAME], space-separated, one per round (see take_medians).
@@ -150,7 +153,7 @@ run_wrk() {
   [[ $pid == - ]] || before=$(cpu_ns "$pid")
   taskset -c "$WRK_CPU" wrk -t1 -c32 -d"${WRK_SECONDS}s" --latency "$@" "$url" >"$out"
   reqs=$(awk '/ requests in / { print $1 }' "$out")
-  [[ $pid == - || -z $reqs ]] || cpu=$(awk -v a="$before" -v b="$(cpu_ns "$pid")" -v n="$reqs" 'BEGIN { printf "%.2f", (b - a) / n / 1000 }')
+  [[ $pid == - || -z $reqs ]] || cpu=$(us_per_request "$before" "$(cpu_ns "$pid")" "$reqs")
   rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
   p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
   p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
@@ -174,8 +177,7 @@ run_pair() {
   a1=$(cpu_ns "$2") b1=$(cpu_ns "$5")
   ra=$(awk '/ requests in / { print $1 }' "$WORK/pair-a.txt") rb=$(awk '/ requests in / { print $1 }' "$WORK/pair-b.txt")
   [[ -n $ra && -n $rb ]] || die "wrk printed no result in a paired window (see $WORK/pair-*.txt)"
-  ca=$(awk -v a="$a0" -v b="$a1" -v n="$ra" 'BEGIN { printf "%.2f", (b - a) / n / 1000 }')
-  cb=$(awk -v a="$b0" -v b="$b1" -v n="$rb" 'BEGIN { printf "%.2f", (b - a) / n / 1000 }')
+  ca=$(us_per_request "$a0" "$a1" "$ra") cb=$(us_per_request "$b0" "$b1" "$rb")
   CPU[$1]+="$ca " CPU[$4]+="$cb " RPS[$1]+="$((ra / WRK_SECONDS)) " RPS[$4]+="$((rb / WRK_SECONDS)) "
   log "$(printf 'at once: %s %s requests, %s us/req; %s %s requests, %s us/req' "$1" "$ra" "$ca" "$4" "$rb" "$cb")"
 }
