@@ -2,6 +2,9 @@
 //! string, matches its hash against the consumers' credentials, and tells the upstream
 //! who the consumer is; Kong's 401 messages otherwise.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Response, StatusCode, Uri};
@@ -19,15 +22,16 @@ const NO_KEY: &str = "No API key found in request";
 const UNAUTHORIZED: &str = "Unauthorized";
 const DUPLICATE: &str = "Duplicate API key found";
 
-enum Found {
+enum Found<'c, 'r> {
     None,
-    Key { value: String, name: String, in_query: bool },
+    /// A key from a header is borrowed from the request; one from the query is decoded.
+    Key { value: Cow<'r, str>, name: &'c str, in_query: bool },
     Duplicate,
 }
 
-fn find_key(cfg: &KeyAuthConfig, parts: &Parts) -> Found {
+fn find_key<'c, 'r>(cfg: &'c KeyAuthConfig, parts: &'r Parts) -> Found<'c, 'r> {
     // Parsed only if a name is looked for there: most keys come in a header.
-    let mut query: Option<Vec<(String, String)>> = None;
+    let mut query: Option<Vec<(Cow<'r, str>, Cow<'r, str>)>> = None;
     for name in &cfg.key_names {
         if cfg.key_in_header {
             let mut values = parts.headers.get_all(name.as_str()).iter();
@@ -36,20 +40,18 @@ fn find_key(cfg: &KeyAuthConfig, parts: &Parts) -> Found {
                     return Found::Duplicate;
                 }
                 if let Ok(v) = v.to_str() {
-                    return Found::Key { value: v.to_owned(), name: name.clone(), in_query: false };
+                    return Found::Key { value: Cow::Borrowed(v), name, in_query: false };
                 }
             }
         }
         if cfg.key_in_query {
-            let query = query.get_or_insert_with(|| {
-                form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect()
-            });
+            let query = query.get_or_insert_with(|| form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).collect());
             let mut values = query.iter().filter(|(k, _)| k == name);
             if let Some((_, v)) = values.next() {
                 if values.next().is_some() {
                     return Found::Duplicate;
                 }
-                return Found::Key { value: v.clone(), name: name.clone(), in_query: true };
+                return Found::Key { value: v.clone(), name, in_query: true };
             }
         }
     }
@@ -136,33 +138,35 @@ pub fn access(cfg: &KeyAuthConfig, snapshot: &ConfigSnapshot, parts: &mut Parts,
     if !cfg.run_on_preflight && parts.method == hyper::Method::OPTIONS {
         return Ok(());
     }
-    let failure = match find_key(cfg, parts) {
-        Found::Duplicate => DUPLICATE,
-        Found::None => NO_KEY,
-        Found::Key { value, .. } if value.is_empty() => NO_KEY,
+    let (failure, matched) = match find_key(cfg, parts) {
+        Found::Duplicate => (DUPLICATE, None),
+        Found::None => (NO_KEY, None),
+        Found::Key { value, .. } if value.is_empty() => (NO_KEY, None),
         Found::Key { value, name, in_query } => match key_auth_cache::lookup(snapshot, &value) {
-            Some(known) if !known.credential.is_expired(now) => {
-                if cfg.hide_credentials {
-                    if in_query {
-                        parts.uri = without_query_param(&parts.uri, &name);
-                    } else {
-                        parts.headers.remove(name.as_str());
-                    }
-                }
-                set_consumer_headers(parts, &known.headers, false);
-                ctx.consumer = Some(known.consumer.clone());
-                ctx.credential_id = Some(known.credential.id);
-                return Ok(());
-            }
-            _ => UNAUTHORIZED,
+            Some(known) if !known.credential.is_expired(now) => (UNAUTHORIZED, Some((known, name, in_query))),
+            _ => (UNAUTHORIZED, None),
         },
     };
+    // The request's borrow ends here, so the match can rewrite it.
+    if let Some((known, name, in_query)) = matched {
+        if cfg.hide_credentials {
+            if in_query {
+                parts.uri = without_query_param(&parts.uri, name);
+            } else {
+                parts.headers.remove(name);
+            }
+        }
+        set_consumer_headers(parts, &known.headers, false);
+        ctx.consumer = Some(Arc::clone(&known.consumer));
+        ctx.credential_id = Some(known.credential.id);
+        return Ok(());
+    }
     if let Some(anon) = &cfg.anonymous {
         let consumer = snapshot.consumer_by_id_or_username(anon);
         return match consumer {
             Some(c) => {
                 set_consumer_headers(parts, &ConsumerHeaders::new(c, None), true);
-                ctx.consumer = Some(ConsumerInfo::from(c));
+                ctx.consumer = Some(Arc::new(ConsumerInfo::from(c)));
                 Ok(())
             }
             None => Err(error_response(

@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -20,7 +21,8 @@ const MAX_KNOWN: usize = 10_000;
 /// A matched key: who it names, and the header values that say so upstream.
 pub struct Known {
     pub credential: KeyAuthCredential,
-    pub consumer: ConsumerInfo,
+    /// Shared with each request it authenticates: a copy would allocate its names.
+    pub consumer: Arc<ConsumerInfo>,
     pub headers: ConsumerHeaders,
 }
 
@@ -50,7 +52,7 @@ pub fn lookup(snapshot: &ConfigSnapshot, key: &str) -> Option<Rc<Known>> {
         }
         let (credential, consumer) = snapshot.consumer_by_credential_hash(&hash_key(key))?;
         let headers = ConsumerHeaders::new(consumer, Some(credential.id));
-        let known = Rc::new(Known { credential: credential.clone(), consumer: ConsumerInfo::from(consumer), headers });
+        let known = Rc::new(Known { credential: credential.clone(), consumer: Arc::new(ConsumerInfo::from(consumer)), headers });
         if cache.known.len() >= MAX_KNOWN {
             cache.known.clear();
         }

@@ -25,11 +25,50 @@ pub struct Limiters {
     pub local: Arc<LocalLimiter>,
 }
 
+/// One configured limit, with its header value rendered once.
+#[derive(Clone)]
+struct Limit {
+    period: Period,
+    count: u64,
+    value: HeaderValue,
+}
+
+/// A rate-limiting plugin instance, prepared when the proxy table is built: what every
+/// request would otherwise work out again (the id as the counter keys spell it, the
+/// limits as integers and as header values).
+#[derive(Clone)]
+pub struct RateLimitPlugin {
+    pub id: Uuid,
+    pub config: RateLimitingConfig,
+    id_text: String,
+    limits: SmallVec<[Limit; 2]>,
+    local: bool,
+}
+
+impl std::fmt::Debug for RateLimitPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitPlugin").field("id", &self.id).field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl RateLimitPlugin {
+    pub fn new(id: Uuid, config: RateLimitingConfig) -> RateLimitPlugin {
+        let limits = config
+            .limits()
+            .map(|(period, limit)| {
+                let count = limit.max(0.0) as u64;
+                Limit { period, count, value: HeaderValue::from(count) }
+            })
+            .collect();
+        let local = config.policy == "local";
+        RateLimitPlugin { id, id_text: id.hyphenated().to_string(), limits, local, config }
+    }
+}
+
 /// Who the limit counts (Kong's `limit_by`, falling back to the client's address), written
 /// into the counter key as its identifier segment.
-fn key_prefix(out: &mut String, plugin_id: &Uuid, cfg: &RateLimitingConfig, parts: &Parts, ctx: &RequestContext) {
-    let mut plugin_text = Uuid::encode_buffer();
-    let plugin_id = plugin_id.hyphenated().encode_lower(&mut plugin_text);
+fn key_prefix(out: &mut String, plugin: &RateLimitPlugin, parts: &Parts, ctx: &RequestContext) {
+    let cfg = &plugin.config;
     let by_id = match cfg.limit_by.as_str() {
         "consumer" => ctx.consumer.as_ref().map(|c| c.id).or(ctx.credential_id),
         "credential" => ctx.credential_id,
@@ -38,7 +77,7 @@ fn key_prefix(out: &mut String, plugin_id: &Uuid, cfg: &RateLimitingConfig, part
     };
     if let Some(id) = by_id {
         let mut text = Uuid::encode_buffer();
-        return window::key_prefix(out, plugin_id, id.hyphenated().encode_lower(&mut text).as_bytes());
+        return window::key_prefix(out, &plugin.id_text, id.hyphenated().encode_lower(&mut text).as_bytes());
     }
     let by_request = match cfg.limit_by.as_str() {
         "header" => cfg.header_name.as_deref().and_then(|h| parts.headers.get(h)).filter(|v| v.to_str().is_ok()).map(HeaderValue::as_bytes),
@@ -46,15 +85,15 @@ fn key_prefix(out: &mut String, plugin_id: &Uuid, cfg: &RateLimitingConfig, part
         _ => None,
     };
     match by_request {
-        Some(identifier) => window::key_prefix(out, plugin_id, identifier),
+        Some(identifier) => window::key_prefix(out, &plugin.id_text, identifier),
         // The address as text, from the per-thread cache the upstream headers use.
-        None => window::key_prefix(out, plugin_id, ip_value(ctx.client.ip()).as_bytes()),
+        None => window::key_prefix(out, &plugin.id_text, ip_value(ctx.client.ip()).as_bytes()),
     }
 }
 
-struct Outcome {
-    period: Period,
-    limit: u64,
+/// What one period's check found.
+struct Outcome<'a> {
+    limit: &'a Limit,
     remaining: u64,
     reset: u64,
 }
@@ -95,57 +134,79 @@ fn period_headers(period: Period) -> (&'static HeaderName, &'static HeaderName) 
     (&LIMIT[i], &REMAINING[i])
 }
 
-/// Kong's headers, as (name, number) until `number_values` renders them.
-type Numbers = SmallVec<[(&'static HeaderName, u64); 16]>;
-
-/// The header values of `numbers`, rendered into one buffer: a value allocated apiece
+/// Numbers rendered as header values into one shared buffer: a value allocated apiece
 /// cost an allocation per header on every admitted request.
-fn number_values(numbers: &Numbers) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
-    // itoa, not core::fmt: its machinery showed in profiles at five numbers a request.
-    let mut digits = itoa::Buffer::new();
-    let mut text = BytesMut::with_capacity(numbers.len() * 20);
-    let mut spans: SmallVec<[(usize, usize); 16]> = SmallVec::new();
-    for &(_, n) in numbers {
-        let start = text.len();
-        text.extend_from_slice(digits.format(n).as_bytes());
-        spans.push((start, text.len()));
+struct Digits {
+    text: BytesMut,
+    spans: SmallVec<[(usize, usize); 8]>,
+}
+
+impl Digits {
+    fn new(count: usize) -> Digits {
+        Digits { text: BytesMut::with_capacity(count * 20), spans: SmallVec::new() }
     }
-    let text = text.freeze();
-    numbers.iter().zip(spans).map(move |((name, _), (start, end))| {
-        let value = HeaderValue::from_maybe_shared(text.slice(start..end)).expect("decimal digits are a valid header value");
-        ((*name).clone(), value)
-    })
+
+    /// Renders `n`; the index says where its value will be in `values`.
+    fn push(&mut self, n: u64) -> usize {
+        // itoa, not core::fmt: its machinery showed in profiles at five numbers a request.
+        let start = self.text.len();
+        self.text.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        self.spans.push((start, self.text.len()));
+        self.spans.len() - 1
+    }
+
+    fn values(self) -> SmallVec<[HeaderValue; 8]> {
+        let text = self.text.freeze();
+        self.spans.into_iter().map(|(start, end)| HeaderValue::from_maybe_shared(text.slice(start..end)).expect("decimal digits are a valid header value")).collect()
+    }
+}
+
+/// Kong's headers for `outcomes`, and Retry-After's value when the request is refused.
+fn client_headers(outcomes: &[Outcome], blocked: bool) -> (Vec<(HeaderName, HeaderValue)>, Option<HeaderValue>) {
+    // The period closest to running out speaks for RateLimit-*; on a tie, the longer.
+    let closest = outcomes.iter().enumerate().rev().min_by_key(|(_, o)| o.remaining).map(|(i, _)| i);
+    let mut digits = Digits::new(outcomes.len() + 2);
+    let remaining: SmallVec<[usize; 6]> = outcomes.iter().map(|o| digits.push(o.remaining)).collect();
+    let reset = closest.map(|i| digits.push(outcomes[i].reset));
+    let retry_after = blocked.then(|| outcomes.last().map(|o| digits.push(o.reset))).flatten();
+    let values = digits.values();
+    let mut headers = Vec::with_capacity(2 * outcomes.len() + 3);
+    for (o, &r) in outcomes.iter().zip(&remaining) {
+        let (limit_name, remaining_name) = period_headers(o.limit.period);
+        headers.push((limit_name.clone(), o.limit.value.clone()));
+        headers.push((remaining_name.clone(), values[r].clone()));
+    }
+    if let (Some(i), Some(reset)) = (closest, reset) {
+        headers.push((RATELIMIT_LIMIT.clone(), outcomes[i].limit.value.clone()));
+        headers.push((RATELIMIT_REMAINING.clone(), values[remaining[i]].clone()));
+        headers.push((RATELIMIT_RESET.clone(), values[reset].clone()));
+    }
+    (headers, retry_after.map(|i| values[i].clone()))
 }
 
 /// Admits or refuses the request; headers for the client go to `ctx.response_headers`.
-pub async fn access(
-    plugin_id: Uuid,
-    cfg: &RateLimitingConfig,
-    limiters: &Limiters,
-    parts: &Parts,
-    ctx: &mut RequestContext,
-    now_ms: u64,
-) -> Result<(), Response<Body>> {
+pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts, ctx: &mut RequestContext, now_ms: u64) -> Result<(), Response<Body>> {
+    let cfg = &plugin.config;
     // One key buffer for every period: the plugin and identifier are written into it once.
     let mut key = String::with_capacity(128);
-    key_prefix(&mut key, &plugin_id, cfg, parts, ctx);
+    key_prefix(&mut key, plugin, parts, ctx);
     let prefix_len = key.len();
-    let mut outcomes: SmallVec<[Outcome; 6]> = SmallVec::new();
+    let mut outcomes: SmallVec<[Outcome; 2]> = SmallVec::new();
     let mut blocked = false;
-    for (period, limit) in cfg.limits() {
-        let limit = limit.max(0.0) as u64;
-        let window = Window::containing(period, now_ms);
+    for limit in &plugin.limits {
+        let window = Window::containing(limit.period, now_ms);
         key.truncate(prefix_len);
         window::push_window(&mut key, &window);
-        let decision = match cfg.policy.as_str() {
-            "local" => limiters.local.admit(&key, limit, window.end_ms()),
-            _ => limiters.cluster.admit(&key, limit, window.end_ms(), cfg.fault_tolerant).await,
+        let decision = if plugin.local {
+            limiters.local.admit(&key, limit.count, window.end_ms())
+        } else {
+            limiters.cluster.admit(&key, limit.count, window.end_ms(), cfg.fault_tolerant).await
         };
         let reset = window.reset_secs(now_ms);
         match decision {
-            Decision::Admitted { remaining } => outcomes.push(Outcome { period, limit, remaining, reset }),
+            Decision::Admitted { remaining } => outcomes.push(Outcome { limit, remaining, reset }),
             Decision::Rejected => {
-                outcomes.push(Outcome { period, limit, remaining: 0, reset });
+                outcomes.push(Outcome { limit, remaining: 0, reset });
                 // Longer windows are not charged for a request that is refused anyway.
                 blocked = true;
                 break;
@@ -157,32 +218,27 @@ pub async fn access(
             }
         }
     }
-    let mut numbers = Numbers::new();
-    if !cfg.hide_client_headers {
-        for o in &outcomes {
-            let (limit, remaining) = period_headers(o.period);
-            numbers.push((limit, o.limit));
-            numbers.push((remaining, o.remaining));
-        }
-        // The period closest to running out speaks for RateLimit-*; on a tie, the longer.
-        if let Some(o) = outcomes.iter().rev().min_by_key(|o| o.remaining) {
-            numbers.push((&RATELIMIT_LIMIT, o.limit));
-            numbers.push((&RATELIMIT_REMAINING, o.remaining));
-            numbers.push((&RATELIMIT_RESET, o.reset));
-        }
-    }
     if !blocked {
-        ctx.response_headers.reserve_exact(numbers.len());
-        ctx.response_headers.extend(number_values(&numbers));
+        if !cfg.hide_client_headers {
+            let headers = client_headers(&outcomes, false).0;
+            if ctx.response_headers.is_empty() {
+                ctx.response_headers = headers;
+            } else {
+                ctx.response_headers.extend(headers);
+            }
+        }
         return Ok(());
     }
     let status = StatusCode::from_u16(cfg.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
     let mut resp = error_response(status, &cfg.error_message, ctx.request_id());
-    if let Some(o) = outcomes.last() {
-        numbers.push((&RETRY_AFTER, o.reset));
+    let (headers, retry_after) = client_headers(&outcomes, true);
+    if !cfg.hide_client_headers {
+        for (name, value) in headers {
+            resp.headers_mut().insert(name, value);
+        }
     }
-    for (name, value) in number_values(&numbers) {
-        resp.headers_mut().insert(name, value);
+    if let Some(value) = retry_after {
+        resp.headers_mut().insert(RETRY_AFTER.clone(), value);
     }
     Err(resp)
 }
@@ -220,9 +276,9 @@ mod tests {
         }
         let parts = req.body(()).unwrap().into_parts().0;
         let mut ctx = RequestContext::new("10.0.0.7:5555".parse().unwrap());
-        ctx.consumer = consumer.map(|id| ConsumerInfo { id, username: None, custom_id: None });
+        ctx.consumer = consumer.map(|id| Arc::new(ConsumerInfo { id, username: None, custom_id: None }));
         let mut key = String::new();
-        key_prefix(&mut key, &PLUGIN, cfg, &parts, &ctx);
+        key_prefix(&mut key, &RateLimitPlugin::new(PLUGIN, cfg.clone()), &parts, &ctx);
         window::push_window(&mut key, &WINDOW);
         key
     }
@@ -246,14 +302,44 @@ mod tests {
         assert_eq!(key(&config("consumer"), "/", &[], None), expected("10.0.0.7"));
     }
 
+    fn rendered(headers: &[(HeaderName, HeaderValue)]) -> Vec<(String, String)> {
+        headers.iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned())).collect()
+    }
+
+    fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+        expected.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+    }
+
     #[test]
-    fn numbers_render_as_one_value_per_header_in_order() {
-        let numbers: Numbers = [(&RATELIMIT_LIMIT, 5), (&RATELIMIT_REMAINING, 0), (&RATELIMIT_RESET, u64::MAX)].into_iter().collect();
-        let rendered: Vec<_> = number_values(&numbers).map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned())).collect();
+    fn every_period_is_reported_and_the_closest_to_running_out_speaks_for_ratelimit() {
+        let mut cfg = config("ip");
+        cfg.second = Some(10.0);
+        cfg.minute = Some(u64::MAX as f64);
+        let plugin = RateLimitPlugin::new(PLUGIN, cfg);
+        let outcomes = [
+            Outcome { limit: &plugin.limits[0], remaining: 3, reset: 1 },
+            Outcome { limit: &plugin.limits[1], remaining: 3, reset: 42 },
+        ];
+        let (headers, retry_after) = client_headers(&outcomes, false);
         assert_eq!(
-            rendered,
-            [("ratelimit-limit", "5"), ("ratelimit-remaining", "0"), ("ratelimit-reset", "18446744073709551615")].map(|(n, v)| (n.to_owned(), v.to_owned()))
+            rendered(&headers),
+            pairs(&[
+                ("x-ratelimit-limit-second", "10"),
+                ("x-ratelimit-remaining-second", "3"),
+                ("x-ratelimit-limit-minute", "18446744073709551615"),
+                ("x-ratelimit-remaining-minute", "3"),
+                // A tie goes to the longer period.
+                ("ratelimit-limit", "18446744073709551615"),
+                ("ratelimit-remaining", "3"),
+                ("ratelimit-reset", "42"),
+            ])
         );
-        assert_eq!(number_values(&Numbers::new()).count(), 0);
+        assert!(retry_after.is_none());
+
+        let outcomes = [Outcome { limit: &plugin.limits[0], remaining: 0, reset: 1 }];
+        let (headers, retry_after) = client_headers(&outcomes, true);
+        assert_eq!(rendered(&headers)[4], ("ratelimit-reset".to_owned(), "1".to_owned()));
+        assert_eq!(retry_after.unwrap(), "1");
+        assert_eq!(client_headers(&[], false).0.len(), 0);
     }
 }

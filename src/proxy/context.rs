@@ -1,6 +1,7 @@
 //! What one proxied request carries through the pipeline's phases.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -29,7 +30,7 @@ pub struct RequestContext {
     pub started: Instant,
     pub route_id: Option<Uuid>,
     pub service_id: Option<Uuid>,
-    pub consumer: Option<ConsumerInfo>,
+    pub consumer: Option<Arc<ConsumerInfo>>,
     pub credential_id: Option<Uuid>,
     /// Headers plugins set on the client's response (rate-limit headers), in order: a
     /// later one replaces an earlier one of the same name.

@@ -157,10 +157,10 @@ async fn access(proxy: &Proxy, table: &ProxyTable, route: &RouteEntry, parts: &m
         _ => &route.plugins,
     };
     for plugin in plugins {
-        if let ActivePlugin::RateLimiting { id, config } = plugin {
-            // Boxed: a reservation's future is large, and inline it would be copied with
-            // the future of every request, limited or not.
-            Box::pin(rate_limiting::access(*id, config, &proxy.limiters, parts, ctx, now)).await?;
+        if let ActivePlugin::RateLimiting(plugin) = plugin {
+            // Not boxed: the limiter boxes the large part, waiting for a reservation, which
+            // only a node out of tokens needs.
+            rate_limiting::access(plugin, &proxy.limiters, parts, ctx, now).await?;
         }
     }
     Ok(())

@@ -19,6 +19,7 @@ use crate::applied::AppliedConfig;
 use crate::metrics::{RouteLabels, RouteSeries};
 use crate::model::plugins::key_auth::KeyAuthConfig;
 use crate::model::plugins::rate_limiting::RateLimitingConfig;
+use crate::plugins::rate_limiting::RateLimitPlugin;
 use crate::model::plugin_scopes::PluginScopes;
 use crate::model::{ConfigSnapshot, Plugin, Route, Service, Upstream};
 
@@ -70,7 +71,7 @@ pub struct RouteEntry {
 #[derive(Debug, Clone)]
 pub enum ActivePlugin {
     KeyAuth(KeyAuthConfig),
-    RateLimiting { id: Uuid, config: RateLimitingConfig },
+    RateLimiting(RateLimitPlugin),
 }
 
 impl ActivePlugin {
@@ -79,7 +80,7 @@ impl ActivePlugin {
     pub fn from_plugin(p: &Plugin) -> Option<ActivePlugin> {
         match p.name.as_str() {
             "key-auth" => KeyAuthConfig::from_value(&p.config).ok().map(ActivePlugin::KeyAuth),
-            "rate-limiting" => RateLimitingConfig::from_value(&p.config).ok().map(|config| ActivePlugin::RateLimiting { id: p.id, config }),
+            "rate-limiting" => RateLimitingConfig::from_value(&p.config).ok().map(|config| ActivePlugin::RateLimiting(RateLimitPlugin::new(p.id, config))),
             _ => None,
         }
     }

@@ -36,10 +36,15 @@ struct Entry {
     changed: watch::Sender<u64>,
 }
 
+/// Counter keys to their window's state. Hashed with foldhash, seeded per process: a key
+/// is about 90 bytes and hashed on every request, where SipHash showed in profiles, and
+/// its client-chosen part (an address or a header) cannot aim at a seed it never sees.
+type Entries = HashMap<String, Entry, foldhash::fast::RandomState>;
+
 pub struct ClusterLimiter {
     /// Held only for counter updates, never across an await. A poisoned lock is used as
     /// it is: a panicking request must not take every later request down with it.
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<Entries>,
     reserver: Reserver,
     live_nodes: LiveNodes,
     /// How long a request without a local token waits for a reservation before falling back.
@@ -65,62 +70,77 @@ impl ClusterLimiter {
 
     /// Decides one request against `key`'s window budget.
     pub async fn admit(self: &Arc<Self>, key: &str, limit: u64, window_end_ms: u64, fault_tolerant: bool) -> Decision {
-        // Read the clock only once a request has to wait: most are admitted at once.
-        let mut deadline = None;
+        match self.try_decide(key, limit, window_end_ms, fault_tolerant) {
+            Ok(decision) => decision,
+            // Boxed: the waiting future is large, and only a node out of tokens needs it;
+            // inline, every request's future would carry (and copy) it.
+            Err(changed) => Box::pin(self.admit_after_wait(key, limit, window_end_ms, fault_tolerant, changed)).await,
+        }
+    }
+
+    /// Waits for reservations until one decides, or the wait runs out and the node falls
+    /// back to its local share.
+    async fn admit_after_wait(self: &Arc<Self>, key: &str, limit: u64, window_end_ms: u64, fault_tolerant: bool, mut changed: watch::Receiver<u64>) -> Decision {
+        // The clock is read only here: most requests are admitted without waiting.
+        let deadline = Instant::now() + self.wait;
         loop {
-            let mut changed;
-            {
-                let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-                // Looked up before inserting, so that a known key is neither copied nor
-                // hashed twice per request.
-                let entry = match entries.get_mut(key) {
-                    Some(entry) => entry,
-                    None => entries.entry(key.to_owned()).or_insert_with(|| Entry {
-                        bucket: Bucket::new(limit),
-                        window_end_ms,
-                        degraded_until: None,
-                        changed: watch::channel(0).0,
-                    }),
-                };
-                let live = (self.live_nodes)();
-                if let Some(until) = entry.degraded_until {
-                    if until > Instant::now() {
-                        if !fault_tolerant {
-                            return Decision::Unavailable;
-                        }
-                        return match entry.bucket.try_admit_fallback(live) {
-                            Some(remaining) => {
-                                self.degraded_admissions.fetch_add(1, Ordering::Relaxed);
-                                Decision::Admitted { remaining }
-                            }
-                            None => Decision::Rejected,
-                        };
-                    }
-                    entry.degraded_until = None;
-                }
-                let admission = entry.bucket.try_admit();
-                let reserve = match admission {
-                    Admission::Admitted => entry.bucket.prefetch(live),
-                    Admission::NeedTokens => entry.bucket.refill(live),
-                    Admission::Rejected => None,
-                };
-                if let Some(want) = reserve {
-                    entry.bucket.pending = true;
-                    self.spawn_reservation(key.to_owned(), want, limit, window_end_ms);
-                }
-                match admission {
-                    Admission::Admitted => return Decision::Admitted { remaining: entry.bucket.remaining_estimate() },
-                    Admission::Rejected => return Decision::Rejected,
-                    Admission::NeedTokens => {}
-                }
-                changed = entry.changed.subscribe();
-            }
             // Wait for the reservation in flight (ours or another request's).
-            let now = Instant::now();
-            let wait = deadline.get_or_insert(now + self.wait).saturating_duration_since(now);
+            let wait = deadline.saturating_duration_since(Instant::now());
             if wait.is_zero() || tokio::time::timeout(wait, changed.changed()).await.is_err() {
                 self.mark_degraded(key);
             }
+            match self.try_decide(key, limit, window_end_ms, fault_tolerant) {
+                Ok(decision) => return decision,
+                Err(next) => changed = next,
+            }
+        }
+    }
+
+    /// The decision, if it can be made now; else what tells of the next completed
+    /// reservation for `key` (subscribed under the lock, so none is missed).
+    fn try_decide(self: &Arc<Self>, key: &str, limit: u64, window_end_ms: u64, fault_tolerant: bool) -> Result<Decision, watch::Receiver<u64>> {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        // Looked up before inserting, so that a known key is neither copied nor hashed
+        // twice per request.
+        let entry = match entries.get_mut(key) {
+            Some(entry) => entry,
+            None => entries.entry(key.to_owned()).or_insert_with(|| Entry {
+                bucket: Bucket::new(limit),
+                window_end_ms,
+                degraded_until: None,
+                changed: watch::channel(0).0,
+            }),
+        };
+        let live = (self.live_nodes)();
+        if let Some(until) = entry.degraded_until {
+            if until > Instant::now() {
+                if !fault_tolerant {
+                    return Ok(Decision::Unavailable);
+                }
+                return Ok(match entry.bucket.try_admit_fallback(live) {
+                    Some(remaining) => {
+                        self.degraded_admissions.fetch_add(1, Ordering::Relaxed);
+                        Decision::Admitted { remaining }
+                    }
+                    None => Decision::Rejected,
+                });
+            }
+            entry.degraded_until = None;
+        }
+        let admission = entry.bucket.try_admit();
+        let reserve = match admission {
+            Admission::Admitted => entry.bucket.prefetch(live),
+            Admission::NeedTokens => entry.bucket.refill(live),
+            Admission::Rejected => None,
+        };
+        if let Some(want) = reserve {
+            entry.bucket.pending = true;
+            self.spawn_reservation(key.to_owned(), want, limit, window_end_ms);
+        }
+        match admission {
+            Admission::Admitted => Ok(Decision::Admitted { remaining: entry.bucket.remaining_estimate() }),
+            Admission::Rejected => Ok(Decision::Rejected),
+            Admission::NeedTokens => Err(entry.changed.subscribe()),
         }
     }
 

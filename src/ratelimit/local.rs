@@ -2,20 +2,26 @@
 //! (three nodes let through three times the limit: that is what users pick it for).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use super::limiter::Decision;
 
 #[derive(Default)]
 pub struct LocalLimiter {
-    /// key → (admitted, window end ms). Held only to bump a counter.
-    counters: Mutex<HashMap<String, (u64, u64)>>,
+    /// key → (admitted, window end ms). Held only to bump a counter; a poisoned lock is
+    /// used as it is, so that one panicking request cannot fail all later ones. Hashed
+    /// with foldhash for the reason `limiter::Entries` gives.
+    counters: Mutex<HashMap<String, (u64, u64), foldhash::fast::RandomState>>,
 }
 
 impl LocalLimiter {
     pub fn admit(&self, key: &str, limit: u64, window_end_ms: u64) -> Decision {
-        let mut counters = self.counters.lock().expect("local limiter lock");
-        let entry = counters.entry(key.to_owned()).or_insert((0, window_end_ms));
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        // Looked up first: a known key is not copied.
+        let entry = match counters.get_mut(key) {
+            Some(entry) => entry,
+            None => counters.entry(key.to_owned()).or_insert((0, window_end_ms)),
+        };
         if entry.0 < limit {
             entry.0 += 1;
             Decision::Admitted { remaining: limit - entry.0 }
@@ -25,7 +31,7 @@ impl LocalLimiter {
     }
 
     pub fn sweep(&self, now_ms: u64) {
-        self.counters.lock().expect("local limiter lock").retain(|_, (_, end)| *end > now_ms);
+        self.counters.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, (_, end)| *end > now_ms);
     }
 }
 
