@@ -5,16 +5,16 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::header::HeaderValue;
 use hyper::http::request::Parts;
 use hyper::{Response, StatusCode, Uri};
 
 use crate::http::Body;
 use crate::model::plugins::key_auth::KeyAuthConfig;
-use uuid::Uuid;
 
 use super::key_auth_cache;
-use crate::model::{ConfigSnapshot, Consumer};
+use crate::model::ConfigSnapshot;
+use crate::proxy::consumer_fields::{ConsumerFields, ConsumerValues};
 use crate::proxy::context::{ConsumerInfo, RequestContext};
 use crate::proxy::errors::error_response;
 
@@ -88,51 +88,6 @@ fn without_query_param(uri: &Uri, name: &str) -> Uri {
     builder.path_and_query(pq).build().unwrap_or_else(|_| uri.clone())
 }
 
-static X_CONSUMER_ID: HeaderName = HeaderName::from_static("x-consumer-id");
-static X_CONSUMER_CUSTOM_ID: HeaderName = HeaderName::from_static("x-consumer-custom-id");
-static X_CONSUMER_USERNAME: HeaderName = HeaderName::from_static("x-consumer-username");
-static X_CREDENTIAL_IDENTIFIER: HeaderName = HeaderName::from_static("x-credential-identifier");
-static X_ANONYMOUS_CONSUMER: HeaderName = HeaderName::from_static("x-anonymous-consumer");
-
-/// The values of the consumer headers for one consumer (and the credential it was
-/// matched by), made once: the key cache keeps them for every later request with the key.
-pub struct ConsumerHeaders {
-    consumer_id: HeaderValue,
-    custom_id: Option<HeaderValue>,
-    username: Option<HeaderValue>,
-    credential_id: Option<HeaderValue>,
-}
-
-impl ConsumerHeaders {
-    pub fn new(consumer: &Consumer, credential: Option<Uuid>) -> ConsumerHeaders {
-        let uuid_value = |id: Uuid| HeaderValue::from_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer())).expect("a uuid is a valid header value");
-        let text_value = |s: &Option<String>| s.as_deref().and_then(|s| HeaderValue::from_str(s).ok());
-        ConsumerHeaders {
-            consumer_id: uuid_value(consumer.id),
-            custom_id: text_value(&consumer.custom_id),
-            username: text_value(&consumer.username),
-            credential_id: credential.map(uuid_value),
-        }
-    }
-}
-
-fn set_consumer_headers(parts: &mut Parts, values: &ConsumerHeaders, anonymous: bool) {
-    static TRUE: HeaderValue = HeaderValue::from_static("true");
-    let h = &mut parts.headers;
-    let mut set = |name: &HeaderName, value: Option<&HeaderValue>| {
-        match value {
-            Some(v) => h.insert(name.clone(), v.clone()),
-            // Absent values are cleared so a client cannot forge them.
-            None => h.remove(name),
-        };
-    };
-    set(&X_CONSUMER_ID, Some(&values.consumer_id));
-    set(&X_CONSUMER_CUSTOM_ID, values.custom_id.as_ref());
-    set(&X_CONSUMER_USERNAME, values.username.as_ref());
-    set(&X_CREDENTIAL_IDENTIFIER, values.credential_id.as_ref());
-    set(&X_ANONYMOUS_CONSUMER, anonymous.then_some(&TRUE));
-}
-
 /// Runs key-auth: Ok with the consumer recorded in `ctx`, or the 401 to send.
 pub fn access(cfg: &KeyAuthConfig, snapshot: &ConfigSnapshot, parts: &mut Parts, ctx: &mut RequestContext, now: f64) -> Result<(), Response<Body>> {
     if !cfg.run_on_preflight && parts.method == hyper::Method::OPTIONS {
@@ -156,7 +111,7 @@ pub fn access(cfg: &KeyAuthConfig, snapshot: &ConfigSnapshot, parts: &mut Parts,
                 parts.headers.remove(name);
             }
         }
-        set_consumer_headers(parts, &known.headers, false);
+        ctx.consumer_fields = Some(ConsumerFields { values: Arc::clone(&known.fields), anonymous: false });
         ctx.consumer = Some(Arc::clone(&known.consumer));
         ctx.credential_id = Some(known.credential.id);
         return Ok(());
@@ -165,7 +120,7 @@ pub fn access(cfg: &KeyAuthConfig, snapshot: &ConfigSnapshot, parts: &mut Parts,
         let consumer = snapshot.consumer_by_id_or_username(anon);
         return match consumer {
             Some(c) => {
-                set_consumer_headers(parts, &ConsumerHeaders::new(c, None), true);
+                ctx.consumer_fields = Some(ConsumerFields { values: Arc::new(ConsumerValues::new(c, None)), anonymous: true });
                 ctx.consumer = Some(Arc::new(ConsumerInfo::from(c)));
                 Ok(())
             }

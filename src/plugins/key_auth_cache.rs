@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::key_auth::ConsumerHeaders;
+use crate::proxy::consumer_fields::ConsumerValues;
 use crate::model::{hash_key, ConfigSnapshot, Consumer, KeyAuthCredential};
 use crate::proxy::context::ConsumerInfo;
 
@@ -23,7 +23,8 @@ pub struct Known {
     pub credential: KeyAuthCredential,
     /// Shared with each request it authenticates: a copy would allocate its names.
     pub consumer: Arc<ConsumerInfo>,
-    pub headers: ConsumerHeaders,
+    /// The fields that name the consumer upstream, shared with each request.
+    pub fields: Arc<ConsumerValues>,
 }
 
 #[derive(Default)]
@@ -51,8 +52,8 @@ pub fn lookup(snapshot: &ConfigSnapshot, key: &str) -> Option<Rc<Known>> {
             return Some(Rc::clone(known));
         }
         let (credential, consumer) = snapshot.consumer_by_credential_hash(&hash_key(key))?;
-        let headers = ConsumerHeaders::new(consumer, Some(credential.id));
-        let known = Rc::new(Known { credential: credential.clone(), consumer: Arc::new(ConsumerInfo::from(consumer)), headers });
+        let fields = Arc::new(ConsumerValues::new(consumer, Some(credential.id)));
+        let known = Rc::new(Known { credential: credential.clone(), consumer: Arc::new(ConsumerInfo::from(consumer)), fields });
         if cache.known.len() >= MAX_KNOWN {
             cache.known.clear();
         }

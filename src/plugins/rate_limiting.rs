@@ -80,7 +80,7 @@ fn key_prefix(out: &mut String, plugin: &RateLimitPlugin, parts: &Parts, ctx: &R
         return window::key_prefix(out, &plugin.id_text, id.hyphenated().encode_lower(&mut text).as_bytes());
     }
     let by_request = match cfg.limit_by.as_str() {
-        "header" => cfg.header_name.as_deref().and_then(|h| parts.headers.get(h)).filter(|v| v.to_str().is_ok()).map(HeaderValue::as_bytes),
+        "header" => cfg.header_name.as_deref().and_then(|h| ctx.request_field(&parts.headers, h)).filter(|v| v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))),
         "path" => cfg.path.as_deref().filter(|p| *p == parts.uri.path()).map(str::as_bytes),
         _ => None,
     };
@@ -300,6 +300,22 @@ mod tests {
         assert_eq!(key(&config("path"), "/other", &[], None), expected("10.0.0.7"));
         assert_eq!(key(&config("consumer"), "/", &[], Some(consumer)), expected(&consumer.to_string()));
         assert_eq!(key(&config("consumer"), "/", &[], None), expected("10.0.0.7"));
+    }
+
+    #[test]
+    fn a_header_limit_on_a_consumer_field_counts_the_consumer_found_not_the_field_sent() {
+        use crate::model::{create, Consumer};
+        use crate::proxy::consumer_fields::{ConsumerFields, ConsumerValues};
+        let mut cfg = config("header");
+        cfg.header_name = Some("X-Consumer-Username".into());
+        let parts = hyper::Request::get("/").header("x-consumer-username", "eve").body(()).unwrap().into_parts().0;
+        let mut ctx = RequestContext::new("10.0.0.7:5555".parse().unwrap());
+        let bob: Consumer = create(&serde_json::json!({"username": "bob"}), 1.0).unwrap();
+        ctx.consumer_fields = Some(ConsumerFields { values: Arc::new(ConsumerValues::new(&bob, None)), anonymous: false });
+        let mut key = String::new();
+        key_prefix(&mut key, &RateLimitPlugin::new(PLUGIN, cfg), &parts, &ctx);
+        window::push_window(&mut key, &WINDOW);
+        assert_eq!(key, expected("bob"));
     }
 
     fn rendered(headers: &[(HeaderName, HeaderValue)]) -> Vec<(String, String)> {

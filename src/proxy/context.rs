@@ -8,6 +8,8 @@ use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use uuid::Uuid;
 
+use super::consumer_fields::ConsumerFields;
+
 /// The consumer a request was authenticated as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerInfo {
@@ -32,6 +34,8 @@ pub struct RequestContext {
     pub service_id: Option<Uuid>,
     pub consumer: Option<Arc<ConsumerInfo>>,
     pub credential_id: Option<Uuid>,
+    /// Set with `consumer` by an auth plugin: what the upstream is told of the consumer.
+    pub consumer_fields: Option<ConsumerFields>,
     /// Headers plugins set on the client's response (rate-limit headers), in order: a
     /// later one replaces an earlier one of the same name.
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
@@ -47,7 +51,17 @@ impl RequestContext {
             service_id: None,
             consumer: None,
             credential_id: None,
+            consumer_fields: None,
             response_headers: Vec::new(),
+        }
+    }
+
+    /// The request's field `name` (any case) as the upstream will get it: the client's
+    /// first value, unless an auth plugin has set the consumer fields.
+    pub fn request_field<'a>(&'a self, headers: &'a hyper::HeaderMap, name: &str) -> Option<&'a [u8]> {
+        match self.consumer_fields.as_ref().and_then(|c| c.value(name)) {
+            Some(ours) => ours,
+            None => headers.get(name).map(HeaderValue::as_bytes),
         }
     }
 

@@ -1,5 +1,6 @@
 //! The data plane: listener, routing, balancing, forwarding, and the request pipeline.
 
+pub mod consumer_fields;
 pub mod context;
 pub mod errors;
 pub mod forward;

@@ -95,6 +95,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
         path: parts.uri.path(),
         prefix: matched_path.as_deref().filter(|_| route.strip_path),
         request_id: &ctx.request_id_header,
+        consumer: ctx.consumer_fields.as_ref(),
     };
     // One clock read per phase boundary: each is a measurable share of a proxied request.
     let upstream_started = Instant::now();
@@ -238,7 +239,7 @@ fn hash_key(hash_on: &str, header: Option<&str>, parts: &Parts, ctx: &RequestCon
     match hash_on {
         "ip" => Some(ctx.client.ip().to_string().into_bytes()),
         "consumer" => ctx.consumer.as_ref().map(|c| c.id.as_bytes().to_vec()),
-        "header" => header.and_then(|h| parts.headers.get(h)).map(|v| v.as_bytes().to_vec()),
+        "header" => header.and_then(|h| ctx.request_field(&parts.headers, h)).map(<[u8]>::to_vec),
         "path" => Some(parts.uri.path().as_bytes().to_vec()),
         _ => None,
     }

@@ -6,6 +6,7 @@
 
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, HOST, VIA};
 
+use super::consumer_fields::{self, ConsumerFields};
 use super::h1::{write_field, HeadFields};
 use super::headers::{ip_value, is_hop_by_hop, named_by_connection, REQUEST_ID, VIA_TOKEN};
 
@@ -36,6 +37,8 @@ pub struct UpstreamHeaders<'a> {
     /// The matched prefix, when the route stripped one (Kong's X-Forwarded-Prefix).
     pub prefix: Option<&'a str>,
     pub request_id: &'a HeaderValue,
+    /// The consumer an auth plugin found: its fields replace any the client sent.
+    pub consumer: Option<&'a ConsumerFields>,
 }
 
 impl HeadFields for UpstreamHeaders<'_> {
@@ -50,7 +53,12 @@ impl HeadFields for UpstreamHeaders<'_> {
                 forwarded_for.push(value);
             } else if name == VIA {
                 via.push(value);
-            } else if !(is_hop_by_hop(name) || name == CONTENT_LENGTH || OWNED.contains(&name) || named_by_connection.contains(name)) {
+            } else if !(is_hop_by_hop(name)
+                || name == CONTENT_LENGTH
+                || OWNED.contains(&name)
+                || named_by_connection.contains(name)
+                || (self.consumer.is_some() && consumer_fields::NAMES.contains(&name)))
+            {
                 write_field(out, name.as_str().as_bytes(), value.as_bytes());
             }
         }
@@ -76,6 +84,9 @@ impl HeadFields for UpstreamHeaders<'_> {
         }
         write_appended(out, b"via", &via, VIA_TOKEN.as_bytes());
         write_field(out, REQUEST_ID.as_str().as_bytes(), self.request_id.as_bytes());
+        if let Some(consumer) = self.consumer {
+            consumer.write(out);
+        }
     }
 
     fn has_content_length(&self) -> bool {
@@ -111,7 +122,7 @@ mod tests {
     fn upstream_headers<'a>(client: &'a HeaderMap, upstream_host: Option<&'a HeaderValue>, preserve_host: bool) -> UpstreamHeaders<'a> {
         static PORT: HeaderValue = HeaderValue::from_static("8000");
         static ID: HeaderValue = HeaderValue::from_static("0123abcd");
-        UpstreamHeaders { client, client_addr: "127.0.0.9:5555".parse().unwrap(), upstream_host, preserve_host, proxy_port: &PORT, path: "/a/b", prefix: Some("/a"), request_id: &ID }
+        UpstreamHeaders { client, client_addr: "127.0.0.9:5555".parse().unwrap(), upstream_host, preserve_host, proxy_port: &PORT, path: "/a/b", prefix: Some("/a"), request_id: &ID, consumer: None }
     }
 
     /// The fields as written, in order, as (name, value) pairs.
@@ -174,6 +185,27 @@ mod tests {
         assert_eq!(values(&fields, "via"), [format!("1.1 lb, {VIA_TOKEN}").as_str()]);
         assert_eq!(values(&fields, "x-gatehouse-request-id"), ["0123abcd"]);
         assert_eq!(values(&fields, "host"), ["api.test:8000"], "no service host: the client's goes on");
+    }
+
+    #[test]
+    fn a_consumer_found_replaces_every_consumer_field_the_client_sent() {
+        use crate::model::{create, Consumer};
+        use crate::proxy::consumer_fields::{ConsumerFields, ConsumerValues};
+        let client = map(&[("x-consumer-id", "forged"), ("x-consumer-custom-id", "forged"), ("x-anonymous-consumer", "true"), ("x-keep", "1")]);
+        let consumer: Consumer = create(&serde_json::json!({"username": "alice"}), 1.0).unwrap();
+        let found = ConsumerFields { values: std::sync::Arc::new(ConsumerValues::new(&consumer, None)), anonymous: false };
+        let mut fields = upstream_headers(&client, None, false);
+        fields.consumer = Some(&found);
+        let fields = written(&fields);
+        assert_eq!(values(&fields, "x-consumer-id"), [consumer.id.to_string().as_str()]);
+        assert_eq!(values(&fields, "x-consumer-username"), ["alice"]);
+        for gone in ["x-consumer-custom-id", "x-anonymous-consumer", "x-credential-identifier"] {
+            assert!(values(&fields, gone).is_empty(), "{gone}: {fields:?}");
+        }
+        assert_eq!(values(&fields, "x-keep"), ["1"]);
+        // Without an auth plugin, the client's fields pass as any others.
+        let fields = written(&upstream_headers(&client, None, false));
+        assert_eq!(values(&fields, "x-consumer-id"), ["forged"]);
     }
 
     #[test]
