@@ -80,6 +80,16 @@ pub struct StartArgs {
     #[arg(long, env = "GATEHOUSE_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     #[serde(with = "humantime_serde_compat")]
     pub drain_timeout: Duration,
+    /// How long an idle client connection stays open between requests (nginx's
+    /// keepalive_timeout).
+    #[arg(long, env = "GATEHOUSE_CLIENT_KEEPALIVE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
+    #[serde(with = "humantime_serde_compat")]
+    pub client_keepalive_timeout: Duration,
+    /// How long a client may take to send a request's head once it has begun (nginx's
+    /// client_header_timeout).
+    #[arg(long, env = "GATEHOUSE_CLIENT_HEADER_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    #[serde(with = "humantime_serde_compat")]
+    pub client_header_timeout: Duration,
     /// Raft heartbeat interval.
     #[arg(long, env = "GATEHOUSE_RAFT_HEARTBEAT", default_value = "100ms", value_parser = parse_duration)]
     #[serde(with = "humantime_serde_compat")]
@@ -146,6 +156,10 @@ impl StartArgs {
             serde_json::from_value(merged).map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
         out.config = Some(path);
         Ok(out)
+    }
+
+    pub fn client_timeouts(&self) -> crate::http::ClientTimeouts {
+        crate::http::ClientTimeouts { keepalive: self.client_keepalive_timeout, header: self.client_header_timeout }
     }
 
     pub fn proxy_workers(&self) -> usize {
@@ -220,6 +234,11 @@ impl StartArgs {
         }
         if self.cluster_name.is_empty() {
             return invalid("--cluster-name must not be empty".into());
+        }
+        for (flag, value) in [("--client-keepalive-timeout", self.client_keepalive_timeout), ("--client-header-timeout", self.client_header_timeout)] {
+            if value.is_zero() {
+                return invalid(format!("{flag} must be more than 0 (it would close every connection at once)"));
+            }
         }
         if self.raft_heartbeat * 2 >= self.raft_election_timeout {
             return invalid("--raft-heartbeat must be under half of --raft-election-timeout".into());

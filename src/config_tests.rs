@@ -90,3 +90,13 @@ fn bad_durations_say_how_to_write_them() {
     let err = parse(&["--dead-node-grace", "soon"]).unwrap_err();
     assert!(err.to_string().contains("30s"), "{err}");
 }
+
+#[test]
+fn client_timeouts_default_to_nginxs_and_zero_is_refused() {
+    let a = parse(&[]).unwrap();
+    assert_eq!(a.client_timeouts(), crate::http::ClientTimeouts { keepalive: Duration::from_secs(75), header: Duration::from_secs(60) });
+    let a = parse(&["--client-keepalive-timeout", "5s", "--client-header-timeout", "2s"]).unwrap();
+    assert_eq!(a.client_timeouts(), crate::http::ClientTimeouts { keepalive: Duration::from_secs(5), header: Duration::from_secs(2) });
+    let err = parse(&["--client-header-timeout", "0s"]).unwrap().validate().unwrap_err();
+    assert!(err.to_string().contains("--client-header-timeout must be more than 0"), "{err}");
+}

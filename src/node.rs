@@ -122,10 +122,10 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
     });
 
     let mut tasks = JoinSet::new();
-    tasks.spawn(http::serve(admin_listener, Arc::new(AdminApi { ctx: admin }), trigger.signal(), args.drain_timeout, "admin"));
+    tasks.spawn(http::serve(admin_listener, Arc::new(AdminApi { ctx: admin }), trigger.signal(), args.drain_timeout, args.client_timeouts(), "admin"));
     tasks.spawn(server::follow_config(proxy.clone(), applied.clone(), trigger.signal()));
     let proxy_handler = Arc::new(ProxyHandler(proxy.clone()));
-    let proxy_workers = workers::serve_on_workers(proxy_listener, proxy_handler, args.proxy_workers(), trigger.signal(), args.drain_timeout);
+    let proxy_workers = workers::serve_on_workers(proxy_listener, proxy_handler, args.proxy_workers(), trigger.signal(), args.drain_timeout, args.client_timeouts());
     tasks.spawn(async move {
         if let Err(e) = proxy_workers.await {
             tracing::error!(error = %e, "the proxy workers could not start");
@@ -268,7 +268,7 @@ async fn terminate_signal() {
 pub async fn run_echo(listen_addr: SocketAddr, name: String) -> Result<(), NodeError> {
     let listener = listen("the echo server", listen_addr).await?;
     let trigger = ShutdownTrigger::new();
-    let server = tokio::spawn(http::serve(listener, Echo::new(name), trigger.signal(), Duration::from_secs(5), "echo"));
+    let server = tokio::spawn(http::serve(listener, Echo::new(name), trigger.signal(), Duration::from_secs(5), http::ClientTimeouts::default(), "echo"));
     tracing::info!(%listen_addr, "echo upstream listening");
     terminate_signal().await;
     trigger.trigger();

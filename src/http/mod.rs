@@ -9,6 +9,7 @@ pub mod server;
 pub mod timeout;
 
 pub use body::{empty, full, json_response, Body, BoxError, RequestBody};
+pub use h1::ClientTimeouts;
 pub use server::{serve, Handler};
 
 /// An error with its whole source chain, `outer: inner: innermost`, for one-line reports.

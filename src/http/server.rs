@@ -13,7 +13,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use super::drain::Drain;
-use super::h1::Connection;
+use super::h1::{hyper_header_timeout, ClientTimeouts, Connection};
 use super::{Body, RequestBody};
 use crate::shutdown::Shutdown;
 
@@ -25,9 +25,12 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// Serves `listener` until `shutdown` turns true, then drains for at most `drain`.
-pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, mut shutdown: Shutdown, drain: Duration, name: &'static str) {
+pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, mut shutdown: Shutdown, drain: Duration, timeouts: ClientTimeouts, name: &'static str) {
     let connections = Drain::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // For connections hyper serves from their start (HTTP/1.0, h2c, a first request with
+    // a body). HTTP/2 has no idle limit here: hyper's server offers none.
+    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(hyper_header_timeout(timeouts));
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.wait() => break,
@@ -42,7 +45,7 @@ pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, mut shutd
             },
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connections.watch(Connection::new(stream, peer, handler.clone(), builder.clone(), name)));
+        tokio::spawn(connections.watch(Connection::new(stream, peer, handler.clone(), builder.clone(), timeouts, name)));
     }
     drop(listener);
     tokio::select! {

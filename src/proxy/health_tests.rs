@@ -70,7 +70,7 @@ async fn the_active_checker_probes_real_targets() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let good = listener.local_addr().unwrap().to_string();
     let trigger = crate::shutdown::ShutdownTrigger::new();
-    tokio::spawn(crate::http::serve(listener, crate::echo::Echo::new("t"), trigger.signal(), Duration::from_secs(1), "test"));
+    tokio::spawn(crate::http::serve(listener, crate::echo::Echo::new("t"), trigger.signal(), Duration::from_secs(1), crate::http::ClientTimeouts::default(), "test"));
     let bad = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
     let h = checks(json!({"active": {"http_path": "/status/200", "timeout": 0.5,
         "healthy": {"interval": 0.05, "successes": 1}, "unhealthy": {"interval": 0.05, "tcp_failures": 1}}}));

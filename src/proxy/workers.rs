@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::http::{serve, Handler};
+use crate::http::{serve, ClientTimeouts, Handler};
 use crate::shutdown::Shutdown;
 
 /// How many workers to run: one per core this process may use (its CPU affinity counts).
@@ -22,7 +22,7 @@ pub fn default_count() -> usize {
 
 /// Serves `listener` on `count` worker threads until `shutdown`, each draining its own
 /// connections for at most `drain`; resolves once every worker has stopped.
-pub async fn serve_on_workers<H: Handler>(listener: TcpListener, handler: Arc<H>, count: usize, shutdown: Shutdown, drain: Duration) -> io::Result<()> {
+pub async fn serve_on_workers<H: Handler>(listener: TcpListener, handler: Arc<H>, count: usize, shutdown: Shutdown, drain: Duration, timeouts: ClientTimeouts) -> io::Result<()> {
     let listener = listener.into_std()?;
     let mut done = Vec::new();
     for n in 0..count.max(1) {
@@ -39,7 +39,7 @@ pub async fn serve_on_workers<H: Handler>(listener: TcpListener, handler: Arc<H>
             runtime.block_on(async move {
                 tokio::spawn(tick(shutdown.clone()));
                 match TcpListener::from_std(socket) {
-                    Ok(listener) => serve(listener, handler, shutdown, drain, "proxy").await,
+                    Ok(listener) => serve(listener, handler, shutdown, drain, timeouts, "proxy").await,
                     Err(e) => tracing::error!(worker = n, error = %e, "proxy worker could not register the listener"),
                 }
             });
@@ -113,7 +113,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let trigger = ShutdownTrigger::new();
-        let serving = tokio::spawn(serve_on_workers(listener, Arc::new(ThreadName), 2, trigger.signal(), Duration::from_secs(1)));
+        let serving = tokio::spawn(serve_on_workers(listener, Arc::new(ThreadName), 2, trigger.signal(), Duration::from_secs(1), ClientTimeouts::default()));
         // Many connections at once: each is served by a worker thread, never the caller's.
         let names: HashSet<String> = futures_util::future::join_all((0..40).map(|_| get(addr))).await.into_iter().collect();
         assert!(names.iter().all(|n| n.starts_with("proxy-worker-")), "{names:?}");

@@ -6,9 +6,12 @@
 //! its life. hyper's dispatch, its connection task and its header encoding cost about as
 //! much CPU per proxied request as the proxy's own work (`bench/results/profile.md`).
 
+mod client_clock;
 mod head;
 mod response;
 mod rewind;
+
+pub use self::client_clock::ClientTimeouts;
 
 use std::convert::Infallible;
 use std::future::{poll_fn, Future};
@@ -17,7 +20,7 @@ use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use hyper::body::Incoming;
@@ -27,6 +30,7 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+use self::client_clock::{ClientClock, Expired};
 use self::head::Parsed;
 use self::rewind::Rewind;
 use super::drain::Graceful;
@@ -44,9 +48,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new<H: Handler>(stream: TcpStream, peer: SocketAddr, handler: Arc<H>, hyper: auto::Builder<TokioExecutor>, listener: &'static str) -> Self {
+    pub fn new<H: Handler>(stream: TcpStream, peer: SocketAddr, handler: Arc<H>, hyper: auto::Builder<TokioExecutor>, timeouts: ClientTimeouts, listener: &'static str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let serving = Box::pin(serve(stream, peer, handler, hyper, stop.clone(), listener));
+        let serving = Box::pin(serve(stream, peer, handler, hyper, timeouts, stop.clone(), listener));
         Connection { serving, stop }
     }
 }
@@ -67,8 +71,8 @@ impl Graceful for Connection {
     }
 }
 
-async fn serve<H: Handler>(stream: TcpStream, peer: SocketAddr, handler: Arc<H>, hyper: auto::Builder<TokioExecutor>, stop: Arc<AtomicBool>, listener: &'static str) {
-    let (stream, read, served_own) = match serve_own(stream, peer, &*handler, &stop).await {
+async fn serve<H: Handler>(stream: TcpStream, peer: SocketAddr, handler: Arc<H>, hyper: auto::Builder<TokioExecutor>, timeouts: ClientTimeouts, stop: Arc<AtomicBool>, listener: &'static str) {
+    let (stream, read, served_own) = match serve_own(stream, peer, &*handler, ClientClock::new(timeouts), &stop).await {
         Ok(Some(handoff)) => handoff,
         Ok(None) => return,
         Err(e) => return tracing::debug!(listener, error = %e, "connection ended with an error"),
@@ -81,11 +85,25 @@ async fn serve<H: Handler>(stream: TcpStream, peer: SocketAddr, handler: Arc<H>,
     if served_own {
         // Mid-connection only HTTP/1.1 may follow: a late HTTP/2 preface is an error, as it
         // was when hyper's HTTP/1 server had the connection from the start.
-        let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+        let conn = hyper_http1(timeouts).serve_connection(io, service);
         finish(conn, &stop, listener).await;
     } else {
         finish(hyper.serve_connection_with_upgrades(io, service), &stop, listener).await;
     }
+}
+
+/// hyper's HTTP/1 server for a connection this path has served requests on. hyper has
+/// one limit where this path has two: it counts the wait for a head from the end of the
+/// previous response, so it gets the longer of the two.
+fn hyper_http1(timeouts: ClientTimeouts) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(hyper_header_timeout(timeouts));
+    builder
+}
+
+/// The limit hyper applies to the wait for each request's head (see `hyper_http1`).
+pub fn hyper_header_timeout(timeouts: ClientTimeouts) -> std::time::Duration {
+    timeouts.keepalive.max(timeouts.header)
 }
 
 /// Drives a connection hyper took over to its end, telling it about a drain.
@@ -121,7 +139,7 @@ where
 /// Serves requests on this path until the connection ends (`None`) or one comes that
 /// hyper must serve: then the stream, every byte read but not consumed, and whether this
 /// path answered any request first.
-async fn serve_own<H: Handler>(mut stream: TcpStream, peer: SocketAddr, handler: &H, stop: &AtomicBool) -> io::Result<Option<(TcpStream, BytesMut, bool)>> {
+async fn serve_own<H: Handler>(mut stream: TcpStream, peer: SocketAddr, handler: &H, mut clock: ClientClock, stop: &AtomicBool) -> io::Result<Option<(TcpStream, BytesMut, bool)>> {
     let mut input = BytesMut::with_capacity(READ_BUF);
     let mut output = Vec::with_capacity(1024);
     let mut served = false;
@@ -132,16 +150,21 @@ async fn serve_own<H: Handler>(mut stream: TcpStream, peer: SocketAddr, handler:
                     Parsed::Request(request, meta) => break (request, meta),
                     Parsed::NotOurs => return Ok(Some((stream, input, served))),
                     Parsed::Partial if input.len() >= MAX_OWN_HEAD => return Ok(Some((stream, input, served))),
-                    Parsed::Partial => {}
+                    Parsed::Partial => clock.head_started(),
                 }
             }
             if input.capacity() - input.len() < READ_BUF / 2 {
                 input.reserve(READ_BUF);
             }
-            if read_more(&mut stream, &mut input, stop).await? == 0 {
+            match read_more(&mut stream, &mut input, &mut clock, stop).await? {
                 // The client closed (an unfinished head goes unanswered), or a drain
                 // found the connection idle.
-                return Ok(None);
+                Read::Bytes(0) => return Ok(None),
+                Read::Bytes(_) => {}
+                Read::Expired(which) => {
+                    tracing::debug!(%peer, ?which, "client connection timed out");
+                    return Ok(None);
+                }
             }
         };
         let Some(response) = answer_unless_gone(handler.handle(request, peer), &stream, input.is_empty()).await else {
@@ -155,6 +178,7 @@ async fn serve_own<H: Handler>(mut stream: TcpStream, peer: SocketAddr, handler:
             let _ = stream.shutdown().await;
             return Ok(None);
         }
+        clock.idle_from_now();
     }
 }
 
@@ -181,17 +205,26 @@ async fn answer_unless_gone<F: Future>(answer: F, stream: &TcpStream, nothing_re
     .await
 }
 
-/// Reads what the socket has; 0 at its end, or at once when a drain finds no request
-/// started.
-fn read_more<'a>(stream: &'a mut TcpStream, input: &'a mut BytesMut, stop: &'a AtomicBool) -> impl Future<Output = io::Result<usize>> + 'a {
+/// What a wait for the client brought.
+enum Read {
+    /// Bytes read; 0 at the stream's end, or at once when a drain finds no request started.
+    Bytes(usize),
+    /// The client kept the connection waiting past a limit.
+    Expired(Expired),
+}
+
+/// Reads what the socket has, unless the client's time runs out first.
+fn read_more<'a>(stream: &'a mut TcpStream, input: &'a mut BytesMut, clock: &'a mut ClientClock, stop: &'a AtomicBool) -> impl Future<Output = io::Result<Read>> + 'a {
     poll_fn(move |cx| loop {
         if input.is_empty() && stop.load(Ordering::SeqCst) {
-            return Poll::Ready(Ok(0));
+            return Poll::Ready(Ok(Read::Bytes(0)));
         }
-        ready!(stream.poll_read_ready(cx))?;
+        if stream.poll_read_ready(cx)?.is_pending() {
+            return clock.poll_expired(cx).map(|which| Ok(Read::Expired(which)));
+        }
         match stream.try_read_buf(input) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            result => return Poll::Ready(result),
+            result => return Poll::Ready(result.map(Read::Bytes)),
         }
     })
 }

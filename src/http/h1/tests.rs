@@ -57,12 +57,16 @@ struct Server {
 }
 
 async fn server() -> Server {
+    server_with(ClientTimeouts::default()).await
+}
+
+async fn server_with(timeouts: ClientTimeouts) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (entered, release, dropped) = (Arc::new(Notify::new()), Arc::new(Notify::new()), Arc::new(Notify::new()));
     let handler = Arc::new(Describe { entered: entered.clone(), release: release.clone(), dropped: dropped.clone() });
     let trigger = ShutdownTrigger::new();
-    let served = tokio::spawn(crate::http::serve(listener, handler, trigger.signal(), Duration::from_secs(5), "test"));
+    let served = tokio::spawn(crate::http::serve(listener, handler, trigger.signal(), Duration::from_secs(5), timeouts, "test"));
     Server { addr, trigger, served, entered, release, dropped }
 }
 
@@ -220,4 +224,56 @@ async fn a_connection_handed_over_during_a_drain_answers_the_request_it_holds() 
         assert!(closed(&mut client).await);
         tokio::time::timeout(Duration::from_secs(5), serving).await.expect("the connection ends").unwrap();
     }
+}
+
+/// How long until the server closes `stream`, which sends nothing more meanwhile.
+async fn time_to_close(stream: &mut TcpStream) -> Duration {
+    let start = tokio::time::Instant::now();
+    assert!(closed(stream).await, "the server closes the connection within 5 s");
+    start.elapsed()
+}
+
+#[tokio::test]
+async fn idle_connections_close_after_the_keepalive_limit_counted_from_the_last_response() {
+    let limits = ClientTimeouts { keepalive: Duration::from_millis(300), header: Duration::from_millis(250) };
+    let s = server_with(limits).await;
+    let mut silent = TcpStream::connect(s.addr).await.unwrap();
+    // Served by hyper after a request with a body: one limit, the longer one, from the
+    // end of the response.
+    let mut handed_over = TcpStream::connect(s.addr).await.unwrap();
+    let mut buf = Vec::new();
+    handed_over.write_all(b"POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi").await.unwrap();
+    assert_eq!(response(&mut handed_over, &mut buf).await.2, "POST /body 2");
+    // Busy for twice the limit, never idle for half of it.
+    let mut busy = TcpStream::connect(s.addr).await.unwrap();
+    let (silent_for, handed_over_for, ()) = tokio::join!(time_to_close(&mut silent), time_to_close(&mut handed_over), async {
+        let mut buf = Vec::new();
+        for _ in 0..5 {
+            // The client's idle time between requests is what this test is about.
+            tokio::time::sleep(limits.keepalive / 2).await;
+            busy.write_all(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+            assert_eq!(response(&mut busy, &mut buf).await.2, "GET /again 0");
+        }
+    });
+    assert!(silent_for >= limits.keepalive, "closed after {silent_for:?}");
+    assert!(handed_over_for >= limits.keepalive, "closed after {handed_over_for:?}");
+    assert!(time_to_close(&mut busy).await >= limits.keepalive);
+}
+
+#[tokio::test]
+async fn a_head_must_end_within_the_header_limit_of_its_first_bytes() {
+    let limits = ClientTimeouts { keepalive: Duration::from_secs(60), header: Duration::from_millis(200) };
+    let s = server_with(limits).await;
+    let mut stalled = TcpStream::connect(s.addr).await.unwrap();
+    stalled.write_all(b"GET /stalled HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut slow = TcpStream::connect(s.addr).await.unwrap();
+    let (stalled_for, ()) = tokio::join!(time_to_close(&mut stalled), async {
+        slow.write_all(b"GET /slow HTTP/1.1\r\n").await.unwrap();
+        // The rest of the head comes late, but within the limit.
+        tokio::time::sleep(limits.header / 4).await;
+        slow.write_all(b"Host: x\r\n\r\n").await.unwrap();
+        assert_eq!(response(&mut slow, &mut Vec::new()).await.2, "GET /slow 0");
+    });
+    // Well under the keep-alive limit: `time_to_close` gives up after 5 s.
+    assert!(stalled_for >= limits.header, "closed after {stalled_for:?}");
 }
