@@ -90,6 +90,11 @@ pub struct StartArgs {
     #[arg(long, env = "GATEHOUSE_CLIENT_HEADER_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     #[serde(with = "humantime_serde_compat")]
     pub client_header_timeout: Duration,
+    /// How long a response may wait for the client to read any of it (nginx's
+    /// send_timeout).
+    #[arg(long, env = "GATEHOUSE_CLIENT_SEND_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    #[serde(with = "humantime_serde_compat")]
+    pub client_send_timeout: Duration,
     /// Raft heartbeat interval.
     #[arg(long, env = "GATEHOUSE_RAFT_HEARTBEAT", default_value = "100ms", value_parser = parse_duration)]
     #[serde(with = "humantime_serde_compat")]
@@ -159,7 +164,7 @@ impl StartArgs {
     }
 
     pub fn client_timeouts(&self) -> crate::http::ClientTimeouts {
-        crate::http::ClientTimeouts { keepalive: self.client_keepalive_timeout, header: self.client_header_timeout }
+        crate::http::ClientTimeouts { keepalive: self.client_keepalive_timeout, header: self.client_header_timeout, send: self.client_send_timeout }
     }
 
     pub fn proxy_workers(&self) -> usize {
@@ -235,7 +240,7 @@ impl StartArgs {
         if self.cluster_name.is_empty() {
             return invalid("--cluster-name must not be empty".into());
         }
-        for (flag, value) in [("--client-keepalive-timeout", self.client_keepalive_timeout), ("--client-header-timeout", self.client_header_timeout)] {
+        for (flag, value) in [("--client-keepalive-timeout", self.client_keepalive_timeout), ("--client-header-timeout", self.client_header_timeout), ("--client-send-timeout", self.client_send_timeout)] {
             if value.is_zero() {
                 return invalid(format!("{flag} must be more than 0 (it would close every connection at once)"));
             }

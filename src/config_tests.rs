@@ -94,9 +94,9 @@ fn bad_durations_say_how_to_write_them() {
 #[test]
 fn client_timeouts_default_to_nginxs_and_zero_is_refused() {
     let a = parse(&[]).unwrap();
-    assert_eq!(a.client_timeouts(), crate::http::ClientTimeouts { keepalive: Duration::from_secs(75), header: Duration::from_secs(60) });
-    let a = parse(&["--client-keepalive-timeout", "5s", "--client-header-timeout", "2s"]).unwrap();
-    assert_eq!(a.client_timeouts(), crate::http::ClientTimeouts { keepalive: Duration::from_secs(5), header: Duration::from_secs(2) });
+    assert_eq!(a.client_timeouts(), crate::http::ClientTimeouts { keepalive: Duration::from_secs(75), header: Duration::from_secs(60), send: Duration::from_secs(60) });
+    let a = parse(&["--client-keepalive-timeout", "5s", "--client-header-timeout", "2s", "--client-send-timeout", "3s"]).unwrap();
+    assert_eq!(a.client_timeouts(), crate::http::ClientTimeouts { keepalive: Duration::from_secs(5), header: Duration::from_secs(2), send: Duration::from_secs(3) });
     let err = parse(&["--client-header-timeout", "0s"]).unwrap().validate().unwrap_err();
     assert!(err.to_string().contains("--client-header-timeout must be more than 0"), "{err}");
 }

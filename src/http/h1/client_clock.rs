@@ -18,12 +18,14 @@ pub struct ClientTimeouts {
     pub keepalive: Duration,
     /// From a request's first bytes to the end of its head.
     pub header: Duration,
+    /// Between two writes of a response that make progress (see `send_limit`).
+    pub send: Duration,
 }
 
 impl Default for ClientTimeouts {
     /// nginx's defaults.
     fn default() -> Self {
-        ClientTimeouts { keepalive: Duration::from_secs(75), header: Duration::from_secs(60) }
+        ClientTimeouts { keepalive: Duration::from_secs(75), header: Duration::from_secs(60), send: Duration::from_secs(60) }
     }
 }
 
@@ -49,6 +51,10 @@ pub enum Expired {
 }
 
 impl ClientClock {
+    pub fn limits(&self) -> ClientTimeouts {
+        self.limits
+    }
+
     pub fn new(limits: ClientTimeouts) -> ClientClock {
         ClientClock { limits, idle_since: Instant::now(), head_started: None, timer: None, armed_for: None }
     }
@@ -106,7 +112,7 @@ mod tests {
 
     use super::*;
 
-    const LIMITS: ClientTimeouts = ClientTimeouts { keepalive: Duration::from_secs(75), header: Duration::from_secs(10) };
+    const LIMITS: ClientTimeouts = ClientTimeouts { keepalive: Duration::from_secs(75), header: Duration::from_secs(10), send: Duration::from_secs(60) };
 
     async fn expiry(clock: &mut ClientClock) -> (Expired, Instant) {
         let which = poll_fn(|cx| clock.poll_expired(cx)).await;

@@ -10,6 +10,7 @@ mod client_clock;
 mod head;
 mod response;
 mod rewind;
+mod send_limit;
 
 pub use self::client_clock::ClientTimeouts;
 
@@ -33,6 +34,7 @@ use tokio::net::TcpStream;
 use self::client_clock::{ClientClock, Expired};
 use self::head::Parsed;
 use self::rewind::Rewind;
+use self::send_limit::SendLimit;
 use super::drain::Graceful;
 use super::{Handler, RequestBody};
 
@@ -81,7 +83,7 @@ async fn serve<H: Handler>(stream: TcpStream, peer: SocketAddr, handler: Arc<H>,
         let answer = handler.handle(req.map(RequestBody::Streaming), peer);
         async move { Ok::<_, Infallible>(answer.await) }
     });
-    let io = TokioIo::new(Rewind::new(stream, read.freeze()));
+    let io = TokioIo::new(Rewind::new(SendLimit::new(stream, timeouts.send), read.freeze()));
     if served_own {
         // Mid-connection only HTTP/1.1 may follow: a late HTTP/2 preface is an error, as it
         // was when hyper's HTTP/1 server had the connection from the start.
@@ -173,7 +175,8 @@ async fn serve_own<H: Handler>(mut stream: TcpStream, peer: SocketAddr, handler:
         };
         served = true;
         let close = !meta.keep_alive || stop.load(Ordering::SeqCst);
-        if !response::write(&mut stream, &mut output, response, meta.head, close).await? {
+        let written = response::write(&mut SendLimit::new(&mut stream, clock.limits().send), &mut output, response, meta.head, close).await?;
+        if !written {
             // A FIN after the response, as hyper sends, rather than only dropping the socket.
             let _ = stream.shutdown().await;
             return Ok(None);

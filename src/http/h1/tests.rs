@@ -20,6 +20,9 @@ struct Describe {
     dropped: Arc<Notify>,
 }
 
+/// The size of /big's answer: more than loopback's socket buffers hold.
+const BIG: usize = 64 << 20;
+
 struct OnDrop(Option<Arc<Notify>>);
 
 impl Drop for OnDrop {
@@ -39,6 +42,9 @@ impl Handler for Describe {
                 entered.notify_one();
                 release.notified().await;
                 unfinished.0 = None;
+            }
+            if req.uri().path() == "/big" {
+                return Response::new(full(vec![b'x'; BIG]));
             }
             let line = format!("{} {}", req.method(), req.uri().path());
             let body = req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(usize::MAX);
@@ -235,7 +241,7 @@ async fn time_to_close(stream: &mut TcpStream) -> Duration {
 
 #[tokio::test]
 async fn idle_connections_close_after_the_keepalive_limit_counted_from_the_last_response() {
-    let limits = ClientTimeouts { keepalive: Duration::from_millis(300), header: Duration::from_millis(250) };
+    let limits = ClientTimeouts { keepalive: Duration::from_millis(300), header: Duration::from_millis(250), ..ClientTimeouts::default() };
     let s = server_with(limits).await;
     let mut silent = TcpStream::connect(s.addr).await.unwrap();
     // Served by hyper after a request with a body: one limit, the longer one, from the
@@ -262,7 +268,7 @@ async fn idle_connections_close_after_the_keepalive_limit_counted_from_the_last_
 
 #[tokio::test]
 async fn a_head_must_end_within_the_header_limit_of_its_first_bytes() {
-    let limits = ClientTimeouts { keepalive: Duration::from_secs(60), header: Duration::from_millis(200) };
+    let limits = ClientTimeouts { keepalive: Duration::from_secs(60), header: Duration::from_millis(200), ..ClientTimeouts::default() };
     let s = server_with(limits).await;
     let mut stalled = TcpStream::connect(s.addr).await.unwrap();
     stalled.write_all(b"GET /stalled HTTP/1.1\r\nHost: x\r\n").await.unwrap();
@@ -276,4 +282,23 @@ async fn a_head_must_end_within_the_header_limit_of_its_first_bytes() {
     });
     // Well under the keep-alive limit: `time_to_close` gives up after 5 s.
     assert!(stalled_for >= limits.header, "closed after {stalled_for:?}");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_after_the_send_limit() {
+    let limits = ClientTimeouts { send: Duration::from_millis(200), ..ClientTimeouts::default() };
+    let s = server_with(limits).await;
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    stream.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    // Not reading is what this test is about: the buffers fill, the server's write waits.
+    tokio::time::sleep(limits.send * 5).await;
+    let mut received = 0usize;
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk)).await.expect("the connection ends") {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received += n,
+        }
+    }
+    assert!(received < BIG, "the whole answer came: {received} bytes");
 }
