@@ -92,8 +92,12 @@ impl ClientClock {
             if self.armed_for.as_ref().is_some_and(|w| w.will_wake(cx.waker())) && !timer.is_elapsed() {
                 return Poll::Pending;
             }
+            // A task out of its cooperative budget gets Pending from the timer before the
+            // timer has taken its waker: then the timer is not armed, and the next poll
+            // (the runtime wakes the task at once) must poll it again.
+            let budget_left = tokio::task::coop::has_budget_remaining();
             if timer.as_mut().poll(cx).is_pending() {
-                self.armed_for = Some(cx.waker().clone());
+                self.armed_for = budget_left.then(|| cx.waker().clone());
                 return Poll::Pending;
             }
             self.armed_for = None;
@@ -128,6 +132,25 @@ mod tests {
         assert!(waiting.is_err());
         clock.idle_from_now();
         assert_eq!(expiry(&mut clock).await, (Expired::Idle, start + Duration::from_secs(30 + 75)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_first_polled_out_of_budget_still_expires() {
+        let start = Instant::now();
+        let mut clock = ClientClock::new(LIMITS);
+        let mut first = true;
+        let which = poll_fn(|cx| {
+            if first {
+                first = false;
+                // Spend the task's budget, as a connection that has done much in one poll.
+                while let Poll::Ready(progress) = tokio::task::coop::poll_proceed(cx) {
+                    progress.made_progress();
+                }
+            }
+            clock.poll_expired(cx)
+        });
+        let which = tokio::time::timeout(LIMITS.keepalive * 2, which).await.expect("the idle limit fires");
+        assert_eq!((which, Instant::now()), (Expired::Idle, start + LIMITS.keepalive));
     }
 
     #[tokio::test(start_paused = true)]
