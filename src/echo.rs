@@ -25,6 +25,8 @@ pub struct Echo {
 }
 
 impl Handler for Echo {
+    type Reply = Response<Body>;
+
     fn handle(&self, req: Request<RequestBody>, peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send + use<> {
         let name = self.name.clone();
         async move { answer(req, peer, &name).await }

@@ -52,6 +52,8 @@ pub struct AdminApi {
 }
 
 impl Handler for AdminApi {
+    type Reply = Response<Body>;
+
     fn handle(&self, req: Request<RequestBody>, _peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send + use<> {
         handle(self.ctx.clone(), req)
     }

@@ -5,11 +5,13 @@ pub mod body;
 pub mod drain;
 pub mod fields;
 mod h1;
+pub mod reply;
 pub mod server;
 pub mod timeout;
 
 pub use body::{empty, full, json_response, Body, BoxError, RequestBody};
 pub use h1::ClientTimeouts;
+pub use reply::{Reply, TailFields};
 pub use server::{serve, Handler};
 
 /// An error with its whole source chain, `outer: inner: innermost`, for one-line reports.

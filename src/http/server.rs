@@ -7,21 +7,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::{Request, Response};
+use hyper::Request;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use super::drain::Drain;
 use super::h1::{hyper_header_timeout, ClientTimeouts, Connection};
-use super::{Body, RequestBody};
+use super::{Reply, RequestBody};
 use crate::shutdown::Shutdown;
 
 /// Answers one request; `peer` is the client's address.
 pub trait Handler: Send + Sync + 'static {
+    /// A `Response<Body>`, or one with fields to add to its head (see `Reply`).
+    type Reply: Reply;
+
     /// The answer owns what it needs (`use<Self>`: it borrows nothing), so a connection keeps it
     /// inline in its own state instead of a box per request.
-    fn handle(&self, req: Request<RequestBody>, peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send + use<Self>;
+    fn handle(&self, req: Request<RequestBody>, peer: SocketAddr) -> impl Future<Output = Self::Reply> + Send + use<Self>;
 }
 
 /// Serves `listener` until `shutdown` turns true, then drains for at most `drain`.

@@ -2,4 +2,5 @@
 
 pub mod key_auth;
 mod key_auth_cache;
+pub mod rate_limit_fields;
 pub mod rate_limiting;

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Response, StatusCode};
@@ -20,22 +19,23 @@ use crate::ratelimit::local::LocalLimiter;
 use crate::proxy::headers::ip_value;
 use crate::ratelimit::window::{self, Period, Window};
 
+use super::rate_limit_fields::{PeriodOutcome, RateLimitFields};
+
 pub struct Limiters {
     pub cluster: Arc<ClusterLimiter>,
     pub local: Arc<LocalLimiter>,
 }
 
-/// One configured limit, with its header value rendered once.
+/// One configured limit.
 #[derive(Clone)]
 struct Limit {
     period: Period,
     count: u64,
-    value: HeaderValue,
 }
 
 /// A rate-limiting plugin instance, prepared when the proxy table is built: what every
 /// request would otherwise work out again (the id as the counter keys spell it, the
-/// limits as integers and as header values).
+/// limits as integers).
 #[derive(Clone)]
 pub struct RateLimitPlugin {
     pub id: Uuid,
@@ -57,7 +57,7 @@ impl RateLimitPlugin {
             .limits()
             .map(|(period, limit)| {
                 let count = limit.max(0.0) as u64;
-                Limit { period, count, value: HeaderValue::from(count) }
+                Limit { period, count }
             })
             .collect();
         let local = config.policy == "local";
@@ -91,107 +91,18 @@ fn key_prefix(out: &mut String, plugin: &RateLimitPlugin, parts: &Parts, ctx: &R
     }
 }
 
-/// What one period's check found.
-struct Outcome<'a> {
-    limit: &'a Limit,
-    remaining: u64,
-    reset: u64,
-}
 
-// Header names made once: building and validating them per request showed up as most
-// of the plugin's cost in a profile.
-static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
-static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
-static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 static RETRY_AFTER: HeaderName = HeaderName::from_static("retry-after");
 
-/// `X-RateLimit-Limit-<Period>` and `X-RateLimit-Remaining-<Period>`.
-fn period_headers(period: Period) -> (&'static HeaderName, &'static HeaderName) {
-    static LIMIT: [HeaderName; 6] = [
-        HeaderName::from_static("x-ratelimit-limit-second"),
-        HeaderName::from_static("x-ratelimit-limit-minute"),
-        HeaderName::from_static("x-ratelimit-limit-hour"),
-        HeaderName::from_static("x-ratelimit-limit-day"),
-        HeaderName::from_static("x-ratelimit-limit-month"),
-        HeaderName::from_static("x-ratelimit-limit-year"),
-    ];
-    static REMAINING: [HeaderName; 6] = [
-        HeaderName::from_static("x-ratelimit-remaining-second"),
-        HeaderName::from_static("x-ratelimit-remaining-minute"),
-        HeaderName::from_static("x-ratelimit-remaining-hour"),
-        HeaderName::from_static("x-ratelimit-remaining-day"),
-        HeaderName::from_static("x-ratelimit-remaining-month"),
-        HeaderName::from_static("x-ratelimit-remaining-year"),
-    ];
-    let i = match period {
-        Period::Second => 0,
-        Period::Minute => 1,
-        Period::Hour => 2,
-        Period::Day => 3,
-        Period::Month => 4,
-        Period::Year => 5,
-    };
-    (&LIMIT[i], &REMAINING[i])
-}
-
-/// Numbers rendered as header values into one shared buffer: a value allocated apiece
-/// cost an allocation per header on every admitted request.
-struct Digits {
-    text: BytesMut,
-    spans: SmallVec<[(usize, usize); 8]>,
-}
-
-impl Digits {
-    fn new(count: usize) -> Digits {
-        Digits { text: BytesMut::with_capacity(count * 20), spans: SmallVec::new() }
-    }
-
-    /// Renders `n`; the index says where its value will be in `values`.
-    fn push(&mut self, n: u64) -> usize {
-        // itoa, not core::fmt: its machinery showed in profiles at five numbers a request.
-        let start = self.text.len();
-        self.text.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-        self.spans.push((start, self.text.len()));
-        self.spans.len() - 1
-    }
-
-    fn values(self) -> SmallVec<[HeaderValue; 8]> {
-        let text = self.text.freeze();
-        self.spans.into_iter().map(|(start, end)| HeaderValue::from_maybe_shared(text.slice(start..end)).expect("decimal digits are a valid header value")).collect()
-    }
-}
-
-/// Kong's headers for `outcomes`, and Retry-After's value when the request is refused.
-fn client_headers(outcomes: &[Outcome], blocked: bool) -> (Vec<(HeaderName, HeaderValue)>, Option<HeaderValue>) {
-    // The period closest to running out speaks for RateLimit-*; on a tie, the longer.
-    let closest = outcomes.iter().enumerate().rev().min_by_key(|(_, o)| o.remaining).map(|(i, _)| i);
-    let mut digits = Digits::new(outcomes.len() + 2);
-    let remaining: SmallVec<[usize; 6]> = outcomes.iter().map(|o| digits.push(o.remaining)).collect();
-    let reset = closest.map(|i| digits.push(outcomes[i].reset));
-    let retry_after = blocked.then(|| outcomes.last().map(|o| digits.push(o.reset))).flatten();
-    let values = digits.values();
-    let mut headers = Vec::with_capacity(2 * outcomes.len() + 3);
-    for (o, &r) in outcomes.iter().zip(&remaining) {
-        let (limit_name, remaining_name) = period_headers(o.limit.period);
-        headers.push((limit_name.clone(), o.limit.value.clone()));
-        headers.push((remaining_name.clone(), values[r].clone()));
-    }
-    if let (Some(i), Some(reset)) = (closest, reset) {
-        headers.push((RATELIMIT_LIMIT.clone(), outcomes[i].limit.value.clone()));
-        headers.push((RATELIMIT_REMAINING.clone(), values[remaining[i]].clone()));
-        headers.push((RATELIMIT_RESET.clone(), values[reset].clone()));
-    }
-    (headers, retry_after.map(|i| values[i].clone()))
-}
-
-/// Admits or refuses the request; headers for the client go to `ctx.response_headers`.
+/// Admits or refuses the request; fields for the client's response go to
+/// `ctx.rate_limit_fields`.
 pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts, ctx: &mut RequestContext, now_ms: u64) -> Result<(), Response<Body>> {
     let cfg = &plugin.config;
     // One key buffer for every period: the plugin and identifier are written into it once.
     let mut key = String::with_capacity(128);
     key_prefix(&mut key, plugin, parts, ctx);
     let prefix_len = key.len();
-    let mut outcomes: SmallVec<[Outcome; 2]> = SmallVec::new();
+    let mut outcomes: SmallVec<[PeriodOutcome; 2]> = SmallVec::new();
     let mut blocked = false;
     for limit in &plugin.limits {
         let window = Window::containing(limit.period, now_ms);
@@ -204,9 +115,9 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
         };
         let reset = window.reset_secs(now_ms);
         match decision {
-            Decision::Admitted { remaining } => outcomes.push(Outcome { limit, remaining, reset }),
+            Decision::Admitted { remaining } => outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining, reset }),
             Decision::Rejected => {
-                outcomes.push(Outcome { limit, remaining: 0, reset });
+                outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining: 0, reset });
                 // Longer windows are not charged for a request that is refused anyway.
                 blocked = true;
                 break;
@@ -218,27 +129,20 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
             }
         }
     }
+    let fields = RateLimitFields::new(outcomes);
     if !blocked {
         if !cfg.hide_client_headers {
-            let headers = client_headers(&outcomes, false).0;
-            if ctx.response_headers.is_empty() {
-                ctx.response_headers = headers;
-            } else {
-                ctx.response_headers.extend(headers);
-            }
+            ctx.rate_limit_fields = Some(fields);
         }
         return Ok(());
     }
     let status = StatusCode::from_u16(cfg.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
     let mut resp = error_response(status, &cfg.error_message, ctx.request_id());
-    let (headers, retry_after) = client_headers(&outcomes, true);
     if !cfg.hide_client_headers {
-        for (name, value) in headers {
-            resp.headers_mut().insert(name, value);
-        }
+        fields.add_to(resp.headers_mut());
     }
-    if let Some(value) = retry_after {
-        resp.headers_mut().insert(RETRY_AFTER.clone(), value);
+    if let Some(seconds) = fields.retry_after() {
+        resp.headers_mut().insert(RETRY_AFTER.clone(), HeaderValue::from(seconds));
     }
     Err(resp)
 }
@@ -316,46 +220,5 @@ mod tests {
         key_prefix(&mut key, &RateLimitPlugin::new(PLUGIN, cfg), &parts, &ctx);
         window::push_window(&mut key, &WINDOW);
         assert_eq!(key, expected("bob"));
-    }
-
-    fn rendered(headers: &[(HeaderName, HeaderValue)]) -> Vec<(String, String)> {
-        headers.iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned())).collect()
-    }
-
-    fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
-        expected.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
-    }
-
-    #[test]
-    fn every_period_is_reported_and_the_closest_to_running_out_speaks_for_ratelimit() {
-        let mut cfg = config("ip");
-        cfg.second = Some(10.0);
-        cfg.minute = Some(u64::MAX as f64);
-        let plugin = RateLimitPlugin::new(PLUGIN, cfg);
-        let outcomes = [
-            Outcome { limit: &plugin.limits[0], remaining: 3, reset: 1 },
-            Outcome { limit: &plugin.limits[1], remaining: 3, reset: 42 },
-        ];
-        let (headers, retry_after) = client_headers(&outcomes, false);
-        assert_eq!(
-            rendered(&headers),
-            pairs(&[
-                ("x-ratelimit-limit-second", "10"),
-                ("x-ratelimit-remaining-second", "3"),
-                ("x-ratelimit-limit-minute", "18446744073709551615"),
-                ("x-ratelimit-remaining-minute", "3"),
-                // A tie goes to the longer period.
-                ("ratelimit-limit", "18446744073709551615"),
-                ("ratelimit-remaining", "3"),
-                ("ratelimit-reset", "42"),
-            ])
-        );
-        assert!(retry_after.is_none());
-
-        let outcomes = [Outcome { limit: &plugin.limits[0], remaining: 0, reset: 1 }];
-        let (headers, retry_after) = client_headers(&outcomes, true);
-        assert_eq!(rendered(&headers)[4], ("ratelimit-reset".to_owned(), "1".to_owned()));
-        assert_eq!(retry_after.unwrap(), "1");
-        assert_eq!(client_headers(&[], false).0.len(), 0);
     }
 }

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::header::HeaderValue;
 use uuid::Uuid;
 
 use super::consumer_fields::ConsumerFields;
+use crate::plugins::rate_limit_fields::RateLimitFields;
 
 /// The consumer a request was authenticated as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,9 +37,9 @@ pub struct RequestContext {
     pub credential_id: Option<Uuid>,
     /// Set with `consumer` by an auth plugin: what the upstream is told of the consumer.
     pub consumer_fields: Option<ConsumerFields>,
-    /// Headers plugins set on the client's response (rate-limit headers), in order: a
-    /// later one replaces an earlier one of the same name.
-    pub response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The rate limit's fields for the client's response (one plugin of a name runs per
+    /// request), unless it hides them.
+    pub rate_limit_fields: Option<RateLimitFields>,
 }
 
 impl RequestContext {
@@ -52,7 +53,7 @@ impl RequestContext {
             consumer: None,
             credential_id: None,
             consumer_fields: None,
-            response_headers: Vec::new(),
+            rate_limit_fields: None,
         }
     }
 

@@ -1,12 +1,17 @@
 //! Header rules of the proxy, as Kong applies them: hop-by-hop headers never cross, and
-//! the client's response gets Via and the latency headers. (The fields a request carries
-//! upstream are written by `upstream_headers`.)
+//! the gateway's own fields replace an upstream's of the same names. (The fields a
+//! request carries upstream are written by `upstream_headers`, those the gateway adds to
+//! a response by `response_fields`.)
 
 use std::net::IpAddr;
 
 use hyper::header::{
-    HeaderMap, HeaderName, HeaderValue, CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA,
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, SERVER as SERVER_FIELD, TE, TRAILER, TRANSFER_ENCODING,
+    UPGRADE, VIA,
 };
+use smallvec::SmallVec;
+
+use crate::plugins::rate_limit_fields::RateLimitFields;
 
 pub const VIA_TOKEN: &str = concat!("1.1 gatehouse/", env!("CARGO_PKG_VERSION"));
 
@@ -55,31 +60,53 @@ pub(super) fn named_by_connection(headers: &HeaderMap) -> Vec<HeaderName> {
     named
 }
 
-/// Drops hop-by-hop headers, including any the Connection header names.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none, or just Connection: one pass over the names present
-    // costs less than a hashed removal of each of the nine.
-    let mut present = [false; HOP_BY_HOP.len()];
-    let mut any = false;
+/// What an upstream's response carried of the fields the gateway adds itself.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamSent {
+    pub via: bool,
+    pub server: bool,
+}
+
+/// Fields of a proxied response the gateway writes itself: an upstream's are replaced.
+static GATEWAY_FIELDS: [&HeaderName; 3] = [&UPSTREAM_LATENCY, &PROXY_LATENCY, &REQUEST_ID];
+
+/// Readies an upstream response's fields for the client in one pass over their names
+/// (a hashed removal of each name that might be there costs more): hop-by-hop fields
+/// go, with any the Connection field names, and so do those the gateway writes itself
+/// (its latencies and request id, and the rate limit's), which replace them. An upstream's
+/// Via gets our token appended here; the caller adds Via and Server where none came.
+pub fn filter_response(headers: &mut HeaderMap, rate_limit: Option<&RateLimitFields>) -> UpstreamSent {
+    let mut sent = UpstreamSent::default();
+    let mut hop_by_hop = [false; HOP_BY_HOP.len()];
+    let mut replaced: SmallVec<[HeaderName; 2]> = SmallVec::new();
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| *h == name) {
-            present[i] = true;
-            any = true;
+        if *name == VIA {
+            sent.via = true;
+        } else if *name == SERVER_FIELD {
+            sent.server = true;
+        } else if let Some(i) = HOP_BY_HOP.iter().position(|h| *h == name) {
+            hop_by_hop[i] = true;
+        } else if GATEWAY_FIELDS.contains(&name) || rate_limit.is_some_and(|fields| fields.includes(name)) {
+            replaced.push(name.clone());
         }
     }
-    if !any {
-        return;
-    }
-    if present[0] {
+    if hop_by_hop[0] {
         for name in named_by_connection(headers) {
             headers.remove(name);
         }
     }
-    for (name, present) in HOP_BY_HOP.iter().zip(present) {
+    for (name, present) in HOP_BY_HOP.iter().zip(hop_by_hop) {
         if present {
             headers.remove(*name);
         }
     }
+    for name in replaced {
+        headers.remove(name);
+    }
+    if sent.via {
+        append_via(headers);
+    }
+    sent
 }
 
 /// The client's address as a header value: made once, it goes into two headers. The last
@@ -111,28 +138,6 @@ pub fn append_via(headers: &mut HeaderMap) {
     }
 }
 
-/// A duration in whole milliseconds as a header value; the usual few come from a table,
-/// without the allocation formatting one takes.
-pub fn millis_value(d: std::time::Duration) -> HeaderValue {
-    static SMALL: [HeaderValue; 10] = [
-        HeaderValue::from_static("0"),
-        HeaderValue::from_static("1"),
-        HeaderValue::from_static("2"),
-        HeaderValue::from_static("3"),
-        HeaderValue::from_static("4"),
-        HeaderValue::from_static("5"),
-        HeaderValue::from_static("6"),
-        HeaderValue::from_static("7"),
-        HeaderValue::from_static("8"),
-        HeaderValue::from_static("9"),
-    ];
-    let ms = d.as_millis();
-    match usize::try_from(ms).ok().and_then(|i| SMALL.get(i)) {
-        Some(v) => v.clone(),
-        None => HeaderValue::from(u64::try_from(ms).unwrap_or(u64::MAX)),
-    }
-}
-
 /// A header map from name/value pairs, for tests.
 #[cfg(test)]
 pub(super) fn map(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -150,16 +155,32 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
         let mut h = map(&[("connection", "keep-alive, x-secret"), ("x-secret", "1"), ("te", "trailers"), ("x-keep", "1")]);
-        strip_hop_by_hop(&mut h);
+        assert_eq!(filter_response(&mut h, None), UpstreamSent::default());
         assert!(h.get("x-secret").is_none() && h.get("te").is_none() && h.get("connection").is_none());
         assert_eq!(h.get("x-keep").unwrap(), "1");
     }
 
     #[test]
-    fn milliseconds_print_as_integers() {
-        use std::time::Duration;
-        for (d, text) in [(Duration::ZERO, "0"), (Duration::from_micros(9_999), "9"), (Duration::from_millis(10), "10"), (Duration::from_secs(61), "61000")] {
-            assert_eq!(millis_value(d), text);
-        }
+    fn fields_the_gateway_writes_are_dropped_from_the_upstreams_and_its_via_and_server_are_reported() {
+        use crate::plugins::rate_limit_fields::PeriodOutcome;
+        use crate::ratelimit::window::Period;
+        let limited = RateLimitFields::new([PeriodOutcome { period: Period::Minute, limit: 5, remaining: 4, reset: 1 }].into_iter().collect());
+        let mut h = map(&[
+            ("x-gatehouse-request-id", "forged"),
+            ("X-Gatehouse-Upstream-Latency", "1"),
+            ("x-gatehouse-proxy-latency", "1"),
+            ("x-gatehouse-proxy-latency", "2"),
+            ("RateLimit-Limit", "100"),
+            ("x-ratelimit-remaining-minute", "7"),
+            ("x-ratelimit-remaining-second", "8"),
+            ("server", "upstream/1"),
+            ("via", "1.0 cache"),
+        ]);
+        assert_eq!(filter_response(&mut h, Some(&limited)), UpstreamSent { via: true, server: true });
+        let mut left: Vec<(String, String)> = h.iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned())).collect();
+        left.sort();
+        let via = format!("1.0 cache, {VIA_TOKEN}");
+        let expected = [("server", "upstream/1"), ("via", via.as_str()), ("x-ratelimit-remaining-second", "8")];
+        assert_eq!(left, expected.map(|(n, v)| (n.to_owned(), v.to_owned())));
     }
 }

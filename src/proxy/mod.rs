@@ -6,6 +6,7 @@ pub mod errors;
 pub mod forward;
 pub mod h1;
 pub mod pool;
+pub mod response_fields;
 pub mod headers;
 pub mod router;
 pub mod balancer;

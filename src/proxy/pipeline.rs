@@ -5,7 +5,7 @@
 //! 1. route: match the request against the current table (no route: 404);
 //! 2. access: run the route's plugins (key-auth, rate-limiting) in priority order;
 //! 3. balance + forward: pick a target, send, retry elsewhere only if nothing was sent;
-//! 4. response filter: hop-by-hop headers out, Via and latency headers in;
+//! 4. response filter: hop-by-hop headers out, the gateway's own fields (`GatewayFields`) beside;
 //! 5. log: metrics.
 
 use std::borrow::Cow;
@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
-use hyper::header::{HeaderValue, HOST, SERVER};
+use hyper::header::HOST;
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
 
@@ -25,6 +25,7 @@ use super::forward;
 use super::h1::UpstreamBody;
 use super::headers;
 use super::health;
+use super::response_fields::GatewayFields;
 use super::router::{RequestView, RouteMatch};
 use super::server::Proxy;
 use super::table::{ActivePlugin, ProxyTable, RouteEntry, ServiceEntry};
@@ -56,19 +57,21 @@ fn strip_port(raw: &str) -> &str {
     }
 }
 
-pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAddr) -> Response<Body> {
+pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAddr) -> (Response<Body>, GatewayFields) {
     let mut ctx = RequestContext::new(peer);
     let table = proxy.table.load_full();
     let (mut parts, body) = req.into_parts();
 
     // 1. route
     if parts.method == Method::CONNECT {
-        return gateway_response(&proxy, &ctx, None, ProxyError::TunnelRefused.response(ctx.request_id()));
+        let resp = ProxyError::TunnelRefused.response(ctx.request_id());
+        return gateway_response(&proxy, &mut ctx, None, resp);
     }
     let host = host_of(&parts);
     let found = table.router.find(&RequestView { method: parts.method.as_str(), host: &host, path: parts.uri.path(), headers: &parts.headers });
     let Some(RouteMatch { route, matched_path }) = found else {
-        return gateway_response(&proxy, &ctx, None, ProxyError::NoRoute.response(ctx.request_id()));
+        let resp = ProxyError::NoRoute.response(ctx.request_id());
+        return gateway_response(&proxy, &mut ctx, None, resp);
     };
     let route = &table.routes[route];
     ctx.route_id = Some(route.id);
@@ -76,11 +79,11 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
 
     // 2. access
     if let Err(resp) = access(&proxy, &table, route, &mut parts, &mut ctx).await {
-        return gateway_response(&proxy, &ctx, Some(route), resp);
+        return gateway_response(&proxy, &mut ctx, Some(route), resp);
     }
     let Some(service) = route.service.clone() else {
         let resp = error_response(StatusCode::SERVICE_UNAVAILABLE, "no Service found with those values", ctx.request_id());
-        return gateway_response(&proxy, &ctx, Some(route), resp);
+        return gateway_response(&proxy, &mut ctx, Some(route), resp);
     };
 
     // 3. balance + forward
@@ -109,27 +112,18 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
         Ok(resp) => resp.map(|b| IdleTimeout::since(b, service.timeouts.read, upstream_done.into()).boxed()),
         Err(e) => {
             tracing::debug!(error = %e, route = %route.label, "upstream failed");
-            return gateway_response(&proxy, &ctx, Some(route), e.response(ctx.request_id()));
+            let resp = e.response(ctx.request_id());
+            return gateway_response(&proxy, &mut ctx, Some(route), resp);
         }
     };
-    headers::strip_hop_by_hop(resp.headers_mut());
-    headers::append_via(resp.headers_mut());
-    let h = resp.headers_mut();
-    for (name, value) in std::mem::take(&mut ctx.response_headers) {
-        h.insert(name, value);
-    }
-    h.insert(headers::UPSTREAM_LATENCY.clone(), headers::millis_value(upstream_latency));
-    h.insert(headers::PROXY_LATENCY.clone(), headers::millis_value(proxy_latency));
-    h.insert(headers::REQUEST_ID.clone(), ctx.request_id_header.clone());
-    if !h.contains_key(SERVER) {
-        h.insert(SERVER, HeaderValue::from_static(headers::SERVER));
-    }
+    let sent = headers::filter_response(resp.headers_mut(), ctx.rate_limit_fields.as_ref());
+    let fields = GatewayFields::proxied(&mut ctx, sent, upstream_latency, proxy_latency);
 
     // 5. log
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     let code = resp.status().as_u16();
     route.series.record(&proxy.metrics, &route.labels, code, ms(proxy_latency), ms(upstream_latency), ms(upstream_done - ctx.started));
-    resp
+    (resp, fields)
 }
 
 /// Runs the route's plugins; consumer-scoped ones are resolved once the consumer is known.
@@ -245,17 +239,14 @@ fn hash_key(hash_on: &str, header: Option<&str>, parts: &Parts, ctx: &RequestCon
     }
 }
 
-/// A response the gateway made itself: Kong's headers for those, and metrics.
-fn gateway_response(proxy: &Proxy, ctx: &RequestContext, route: Option<&RouteEntry>, mut resp: Response<Body>) -> Response<Body> {
-    let h = resp.headers_mut();
-    h.insert(headers::RESPONSE_LATENCY.clone(), headers::millis_value(ctx.started.elapsed()));
-    h.insert(SERVER, HeaderValue::from_static(headers::SERVER));
-    h.insert(headers::REQUEST_ID.clone(), ctx.request_id_header.clone());
+/// A response the gateway made itself: Kong's fields for those, and metrics.
+fn gateway_response(proxy: &Proxy, ctx: &mut RequestContext, route: Option<&RouteEntry>, resp: Response<Body>) -> (Response<Body>, GatewayFields) {
+    let fields = GatewayFields::generated(ctx, resp.headers());
     // Requests that matched no route are not counted, as in Kong's Prometheus plugin.
     if let Some(route) = route {
         let service = route.service.as_ref().map_or_else(String::new, |s| s.label.clone());
         let labels = RequestLabels { service, route: route.label.clone(), code: resp.status().as_u16(), source: "gatehouse" };
         proxy.metrics.requests.get_or_create(&labels).inc();
     }
-    resp
+    (resp, fields)
 }

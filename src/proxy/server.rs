@@ -11,6 +11,7 @@ use hyper::header::HeaderValue;
 use hyper::{Request, Response};
 
 use super::pipeline;
+use super::response_fields::GatewayFields;
 use super::router::RegexCache;
 use super::table::ProxyTable;
 use crate::applied::Applied;
@@ -33,7 +34,9 @@ pub struct Proxy {
 pub struct ProxyHandler(pub Arc<Proxy>);
 
 impl Handler for ProxyHandler {
-    fn handle(&self, req: Request<RequestBody>, peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send + use<> {
+    type Reply = (Response<Body>, GatewayFields);
+
+    fn handle(&self, req: Request<RequestBody>, peer: SocketAddr) -> impl Future<Output = Self::Reply> + Send + use<> {
         pipeline::handle(self.0.clone(), req, peer)
     }
 }

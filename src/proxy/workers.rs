@@ -92,6 +92,8 @@ mod tests {
     struct ThreadName;
 
     impl Handler for ThreadName {
+        type Reply = Response<Body>;
+
         fn handle(&self, _req: Request<RequestBody>, _peer: std::net::SocketAddr) -> impl std::future::Future<Output = Response<Body>> + Send + use<> {
             let name = std::thread::current().name().unwrap_or("?").to_owned();
             async move { Response::new(full(name)) }

@@ -36,7 +36,7 @@ use self::head::Parsed;
 use self::rewind::Rewind;
 use self::send_limit::SendLimit;
 use super::drain::Graceful;
-use super::{Handler, RequestBody};
+use super::{Handler, Reply, RequestBody};
 
 /// The read buffer's size, and the most a head may take before hyper gets it: hyper reads
 /// larger heads up to its own limit and answers 431 past it.
@@ -81,7 +81,7 @@ async fn serve<H: Handler>(stream: TcpStream, peer: SocketAddr, handler: Arc<H>,
     };
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let answer = handler.handle(req.map(RequestBody::Streaming), peer);
-        async move { Ok::<_, Infallible>(answer.await) }
+        async move { Ok::<_, Infallible>(answer.await.into_response()) }
     });
     let io = TokioIo::new(Rewind::new(SendLimit::new(stream, timeouts.send), read.freeze()));
     if served_own {
@@ -169,13 +169,14 @@ async fn serve_own<H: Handler>(mut stream: TcpStream, peer: SocketAddr, handler:
                 }
             }
         };
-        let Some(response) = answer_unless_gone(handler.handle(request, peer), &stream, input.is_empty()).await else {
+        let Some(reply) = answer_unless_gone(handler.handle(request, peer), &stream, input.is_empty()).await else {
             // The client left: the handler is dropped, which cancels its upstream exchange.
             return Ok(None);
         };
         served = true;
         let close = !meta.keep_alive || stop.load(Ordering::SeqCst);
-        let written = response::write(&mut SendLimit::new(&mut stream, clock.limits().send), &mut output, response, meta.head, close).await?;
+        let (response, tail) = reply.into_parts();
+        let written = response::write(&mut SendLimit::new(&mut stream, clock.limits().send), &mut output, response, &tail, meta.head, close).await?;
         if !written {
             // A FIN after the response, as hyper sends, rather than only dropping the socket.
             let _ = stream.shutdown().await;

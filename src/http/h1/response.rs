@@ -1,6 +1,7 @@
-//! Writing a response on the server's own HTTP/1.1 path: the head and as much of the body
-//! as is ready go out in one write; the framing is the handler's Content-Length, else the
-//! body's exact size, else chunked.
+//! Writing a response on the server's own HTTP/1.1 path: the head (the response's fields,
+//! then the handler's tail fields) and as much of the body as is ready go out in one
+//! write; the framing is the handler's Content-Length, else the body's exact size, else
+//! chunked.
 
 use std::future::Future;
 use std::io::{self, Write as _};
@@ -16,15 +17,15 @@ use hyper::{Response, StatusCode};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::http::fields::{content_length, write_field, InvalidLength};
-use crate::http::Body;
+use crate::http::{Body, TailFields};
 
 /// Data frames at least this large are written as they are instead of copied behind the head.
 const COPY_LIMIT: usize = 16 * 1024;
 
-/// Writes `resp` to `out`, using `buf` as scratch; `head_only` for a HEAD request, `close`
-/// when the connection ends after it. `Ok(true)`: the response went out whole and the
-/// connection may carry another request.
-pub async fn write<W: AsyncWrite + Unpin>(out: &mut W, buf: &mut Vec<u8>, resp: Response<Body>, head_only: bool, mut close: bool) -> io::Result<bool> {
+/// Writes `resp`, with `tail` after its fields, to `out`, using `buf` as scratch;
+/// `head_only` for a HEAD request, `close` when the connection ends after it. `Ok(true)`:
+/// the response went out whole and the connection may carry another request.
+pub async fn write<W: AsyncWrite + Unpin>(out: &mut W, buf: &mut Vec<u8>, resp: Response<Body>, tail: &impl TailFields, head_only: bool, mut close: bool) -> io::Result<bool> {
     let (mut parts, mut body) = resp.into_parts();
     if parts.status.is_informational() {
         // A 1xx is never a final answer, and an upgrade never comes this way (requests
@@ -57,6 +58,7 @@ pub async fn write<W: AsyncWrite + Unpin>(out: &mut W, buf: &mut Vec<u8>, resp: 
         has_date |= *name == DATE;
         write_field(buf, name.as_str().as_bytes(), value.as_bytes());
     }
+    tail.write_into(buf);
     let mut declared_length = if status == StatusCode::NO_CONTENT { None } else { declared_length(&parts.headers) };
     let mut chunked = false;
     match declared_length {

@@ -6,9 +6,28 @@ use super::*;
 use crate::http::{empty, full, BoxError};
 
 async fn written(resp: Response<Body>, head_only: bool, close: bool) -> (String, bool) {
+    written_with(resp, &(), head_only, close).await
+}
+
+async fn written_with(resp: Response<Body>, tail: &impl TailFields, head_only: bool, close: bool) -> (String, bool) {
     let mut out = Vec::new();
-    let reusable = write(&mut out, &mut Vec::new(), resp, head_only, close).await.unwrap();
+    let reusable = write(&mut out, &mut Vec::new(), resp, tail, head_only, close).await.unwrap();
     (String::from_utf8(out).unwrap(), reusable)
+}
+
+/// Tail fields from name/value pairs.
+struct Pairs(&'static [(&'static str, &'static str)]);
+
+impl TailFields for Pairs {
+    fn write_into(&self, head: &mut Vec<u8>) {
+        for (name, value) in self.0 {
+            crate::http::fields::write_field(head, name.as_bytes(), value.as_bytes());
+        }
+    }
+
+    fn add_to(self, _headers: &mut hyper::HeaderMap) {
+        unreachable!("the own path writes tail fields into the head")
+    }
 }
 
 fn streamed(frames: Vec<Result<&'static str, &'static str>>) -> Body {
@@ -31,6 +50,21 @@ async fn a_full_body_gets_its_length_and_a_date() {
     assert!(!head.contains("connection"), "{head}");
     assert_eq!(body, "hello");
     assert!(reusable);
+}
+
+#[tokio::test]
+async fn tail_fields_follow_the_responses_own_in_the_head_of_every_kind_of_response() {
+    let tail = Pairs(&[("via", "1.1 gw"), ("x-request-id", "abc")]);
+    for (resp, head_only) in [(Response::new(full("hello")), false), (Response::new(full("hello")), true), (Response::new(streamed(vec![Ok("abc")])), false)] {
+        let mut resp = resp;
+        resp.headers_mut().insert("x-a", "1".parse().unwrap());
+        let (text, reusable) = written_with(resp, &tail, head_only, false).await;
+        let (head, _) = head_and_body(&text);
+        let a = head.find("\r\nx-a: 1\r\n").expect(head);
+        let via = head.find("\r\nvia: 1.1 gw\r\nx-request-id: abc\r\n").expect(head);
+        assert!(a < via, "{head}");
+        assert!(reusable);
+    }
 }
 
 #[tokio::test]

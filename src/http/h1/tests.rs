@@ -34,6 +34,8 @@ impl Drop for OnDrop {
 }
 
 impl Handler for Describe {
+    type Reply = Response<Body>;
+
     fn handle(&self, req: Request<RequestBody>, _peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send + use<> {
         let (entered, release, dropped) = (self.entered.clone(), self.release.clone(), self.dropped.clone());
         async move {
