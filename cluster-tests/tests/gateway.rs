@@ -24,6 +24,21 @@ async fn wait_status(url: &str, status: u16) -> cluster_tests::http::Reply {
     .await
 }
 
+/// Kong's fields on a proxied response: Via, both latencies, the request id the upstream
+/// was sent (`sent_upstream`), and a Server (the echo upstream sends none: ours).
+fn assert_gateway_fields(reply: &cluster_tests::http::Reply, sent_upstream: Option<&str>) {
+    let field = |name: &str| reply.headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+    assert!(field("via").is_some_and(|v| v.starts_with("1.1 gatehouse/")), "{:?}", reply.headers);
+    for name in ["x-gatehouse-upstream-latency", "x-gatehouse-proxy-latency"] {
+        assert!(field(name).is_some_and(|v| v.parse::<u64>().is_ok()), "{name}: {:?}", reply.headers);
+    }
+    let id = field("x-gatehouse-request-id");
+    assert!(id.as_ref().is_some_and(|id| id.len() == 32), "{:?}", reply.headers);
+    assert_eq!(id.as_deref(), sent_upstream, "the client and the upstream see one request id");
+    assert_eq!(reply.headers.get_all("x-gatehouse-request-id").iter().count(), 1);
+    assert_eq!(reply.headers.get_all("server").iter().count(), 1, "{:?}", reply.headers);
+}
+
 /// The status line `addr` answers a request written as raw bytes (for what an HTTP
 /// client will not send, such as CONNECT to a server that is not a forward proxy).
 async fn raw_status(addr: &str, request: &str) -> Option<String> {
@@ -56,8 +71,11 @@ async fn configure_through_one_node_and_proxy_through_all() {
         assert_eq!(echoed["path"], "/base/anything", "strip_path and the service path");
         assert_eq!(echoed["query"], "q=1");
         assert_eq!(echoed["headers"]["x-forwarded-prefix"], "/api");
-        assert!(reply.headers.contains_key("x-gatehouse-upstream-latency"));
-        assert!(reply.headers["via"].to_str().unwrap().contains("gatehouse"));
+        assert_gateway_fields(&reply, echoed["headers"]["x-gatehouse-request-id"].as_str());
+        // A request with a body is served by hyper's side of the server: the same fields.
+        let posted = send((Method::POST, format!("http://{}/api/anything", c.node(i).proxy()), Some("text/plain"), b"hi".to_vec())).await;
+        assert_eq!(posted.status.as_u16(), 200);
+        assert_gateway_fields(&posted, posted.json()["headers"]["x-gatehouse-request-id"].as_str());
     }
 
     // Kong's errors, as JSON with a request id.
@@ -65,6 +83,9 @@ async fn configure_through_one_node_and_proxy_through_all() {
     assert_eq!(nope.status.as_u16(), 404);
     assert_eq!(nope.json()["message"], "no Route matched with those values");
     assert_eq!(nope.json()["request_id"].as_str().unwrap().len(), 32);
+    assert_eq!(nope.headers["x-gatehouse-request-id"].to_str().unwrap(), nope.json()["request_id"].as_str().unwrap());
+    assert!(nope.headers["server"].to_str().unwrap().starts_with("gatehouse/"));
+    assert!(nope.headers.contains_key("x-gatehouse-response-latency") && !nope.headers.contains_key("via"));
 
     send(form_post(&format!("http://{a1}/services"), "name=dead&url=http://127.0.20.100:9")).await;
     send(form_post(&format!("http://{a1}/services/dead/routes"), "paths[]=/dead")).await;
