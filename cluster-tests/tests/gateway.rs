@@ -77,6 +77,10 @@ async fn configure_through_one_node_and_proxy_through_all() {
         assert_eq!(posted.status.as_u16(), 200);
         assert_gateway_fields(&posted, posted.json()["headers"]["x-gatehouse-request-id"].as_str());
     }
+    // A HEAD's answer keeps the upstream's Content-Length (the GET's body's), once.
+    let head = send((Method::HEAD, format!("http://{}/api/anything", c.node(1).proxy()), None, Vec::new())).await;
+    let lengths: Vec<u64> = head.headers.get_all("content-length").iter().map(|v| v.to_str().unwrap().parse().unwrap()).collect();
+    assert!(lengths.len() == 1 && lengths[0] > 100 && head.body.is_empty(), "{:?}", head.headers);
 
     // Kong's errors, as JSON with a request id.
     let nope = get(&format!("http://{}/nowhere", c.node(3).proxy())).await.unwrap();

@@ -66,9 +66,14 @@ pub struct InvalidLength;
 /// The Content-Length `headers` state: every value, a list counting as its items, must be
 /// the same decimal number. `Ok(None)`: no Content-Length field.
 pub fn content_length(headers: &HeaderMap) -> Result<Option<ContentLength>, InvalidLength> {
+    content_length_of(headers.get_all(CONTENT_LENGTH).iter().map(HeaderValue::as_bytes))
+}
+
+/// `content_length` over the values of a message's Content-Length fields.
+pub fn content_length_of<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Result<Option<ContentLength>, InvalidLength> {
     let (mut length, mut items) = (None, 0);
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for item in value.as_bytes().split(|&b| b == b',') {
+    for value in values {
+        for item in value.split(|&b| b == b',') {
             let parsed = parse_decimal(item.trim_ascii()).ok_or(InvalidLength)?;
             if length.is_some_and(|l| l != parsed) {
                 return Err(InvalidLength);

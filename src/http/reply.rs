@@ -10,13 +10,19 @@ use super::Body;
 
 /// Fields for a response's head, beyond the response's own. The response must carry
 /// none of the same names: these are written after its fields, not instead of them.
-/// Framing, Date and Connection are the server's to write, never a tail's.
+/// Framing and Connection are the server's to write, never a tail's.
 pub trait TailFields: Send + Sync + 'static {
     /// Appends the fields to a head being written, as `name: value\r\n` lines.
     fn write_into(&self, head: &mut Vec<u8>);
 
     /// Adds the fields to `headers`, for a response written by hyper.
     fn add_to(self, headers: &mut HeaderMap);
+
+    /// Whether the fields include a Date (a proxied response's), which the server then
+    /// does not add.
+    fn has_date(&self) -> bool {
+        false
+    }
 }
 
 /// No fields beyond the response's own.

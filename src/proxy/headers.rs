@@ -5,12 +5,9 @@
 
 use std::net::IpAddr;
 
-use hyper::header::{
-    HeaderMap, HeaderName, HeaderValue, CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, SERVER as SERVER_FIELD, TE, TRAILER, TRANSFER_ENCODING,
-    UPGRADE, VIA,
-};
-use smallvec::SmallVec;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 
+use super::h1::RawFields;
 use crate::plugins::rate_limit_fields::RateLimitFields;
 
 pub const VIA_TOKEN: &str = concat!("1.1 gatehouse/", env!("CARGO_PKG_VERSION"));
@@ -43,21 +40,16 @@ pub(super) fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(&name)
 }
 
+/// The field names in one Connection value: its tokens but the usual `close` and
+/// `keep-alive`, which name no other field.
+fn connection_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case(b"close") && !t.eq_ignore_ascii_case(b"keep-alive"))
+}
+
 /// Header names a message's Connection field lists, hop-by-hop by RFC 9110 §7.6.1. The
-/// usual tokens, `close` and `keep-alive`, name no other field: no allocation for them.
+/// usual tokens name no other field: no allocation for them.
 pub(super) fn named_by_connection(headers: &HeaderMap) -> Vec<HeaderName> {
-    let mut named = Vec::new();
-    for value in headers.get_all(CONNECTION) {
-        for token in value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-            if token.is_empty() || token.eq_ignore_ascii_case(b"close") || token.eq_ignore_ascii_case(b"keep-alive") {
-                continue;
-            }
-            if let Ok(name) = HeaderName::from_bytes(token) {
-                named.push(name);
-            }
-        }
-    }
-    named
+    headers.get_all(CONNECTION).iter().flat_map(|v| connection_tokens(v.as_bytes())).filter_map(|t| HeaderName::from_bytes(t).ok()).collect()
 }
 
 /// What an upstream's response carried of the fields the gateway adds itself.
@@ -65,46 +57,53 @@ pub(super) fn named_by_connection(headers: &HeaderMap) -> Vec<HeaderName> {
 pub struct UpstreamSent {
     pub via: bool,
     pub server: bool,
+    pub date: bool,
 }
 
-/// Fields of a proxied response the gateway writes itself: an upstream's are replaced.
-static GATEWAY_FIELDS: [&HeaderName; 3] = [&UPSTREAM_LATENCY, &PROXY_LATENCY, &REQUEST_ID];
+/// Our Via token as it follows an upstream's Via.
+const VIA_SUFFIX: &str = concat!(", 1.1 gatehouse/", env!("CARGO_PKG_VERSION"));
 
-/// Readies an upstream response's fields for the client in one pass over their names
-/// (a hashed removal of each name that might be there costs more): hop-by-hop fields
-/// go, with any the Connection field names, and so do those the gateway writes itself
-/// (its latencies and request id, and the rate limit's), which replace them. An upstream's
-/// Via gets our token appended here; the caller adds Via and Server where none came.
-pub fn filter_response(headers: &mut HeaderMap, rate_limit: Option<&RateLimitFields>) -> UpstreamSent {
+/// Fields of an upstream's response never passed on: hop-by-hop ones, framing (the
+/// client's head is framed anew), and the gateway's own, which replace them.
+static NOT_PASSED_ON: [&str; 13] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "x-gatehouse-upstream-latency",
+    "x-gatehouse-proxy-latency",
+    "x-gatehouse-request-id",
+];
+
+/// Readies an upstream response's fields for the client in one pass: those in
+/// `NOT_PASSED_ON`, any the Connection field names, and the rate limit's (which replace
+/// them) go. An upstream's Via gets our token appended; the caller adds Via, Server and
+/// Date where none came.
+pub fn filter_response(fields: &mut RawFields, rate_limit: Option<&RateLimitFields>) -> UpstreamSent {
+    // Owned, since the fields change below; nothing allocated for the usual tokens.
+    let named: Vec<Vec<u8>> = fields.values("connection").flat_map(connection_tokens).map(<[u8]>::to_vec).collect();
     let mut sent = UpstreamSent::default();
-    let mut hop_by_hop = [false; HOP_BY_HOP.len()];
-    let mut replaced: SmallVec<[HeaderName; 2]> = SmallVec::new();
-    for name in headers.keys() {
-        if *name == VIA {
+    fields.retain(|name, _| {
+        let is = |lower: &str| name.eq_ignore_ascii_case(lower.as_bytes());
+        if is("via") {
             sent.via = true;
-        } else if *name == SERVER_FIELD {
+        } else if is("server") {
             sent.server = true;
-        } else if let Some(i) = HOP_BY_HOP.iter().position(|h| *h == name) {
-            hop_by_hop[i] = true;
-        } else if GATEWAY_FIELDS.contains(&name) || rate_limit.is_some_and(|fields| fields.includes(name)) {
-            replaced.push(name.clone());
+        } else if is("date") {
+            sent.date = true;
+        } else if NOT_PASSED_ON.iter().any(|n| is(n)) || rate_limit.is_some_and(|r| r.includes(name)) || named.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+            return false;
         }
-    }
-    if hop_by_hop[0] {
-        for name in named_by_connection(headers) {
-            headers.remove(name);
-        }
-    }
-    for (name, present) in HOP_BY_HOP.iter().zip(hop_by_hop) {
-        if present {
-            headers.remove(*name);
-        }
-    }
-    for name in replaced {
-        headers.remove(name);
-    }
+        true
+    });
     if sent.via {
-        append_via(headers);
+        fields.suffix_last("via", VIA_SUFFIX);
     }
     sent
 }
@@ -127,17 +126,6 @@ pub(crate) fn ip_value(ip: IpAddr) -> HeaderValue {
     })
 }
 
-/// Appends our token to the response's Via.
-pub fn append_via(headers: &mut HeaderMap) {
-    let via = match headers.get(&VIA).and_then(|v| v.to_str().ok()) {
-        Some(prev) => HeaderValue::from_str(&format!("{prev}, {VIA_TOKEN}")).ok(),
-        None => Some(HeaderValue::from_static(VIA_TOKEN)),
-    };
-    if let Some(via) = via {
-        headers.insert(VIA, via);
-    }
-}
-
 /// A header map from name/value pairs, for tests.
 #[cfg(test)]
 pub(super) fn map(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -152,35 +140,41 @@ pub(super) fn map(pairs: &[(&str, &str)]) -> HeaderMap {
 mod tests {
     use super::*;
 
-    #[test]
-    fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
-        let mut h = map(&[("connection", "keep-alive, x-secret"), ("x-secret", "1"), ("te", "trailers"), ("x-keep", "1")]);
-        assert_eq!(filter_response(&mut h, None), UpstreamSent::default());
-        assert!(h.get("x-secret").is_none() && h.get("te").is_none() && h.get("connection").is_none());
-        assert_eq!(h.get("x-keep").unwrap(), "1");
+    fn raw(head: &'static str) -> RawFields {
+        let mut parsed = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut parsed);
+        assert!(resp.parse(head.as_bytes()).unwrap().is_complete());
+        RawFields::parsed(head.as_bytes(), resp.headers).with_head(bytes::Bytes::from_static(head.as_bytes()))
+    }
+
+    fn written(fields: &RawFields) -> String {
+        let mut out = Vec::new();
+        fields.write_into(&mut out);
+        String::from_utf8(out).unwrap()
     }
 
     #[test]
-    fn fields_the_gateway_writes_are_dropped_from_the_upstreams_and_its_via_and_server_are_reported() {
+    fn hop_by_hop_and_framing_fields_and_those_connection_names_are_dropped() {
+        let mut fields = raw("HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nx-secret: 1\r\nTE: trailers\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\nKeep-Alive: 5\r\nX-Keep: 1\r\n\r\n");
+        assert_eq!(filter_response(&mut fields, None), UpstreamSent::default());
+        assert_eq!(written(&fields), "X-Keep: 1\r\n");
+    }
+
+    #[test]
+    fn fields_the_gateway_writes_are_dropped_from_the_upstreams_and_its_via_server_and_date_are_reported() {
         use crate::plugins::rate_limit_fields::PeriodOutcome;
         use crate::ratelimit::window::Period;
         let limited = RateLimitFields::new([PeriodOutcome { period: Period::Minute, limit: 5, remaining: 4, reset: 1 }].into_iter().collect());
-        let mut h = map(&[
-            ("x-gatehouse-request-id", "forged"),
-            ("X-Gatehouse-Upstream-Latency", "1"),
-            ("x-gatehouse-proxy-latency", "1"),
-            ("x-gatehouse-proxy-latency", "2"),
-            ("RateLimit-Limit", "100"),
-            ("x-ratelimit-remaining-minute", "7"),
-            ("x-ratelimit-remaining-second", "8"),
-            ("server", "upstream/1"),
-            ("via", "1.0 cache"),
-        ]);
-        assert_eq!(filter_response(&mut h, Some(&limited)), UpstreamSent { via: true, server: true });
-        let mut left: Vec<(String, String)> = h.iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned())).collect();
-        left.sort();
-        let via = format!("1.0 cache, {VIA_TOKEN}");
-        let expected = [("server", "upstream/1"), ("via", via.as_str()), ("x-ratelimit-remaining-second", "8")];
-        assert_eq!(left, expected.map(|(n, v)| (n.to_owned(), v.to_owned())));
+        let head = "HTTP/1.1 200 OK\r\nx-gatehouse-request-id: forged\r\nX-Gatehouse-Upstream-Latency: 1\r\nx-gatehouse-proxy-latency: 1\r\n\
+                    RateLimit-Limit: 100\r\nx-ratelimit-remaining-minute: 7\r\nx-ratelimit-remaining-second: 8\r\nServer: upstream/1\r\n\
+                    Via: 1.0 cache\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n";
+        let mut fields = raw(head);
+        assert_eq!(filter_response(&mut fields, Some(&limited)), UpstreamSent { via: true, server: true, date: true });
+        let expected = format!("x-ratelimit-remaining-second: 8\r\nServer: upstream/1\r\nVia: 1.0 cache, {VIA_TOKEN}\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n");
+        assert_eq!(written(&fields), expected);
+        // Without a rate limit on the route, an upstream's rate-limit fields pass.
+        let mut fields = raw(head);
+        filter_response(&mut fields, None);
+        assert!(written(&fields).starts_with("RateLimit-Limit: 100\r\n"));
     }
 }

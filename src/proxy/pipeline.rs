@@ -108,16 +108,19 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
     let upstream_latency = upstream_done - upstream_started;
 
     // 4. response filter
-    let mut resp = match result {
-        Ok(resp) => resp.map(|b| IdleTimeout::since(b, service.timeouts.read, upstream_done.into()).boxed()),
+    let (resp, mut upstream_fields) = match result {
+        Ok(mut resp) => {
+            let upstream_fields = resp.body_mut().take_fields();
+            (resp.map(|b| IdleTimeout::since(b, service.timeouts.read, upstream_done.into()).boxed()), upstream_fields)
+        }
         Err(e) => {
             tracing::debug!(error = %e, route = %route.label, "upstream failed");
             let resp = e.response(ctx.request_id());
             return gateway_response(&proxy, &mut ctx, Some(route), resp);
         }
     };
-    let sent = headers::filter_response(resp.headers_mut(), ctx.rate_limit_fields.as_ref());
-    let fields = GatewayFields::proxied(&mut ctx, sent, upstream_latency, proxy_latency);
+    let sent = headers::filter_response(&mut upstream_fields, ctx.rate_limit_fields.as_ref());
+    let fields = GatewayFields::proxied(&mut ctx, upstream_fields, sent, upstream_latency, proxy_latency);
 
     // 5. log
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;

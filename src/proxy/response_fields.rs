@@ -1,20 +1,25 @@
-//! The fields the gateway adds to a client's response, as Kong does: Via and Server, the
-//! latencies, the request id, and plugins' own (the rate limit's). They are kept as values
-//! and written straight into the response's head (`TailFields`): inserted into its map,
-//! they cost several hashed inserts and a larger map on every request. An upstream's
-//! fields of the same names are dropped first (`headers::filter_response`).
+//! A client's response's fields beside its status: those the upstream sent, as they came
+//! (`RawFields`, readied by `headers::filter_response`), then those the gateway adds, as
+//! Kong does: Via and Server, the latencies, the request id, and the rate limit's. All are
+//! written straight into the response's head (`TailFields`) on the server's own path:
+//! put in a HeaderMap, they would cost a hashed insert each on every request.
 
 use std::time::Duration;
 
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, SERVER, VIA};
 
 use super::context::RequestContext;
+use super::h1::RawFields;
 use super::headers::{UpstreamSent, PROXY_LATENCY, REQUEST_ID, RESPONSE_LATENCY, SERVER as SERVER_TOKEN, UPSTREAM_LATENCY, VIA_TOKEN};
 use crate::http::fields::write_field;
 use crate::http::TailFields;
 use crate::plugins::rate_limit_fields::RateLimitFields;
 
 pub struct GatewayFields {
+    /// The upstream's fields; none for a response the gateway made.
+    upstream: RawFields,
+    /// Whether the upstream's fields include a Date.
+    upstream_date: bool,
     request_id: HeaderValue,
     /// Ours alone: an upstream's Via has our token appended in its own field instead.
     via: bool,
@@ -27,9 +32,12 @@ pub struct GatewayFields {
 }
 
 impl GatewayFields {
-    /// For a response passed on from the upstream, whose fields `filter_response` readied.
-    pub fn proxied(ctx: &mut RequestContext, sent: UpstreamSent, upstream_latency: Duration, proxy_latency: Duration) -> Self {
+    /// For a response passed on from the upstream, whose fields `filter_response` readied
+    /// (`sent` is what it found).
+    pub fn proxied(ctx: &mut RequestContext, upstream: RawFields, sent: UpstreamSent, upstream_latency: Duration, proxy_latency: Duration) -> Self {
         GatewayFields {
+            upstream,
+            upstream_date: sent.date,
             request_id: ctx.request_id_header.clone(),
             via: !sent.via,
             server: !sent.server,
@@ -46,6 +54,8 @@ impl GatewayFields {
     pub fn generated(ctx: &mut RequestContext, response: &HeaderMap) -> Self {
         let rate_limit = ctx.rate_limit_fields.take().filter(|fields| !fields.any_in(response));
         GatewayFields {
+            upstream: RawFields::default(),
+            upstream_date: false,
             request_id: ctx.request_id_header.clone(),
             via: false,
             server: !response.contains_key(SERVER),
@@ -67,6 +77,7 @@ fn millis(d: Duration) -> u64 {
 
 impl TailFields for GatewayFields {
     fn write_into(&self, head: &mut Vec<u8>) {
+        self.upstream.write_into(head);
         if self.via {
             write_field(head, VIA.as_str().as_bytes(), VIA_TOKEN.as_bytes());
         }
@@ -85,6 +96,7 @@ impl TailFields for GatewayFields {
     }
 
     fn add_to(self, headers: &mut HeaderMap) {
+        self.upstream.append_to(headers);
         if self.via {
             headers.insert(VIA, HeaderValue::from_static(VIA_TOKEN));
         }
@@ -100,6 +112,10 @@ impl TailFields for GatewayFields {
         if let Some(fields) = &self.rate_limit {
             fields.add_to(headers);
         }
+    }
+
+    fn has_date(&self) -> bool {
+        self.upstream_date
     }
 }
 

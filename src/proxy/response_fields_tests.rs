@@ -2,6 +2,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::http::TailFields;
 use crate::plugins::rate_limit_fields::PeriodOutcome;
 use crate::ratelimit::window::Period;
 
@@ -40,7 +41,8 @@ fn sorted(mut pairs: Vec<(String, String)>) -> Vec<(String, String)> {
 fn a_proxied_response_gets_via_server_both_latencies_the_request_id_and_the_rate_limits_fields() {
     let mut ctx = context();
     let id = ctx.request_id().to_owned();
-    let fields = GatewayFields::proxied(&mut ctx, UpstreamSent::default(), Duration::from_micros(12_999), Duration::from_millis(3));
+    let fields = GatewayFields::proxied(&mut ctx, RawFields::default(), UpstreamSent::default(), Duration::from_micros(12_999), Duration::from_millis(3));
+    assert!(!fields.has_date());
     assert!(ctx.rate_limit_fields.is_none(), "the rate limit's fields move into the response");
     let expected = [
         ("via", VIA_TOKEN),
@@ -60,12 +62,24 @@ fn a_proxied_response_gets_via_server_both_latencies_the_request_id_and_the_rate
 }
 
 #[test]
-fn the_upstreams_via_and_server_are_not_written_again() {
+fn the_upstreams_fields_come_first_and_its_via_server_and_date_are_not_written_again() {
+    let head = "HTTP/1.1 200 OK\r\nServer: up\r\nVia: 1.0 cache\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nX-A: 1\r\n\r\n";
+    let mut parsed = [httparse::EMPTY_HEADER; 8];
+    let mut resp = httparse::Response::new(&mut parsed);
+    resp.parse(head.as_bytes()).unwrap();
+    let mut upstream = RawFields::parsed(head.as_bytes(), resp.headers).with_head(bytes::Bytes::from_static(head.as_bytes()));
+    let sent = crate::proxy::headers::filter_response(&mut upstream, None);
     let mut ctx = context();
-    let fields = GatewayFields::proxied(&mut ctx, UpstreamSent { via: true, server: true }, Duration::ZERO, Duration::ZERO);
-    let names: Vec<String> = written(&fields).into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names[..3], ["x-gatehouse-upstream-latency", "x-gatehouse-proxy-latency", "x-gatehouse-request-id"]);
-    assert_eq!(names.len(), 8);
+    let fields = GatewayFields::proxied(&mut ctx, upstream, sent, Duration::ZERO, Duration::ZERO);
+    assert!(fields.has_date());
+    let pairs = written(&fields);
+    let names: Vec<&str> = pairs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[..7], ["Server", "Via", "Date", "X-A", "x-gatehouse-upstream-latency", "x-gatehouse-proxy-latency", "x-gatehouse-request-id"]);
+    assert_eq!(pairs[1].1, format!("1.0 cache, {VIA_TOKEN}"));
+    assert_eq!(names.len(), 12, "and the rate limit's five");
+    let mut from_head: Vec<(String, String)> = pairs.into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
+    from_head.sort();
+    assert_eq!(added(fields), from_head, "hyper's side gets the same fields");
 }
 
 #[test]

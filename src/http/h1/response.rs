@@ -45,7 +45,7 @@ pub async fn write<W: AsyncWrite + Unpin>(out: &mut W, buf: &mut Vec<u8>, resp: 
 
     // RFC 9110 §6.4.1: no content in these; a HEAD response has framing but no body.
     let bodiless_status = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
-    let mut has_date = false;
+    let mut has_date = tail.has_date();
     for (name, value) in &parts.headers {
         // Framing and the connection's fate are this writer's to state, once each.
         if *name == TRANSFER_ENCODING || *name == CONTENT_LENGTH {

@@ -13,6 +13,7 @@ use hyper::body::{Body, Frame, SizeHint};
 
 use super::conn::{reserve_read_space, UpstreamConn};
 use super::decode::{ChunkedDecoder, DecodeError, Framing};
+use super::raw_fields::RawFields;
 use crate::proxy::pool;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,9 @@ pub struct UpstreamBody {
     state: State,
     /// Whether the connection may carry another request after this body.
     reusable: bool,
+    /// The response's header fields, which ride with the body until the proxy takes them
+    /// (`take_fields`): the response's own map is left empty, see `raw_fields`.
+    fields: RawFields,
 }
 
 impl std::fmt::Debug for UpstreamBody {
@@ -53,18 +57,23 @@ impl std::fmt::Debug for UpstreamBody {
 }
 
 impl UpstreamBody {
-    pub(super) fn new(conn: UpstreamConn, framing: Framing, reusable: bool) -> Self {
+    pub(super) fn new(conn: UpstreamConn, framing: Framing, reusable: bool, fields: RawFields) -> Self {
         let state = match framing {
             Framing::Empty => State::Done,
             Framing::Length(n) => State::Length(n),
             Framing::Chunked => State::Chunked(ChunkedDecoder::default()),
             Framing::UntilClose => State::UntilClose,
         };
-        let mut body = UpstreamBody { conn: Some(conn), state, reusable };
+        let mut body = UpstreamBody { conn: Some(conn), state, reusable, fields };
         if matches!(body.state, State::Done) {
             body.finish();
         }
         body
+    }
+
+    /// The response's header fields as the upstream sent them; empty once taken.
+    pub fn take_fields(&mut self) -> RawFields {
+        std::mem::take(&mut self.fields)
     }
 
     /// The body is complete: the connection goes back to the pool if it can be reused,

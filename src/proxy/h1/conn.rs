@@ -113,9 +113,9 @@ pub async fn exchange(
         request_complete = complete;
         head
     };
-    let Head { parts, framing, keep_alive } = head;
+    let Head { parts, fields, framing, keep_alive } = head;
     // A response that came before the whole request went out leaves the connection mid-request.
-    let body = UpstreamBody::new(conn, framing, keep_alive && request_complete);
+    let body = UpstreamBody::new(conn, framing, keep_alive && request_complete, fields);
     Ok(Response::from_parts(parts, body))
 }
 

@@ -6,20 +6,17 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use hyper::header::{HeaderValue, CONTENT_LENGTH};
 use hyper::http::response::Parts;
-use hyper::{HeaderMap, Method, Response, StatusCode, Version};
+use hyper::{Method, Response, StatusCode, Version};
 
-use crate::http::fields::{append_fields, content_length, field_spans, ContentLength, InvalidField};
+use super::raw_fields::RawFields;
+use crate::http::fields::{content_length_of, ContentLength};
 
 /// A response head larger than this is refused (hyper's client allows about as much).
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Header fields per response head, as hyper's limit.
 const MAX_HEADERS: usize = 100;
-/// Room left in a response's header map for the fields the gateway adds on the way to
-/// the client (Via, the latency headers, the request id, Server, rate-limit counters):
-/// growing the map for them showed in profiles.
-const ADDED_BY_GATEWAY: usize = 12;
 /// A chunk-size line (with extensions) or a trailer line longer than this is refused.
 const MAX_LINE: usize = 4096;
 /// Trailer bytes per body; trailers are read and dropped, as nginx does.
@@ -60,7 +57,12 @@ pub enum Framing {
 
 #[derive(Debug)]
 pub struct Head {
+    /// Status and version; no header fields but, for a response without a body, its
+    /// Content-Length (a HEAD's says how long the GET's body is), which the client's
+    /// head is framed by.
     pub parts: Parts,
+    /// The fields as they came, framing fields included.
+    pub fields: RawFields,
     pub framing: Framing,
     /// Whether the connection may carry another request once this body is read.
     pub keep_alive: bool,
@@ -91,33 +93,27 @@ pub fn parse_head(buf: &mut BytesMut, method: &Method, skipped_interim: &mut boo
             continue;
         }
         let version = if resp.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
-        let spans = field_spans(buf, resp.headers);
-        let bytes = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(spans.len() + ADDED_BY_GATEWAY);
-        append_fields(&mut headers, &bytes, &spans).map_err(|e| {
-            DecodeError::Head(match e {
-                InvalidField::Name => httparse::Error::HeaderName,
-                InvalidField::Value => httparse::Error::HeaderValue,
-            })
-        })?;
-        let (framing, keep_alive) = framing(method, status, version, &mut headers)?;
+        let fields = RawFields::parsed(buf, resp.headers);
+        let fields = fields.with_head(buf.split_to(len).freeze());
+        let (framing, keep_alive, length) = framing(method, status, version, &fields)?;
         let mut parts = Response::new(()).into_parts().0;
         parts.status = status;
         // The response is framed anew for the client: an HTTP/1.0 upstream's version
         // mattered only for this connection's keep-alive.
         parts.version = Version::HTTP_11;
-        parts.headers = headers;
-        return Ok(Some(Head { parts, framing, keep_alive }));
+        if let (Framing::Empty, Some(length)) = (framing, length) {
+            parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+        }
+        return Ok(Some(Head { parts, fields, framing, keep_alive }));
     }
 }
 
-/// RFC 9112 §6.3: the body's length, in order of precedence; and whether the connection
-/// outlives this response.
-/// A Content-Length list of equal values (`4, 4`) is collapsed to one, as RFC 9110 §8.6
-/// asks of a proxy.
-fn framing(method: &Method, status: StatusCode, version: Version, headers: &mut HeaderMap) -> Result<(Framing, bool), DecodeError> {
+/// RFC 9112 §6.3: the body's length, in order of precedence; whether the connection
+/// outlives this response; and the Content-Length, once (a list of equal values, `4, 4`,
+/// counts as one, as RFC 9110 §8.6 asks of a proxy).
+fn framing(method: &Method, status: StatusCode, version: Version, fields: &RawFields) -> Result<(Framing, bool, Option<u64>), DecodeError> {
     let mut keep_alive = version == Version::HTTP_11;
-    for token in headers.get_all(CONNECTION).iter().flat_map(|v| v.as_bytes().split(|&b| b == b',')) {
+    for token in fields.values("connection").flat_map(|v| v.split(|&b| b == b',')) {
         let token = token.trim_ascii();
         if token.eq_ignore_ascii_case(b"close") {
             keep_alive = false;
@@ -125,29 +121,28 @@ fn framing(method: &Method, status: StatusCode, version: Version, headers: &mut 
             keep_alive = true;
         }
     }
+    let length = content_length_of(fields.values("content-length"));
     if method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-        return Ok((Framing::Empty, keep_alive));
+        // No body, whatever the fields say; an unreadable length is not passed on.
+        return Ok((Framing::Empty, keep_alive, length.ok().flatten().map(|l| l.length)));
     }
-    let mut codings = headers.get_all(TRANSFER_ENCODING).iter();
+    let mut codings = fields.values("transfer-encoding");
     if let Some(first) = codings.next() {
         // Only plain chunked is taken, as nginx does: another coding would reach the client
         // undecoded and unlabelled (Transfer-Encoding is hop-by-hop); next to a
         // Content-Length, or from HTTP/1.0, the framing is ambiguous (RFC 9112 §6.1, §6.3)
         // and whoever reads it differently desyncs the connection.
-        let only_chunked = codings.next().is_none() && first.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked");
-        if !only_chunked || version == Version::HTTP_10 || headers.contains_key(CONTENT_LENGTH) {
+        let only_chunked = codings.next().is_none() && first.trim_ascii().eq_ignore_ascii_case(b"chunked");
+        if !only_chunked || version == Version::HTTP_10 || fields.values("content-length").next().is_some() {
             return Err(DecodeError::TransferEncoding);
         }
-        return Ok((Framing::Chunked, keep_alive));
+        return Ok((Framing::Chunked, keep_alive, None));
     }
-    let length = content_length(headers).map_err(|_| DecodeError::ContentLength)?;
-    if let Some(ContentLength { length, repeated: true }) = length {
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
-    }
-    Ok(match length.map(|l| l.length) {
-        Some(0) => (Framing::Empty, keep_alive),
-        Some(n) => (Framing::Length(n), keep_alive),
-        None => (Framing::UntilClose, false),
+    let length = length.map_err(|_| DecodeError::ContentLength)?.map(|ContentLength { length, .. }| length);
+    Ok(match length {
+        Some(0) => (Framing::Empty, keep_alive, Some(0)),
+        Some(n) => (Framing::Length(n), keep_alive, Some(n)),
+        None => (Framing::UntilClose, false, None),
     })
 }
 

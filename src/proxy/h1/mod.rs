@@ -7,8 +7,10 @@ mod body;
 mod conn;
 mod decode;
 mod encode;
+mod raw_fields;
 
 pub use body::{BodyError, UpstreamBody};
 pub use conn::{exchange, ExchangeError, ExchangeTimeouts, UpstreamConn};
 pub use crate::http::fields::write_field;
 pub use encode::{valid_target, BodyWriteError, HeadFields};
+pub use raw_fields::RawFields;
