@@ -30,7 +30,11 @@ pub struct RequestContext {
     /// as a header value: it goes into two headers, and cloning one copies no bytes.
     pub request_id_header: HeaderValue,
     pub client: SocketAddr,
-    pub started: Instant,
+    /// When the pipeline began to spend time on the request: read at the first moment
+    /// that can matter (before plugins that may wait, or before the upstream exchange),
+    /// since until then the request's handling is unbroken CPU work of microseconds.
+    /// A clock read per request less on routes without plugins.
+    started: Option<Instant>,
     pub route_id: Option<Uuid>,
     pub service_id: Option<Uuid>,
     pub consumer: Option<Arc<ConsumerInfo>>,
@@ -47,7 +51,7 @@ impl RequestContext {
         RequestContext {
             request_id_header: new_request_id(),
             client,
-            started: Instant::now(),
+            started: None,
             route_id: None,
             service_id: None,
             consumer: None,
@@ -64,6 +68,16 @@ impl RequestContext {
             Some(ours) => ours,
             None => headers.get(name).map(HeaderValue::as_bytes),
         }
+    }
+
+    /// When the request's handling began, reading the clock now if nothing has yet.
+    pub fn started(&mut self) -> Instant {
+        *self.started.get_or_insert_with(Instant::now)
+    }
+
+    /// `started`, given the clock as just read (`now`) if it has not been read before.
+    pub fn started_by(&mut self, now: Instant) -> Instant {
+        *self.started.get_or_insert(now)
     }
 
     pub fn request_id(&self) -> &str {

@@ -87,6 +87,10 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
     };
 
     // 3. balance + forward
+    // One clock read per phase boundary: each is a measurable share of a proxied request.
+    let upstream_started = Instant::now();
+    let started = ctx.started_by(upstream_started);
+    let proxy_latency = upstream_started - started;
     let path = upstream_path(service.path.as_deref(), parts.uri.path(), matched_path.as_deref(), route.strip_path);
     let target_path = upstream_target(&path, parts.uri.query());
     let fields = UpstreamHeaders {
@@ -100,9 +104,6 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
         request_id: &ctx.request_id_header,
         consumer: ctx.consumer_fields.as_ref(),
     };
-    // One clock read per phase boundary: each is a measurable share of a proxied request.
-    let upstream_started = Instant::now();
-    let proxy_latency = upstream_started - ctx.started;
     let result = forward(&service, &parts, &fields, body, &target_path, &ctx, upstream_started).await;
     let upstream_done = Instant::now();
     let upstream_latency = upstream_done - upstream_started;
@@ -125,7 +126,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
     // 5. log
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     let code = resp.status().as_u16();
-    route.series.record(&proxy.metrics, &route.labels, code, ms(proxy_latency), ms(upstream_latency), ms(upstream_done - ctx.started));
+    route.series.record(&proxy.metrics, &route.labels, code, ms(proxy_latency), ms(upstream_latency), ms(upstream_done - started));
     (resp, fields)
 }
 
@@ -135,6 +136,8 @@ async fn access(proxy: &Proxy, table: &ProxyTable, route: &RouteEntry, parts: &m
     if route.plugins.is_empty() {
         return Ok(());
     }
+    // Plugins may wait (a rate-limit reservation): the proxy latency counts it.
+    ctx.started();
     let now = now_ms();
     for plugin in &route.plugins {
         if let ActivePlugin::KeyAuth(cfg) = plugin {

@@ -61,7 +61,7 @@ impl GatewayFields {
             server: !response.contains_key(SERVER),
             upstream_latency_ms: None,
             proxy_latency_ms: None,
-            response_latency_ms: Some(millis(ctx.started.elapsed())),
+            response_latency_ms: Some(millis(ctx.started().elapsed())),
             rate_limit,
         }
     }

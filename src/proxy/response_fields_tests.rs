@@ -8,7 +8,7 @@ use crate::ratelimit::window::Period;
 
 fn context() -> RequestContext {
     let mut ctx = RequestContext::new(SocketAddr::from(([127, 0, 0, 1], 5000)));
-    ctx.started = Instant::now() - Duration::from_millis(1500);
+    ctx.started_by(Instant::now() - Duration::from_millis(1500));
     let minute = PeriodOutcome { period: Period::Minute, limit: 5, remaining: 4, reset: 30 };
     ctx.rate_limit_fields = Some(RateLimitFields::new([minute].into_iter().collect()));
     ctx

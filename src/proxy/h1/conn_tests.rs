@@ -246,3 +246,67 @@ async fn a_body_knows_its_length_and_its_end_with_the_last_byte() {
     assert!(body.is_end_stream());
     assert_eq!(pool::idle_count(&addr), 1);
 }
+
+/// An upstream answering a connection's first request at once and its second after
+/// `second_after` (never, if `None`).
+async fn slower_second_time(second_after: Option<Duration>) -> String {
+    upstream(move |mut s| async move {
+        read_request(&mut s, b"").await;
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.unwrap();
+        read_request(&mut s, b"").await;
+        match second_after {
+            Some(delay) => {
+                tokio::time::sleep(delay).await;
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.unwrap();
+                let _ = s.read(&mut [0u8; 1]).await;
+            }
+            None => {
+                let _ = s.read(&mut [0u8; 1]).await;
+            }
+        }
+    })
+    .await
+}
+
+/// One exchange on a connection, with `read` as its read timeout counted from now.
+async fn timed_get(conn: UpstreamConn, addr: &str, read: Duration) -> Result<Bytes, ExchangeError> {
+    let timeouts = ExchangeTimeouts { read, write: Duration::from_secs(5), started: std::time::Instant::now() };
+    let resp = super::exchange(conn, &Method::GET, "/", &host(addr), empty(), timeouts).await?;
+    Ok(resp.into_body().collect().await.unwrap().to_bytes())
+}
+
+fn pooled(addr: &str) -> UpstreamConn {
+    pool::checkout(addr, std::time::Instant::now()).1.expect("the pooled connection").0
+}
+
+#[tokio::test]
+async fn a_reused_connections_timer_keeps_the_earlier_deadline_from_cutting_a_later_exchange_short() {
+    // The second answer comes after the first exchange's deadline but before its own.
+    let read = Duration::from_millis(1000);
+    let addr = slower_second_time(Some(Duration::from_millis(800))).await;
+    assert_eq!(timed_get(connect(&addr).await, &addr, read).await.unwrap(), "ok");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(timed_get(pooled(&addr), &addr, read).await.unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn a_reused_connection_still_times_out_at_its_own_deadline() {
+    let read = Duration::from_millis(300);
+    let addr = slower_second_time(None).await;
+    assert_eq!(timed_get(connect(&addr).await, &addr, read).await.unwrap(), "ok");
+    // The first exchange's deadline passes while the connection is idle.
+    tokio::time::sleep(read * 2).await;
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(5), timed_get(pooled(&addr), &addr, read)).await.expect("the read timeout fires");
+    assert!(matches!(result, Err(ExchangeError::TimedOut)), "{result:?}");
+    assert!(started.elapsed() >= read, "timed out after {:?}, before its own deadline", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_shorter_read_timeout_after_a_longer_one_on_the_same_connection_is_kept() {
+    // Two services may share an upstream address, and so its connections.
+    let addr = slower_second_time(None).await;
+    assert_eq!(timed_get(connect(&addr).await, &addr, Duration::from_secs(60)).await.unwrap(), "ok");
+    let result = tokio::time::timeout(Duration::from_secs(5), timed_get(pooled(&addr), &addr, Duration::from_millis(300))).await;
+    assert!(matches!(result, Ok(Err(ExchangeError::TimedOut))), "{result:?}");
+}
