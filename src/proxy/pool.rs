@@ -70,11 +70,12 @@ pub fn checkout(addr: &str, now: Instant) -> (Arc<str>, Option<(UpstreamConn, Du
     })
 }
 
-/// Returns a connection whose last exchange is complete.
+/// Returns a connection whose last exchange is complete. Its idleness counts from that
+/// exchange's start, read from the clock already: a clock read per request less.
 pub fn checkin(conn: UpstreamConn) {
     POOL.with_borrow_mut(|pool| {
         let queue = &mut pool.idle.entry(conn.key().clone()).or_insert_with(|| Queue { key: conn.key().clone(), idle: VecDeque::new() }).idle;
-        let now = Instant::now();
+        let now = conn.last_exchange();
         while queue.front().is_some_and(|idle| idle.expired(now)) {
             queue.pop_front();
         }

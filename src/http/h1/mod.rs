@@ -169,7 +169,10 @@ async fn serve_own<H: Handler>(mut stream: TcpStream, peer: SocketAddr, handler:
                 }
             }
         };
-        let Some(reply) = answer_unless_gone(handler.handle(request, peer), &stream, input.is_empty()).await else {
+        // Pinned where it is made: the handler's future is most of a connection's state,
+        // and passing it by value copied it once more per request.
+        let answer = pin!(handler.handle(request, peer));
+        let Some(reply) = answer_unless_gone(answer, &stream, input.is_empty()).await else {
             // The client left: the handler is dropped, which cancels its upstream exchange.
             return Ok(None);
         };
@@ -189,8 +192,7 @@ async fn serve_own<H: Handler>(mut stream: TcpStream, peer: SocketAddr, handler:
 /// The handler's answer, or `None` once the client has closed its end while it ran, as
 /// hyper notices. A client that sends ahead (a pipelined request, read already or arriving
 /// now) is not watched: its data waits its turn.
-async fn answer_unless_gone<F: Future>(answer: F, stream: &TcpStream, nothing_read_ahead: bool) -> Option<F::Output> {
-    let mut answer = pin!(answer);
+async fn answer_unless_gone<F: Future>(mut answer: Pin<&mut F>, stream: &TcpStream, nothing_read_ahead: bool) -> Option<F::Output> {
     let mut watching = nothing_read_ahead;
     poll_fn(|cx| {
         if let Poll::Ready(response) = answer.as_mut().poll(cx) {

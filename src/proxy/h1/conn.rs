@@ -38,6 +38,9 @@ pub struct UpstreamConn {
     /// The wait for a response head's limit, kept from one exchange to the next (see
     /// `poll_read_deadline`).
     read_timer: Option<Pin<Box<Sleep>>>,
+    /// When its latest exchange began (the caller's clock reading): the pool counts its
+    /// idleness from there, a little early, which only ever retires it sooner.
+    last_exchange: Instant,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,11 +63,15 @@ pub enum ExchangeError {
 
 impl UpstreamConn {
     pub fn new(stream: TcpStream, key: Arc<str>) -> Self {
-        UpstreamConn { stream, read_buf: BytesMut::new(), write_buf: Vec::new(), key, read_timer: None }
+        UpstreamConn { stream, read_buf: BytesMut::new(), write_buf: Vec::new(), key, read_timer: None, last_exchange: Instant::now() }
     }
 
     pub fn key(&self) -> &Arc<str> {
         &self.key
+    }
+
+    pub fn last_exchange(&self) -> Instant {
+        self.last_exchange
     }
 
     /// Whether an idle connection can take a request: not if the upstream closed it or
@@ -106,6 +113,7 @@ pub async fn exchange(
     body: Body,
     timeouts: ExchangeTimeouts,
 ) -> Result<Response<UpstreamBody>, ExchangeError> {
+    conn.last_exchange = timeouts.started;
     let framing = encode::body_framing(fields, &body);
     encode::encode_head(&mut conn.write_buf, method, target, fields, framing);
     write_head(&mut conn, timeouts.write).await?;
