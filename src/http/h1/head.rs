@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 use bytes::{Bytes, BytesMut};
 use hyper::{Method, Request, Uri, Version};
 
-use crate::http::fields::{append_fields, field_spans, span_in, Span};
+use crate::http::fields::{append_fields, field_spans, span_in, FieldSpans, Span};
 use crate::http::RequestBody;
 
 /// More fields than this and the head goes to hyper, which answers 431 past its own limit.
@@ -71,7 +71,8 @@ pub fn parse(buf: &mut BytesMut) -> Parsed {
     }
     // The target, like the fields, is sliced out of the head's bytes, not copied.
     let target = span_in(buf, target.as_bytes());
-    let spans = field_spans(buf, req.headers);
+    let mut spans = FieldSpans::new();
+    field_spans(buf, req.headers, &mut spans);
     let bytes = buf.split_to(len).freeze();
     match build(&bytes, method, target, &spans) {
         Some(request) => {
