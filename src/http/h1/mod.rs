@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use bytes::BytesMut;
 use hyper::body::Incoming;
@@ -221,18 +221,32 @@ enum Read {
 
 /// Reads what the socket has, unless the client's time runs out first.
 fn read_more<'a>(stream: &'a mut TcpStream, input: &'a mut BytesMut, clock: &'a mut ClientClock, stop: &'a AtomicBool) -> impl Future<Output = io::Result<Read>> + 'a {
-    poll_fn(move |cx| loop {
+    poll_fn(move |cx| {
         if input.is_empty() && stop.load(Ordering::SeqCst) {
             return Poll::Ready(Ok(Read::Bytes(0)));
         }
-        if stream.poll_read_ready(cx)?.is_pending() {
-            return clock.poll_expired(cx).map(|which| Ok(Read::Expired(which)));
-        }
-        match stream.try_read_buf(input) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            result => return Poll::Ready(result.map(Read::Bytes)),
+        match poll_read_buf(stream, input, cx) {
+            Poll::Pending => clock.poll_expired(cx).map(|which| Ok(Read::Expired(which))),
+            Poll::Ready(result) => Poll::Ready(result.map(Read::Bytes)),
         }
     })
+}
+
+/// Reads into `buf`'s spare capacity through `AsyncRead::poll_read`, not `try_read_buf`:
+/// a read that leaves room in the buffer has drained the socket, and only `poll_read`
+/// then forgets the socket's readiness. Else the next wait for the client (the watch
+/// for one that leaves while its request is handled, then the read of its next request)
+/// begins with a system call that finds nothing, one per request.
+fn poll_read_buf(stream: &mut TcpStream, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    use bytes::BufMut;
+    use tokio::io::AsyncRead;
+    // SAFETY: `ReadBuf` never de-initializes what it is given (as tokio's own read_buf).
+    let mut read = ReadBuf::uninit(unsafe { buf.chunk_mut().as_uninit_slice_mut() });
+    ready!(Pin::new(stream).poll_read(cx, &mut read))?;
+    let n = read.filled().len();
+    // SAFETY: `poll_read` initialized the first `n` bytes of the spare capacity.
+    unsafe { buf.advance_mut(n) };
+    Poll::Ready(Ok(n))
 }
 
 #[cfg(test)]
