@@ -5,6 +5,7 @@ pub mod body;
 pub mod drain;
 pub mod fields;
 mod h1;
+pub mod read_buf;
 pub mod reply;
 pub mod server;
 pub mod timeout;

@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use hyper::body::Incoming;
@@ -36,6 +36,7 @@ use self::head::Parsed;
 use self::rewind::Rewind;
 use self::send_limit::SendLimit;
 use super::drain::Graceful;
+use super::read_buf::poll_read_buf;
 use super::{Handler, Reply, RequestBody};
 
 /// The read buffer's size, and the most a head may take before hyper gets it: hyper reads
@@ -230,23 +231,6 @@ fn read_more<'a>(stream: &'a mut TcpStream, input: &'a mut BytesMut, clock: &'a 
             Poll::Ready(result) => Poll::Ready(result.map(Read::Bytes)),
         }
     })
-}
-
-/// Reads into `buf`'s spare capacity through `AsyncRead::poll_read`, not `try_read_buf`:
-/// a read that leaves room in the buffer has drained the socket, and only `poll_read`
-/// then forgets the socket's readiness. Else the next wait for the client (the watch
-/// for one that leaves while its request is handled, then the read of its next request)
-/// begins with a system call that finds nothing, one per request.
-fn poll_read_buf(stream: &mut TcpStream, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-    use bytes::BufMut;
-    use tokio::io::AsyncRead;
-    // SAFETY: `ReadBuf` never de-initializes what it is given (as tokio's own read_buf).
-    let mut read = ReadBuf::uninit(unsafe { buf.chunk_mut().as_uninit_slice_mut() });
-    ready!(Pin::new(stream).poll_read(cx, &mut read))?;
-    let n = read.filled().len();
-    // SAFETY: `poll_read` initialized the first `n` bytes of the spare capacity.
-    unsafe { buf.advance_mut(n) };
-    Poll::Ready(Ok(n))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use super::conn::{reserve_read_space, UpstreamConn};
 use super::decode::{ChunkedDecoder, DecodeError, Framing};
 use super::raw_fields::RawFields;
+use crate::http::read_buf::poll_read_buf;
 use crate::proxy::pool;
 
 #[derive(Debug, thiserror::Error)]
@@ -157,13 +158,9 @@ impl Body for UpstreamBody {
     }
 }
 
+/// Through `poll_read_buf`, so that a pooled connection whose body was drained is not
+/// still taken for readable when its reuse is checked (a system call that finds nothing).
 fn poll_read(conn: &mut UpstreamConn, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
     reserve_read_space(&mut conn.read_buf);
-    loop {
-        ready!(conn.stream.poll_read_ready(cx))?;
-        match conn.stream.try_read_buf(&mut conn.read_buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            read => return Poll::Ready(read),
-        }
-    }
+    poll_read_buf(&mut conn.stream, &mut conn.read_buf, cx)
 }
