@@ -67,6 +67,17 @@ async fn five_per_minute_holds_across_three_nodes_with_the_cluster_policy() {
     let replies = fifteen_round_robin(&c, "/local").await;
     let passed = replies.iter().filter(|r| r.status.as_u16() == 200).count();
     assert_eq!(passed, 15, "the local policy counts per node: 3 nodes x 5");
+
+    // hide_client_headers hides every rate-limit field, Retry-After included (as Kong).
+    admin_form(&format!("http://{a}/services/s/routes"), "name=hid&paths[]=/hidden").await;
+    admin_form(&format!("http://{a}/routes/hid/plugins"), "name=rate-limiting&config.minute=1&config.policy=local&config.hide_client_headers=true").await;
+    let url = format!("http://{}/hidden", c.node(1).proxy());
+    let refused = wait_for("a refusal on the hidden route", Duration::from_secs(5), || async {
+        get_as(&url, "anyone").await.filter(|r| r.status.as_u16() == 429)
+    })
+    .await;
+    let limit_fields: Vec<_> = refused.headers.keys().filter(|n| n.as_str().contains("ratelimit") || *n == "retry-after").collect();
+    assert!(limit_fields.is_empty(), "{limit_fields:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -138,11 +138,12 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
     }
     let status = StatusCode::from_u16(cfg.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
     let mut resp = error_response(status, &cfg.error_message, ctx.request_id());
+    // Retry-After is one of the fields hide_client_headers hides, as in Kong.
     if !cfg.hide_client_headers {
         fields.add_to(resp.headers_mut());
-    }
-    if let Some(seconds) = fields.retry_after() {
-        resp.headers_mut().insert(RETRY_AFTER.clone(), HeaderValue::from(seconds));
+        if let Some(seconds) = fields.retry_after() {
+            resp.headers_mut().insert(RETRY_AFTER.clone(), HeaderValue::from(seconds));
+        }
     }
     Err(resp)
 }

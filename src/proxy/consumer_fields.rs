@@ -23,6 +23,22 @@ static X_ANONYMOUS_CONSUMER: HeaderName = HeaderName::from_static("x-anonymous-c
 /// once a consumer is set, even those this consumer has no value for.
 pub static NAMES: [&HeaderName; 5] = [&X_CONSUMER_ID, &X_CONSUMER_CUSTOM_ID, &X_CONSUMER_USERNAME, &X_CREDENTIAL_IDENTIFIER, &X_ANONYMOUS_CONSUMER];
 
+/// Whether a client's field `name` stands for one of `NAMES`: the name itself, or a
+/// spelling with underscores for hyphens, which CGI-style upstreams (PHP, WSGI, Rack)
+/// read as the same variable (`HTTP_X_CONSUMER_ID`). nginx, and so Kong, drops names
+/// with underscores outright.
+pub fn is_consumer_field(name: &HeaderName) -> bool {
+    if NAMES.contains(&name) {
+        return true;
+    }
+    let name = name.as_str().as_bytes();
+    name.contains(&b'_')
+        && NAMES.iter().any(|ours| {
+            let ours = ours.as_str().as_bytes();
+            ours.len() == name.len() && ours.iter().zip(name).all(|(&o, &n)| o == n || (o == b'-' && n == b'_'))
+        })
+}
+
 /// The values for one consumer (and the credential it was matched by), made once: the
 /// key-auth cache keeps them for every later request with the same key.
 #[derive(Debug)]

@@ -57,7 +57,7 @@ impl HeadFields for UpstreamHeaders<'_> {
                 || name == CONTENT_LENGTH
                 || OWNED.contains(&name)
                 || named_by_connection.contains(name)
-                || (self.consumer.is_some() && consumer_fields::NAMES.contains(&name)))
+                || (self.consumer.is_some() && consumer_fields::is_consumer_field(name)))
             {
                 write_field(out, name.as_str().as_bytes(), value.as_bytes());
             }
@@ -191,7 +191,16 @@ mod tests {
     fn a_consumer_found_replaces_every_consumer_field_the_client_sent() {
         use crate::model::{create, Consumer};
         use crate::proxy::consumer_fields::{ConsumerFields, ConsumerValues};
-        let client = map(&[("x-consumer-id", "forged"), ("x-consumer-custom-id", "forged"), ("x-anonymous-consumer", "true"), ("x-keep", "1")]);
+        let client = map(&[
+            ("x-consumer-id", "forged"),
+            ("x-consumer-custom-id", "forged"),
+            ("x-anonymous-consumer", "true"),
+            // Read as X-Consumer-Username by CGI-style upstreams.
+            ("X-Consumer_Username", "forged"),
+            ("x_credential_identifier", "forged"),
+            ("x-keep", "1"),
+            ("x_keep", "1"),
+        ]);
         let consumer: Consumer = create(&serde_json::json!({"username": "alice"}), 1.0).unwrap();
         let found = ConsumerFields { values: std::sync::Arc::new(ConsumerValues::new(&consumer, None)), anonymous: false };
         let mut fields = upstream_headers(&client, None, false);
@@ -199,10 +208,11 @@ mod tests {
         let fields = written(&fields);
         assert_eq!(values(&fields, "x-consumer-id"), [consumer.id.to_string().as_str()]);
         assert_eq!(values(&fields, "x-consumer-username"), ["alice"]);
-        for gone in ["x-consumer-custom-id", "x-anonymous-consumer", "x-credential-identifier"] {
+        for gone in ["x-consumer-custom-id", "x-anonymous-consumer", "x-credential-identifier", "x-consumer_username", "x_credential_identifier"] {
             assert!(values(&fields, gone).is_empty(), "{gone}: {fields:?}");
         }
         assert_eq!(values(&fields, "x-keep"), ["1"]);
+        assert_eq!(values(&fields, "x_keep"), ["1"], "other names with underscores pass");
         // Without an auth plugin, the client's fields pass as any others.
         let fields = written(&upstream_headers(&client, None, false));
         assert_eq!(values(&fields, "x-consumer-id"), ["forged"]);

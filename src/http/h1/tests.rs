@@ -234,38 +234,46 @@ async fn a_connection_handed_over_during_a_drain_answers_the_request_it_holds() 
     }
 }
 
-/// How long until the server closes `stream`, which sends nothing more meanwhile.
-async fn time_to_close(stream: &mut TcpStream) -> Duration {
-    let start = tokio::time::Instant::now();
+/// How long from `since` until the server closes `stream`, which sends nothing more
+/// meanwhile. `since` is taken before the server's clock for the connection can have
+/// started (before connecting, or before the bytes that start it are sent), so that a
+/// server keeping its limit never shows a shorter time.
+async fn time_to_close(stream: &mut TcpStream, since: tokio::time::Instant) -> Duration {
     assert!(closed(stream).await, "the server closes the connection within 5 s");
-    start.elapsed()
+    since.elapsed()
 }
 
 #[tokio::test]
 async fn idle_connections_close_after_the_keepalive_limit_counted_from_the_last_response() {
     let limits = ClientTimeouts { keepalive: Duration::from_millis(300), header: Duration::from_millis(250), ..ClientTimeouts::default() };
     let s = server_with(limits).await;
+    let silent_since = tokio::time::Instant::now();
     let mut silent = TcpStream::connect(s.addr).await.unwrap();
     // Served by hyper after a request with a body: one limit, the longer one, from the
     // end of the response.
     let mut handed_over = TcpStream::connect(s.addr).await.unwrap();
     let mut buf = Vec::new();
+    let handed_over_since = tokio::time::Instant::now();
     handed_over.write_all(b"POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi").await.unwrap();
     assert_eq!(response(&mut handed_over, &mut buf).await.2, "POST /body 2");
     // Busy for twice the limit, never idle for half of it.
     let mut busy = TcpStream::connect(s.addr).await.unwrap();
-    let (silent_for, handed_over_for, ()) = tokio::join!(time_to_close(&mut silent), time_to_close(&mut handed_over), async {
+    let (silent_for, handed_over_for, busy_since) = tokio::join!(time_to_close(&mut silent, silent_since), time_to_close(&mut handed_over, handed_over_since), async {
         let mut buf = Vec::new();
+        let mut last_sent = tokio::time::Instant::now();
         for _ in 0..5 {
             // The client's idle time between requests is what this test is about.
             tokio::time::sleep(limits.keepalive / 2).await;
+            last_sent = tokio::time::Instant::now();
             busy.write_all(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
             assert_eq!(response(&mut busy, &mut buf).await.2, "GET /again 0");
         }
+        last_sent
     });
     assert!(silent_for >= limits.keepalive, "closed after {silent_for:?}");
     assert!(handed_over_for >= limits.keepalive, "closed after {handed_over_for:?}");
-    assert!(time_to_close(&mut busy).await >= limits.keepalive);
+    let busy_for = time_to_close(&mut busy, busy_since).await;
+    assert!(busy_for >= limits.keepalive, "closed after {busy_for:?}");
 }
 
 #[tokio::test]
@@ -273,9 +281,10 @@ async fn a_head_must_end_within_the_header_limit_of_its_first_bytes() {
     let limits = ClientTimeouts { keepalive: Duration::from_secs(60), header: Duration::from_millis(200), ..ClientTimeouts::default() };
     let s = server_with(limits).await;
     let mut stalled = TcpStream::connect(s.addr).await.unwrap();
+    let stalled_since = tokio::time::Instant::now();
     stalled.write_all(b"GET /stalled HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     let mut slow = TcpStream::connect(s.addr).await.unwrap();
-    let (stalled_for, ()) = tokio::join!(time_to_close(&mut stalled), async {
+    let (stalled_for, ()) = tokio::join!(time_to_close(&mut stalled, stalled_since), async {
         slow.write_all(b"GET /slow HTTP/1.1\r\n").await.unwrap();
         // The rest of the head comes late, but within the limit.
         tokio::time::sleep(limits.header / 4).await;
