@@ -64,10 +64,7 @@ fn a_proxied_response_gets_via_server_both_latencies_the_request_id_and_the_rate
 #[test]
 fn the_upstreams_fields_come_first_and_its_via_server_and_date_are_not_written_again() {
     let head = "HTTP/1.1 200 OK\r\nServer: up\r\nVia: 1.0 cache\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nX-A: 1\r\n\r\n";
-    let mut parsed = [httparse::EMPTY_HEADER; 8];
-    let mut resp = httparse::Response::new(&mut parsed);
-    resp.parse(head.as_bytes()).unwrap();
-    let mut upstream = RawFields::parsed(head.as_bytes(), resp.headers).with_head(bytes::Bytes::from_static(head.as_bytes()));
+    let mut upstream = RawFields::of_head(head);
     let sent = crate::proxy::headers::filter_response(&mut upstream, None);
     let mut ctx = context();
     let fields = GatewayFields::proxied(&mut ctx, upstream, sent, Duration::ZERO, Duration::ZERO);

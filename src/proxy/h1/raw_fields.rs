@@ -107,38 +107,42 @@ impl RawFields {
     }
 }
 
+/// For tests here and in the proxy's: fields from a whole response head, and as written.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fields(head: &'static str) -> RawFields {
-        let mut parsed = [httparse::EMPTY_HEADER; 16];
+impl RawFields {
+    pub fn of_head(head: &'static str) -> RawFields {
+        let mut parsed = [httparse::EMPTY_HEADER; 32];
         let mut resp = httparse::Response::new(&mut parsed);
-        assert!(resp.parse(head.as_bytes()).unwrap().is_complete());
+        assert!(resp.parse(head.as_bytes()).unwrap().is_complete(), "{head:?}");
         RawFields::parsed(head.as_bytes(), resp.headers).with_head(Bytes::from_static(head.as_bytes()))
     }
 
-    fn written(raw: &RawFields) -> String {
+    pub fn written(&self) -> String {
         let mut out = Vec::new();
-        raw.write_into(&mut out);
-        String::from_utf8(out).unwrap()
+        self.write_into(&mut out);
+        String::from_utf8(out).expect("fields are ASCII here")
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     const HEAD: &str = "HTTP/1.1 200 OK\r\nServer: up\r\nVia: 1.0 a\r\nX-A:1\r\nvia: 1.1 b \r\nX-B: two words\r\n\r\n";
 
     #[test]
     fn fields_are_written_as_they_came_with_one_space_after_the_colon() {
-        let raw = fields(HEAD);
-        assert_eq!(written(&raw), "Server: up\r\nVia: 1.0 a\r\nX-A: 1\r\nvia: 1.1 b\r\nX-B: two words\r\n");
+        let raw = RawFields::of_head(HEAD);
+        assert_eq!(raw.written(), "Server: up\r\nVia: 1.0 a\r\nX-A: 1\r\nvia: 1.1 b\r\nX-B: two words\r\n");
         assert_eq!(raw.values("via").collect::<Vec<_>>(), [&b"1.0 a"[..], b"1.1 b"]);
     }
 
     #[test]
     fn a_suffix_goes_on_the_last_field_of_its_name_and_survives_removals_before_it() {
-        let mut raw = fields(HEAD);
+        let mut raw = RawFields::of_head(HEAD);
         raw.suffix_last("via", ", 1.1 gw");
         raw.retain(|name, _| !name.eq_ignore_ascii_case(b"x-a"));
-        assert_eq!(written(&raw), "Server: up\r\nVia: 1.0 a\r\nvia: 1.1 b, 1.1 gw\r\nX-B: two words\r\n");
+        assert_eq!(raw.written(), "Server: up\r\nVia: 1.0 a\r\nvia: 1.1 b, 1.1 gw\r\nX-B: two words\r\n");
         let mut map = HeaderMap::new();
         raw.append_to(&mut map);
         assert_eq!(map.get_all("via").iter().collect::<Vec<_>>(), ["1.0 a", "1.1 b, 1.1 gw"]);
@@ -146,13 +150,13 @@ mod tests {
         assert_eq!(map.len(), 4);
 
         raw.retain(|name, _| !name.eq_ignore_ascii_case(b"via"));
-        assert_eq!(written(&raw), "Server: up\r\nX-B: two words\r\n", "the suffix goes with its field");
+        assert_eq!(raw.written(), "Server: up\r\nX-B: two words\r\n", "the suffix goes with its field");
     }
 
     #[test]
     fn no_field_no_suffix() {
-        let mut raw = fields("HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\n");
+        let mut raw = RawFields::of_head("HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\n");
         raw.suffix_last("via", ", 1.1 gw");
-        assert_eq!(written(&raw), "X-A: 1\r\n");
+        assert_eq!(raw.written(), "X-A: 1\r\n");
     }
 }
