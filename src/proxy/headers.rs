@@ -5,12 +5,19 @@
 
 use std::net::IpAddr;
 
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 
 use super::h1::RawFields;
 use crate::plugins::rate_limit_fields::RateLimitFields;
 
-pub const VIA_TOKEN: &str = concat!("1.1 gatehouse/", env!("CARGO_PKG_VERSION"));
+/// Our Via token, for `VIA_TOKEN` and `VIA_SUFFIX` both.
+macro_rules! via_token {
+    () => {
+        concat!("1.1 gatehouse/", env!("CARGO_PKG_VERSION"))
+    };
+}
+
+pub const VIA_TOKEN: &str = via_token!();
 
 // Names set on every response, parsed once: parsing them per request showed in profiles.
 pub const SERVER: &str = concat!("gatehouse/", env!("CARGO_PKG_VERSION"));
@@ -61,28 +68,14 @@ pub struct UpstreamSent {
 }
 
 /// Our Via token as it follows an upstream's Via.
-const VIA_SUFFIX: &str = concat!(", 1.1 gatehouse/", env!("CARGO_PKG_VERSION"));
+const VIA_SUFFIX: &str = concat!(", ", via_token!());
 
-/// Fields of an upstream's response never passed on: hop-by-hop ones, framing (the
-/// client's head is framed anew), and the gateway's own, which replace them.
-static NOT_PASSED_ON: [&str; 13] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-    "x-gatehouse-upstream-latency",
-    "x-gatehouse-proxy-latency",
-    "x-gatehouse-request-id",
-];
+/// Fields of an upstream's response never passed on beside the hop-by-hop ones: framing
+/// (the client's head is framed anew), and the gateway's own, which replace them.
+static ALSO_NOT_PASSED_ON: [&HeaderName; 4] = [&CONTENT_LENGTH, &UPSTREAM_LATENCY, &PROXY_LATENCY, &REQUEST_ID];
 
-/// Readies an upstream response's fields for the client in one pass: those in
-/// `NOT_PASSED_ON`, any the Connection field names, and the rate limit's (which replace
+/// Readies an upstream response's fields for the client in one pass: hop-by-hop ones and
+/// those in `ALSO_NOT_PASSED_ON`, any the Connection field names, and the rate limit's (which replace
 /// them) go. An upstream's Via gets our token appended; the caller adds Via, Server and
 /// Date where none came.
 pub fn filter_response(fields: &mut RawFields, rate_limit: Option<&RateLimitFields>) -> UpstreamSent {
@@ -97,7 +90,7 @@ pub fn filter_response(fields: &mut RawFields, rate_limit: Option<&RateLimitFiel
             sent.server = true;
         } else if is("date") {
             sent.date = true;
-        } else if NOT_PASSED_ON.iter().any(|n| is(n)) || rate_limit.is_some_and(|r| r.includes(name)) || named.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+        } else if HOP_BY_HOP.iter().chain(&ALSO_NOT_PASSED_ON).any(|n| is(n.as_str())) || rate_limit.is_some_and(|r| r.includes(name)) || named.iter().any(|n| name.eq_ignore_ascii_case(n)) {
             return false;
         }
         true

@@ -133,7 +133,9 @@ fn framing(method: &Method, status: StatusCode, version: Version, fields: &RawFi
         // Content-Length, or from HTTP/1.0, the framing is ambiguous (RFC 9112 §6.1, §6.3)
         // and whoever reads it differently desyncs the connection.
         let only_chunked = codings.next().is_none() && first.trim_ascii().eq_ignore_ascii_case(b"chunked");
-        if !only_chunked || version == Version::HTTP_10 || fields.values("content-length").next().is_some() {
+        // Any Content-Length field, readable or not.
+        let has_length = !matches!(length, Ok(None));
+        if !only_chunked || version == Version::HTTP_10 || has_length {
             return Err(DecodeError::TransferEncoding);
         }
         return Ok((Framing::Chunked, keep_alive, None));
