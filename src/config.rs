@@ -85,8 +85,8 @@ pub struct StartArgs {
     #[arg(long, env = "GATEHOUSE_CLIENT_KEEPALIVE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
     #[serde(with = "humantime_serde_compat")]
     pub client_keepalive_timeout: Duration,
-    /// How long a client may take to send a request's head once it has begun (nginx's
-    /// client_header_timeout).
+    /// How long a client may take to send a request's head once it has begun, and a new
+    /// connection to send its first (nginx's client_header_timeout).
     #[arg(long, env = "GATEHOUSE_CLIENT_HEADER_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     #[serde(with = "humantime_serde_compat")]
     pub client_header_timeout: Duration,

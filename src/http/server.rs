@@ -32,7 +32,7 @@ pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, mut shutd
     let connections = Drain::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // For connections hyper serves from their start (HTTP/1.0, h2c, a first request with
-    // a body). HTTP/2 has no idle limit here: hyper's server offers none.
+    // a body). hyper's server has no idle limit for HTTP/2: `h1::hyper_idle` is that.
     builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(hyper_header_timeout(timeouts));
     loop {
         let (stream, peer) = tokio::select! {

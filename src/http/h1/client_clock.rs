@@ -1,8 +1,9 @@
 //! How long a client may keep a connection waiting: idle between requests (nginx's
-//! `keepalive_timeout`) and sending a request's head once it has begun (nginx's
-//! `client_header_timeout`). Past either, the connection closes without an answer, as
-//! nginx and hyper close it, so a client that opens connections and sends nothing, or a
-//! head a byte at a time, cannot hold the proxy's sockets for good.
+//! `keepalive_timeout`), and sending a request's head, counted from its first bytes or,
+//! for a connection's first request, from the accept (nginx's `client_header_timeout`).
+//! Past either, the connection closes without an answer, as nginx and hyper close it, so
+//! a client that opens connections and sends nothing, or a head a byte at a time, cannot
+//! hold the proxy's sockets for good.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -55,8 +56,12 @@ impl ClientClock {
         self.limits
     }
 
+    /// The clock of a connection accepted now. Its first head is due within the header
+    /// limit of the accept, as in nginx: a client that connects and sends nothing has
+    /// not earned the keep-alive wait, which is for clients that have been served.
     pub fn new(limits: ClientTimeouts) -> ClientClock {
-        ClientClock { limits, idle_since: Instant::now(), head_started: None, timer: None, armed_for: None }
+        let now = Instant::now();
+        ClientClock { limits, idle_since: now, head_started: Some(now), timer: None, armed_for: None }
     }
 
     /// A response went out: the connection is idle from now.
@@ -66,7 +71,7 @@ impl ClientClock {
     }
 
     /// Part of a head has come: it must be complete within the header limit. Only the
-    /// first call per head counts.
+    /// first call per head counts (for a connection's first head, the accept did).
     pub fn head_started(&mut self) {
         if self.head_started.is_none() {
             self.head_started = Some(Instant::now());
@@ -127,17 +132,29 @@ mod tests {
     async fn an_idle_connection_expires_after_the_keepalive_limit_counted_from_its_last_response() {
         let start = Instant::now();
         let mut clock = ClientClock::new(LIMITS);
-        // The timer is set while idle, then the connection serves a request 30 s in.
-        let waiting = tokio::time::timeout(Duration::from_secs(30), poll_fn(|cx| clock.poll_expired(cx))).await;
+        // The timer is set while the first head is awaited, then the connection serves a
+        // request 5 s in.
+        let waiting = tokio::time::timeout(Duration::from_secs(5), poll_fn(|cx| clock.poll_expired(cx))).await;
         assert!(waiting.is_err());
         clock.idle_from_now();
-        assert_eq!(expiry(&mut clock).await, (Expired::Idle, start + Duration::from_secs(30 + 75)));
+        assert_eq!(expiry(&mut clock).await, (Expired::Idle, start + Duration::from_secs(5 + 75)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_connection_gets_the_header_limit_for_its_first_head_counted_from_the_accept() {
+        let start = Instant::now();
+        let mut clock = ClientClock::new(LIMITS);
+        tokio::time::advance(Duration::from_secs(4)).await;
+        // Its first bytes, 4 s in, do not restart the count.
+        clock.head_started();
+        assert_eq!(expiry(&mut clock).await, (Expired::Header, start + LIMITS.header));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_wait_first_polled_out_of_budget_still_expires() {
-        let start = Instant::now();
         let mut clock = ClientClock::new(LIMITS);
+        clock.idle_from_now();
+        let start = Instant::now();
         let mut first = true;
         let which = poll_fn(|cx| {
             if first {
@@ -155,8 +172,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_head_that_has_started_must_end_within_the_header_limit() {
-        let start = Instant::now();
         let mut clock = ClientClock::new(LIMITS);
+        clock.idle_from_now();
+        let start = Instant::now();
         let waiting = tokio::time::timeout(Duration::from_secs(5), poll_fn(|cx| clock.poll_expired(cx))).await;
         assert!(waiting.is_err());
         clock.head_started();

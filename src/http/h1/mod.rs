@@ -8,6 +8,7 @@
 
 mod client_clock;
 mod head;
+mod hyper_idle;
 mod response;
 mod rewind;
 mod send_limit;
@@ -33,6 +34,7 @@ use tokio::net::TcpStream;
 
 use self::client_clock::{ClientClock, Expired};
 use self::head::Parsed;
+use self::hyper_idle::{Activity, IdleWatch};
 use self::rewind::Rewind;
 use self::send_limit::SendLimit;
 use super::drain::Graceful;
@@ -80,18 +82,27 @@ async fn serve<H: Handler>(stream: TcpStream, peer: SocketAddr, handler: Arc<H>,
         Ok(None) => return,
         Err(e) => return tracing::debug!(listener, error = %e, "connection ended with an error"),
     };
+    // Counted only where hyper serves from the start: there HTTP/2 has no other idle
+    // limit. An HTTP/1.1 connection handed over mid-way has hyper's header timeout.
+    let activity = (!served_own).then(Activity::new);
+    let counted = activity.clone();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let in_flight = counted.as_ref().map(Activity::begin);
         let answer = handler.handle(req.map(RequestBody::Streaming), peer);
-        async move { Ok::<_, Infallible>(answer.await.into_response()) }
+        async move {
+            let response = answer.await.into_response();
+            Ok::<_, Infallible>(match in_flight {
+                Some(exchange) => response.map(|body| exchange.hold_until_sent(body)),
+                None => response,
+            })
+        }
     });
     let io = TokioIo::new(Rewind::new(SendLimit::new(stream, timeouts.send), read.freeze()));
-    if served_own {
+    match activity {
+        Some(activity) => finish(hyper.serve_connection_with_upgrades(io, service), &stop, Some(IdleWatch::new(&activity, timeouts)), listener).await,
         // Mid-connection only HTTP/1.1 may follow: a late HTTP/2 preface is an error, as it
         // was when hyper's HTTP/1 server had the connection from the start.
-        let conn = hyper_http1(timeouts).serve_connection(io, service);
-        finish(conn, &stop, listener).await;
-    } else {
-        finish(hyper.serve_connection_with_upgrades(io, service), &stop, listener).await;
+        None => finish(hyper_http1(timeouts).serve_connection(io, service), &stop, None, listener).await,
     }
 }
 
@@ -109,8 +120,9 @@ pub fn hyper_header_timeout(timeouts: ClientTimeouts) -> std::time::Duration {
     timeouts.keepalive.max(timeouts.header)
 }
 
-/// Drives a connection hyper took over to its end, telling it about a drain.
-async fn finish<C, E>(conn: C, stop: &AtomicBool, listener: &'static str)
+/// Drives a connection hyper took over to its end, telling it to shut down gracefully
+/// at a drain or once `idle` says it has waited too long.
+async fn finish<C, E>(conn: C, stop: &AtomicBool, mut idle: Option<IdleWatch>, listener: &'static str)
 where
     C: Graceful<Output = Result<(), E>>,
     E: std::fmt::Display,
@@ -120,14 +132,22 @@ where
     let served = poll_fn(|cx| {
         // Told only once polled: before that, hyper has not read the request in the bytes
         // handed over, and shutting down would drop it unanswered.
-        if polled && !told && stop.load(Ordering::SeqCst) {
-            told = true;
-            Graceful::graceful_shutdown(conn.as_mut());
+        if polled && !told {
+            let idle_out = idle.as_mut().is_some_and(|watch| watch.poll_expired(cx).is_ready());
+            if idle_out {
+                tracing::debug!(listener, "idle client connection closed");
+            }
+            if idle_out || stop.load(Ordering::SeqCst) {
+                told = true;
+                Graceful::graceful_shutdown(conn.as_mut());
+            }
         }
         let poll = conn.as_mut().poll(cx);
         if poll.is_pending() && !polled {
             polled = true;
-            if stop.load(Ordering::SeqCst) {
+            // Polled again at once: a drain may be under way, and the idle watch's timer
+            // must be armed even if hyper has nothing to wake this task for.
+            if stop.load(Ordering::SeqCst) || idle.is_some() {
                 cx.waker().wake_by_ref();
             }
         }

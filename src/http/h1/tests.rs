@@ -181,6 +181,29 @@ async fn what_this_path_does_not_take_hyper_answers() {
 }
 
 #[tokio::test]
+async fn an_http2_connection_is_shut_down_a_keepalive_limit_after_its_last_exchange_ends() {
+    let limits = ClientTimeouts { keepalive: Duration::from_millis(300), header: Duration::from_millis(250), ..ClientTimeouts::default() };
+    let s = server_with(limits).await;
+    let stream = TcpStream::connect(s.addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let mut held = sender.clone();
+    let req = Request::get(format!("http://{}/hold", s.addr)).body(crate::http::empty()).unwrap();
+    let answer = tokio::spawn(async move { held.send_request(req).await.unwrap().into_body().collect().await.unwrap().to_bytes() });
+    s.entered.notified().await;
+    // Past both limits with the exchange in flight: it holds the connection open.
+    tokio::time::sleep(limits.keepalive * 2).await;
+    assert!(!conn.is_finished(), "closed with an exchange in flight");
+    let since = tokio::time::Instant::now();
+    s.release.notify_one();
+    assert_eq!(answer.await.unwrap(), "GET /hold 0");
+    // `sender` is still held: the client would keep the connection; the server ends it.
+    tokio::time::timeout(Duration::from_secs(5), conn).await.expect("the server ends an idle HTTP/2 connection").unwrap().ok();
+    assert!(since.elapsed() >= limits.keepalive, "closed after {:?}", since.elapsed());
+    drop(sender);
+}
+
+#[tokio::test]
 async fn a_drain_answers_the_request_in_flight_with_close() {
     let s = server().await;
     let mut held = held_request(&s).await;
@@ -223,9 +246,9 @@ async fn a_connection_handed_over_during_a_drain_answers_the_request_it_holds() 
         let stop = Arc::new(AtomicBool::new(true));
         let serving = tokio::spawn(async move {
             if auto_builder {
-                finish(auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(io, service), &stop, "test").await;
+                finish(auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(io, service), &stop, None, "test").await;
             } else {
-                finish(hyper::server::conn::http1::Builder::new().serve_connection(io, service), &stop, "test").await;
+                finish(hyper::server::conn::http1::Builder::new().serve_connection(io, service), &stop, None, "test").await;
             }
         });
         assert_eq!(response(&mut client, &mut Vec::new()).await.2, "answered 5", "auto builder: {auto_builder}");
@@ -247,8 +270,6 @@ async fn time_to_close(stream: &mut TcpStream, since: tokio::time::Instant) -> D
 async fn idle_connections_close_after_the_keepalive_limit_counted_from_the_last_response() {
     let limits = ClientTimeouts { keepalive: Duration::from_millis(300), header: Duration::from_millis(250), ..ClientTimeouts::default() };
     let s = server_with(limits).await;
-    let silent_since = tokio::time::Instant::now();
-    let mut silent = TcpStream::connect(s.addr).await.unwrap();
     // Served by hyper after a request with a body: one limit, the longer one, from the
     // end of the response.
     let mut handed_over = TcpStream::connect(s.addr).await.unwrap();
@@ -258,7 +279,7 @@ async fn idle_connections_close_after_the_keepalive_limit_counted_from_the_last_
     assert_eq!(response(&mut handed_over, &mut buf).await.2, "POST /body 2");
     // Busy for twice the limit, never idle for half of it.
     let mut busy = TcpStream::connect(s.addr).await.unwrap();
-    let (silent_for, handed_over_for, busy_since) = tokio::join!(time_to_close(&mut silent, silent_since), time_to_close(&mut handed_over, handed_over_since), async {
+    let (handed_over_for, busy_since) = tokio::join!(time_to_close(&mut handed_over, handed_over_since), async {
         let mut buf = Vec::new();
         let mut last_sent = tokio::time::Instant::now();
         for _ in 0..5 {
@@ -270,10 +291,20 @@ async fn idle_connections_close_after_the_keepalive_limit_counted_from_the_last_
         }
         last_sent
     });
-    assert!(silent_for >= limits.keepalive, "closed after {silent_for:?}");
     assert!(handed_over_for >= limits.keepalive, "closed after {handed_over_for:?}");
     let busy_for = time_to_close(&mut busy, busy_since).await;
     assert!(busy_for >= limits.keepalive, "closed after {busy_for:?}");
+}
+
+#[tokio::test]
+async fn a_new_connection_that_sends_nothing_closes_after_the_header_limit_not_the_keepalive_one() {
+    let limits = ClientTimeouts { keepalive: Duration::from_secs(60), header: Duration::from_millis(200), ..ClientTimeouts::default() };
+    let s = server_with(limits).await;
+    let silent_since = tokio::time::Instant::now();
+    let mut silent = TcpStream::connect(s.addr).await.unwrap();
+    // Well under the keep-alive limit: `time_to_close` gives up after 5 s.
+    let silent_for = time_to_close(&mut silent, silent_since).await;
+    assert!(silent_for >= limits.header, "closed after {silent_for:?}");
 }
 
 #[tokio::test]
