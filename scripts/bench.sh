@@ -36,7 +36,7 @@ PROXY_CPU=0 WRK_CPU=1
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN=$TARGET_DIR/release/gatehouse
 DRIVER=$TARGET_DIR/release/gatehouse-bench
-UP=127.0.62.1:8080 NGINX=127.0.62.2:8080 HAPROXY=127.0.62.3:8080 NGINX_HDRS=127.0.62.4:8080
+UP=127.0.62.1:8080 NGINX=127.0.62.2:8080 HAPROXY=127.0.62.3:8080 NGINX_HDRS=127.0.62.4:8080 UP_FIELDS=127.0.62.5:8080
 g() { echo "127.0.60.$1"; }
 
 # ---------------------------------------------------------------------------------------
@@ -108,7 +108,13 @@ field() { jq -r ".$2" <<<"$1"; }
 # ---------------------------------------------------------------------------------------
 # 1. Proxy throughput and latency. The upstream: nginx answering a fixed small body.
 
-nginx_conf upstream 'return 200 "hello from the upstream\n";' "$UP"
+# The same upstream worker also answers on $UP_FIELDS with the five fields gatehouse's
+# rate limit writes, same names and lengths: a diagnostic route without plugins proxies
+# it, to tell what the plugin costs from what its fields cost wrk on CPU $WRK_CPU.
+nginx_conf upstream 'return 200 "hello from the upstream\n";' "$UP" "server { listen $UP_FIELDS;
+    location / { add_header x-ratelimit-limit-second 10000000; add_header x-ratelimit-remaining-second 9953850;
+      add_header ratelimit-limit 10000000; add_header ratelimit-remaining 9953850; add_header ratelimit-reset 1;
+      return 200 'hello from the upstream\n'; } }"
 nginx_conf nginx-proxy 'proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";' "$NGINX" \
   "upstream up { server $UP; keepalive 64; }"
 # A diagnostic second nginx: the same proxy, also writing the fields gatehouse writes by
@@ -135,11 +141,14 @@ wait_until "haproxy" 10 curl -fsS "http://$HAPROXY/"
 
 # configure N: the benchmark's routes on node N's cluster: /bench (no plugin), /rl
 # (a cluster rate limit that never rejects), /ka (key-auth), /rlc and /rll (limits for
-# the accuracy test, policies cluster and local).
+# the accuracy test, policies cluster and local), /fields (no plugin, to the upstream
+# that adds the rate limit's fields).
 configure() {
   local n=$1 r
   admin PUT "$n" /services/bench --data "url=http://$UP"
   for r in bench rl ka rlc rll; do admin PUT "$n" "/services/bench/routes/$r" --data "paths[]=/$r"; done
+  admin PUT "$n" /services/fields --data "url=http://$UP_FIELDS"
+  admin PUT "$n" /services/fields/routes/fields --data "paths[]=/fields"
   admin POST "$n" /routes/rl/plugins --data name=rate-limiting --data config.second=10000000 --data config.policy=cluster
   admin POST "$n" /routes/ka/plugins --data name=key-auth
   admin PUT "$n" /consumers/bench
@@ -175,8 +184,9 @@ for ((round = 1; round <= PROXY_ROUNDS; round++)); do
   run_wrk gh3 "$(pid_of n2)" "http://$(g 2):8000/bench"
   run_wrk gh3-rl "$(pid_of n2)" "http://$(g 2):8000/rl"
   run_wrk gh3-ka "$(pid_of n2)" "http://$(g 2):8000/ka" -H 'apikey: bench-key'
+  run_wrk gh3-fields "$(pid_of n2)" "http://$(g 2):8000/fields"
 done
-take_medians upstream nginx nginx-hdrs haproxy gh1 gh3 gh3-rl gh3-ka
+take_medians upstream nginx nginx-hdrs haproxy gh1 gh3 gh3-rl gh3-ka gh3-fields
 
 # The steadier comparison of CPU cost: the one-node gatehouse and nginx loaded at the same
 # time, on the same core, so that both see the same machine in every window.
@@ -308,6 +318,10 @@ info_row "proxy req/s: nginx-hdrs, nginx also writing gatehouse's default fields
   "nginx: ${RPS[nginx]} req/s" "$(paired_ratio "${ROUNDS_RPS[nginx-hdrs]}" "${ROUNDS_RPS[nginx]}")"
 info_row "proxy req/s: gatehouse one node against nginx-hdrs (diagnostic)" "${RPS[gh1]} req/s" \
   "nginx-hdrs: ${RPS[nginx-hdrs]} req/s" "$(paired_ratio "${ROUNDS_RPS[gh1]}" "${ROUNDS_RPS[nginx-hdrs]}")"
+info_row "proxy req/s: gatehouse, 3 nodes, no plugin, the upstream adding the rate limit's five fields (diagnostic)" "${RPS[gh3-fields]} req/s" \
+  "nginx: ${RPS[nginx]} req/s" "$(paired_ratio "${ROUNDS_RPS[gh3-fields]}" "${ROUNDS_RPS[nginx]}")"
+info_row "proxy req/s: gatehouse, 3 nodes + cluster rate limit, against the same fields with no plugin (diagnostic)" "${RPS[gh3-rl]} req/s" \
+  "no plugin, fields from the upstream: ${RPS[gh3-fields]} req/s" "$(paired_ratio "${ROUNDS_RPS[gh3-rl]}" "${ROUNDS_RPS[gh3-fields]}")"
 for s in upstream nginx haproxy; do
   info_row "proxy: $s (reference)" "${RPS[$s]} req/s, p50 ${P50[$s]} ms, p99 ${P99[$s]} ms" "—" "—"
 done
@@ -338,7 +352,7 @@ info_row "rate limit, policy local: max admitted / limit per 1 s window (at most
 
 ERR_NOTE=""
 for s in "${!ERRS[@]}"; do ((ERRS[$s] == 0)) || ERR_NOTE+=" $s: ${ERRS[$s]} non-2xx/socket errors;"; done
-NOTES+=("Proxy: medians of $PROXY_ROUNDS interleaved rounds of wrk -t1 -c32 -d${WRK_SECONDS}s --latency (each after a 1 s warm-up) on CPU $WRK_CPU; a ratio against nginx is the median of the per-round ratios (each window against nginx's window of the same round, seconds apart), which leaves out most of this machine's drift between rounds; every proxy under test on CPU $PROXY_CPU, one core each (nginx 1 worker, haproxy 1 thread, gatehouse's tokio runtime sees one CPU). The upstream nginx shares CPU $WRK_CPU with wrk so that the proxy under test has its core to itself; it serves $(fmt "${RPS[upstream]}" 0) req/s direct, well above any proxy. Upstream keep-alive in nginx (keepalive 64) and haproxy (http-reuse always). The one-node figures are a one-node cluster of its own; the 3-node figures are wrk against node 2, with all three nodes on CPU $PROXY_CPU. CPU per request: the process under test's run time (schedstat, all its threads) over the window's requests; for the 3-node setups, node 2 only. Under load at once: the one-node gatehouse and nginx each driven by its own wrk in the same windows ($PROXY_ROUNDS of ${WRK_SECONDS}s), so both proxies share CPU $PROXY_CPU and whatever else the machine does; the median ratio of their CPU per request varies by a few percent between runs where the back-to-back windows above vary by 30 %. nginx-hdrs: a second nginx proxy that also writes the fields gatehouse writes by Kong's defaults (X-Forwarded-*, X-Real-IP, Via and a request id upstream; Via, two latency fields and the request id to the client), which the upstream and wrk, on CPU $WRK_CPU, then parse. req/s per round: nginx ${ROUNDS_RPS[nginx]}; nginx-hdrs ${ROUNDS_RPS[nginx-hdrs]}; haproxy ${ROUNDS_RPS[haproxy]}; gatehouse one node ${ROUNDS_RPS[gh1]}; 3 nodes ${ROUNDS_RPS[gh3]}; + cluster rate limit ${ROUNDS_RPS[gh3-rl]}; + key-auth ${ROUNDS_RPS[gh3-ka]}.")
+NOTES+=("Proxy: medians of $PROXY_ROUNDS interleaved rounds of wrk -t1 -c32 -d${WRK_SECONDS}s --latency (each after a 1 s warm-up) on CPU $WRK_CPU; a ratio against nginx is the median of the per-round ratios (each window against nginx's window of the same round, seconds apart), which leaves out most of this machine's drift between rounds; every proxy under test on CPU $PROXY_CPU, one core each (nginx 1 worker, haproxy 1 thread, gatehouse's tokio runtime sees one CPU). The upstream nginx shares CPU $WRK_CPU with wrk so that the proxy under test has its core to itself; it serves $(fmt "${RPS[upstream]}" 0) req/s direct, well above any proxy. Upstream keep-alive in nginx (keepalive 64) and haproxy (http-reuse always). The one-node figures are a one-node cluster of its own; the 3-node figures are wrk against node 2, with all three nodes on CPU $PROXY_CPU. CPU per request: the process under test's run time (schedstat, all its threads) over the window's requests; for the 3-node setups, node 2 only. Under load at once: the one-node gatehouse and nginx each driven by its own wrk in the same windows ($PROXY_ROUNDS of ${WRK_SECONDS}s), so both proxies share CPU $PROXY_CPU and whatever else the machine does; the median ratio of their CPU per request varies by a few percent between runs where the back-to-back windows above vary by 30 %. nginx-hdrs: a second nginx proxy that also writes the fields gatehouse writes by Kong's defaults (X-Forwarded-*, X-Real-IP, Via and a request id upstream; Via, two latency fields and the request id to the client), which the upstream and wrk, on CPU $WRK_CPU, then parse. The fields diagnostic: a route with no plugin, on the same 3-node cluster, to an upstream (the same nginx worker, another port) that adds the five fields the rate limit writes, same names and value lengths (about 150 bytes per response); what it loses against /bench is what wrk pays on CPU $WRK_CPU to parse those bytes, and the rate-limited route against it is the plugin's own cost. req/s per round: nginx ${ROUNDS_RPS[nginx]}; nginx-hdrs ${ROUNDS_RPS[nginx-hdrs]}; haproxy ${ROUNDS_RPS[haproxy]}; gatehouse one node ${ROUNDS_RPS[gh1]}; 3 nodes ${ROUNDS_RPS[gh3]}; + cluster rate limit ${ROUNDS_RPS[gh3-rl]}; + key-auth ${ROUNDS_RPS[gh3-ka]}; no plugin, fields from the upstream ${ROUNDS_RPS[gh3-fields]}.")
 NOTES+=("Rate limit: limit second=$RL_LIMIT, 3 nodes x 4 connections each, offered $(fmt "$(field "$RLC" offered_per_s)" 0) req/s (cluster) and $(fmt "$(field "$RLL" offered_per_s)" 0) req/s (local); a 200 counts for certain in the unix second (driver's clock) in which it was both sent and received; one that straddled a boundary could belong to either window, so the figure is a lower bound and the straddlers give the upper one. Per window (cluster): certain $(field "$RLC" admitted_per_window | jq -c .), straddling $(field "$RLC" straddling_per_window | jq -c .).")
 NOTES+=("Admin writes: keep-alive HTTP from gatehouse-bench; gatehouse PUT /services/{name} (form url=...), etcd v3 JSON gateway POST /v3/kv/put; $SEQ_WRITES sequential, then 16 writers for ${CONC_SECONDS}s. etcd $(etcd --version | awk 'NR == 1 { print $3 }') with default settings, members on CPU $PROXY_CPU like gatehouse.")
 NOTES+=("Failover: write attempts every 50 ms round-robin over survivors until one is acknowledged; proxy load: 2 connections per survivor, any non-200 or transport error counts as failed.")
