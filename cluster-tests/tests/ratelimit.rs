@@ -43,6 +43,23 @@ async fn five_per_minute_holds_across_three_nodes_with_the_cluster_policy() {
     let by_header = "config.limit_by=header&config.header_name=x-who";
     admin_form(&format!("http://{a}/routes/cl/plugins"), &format!("name=rate-limiting&config.minute=5&config.policy=cluster&{by_header}")).await;
     admin_form(&format!("http://{a}/routes/lo/plugins"), &format!("name=rate-limiting&config.minute=5&config.policy=local&{by_header}")).await;
+    // A limit scoped to one consumer (Kong's per-consumer limit): it applies to alice on a
+    // route that has none of its own, and not to bob.
+    for (who, key) in [("alice", "alice-key"), ("bob", "bob-key")] {
+        admin_form(&format!("http://{a}/consumers"), &format!("username={who}")).await;
+        admin_form(&format!("http://{a}/consumers/{who}/key-auth"), &format!("key={key}")).await;
+    }
+    admin_form(&format!("http://{a}/consumers/alice/plugins"), "name=rate-limiting&config.minute=2&config.policy=cluster").await;
+    admin_form(&format!("http://{a}/services/s/routes"), "name=keyed&paths[]=/keyed").await;
+    admin_form(&format!("http://{a}/routes/keyed/plugins"), "name=key-auth").await;
+    for i in 1..=3 {
+        // The last write: once bob gets through on a node, it has every write above.
+        let url = format!("http://{}/keyed", c.node(i).proxy());
+        wait_for("key-auth on every node", Duration::from_secs(5), || async {
+            cluster_tests::http::request_with_headers(Method::GET, &url, &[("apikey", "bob-key")], vec![]).await.ok().filter(|r| r.status.as_u16() == 200)
+        })
+        .await;
+    }
     for i in 1..=3 {
         let url = format!("http://{}/cluster", c.node(i).proxy());
         wait_for("the plugin on every node", Duration::from_secs(5), || async {
@@ -63,6 +80,23 @@ async fn five_per_minute_holds_across_three_nodes_with_the_cluster_policy() {
     assert_eq!(blocked.json()["message"], "API rate limit exceeded");
     assert_eq!(blocked.headers["x-ratelimit-remaining-minute"], "0");
     assert!(blocked.headers.contains_key("retry-after"));
+
+    let mut alice_codes = Vec::new();
+    for n in 0..4 {
+        let url = format!("http://{}/keyed", c.node(n % 3 + 1).proxy());
+        let reply = cluster_tests::http::request_with_headers(Method::GET, &url, &[("apikey", "alice-key")], vec![]).await.unwrap();
+        if n == 0 {
+            assert_eq!(reply.headers["x-ratelimit-limit-minute"], "2");
+        }
+        alice_codes.push(reply.status.as_u16());
+    }
+    assert_eq!(alice_codes, [200, 200, 429, 429], "alice's own limit, across the nodes");
+    for n in 0..4 {
+        let url = format!("http://{}/keyed", c.node(n % 3 + 1).proxy());
+        let reply = cluster_tests::http::request_with_headers(Method::GET, &url, &[("apikey", "bob-key")], vec![]).await.unwrap();
+        assert_eq!(reply.status.as_u16(), 200, "bob has no limit");
+        assert!(!reply.headers.contains_key("x-ratelimit-limit-minute"));
+    }
 
     let replies = fifteen_round_robin(&c, "/local").await;
     let passed = replies.iter().filter(|r| r.status.as_u16() == 200).count();

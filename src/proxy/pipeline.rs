@@ -144,19 +144,22 @@ async fn access(proxy: &Proxy, table: &ProxyTable, route: &RouteEntry, parts: &m
             key_auth::access(cfg, &table.config.snapshot, parts, ctx, now as f64 / 1000.0)?;
         }
     }
-    let scoped: Vec<ActivePlugin>;
-    let plugins = match &ctx.consumer {
+    match ctx.consumer.as_ref().map(|c| c.id) {
         Some(consumer) if table.plugin_scopes.any_consumer_scoped() => {
-            scoped = table
+            let scoped: Vec<&ActivePlugin> = table
                 .plugin_scopes
-                .plugins_for(&table.config.snapshot, Some(route.id), ctx.service_id, Some(consumer.id))
+                .plugins_for(&table.config.snapshot, Some(route.id), ctx.service_id, Some(consumer))
                 .into_iter()
-                .filter_map(ActivePlugin::from_plugin)
+                .filter_map(|p| table.prepared_plugins.get(&p.id))
                 .collect();
-            &scoped
+            rate_limits(proxy, scoped.into_iter(), parts, ctx, now).await
         }
-        _ => &route.plugins,
-    };
+        _ => rate_limits(proxy, route.plugins.iter(), parts, ctx, now).await,
+    }
+}
+
+/// Runs the rate limits among `plugins`, in their order.
+async fn rate_limits<'p>(proxy: &Proxy, plugins: impl Iterator<Item = &'p ActivePlugin>, parts: &Parts, ctx: &mut RequestContext, now: u64) -> Result<(), Response<Body>> {
     for plugin in plugins {
         if let ActivePlugin::RateLimiting(plugin) = plugin {
             // Not boxed: the limiter boxes the large part, waiting for a reservation, which

@@ -98,11 +98,22 @@ pub struct ProxyTable {
     /// Which plugins apply where, in `config`'s snapshot: a request authenticated as a
     /// consumer looks its plugins up here when any are consumer-scoped.
     pub plugin_scopes: Arc<PluginScopes>,
+    /// Every enabled plugin this data plane runs, ready to run, by id; only while some
+    /// plugin is consumer-scoped (a request's set then depends on its consumer, and
+    /// parsing a plugin's config per request would cost more than the plugin).
+    pub prepared_plugins: Arc<HashMap<Uuid, ActivePlugin>>,
 }
 
 impl ProxyTable {
     pub fn empty() -> ProxyTable {
-        ProxyTable { router: Arc::default(), upstreams: HashMap::new(), routes: Arc::default(), config: Arc::default(), plugin_scopes: Arc::default() }
+        ProxyTable {
+            router: Arc::default(),
+            upstreams: HashMap::new(),
+            routes: Arc::default(),
+            config: Arc::default(),
+            plugin_scopes: Arc::default(),
+            prepared_plugins: Arc::default(),
+        }
     }
 
     /// Fails only on a route the router cannot compile (validation rejects those before
@@ -120,6 +131,7 @@ impl ProxyTable {
                 routes: Arc::clone(&previous.routes),
                 config,
                 plugin_scopes: Arc::clone(&previous.plugin_scopes),
+                prepared_plugins: Arc::clone(&previous.prepared_plugins),
             });
         }
         let old_upstreams: HashMap<Uuid, &Arc<UpstreamEntry>> = previous.map(|p| p.upstreams.iter().map(|(id, u)| (*id, u)).collect()).unwrap_or_default();
@@ -193,7 +205,18 @@ impl ProxyTable {
         }
         let router = Arc::new(Router::build_with(&specs, regexes)?);
         let upstreams = upstreams.into_values().map(|u| (u.id, u)).collect();
-        Ok(ProxyTable { router, upstreams, routes: Arc::new(entries), config, plugin_scopes: Arc::new(plugin_scopes) })
+        let prepared_plugins = match plugin_scopes.any_consumer_scoped() {
+            true => snap.plugins.values().filter(|p| p.enabled).filter_map(|p| Some((p.id, ActivePlugin::from_plugin(p)?))).collect(),
+            false => HashMap::new(),
+        };
+        Ok(ProxyTable {
+            router,
+            upstreams,
+            routes: Arc::new(entries),
+            config,
+            plugin_scopes: Arc::new(plugin_scopes),
+            prepared_plugins: Arc::new(prepared_plugins),
+        })
     }
 }
 

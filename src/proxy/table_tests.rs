@@ -55,3 +55,27 @@ fn writes_routing_does_not_read_share_the_table_and_others_rebuild_it() {
     assert!(!Arc::ptr_eq(&fourth.routes, &fifth.routes));
     assert!(fifth.routes.iter().all(|r| r.plugins.len() == 1), "a global plugin applies to every route");
 }
+
+#[test]
+fn plugins_are_prepared_once_per_table_only_while_some_plugin_is_consumer_scoped() {
+    let used = service("used", 8080);
+    let route: Route = create(&json!({"name": "r", "paths": ["/r"], "service": {"id": used.id}}), 1.0).unwrap();
+    let bob: crate::model::Consumer = create(&json!({"username": "bob"}), 1.0).unwrap();
+    let on_route: Plugin = create(&json!({"name": "key-auth", "route": {"id": route.id}}), 1.0).unwrap();
+    let mut snapshot = ConfigSnapshot::from_entities([Entity::from(used), route.into(), bob.clone().into(), on_route.clone().into()]);
+    assert!(table_of(&snapshot, None).prepared_plugins.is_empty(), "routes carry their own plugins");
+
+    let for_bob: Plugin = create(&json!({"name": "rate-limiting", "consumer": {"id": bob.id}, "config": {"minute": 3}}), 1.0).unwrap();
+    snapshot.insert(for_bob.clone().into());
+    let table = table_of(&snapshot, None);
+    let ids: std::collections::BTreeSet<Uuid> = table.prepared_plugins.keys().copied().collect();
+    assert_eq!(ids, [on_route.id, for_bob.id].into_iter().collect());
+    match &table.prepared_plugins[&for_bob.id] {
+        ActivePlugin::RateLimiting(limit) => assert_eq!(limit.config.minute, Some(3.0)),
+        other => panic!("{other:?}"),
+    }
+    // A write routing does not read keeps them with the rest of the table.
+    snapshot.insert(service("unused", 9000).into());
+    let next = table_of(&snapshot, Some(&table));
+    assert!(Arc::ptr_eq(&table.prepared_plugins, &next.prepared_plugins));
+}
