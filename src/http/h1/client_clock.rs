@@ -78,6 +78,12 @@ impl ClientClock {
         }
     }
 
+    /// Since when a head has been awaited under the header limit: the current head's
+    /// first bytes, a new connection's accept, or else now.
+    pub fn head_since(&self) -> Instant {
+        self.head_started.unwrap_or_else(Instant::now)
+    }
+
     fn deadline(&self) -> (Instant, Expired) {
         match self.head_started {
             Some(started) => (started + self.limits.header, Expired::Header),

@@ -1,9 +1,12 @@
-//! The idle limit of connections hyper serves from their start: HTTP/2 above all, whose
-//! server in hyper has no idle limit of its own. A connection counts its exchanges in
-//! flight (a request from its arrival until its response's body has gone out or been
-//! dropped); with none, it may wait `keepalive` from the end of the last one, or `header`
-//! from the handoff if it has had none, as the own HTTP/1.1 path does. Then it is shut
-//! down gracefully: HTTP/2's GOAWAY, and the close once nothing is in flight.
+//! The client limits of connections handed to hyper, whose server has no idle limit for
+//! HTTP/2 and starts its header timer afresh for a head it is handed half read. A
+//! connection counts its exchanges in flight (a request from its arrival until its
+//! response's body has gone out or been dropped); with none, it may wait `keepalive` from
+//! the end of the last one, or, before its first, `header` from when the head it was
+//! handed began, as the own HTTP/1.1 path does. Past the keep-alive limit it is shut down
+//! gracefully (HTTP/2's GOAWAY, and the close once nothing is in flight); past the header
+//! limit, with no request ever begun, it is closed at once, as nothing is owed an answer
+//! and hyper would wait for a head it has started reading.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +18,7 @@ use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
 use tokio::time::{sleep_until, Instant, Sleep};
 
+use super::client_clock::Expired;
 use super::ClientTimeouts;
 use crate::http::{Body, BoxError};
 
@@ -92,39 +96,42 @@ pub struct IdleWatch {
     shared: Arc<Shared>,
     limits: ClientTimeouts,
     timer: Pin<Box<Sleep>>,
+    head_since: Instant,
 }
 
 impl IdleWatch {
-    pub fn new(activity: &Activity, limits: ClientTimeouts) -> IdleWatch {
+    /// The watch of a connection whose first exchange must begin within the header limit
+    /// of `head_since`.
+    pub fn new(activity: &Activity, limits: ClientTimeouts, head_since: Instant) -> IdleWatch {
         let shared = activity.0.clone();
-        let timer = Box::pin(sleep_until(shared.start + limits.header));
-        IdleWatch { shared, limits, timer }
+        let timer = Box::pin(sleep_until(head_since + limits.header));
+        IdleWatch { shared, limits, timer, head_since }
     }
 
-    /// When the connection may be shut down for idleness, if nothing is in flight.
-    fn deadline(&self) -> Option<Instant> {
+    /// When the connection's wait runs out, and which, if nothing is in flight.
+    fn deadline(&self) -> Option<(Instant, Expired)> {
         if self.shared.in_flight.load(Ordering::SeqCst) > 0 {
             return None;
         }
         let last_done = self.shared.start + std::time::Duration::from_millis(self.shared.last_done_ms.load(Ordering::SeqCst));
         Some(match self.shared.served.load(Ordering::SeqCst) {
-            true => last_done + self.limits.keepalive,
-            false => self.shared.start + self.limits.header,
+            true => (last_done + self.limits.keepalive, Expired::Idle),
+            false => (self.head_since + self.limits.header, Expired::Header),
         })
     }
 
-    /// Ready once the connection has been idle past its limit. The timer is never later
+    /// Ready once the connection has waited past its limit. The timer is never later
     /// than the deadline that matters: while busy it is set a keep-alive ahead, which is
     /// before the deadline of any exchange still to end, and checked again then.
-    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Expired> {
         loop {
             if self.timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
             let now = Instant::now();
             match self.deadline() {
-                Some(deadline) if deadline <= now => return Poll::Ready(()),
-                Some(deadline) => self.timer.as_mut().reset(deadline),
+                Some((deadline, which)) if deadline <= now => return Poll::Ready(which),
+                Some((deadline, _)) => self.timer.as_mut().reset(deadline),
                 None => self.timer.as_mut().reset(now + self.limits.keepalive),
             }
         }
@@ -140,29 +147,29 @@ mod tests {
 
     const LIMITS: ClientTimeouts = ClientTimeouts { keepalive: Duration::from_secs(75), header: Duration::from_secs(10), send: Duration::from_secs(60) };
 
-    async fn expiry(watch: &mut IdleWatch) -> Instant {
-        poll_fn(|cx| watch.poll_expired(cx)).await;
-        Instant::now()
+    async fn expiry(watch: &mut IdleWatch) -> (Expired, Instant) {
+        let which = poll_fn(|cx| watch.poll_expired(cx)).await;
+        (which, Instant::now())
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_connection_without_requests_expires_after_the_header_limit() {
+    async fn a_connection_without_requests_expires_after_the_header_limit_of_its_head_s_start() {
         let start = Instant::now();
         let activity = Activity::new();
-        assert_eq!(expiry(&mut IdleWatch::new(&activity, LIMITS)).await, start + LIMITS.header);
+        assert_eq!(expiry(&mut IdleWatch::new(&activity, LIMITS, start - Duration::from_secs(4))).await, (Expired::Header, start + LIMITS.header - Duration::from_secs(4)));
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_exchange_in_flight_holds_the_connection_and_its_end_starts_the_keepalive_limit() {
         let start = Instant::now();
         let activity = Activity::new();
-        let mut watch = IdleWatch::new(&activity, LIMITS);
+        let mut watch = IdleWatch::new(&activity, LIMITS, start);
         let exchange = activity.begin();
         // A response streaming for longer than both limits.
         let waiting = tokio::time::timeout(Duration::from_secs(200), poll_fn(|cx| watch.poll_expired(cx))).await;
         assert!(waiting.is_err(), "expired with an exchange in flight");
         drop(exchange);
-        assert_eq!(expiry(&mut watch).await, start + Duration::from_secs(200) + LIMITS.keepalive);
+        assert_eq!(expiry(&mut watch).await, (Expired::Idle, start + Duration::from_secs(200) + LIMITS.keepalive));
     }
 
     #[tokio::test(start_paused = true)]

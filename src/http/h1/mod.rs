@@ -77,32 +77,28 @@ impl Graceful for Connection {
 }
 
 async fn serve<H: Handler>(stream: TcpStream, peer: SocketAddr, handler: Arc<H>, hyper: auto::Builder<TokioExecutor>, timeouts: ClientTimeouts, stop: Arc<AtomicBool>, listener: &'static str) {
-    let (stream, read, served_own) = match serve_own(stream, peer, &*handler, ClientClock::new(timeouts), &stop).await {
+    let handoff = match serve_own(stream, peer, &*handler, ClientClock::new(timeouts), &stop).await {
         Ok(Some(handoff)) => handoff,
         Ok(None) => return,
         Err(e) => return tracing::debug!(listener, error = %e, "connection ended with an error"),
     };
-    // Counted only where hyper serves from the start: there HTTP/2 has no other idle
-    // limit. An HTTP/1.1 connection handed over mid-way has hyper's header timeout.
-    let activity = (!served_own).then(Activity::new);
-    let counted = activity.clone();
+    // hyper's limits are one header timeout per head, counted from when it starts reading;
+    // the watch keeps this path's: the head handed over is due from its own start, and
+    // HTTP/2 gets an idle limit at all.
+    let activity = Activity::new();
+    let idle = IdleWatch::new(&activity, timeouts, handoff.head_since);
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let in_flight = counted.as_ref().map(Activity::begin);
+        let exchange = activity.begin();
         let answer = handler.handle(req.map(RequestBody::Streaming), peer);
-        async move {
-            let response = answer.await.into_response();
-            Ok::<_, Infallible>(match in_flight {
-                Some(exchange) => response.map(|body| exchange.hold_until_sent(body)),
-                None => response,
-            })
-        }
+        async move { Ok::<_, Infallible>(answer.await.into_response().map(|body| exchange.hold_until_sent(body))) }
     });
-    let io = TokioIo::new(Rewind::new(SendLimit::new(stream, timeouts.send), read.freeze()));
-    match activity {
-        Some(activity) => finish(hyper.serve_connection_with_upgrades(io, service), &stop, Some(IdleWatch::new(&activity, timeouts)), listener).await,
+    let io = TokioIo::new(Rewind::new(SendLimit::new(handoff.stream, timeouts.send), handoff.read.freeze()));
+    if handoff.served_own {
         // Mid-connection only HTTP/1.1 may follow: a late HTTP/2 preface is an error, as it
         // was when hyper's HTTP/1 server had the connection from the start.
-        None => finish(hyper_http1(timeouts).serve_connection(io, service), &stop, None, listener).await,
+        finish(hyper_http1(timeouts).serve_connection(io, service), &stop, Some(idle), listener).await;
+    } else {
+        finish(hyper.serve_connection_with_upgrades(io, service), &stop, Some(idle), listener).await;
     }
 }
 
@@ -133,11 +129,19 @@ where
         // Told only once polled: before that, hyper has not read the request in the bytes
         // handed over, and shutting down would drop it unanswered.
         if polled && !told {
-            let idle_out = idle.as_mut().is_some_and(|watch| watch.poll_expired(cx).is_ready());
-            if idle_out {
-                tracing::debug!(listener, "idle client connection closed");
+            let expired = match idle.as_mut().map(|watch| watch.poll_expired(cx)) {
+                Some(Poll::Ready(which)) => Some(which),
+                _ => None,
+            };
+            if let Some(which) = expired {
+                tracing::debug!(listener, ?which, "client connection timed out");
             }
-            if idle_out || stop.load(Ordering::SeqCst) {
+            if expired == Some(Expired::Header) {
+                // No request has begun: nothing to answer, and a head half read would keep
+                // hyper's graceful shutdown waiting.
+                return Poll::Ready(Ok(()));
+            }
+            if expired.is_some() || stop.load(Ordering::SeqCst) {
                 told = true;
                 Graceful::graceful_shutdown(conn.as_mut());
             }
@@ -159,10 +163,21 @@ where
     }
 }
 
+/// A connection this path hands to hyper.
+struct Handoff {
+    stream: TcpStream,
+    /// Every byte read but not consumed.
+    read: BytesMut,
+    /// Whether this path answered any request first.
+    served_own: bool,
+    /// Since when the head being handed over (or the first, on a new connection) has been
+    /// awaited.
+    head_since: tokio::time::Instant,
+}
+
 /// Serves requests on this path until the connection ends (`None`) or one comes that
-/// hyper must serve: then the stream, every byte read but not consumed, and whether this
-/// path answered any request first.
-async fn serve_own<H: Handler>(mut stream: TcpStream, peer: SocketAddr, handler: &H, mut clock: ClientClock, stop: &AtomicBool) -> io::Result<Option<(TcpStream, BytesMut, bool)>> {
+/// hyper must serve.
+async fn serve_own<H: Handler>(mut stream: TcpStream, peer: SocketAddr, handler: &H, mut clock: ClientClock, stop: &AtomicBool) -> io::Result<Option<Handoff>> {
     let mut input = BytesMut::with_capacity(READ_BUF);
     let mut output = Vec::with_capacity(1024);
     let mut served = false;
@@ -171,8 +186,11 @@ async fn serve_own<H: Handler>(mut stream: TcpStream, peer: SocketAddr, handler:
             if !input.is_empty() {
                 match head::parse(&mut input) {
                     Parsed::Request(request, meta) => break (request, meta),
-                    Parsed::NotOurs => return Ok(Some((stream, input, served))),
-                    Parsed::Partial if input.len() >= MAX_OWN_HEAD => return Ok(Some((stream, input, served))),
+                    Parsed::NotOurs => return Ok(Some(Handoff { stream, read: input, served_own: served, head_since: clock.head_since() })),
+                    Parsed::Partial if input.len() >= MAX_OWN_HEAD => {
+                        clock.head_started();
+                        return Ok(Some(Handoff { stream, read: input, served_own: served, head_since: clock.head_since() }));
+                    }
                     Parsed::Partial => clock.head_started(),
                 }
             }

@@ -327,6 +327,27 @@ async fn a_head_must_end_within_the_header_limit_of_its_first_bytes() {
 }
 
 #[tokio::test]
+async fn a_head_too_long_for_this_path_keeps_its_header_limit_when_hyper_takes_it() {
+    let limits = ClientTimeouts { keepalive: Duration::from_secs(60), header: Duration::from_millis(300), ..ClientTimeouts::default() };
+    let s = server_with(limits).await;
+    let mut buf = Vec::new();
+    for served_first in [false, true] {
+        let mut stalled = TcpStream::connect(s.addr).await.unwrap();
+        if served_first {
+            stalled.write_all(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+            assert_eq!(response(&mut stalled, &mut buf).await.2, "GET /first 0");
+        }
+        let since = tokio::time::Instant::now();
+        // More than this path reads before handing over, and no end of head.
+        let long = "v".repeat(MAX_OWN_HEAD + 100);
+        stalled.write_all(format!("GET /stalled HTTP/1.1\r\nx-long: {long}\r\n").as_bytes()).await.unwrap();
+        // hyper alone would wait its own 60 s from the handoff; `time_to_close` gives up after 5 s.
+        let stalled_for = time_to_close(&mut stalled, since).await;
+        assert!(stalled_for >= limits.header, "closed after {stalled_for:?} (served first: {served_first})");
+    }
+}
+
+#[tokio::test]
 async fn a_client_that_stops_reading_is_cut_off_after_the_send_limit() {
     let limits = ClientTimeouts { send: Duration::from_millis(200), ..ClientTimeouts::default() };
     let s = server_with(limits).await;
