@@ -146,13 +146,8 @@ async fn access(proxy: &Proxy, table: &ProxyTable, route: &RouteEntry, parts: &m
     }
     match ctx.consumer.as_ref().map(|c| c.id) {
         Some(consumer) if table.plugin_scopes.any_consumer_scoped() => {
-            let scoped: Vec<&ActivePlugin> = table
-                .plugin_scopes
-                .plugins_for(&table.config.snapshot, Some(route.id), ctx.service_id, Some(consumer))
-                .into_iter()
-                .filter_map(|p| table.prepared_plugins.get(&p.id))
-                .collect();
-            rate_limits(proxy, scoped.into_iter(), parts, ctx, now).await
+            let scoped = table.plugin_scopes.plugins_for(&table.config.snapshot, Some(route.id), ctx.service_id, Some(consumer));
+            rate_limits(proxy, scoped.into_iter().filter_map(|p| table.prepared_plugins.get(&p.id)), parts, ctx, now).await
         }
         _ => rate_limits(proxy, route.plugins.iter(), parts, ctx, now).await,
     }

@@ -17,7 +17,8 @@ use tokio::time::{sleep_until, Instant, Sleep};
 pub struct ClientTimeouts {
     /// An idle connection's life between two requests.
     pub keepalive: Duration,
-    /// From a request's first bytes to the end of its head.
+    /// From a request's first bytes, or the accept for a connection's first request, to
+    /// the end of its head.
     pub header: Duration,
     /// Between two writes of a response that make progress (see `send_limit`).
     pub send: Duration,

@@ -4,9 +4,10 @@
 //! response's body has gone out or been dropped); with none, it may wait `keepalive` from
 //! the end of the last one, or, before its first, `header` from when the head it was
 //! handed began, as the own HTTP/1.1 path does. Past the keep-alive limit it is shut down
-//! gracefully (HTTP/2's GOAWAY, and the close once nothing is in flight); past the header
-//! limit, with no request ever begun, it is closed at once, as nothing is owed an answer
-//! and hyper would wait for a head it has started reading.
+//! gracefully (HTTP/2's GOAWAY, and the close once nothing is in flight), and closed if
+//! that has not happened a header limit later; past the header limit, with no request
+//! ever begun, it is closed at once, as nothing is owed an answer and hyper would wait
+//! for a head it has started reading.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -55,7 +56,8 @@ impl Drop for InFlight {
         // The time first, then the count: a watch that sees no exchange in flight sees
         // when the last one ended.
         let ms = u64::try_from(self.0.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.0.last_done_ms.store(ms, Ordering::SeqCst);
+        // The latest end wins, whichever of two exchanges ending at once stores first.
+        self.0.last_done_ms.fetch_max(ms, Ordering::SeqCst);
         self.0.served.store(true, Ordering::SeqCst);
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
@@ -97,6 +99,10 @@ pub struct IdleWatch {
     limits: ClientTimeouts,
     timer: Pin<Box<Sleep>>,
     head_since: Instant,
+    /// Set once the connection was told to shut down for idleness: it then has the header
+    /// limit to close by itself. An HTTP/2 client that never answers the GOAWAY's PING
+    /// would otherwise keep it open.
+    closing_since: Option<Instant>,
 }
 
 impl IdleWatch {
@@ -105,7 +111,20 @@ impl IdleWatch {
     pub fn new(activity: &Activity, limits: ClientTimeouts, head_since: Instant) -> IdleWatch {
         let shared = activity.0.clone();
         let timer = Box::pin(sleep_until(head_since + limits.header));
-        IdleWatch { shared, limits, timer, head_since }
+        IdleWatch { shared, limits, timer, head_since, closing_since: None }
+    }
+
+    /// The connection has been told to shut down gracefully for idleness: from now the
+    /// watch says `Expired::Header` once it has had the header limit to do so with nothing
+    /// in flight, and it is then closed.
+    pub fn closing(&mut self) {
+        let now = Instant::now();
+        self.closing_since = Some(now);
+        self.timer.as_mut().reset(now + self.limits.header);
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing_since.is_some()
     }
 
     /// When the connection's wait runs out, and which, if nothing is in flight.
@@ -114,6 +133,9 @@ impl IdleWatch {
             return None;
         }
         let last_done = self.shared.start + std::time::Duration::from_millis(self.shared.last_done_ms.load(Ordering::SeqCst));
+        if let Some(told) = self.closing_since {
+            return Some((told.max(last_done) + self.limits.header, Expired::Header));
+        }
         Some(match self.shared.served.load(Ordering::SeqCst) {
             true => (last_done + self.limits.keepalive, Expired::Idle),
             false => (self.head_since + self.limits.header, Expired::Header),
@@ -170,6 +192,22 @@ mod tests {
         assert!(waiting.is_err(), "expired with an exchange in flight");
         drop(exchange);
         assert_eq!(expiry(&mut watch).await, (Expired::Idle, start + Duration::from_secs(200) + LIMITS.keepalive));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_told_to_close_for_idleness_is_closed_a_header_limit_later() {
+        let start = Instant::now();
+        let activity = Activity::new();
+        let mut watch = IdleWatch::new(&activity, LIMITS, start);
+        drop(activity.begin());
+        assert_eq!(expiry(&mut watch).await, (Expired::Idle, start + LIMITS.keepalive));
+        watch.closing();
+        // An exchange still in flight then holds it open for as long as it lasts.
+        let exchange = activity.begin();
+        tokio::time::advance(LIMITS.header * 3).await;
+        let ends_at = Instant::now();
+        drop(exchange);
+        assert_eq!(expiry(&mut watch).await, (Expired::Header, ends_at + LIMITS.header));
     }
 
     #[tokio::test(start_paused = true)]

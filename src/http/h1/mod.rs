@@ -128,8 +128,9 @@ where
     let served = poll_fn(|cx| {
         // Told only once polled: before that, hyper has not read the request in the bytes
         // handed over, and shutting down would drop it unanswered.
-        if polled && !told {
-            let expired = match idle.as_mut().map(|watch| watch.poll_expired(cx)) {
+        if polled {
+            // Watched until told to shut down, and after, if that was for idleness.
+            let expired = match idle.as_mut().filter(|watch| !told || watch.is_closing()).map(|watch| watch.poll_expired(cx)) {
                 Some(Poll::Ready(which)) => Some(which),
                 _ => None,
             };
@@ -137,13 +138,21 @@ where
                 tracing::debug!(listener, ?which, "client connection timed out");
             }
             if expired == Some(Expired::Header) {
-                // No request has begun: nothing to answer, and a head half read would keep
-                // hyper's graceful shutdown waiting.
+                // Nothing in flight: no answer is owed, and a head half read (or an HTTP/2
+                // client that does not answer the GOAWAY's PING) keeps hyper's graceful
+                // shutdown waiting.
                 return Poll::Ready(Ok(()));
             }
-            if expired.is_some() || stop.load(Ordering::SeqCst) {
+            if !told && (expired.is_some() || stop.load(Ordering::SeqCst)) {
                 told = true;
                 Graceful::graceful_shutdown(conn.as_mut());
+                if let Some(watch) = idle.as_mut().filter(|_| expired.is_some()) {
+                    watch.closing();
+                    // Polled now so that its new deadline wakes this task.
+                    if watch.poll_expired(cx).is_ready() {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
             }
         }
         let poll = conn.as_mut().poll(cx);

@@ -182,7 +182,9 @@ async fn what_this_path_does_not_take_hyper_answers() {
 
 #[tokio::test]
 async fn an_http2_connection_is_shut_down_a_keepalive_limit_after_its_last_exchange_ends() {
-    let limits = ClientTimeouts { keepalive: Duration::from_millis(300), header: Duration::from_millis(250), ..ClientTimeouts::default() };
+    // The header limit long enough that a loaded machine's delay before the first request
+    // cannot close the connection first.
+    let limits = ClientTimeouts { keepalive: Duration::from_millis(300), header: Duration::from_secs(2), ..ClientTimeouts::default() };
     let s = server_with(limits).await;
     let stream = TcpStream::connect(s.addr).await.unwrap();
     let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
@@ -191,7 +193,7 @@ async fn an_http2_connection_is_shut_down_a_keepalive_limit_after_its_last_excha
     let req = Request::get(format!("http://{}/hold", s.addr)).body(crate::http::empty()).unwrap();
     let answer = tokio::spawn(async move { held.send_request(req).await.unwrap().into_body().collect().await.unwrap().to_bytes() });
     s.entered.notified().await;
-    // Past both limits with the exchange in flight: it holds the connection open.
+    // Past the keep-alive limit with the exchange in flight: it holds the connection open.
     tokio::time::sleep(limits.keepalive * 2).await;
     assert!(!conn.is_finished(), "closed with an exchange in flight");
     let since = tokio::time::Instant::now();
