@@ -96,9 +96,9 @@ async fn serve<H: Handler>(stream: TcpStream, peer: SocketAddr, handler: Arc<H>,
     if handoff.served_own {
         // Mid-connection only HTTP/1.1 may follow: a late HTTP/2 preface is an error, as it
         // was when hyper's HTTP/1 server had the connection from the start.
-        finish(hyper_http1(timeouts).serve_connection(io, service), &stop, Some(idle), listener).await;
+        finish(hyper_http1(timeouts).serve_connection(io, service), &stop, idle, listener).await;
     } else {
-        finish(hyper.serve_connection_with_upgrades(io, service), &stop, Some(idle), listener).await;
+        finish(hyper.serve_connection_with_upgrades(io, service), &stop, idle, listener).await;
     }
 }
 
@@ -118,7 +118,7 @@ pub fn hyper_header_timeout(timeouts: ClientTimeouts) -> std::time::Duration {
 
 /// Drives a connection hyper took over to its end, telling it to shut down gracefully
 /// at a drain or once `idle` says it has waited too long.
-async fn finish<C, E>(conn: C, stop: &AtomicBool, mut idle: Option<IdleWatch>, listener: &'static str)
+async fn finish<C, E>(conn: C, stop: &AtomicBool, mut idle: IdleWatch, listener: &'static str)
 where
     C: Graceful<Output = Result<(), E>>,
     E: std::fmt::Display,
@@ -130,9 +130,13 @@ where
         // handed over, and shutting down would drop it unanswered.
         if polled {
             // Watched until told to shut down, and after, if that was for idleness.
-            let expired = match idle.as_mut().filter(|watch| !told || watch.is_closing()).map(|watch| watch.poll_expired(cx)) {
-                Some(Poll::Ready(which)) => Some(which),
-                _ => None,
+            let expired = if !told || idle.is_closing() {
+                match idle.poll_expired(cx) {
+                    Poll::Ready(which) => Some(which),
+                    Poll::Pending => None,
+                }
+            } else {
+                None
             };
             if let Some(which) = expired {
                 tracing::debug!(listener, ?which, "client connection timed out");
@@ -146,10 +150,10 @@ where
             if !told && (expired.is_some() || stop.load(Ordering::SeqCst)) {
                 told = true;
                 Graceful::graceful_shutdown(conn.as_mut());
-                if let Some(watch) = idle.as_mut().filter(|_| expired.is_some()) {
-                    watch.closing();
+                if expired.is_some() {
+                    idle.closing();
                     // Polled now so that its new deadline wakes this task.
-                    if watch.poll_expired(cx).is_ready() {
+                    if idle.poll_expired(cx).is_ready() {
                         return Poll::Ready(Ok(()));
                     }
                 }
@@ -160,9 +164,7 @@ where
             polled = true;
             // Polled again at once: a drain may be under way, and the idle watch's timer
             // must be armed even if hyper has nothing to wake this task for.
-            if stop.load(Ordering::SeqCst) || idle.is_some() {
-                cx.waker().wake_by_ref();
-            }
+            cx.waker().wake_by_ref();
         }
         poll
     })
@@ -193,14 +195,16 @@ async fn serve_own<H: Handler>(mut stream: TcpStream, peer: SocketAddr, handler:
     loop {
         let (request, meta) = loop {
             if !input.is_empty() {
-                match head::parse(&mut input) {
+                let still_ours = match head::parse(&mut input) {
                     Parsed::Request(request, meta) => break (request, meta),
-                    Parsed::NotOurs => return Ok(Some(Handoff { stream, read: input, served_own: served, head_since: clock.head_since() })),
-                    Parsed::Partial if input.len() >= MAX_OWN_HEAD => {
+                    Parsed::Partial => {
                         clock.head_started();
-                        return Ok(Some(Handoff { stream, read: input, served_own: served, head_since: clock.head_since() }));
+                        input.len() < MAX_OWN_HEAD
                     }
-                    Parsed::Partial => clock.head_started(),
+                    Parsed::NotOurs => false,
+                };
+                if !still_ours {
+                    return Ok(Some(Handoff { stream, read: input, served_own: served, head_since: clock.head_since() }));
                 }
             }
             if input.capacity() - input.len() < READ_BUF / 2 {

@@ -246,11 +246,13 @@ async fn a_connection_handed_over_during_a_drain_answers_the_request_it_holds() 
             Ok::<_, Infallible>(Response::new(full(format!("answered {}", body.len()))))
         });
         let stop = Arc::new(AtomicBool::new(true));
+        // Limits far beyond the test: the drain is what ends it.
+        let idle = IdleWatch::new(&Activity::new(), ClientTimeouts::default(), tokio::time::Instant::now());
         let serving = tokio::spawn(async move {
             if auto_builder {
-                finish(auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(io, service), &stop, None, "test").await;
+                finish(auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(io, service), &stop, idle, "test").await;
             } else {
-                finish(hyper::server::conn::http1::Builder::new().serve_connection(io, service), &stop, None, "test").await;
+                finish(hyper::server::conn::http1::Builder::new().serve_connection(io, service), &stop, idle, "test").await;
             }
         });
         assert_eq!(response(&mut client, &mut Vec::new()).await.2, "answered 5", "auto builder: {auto_builder}");
@@ -299,25 +301,17 @@ async fn idle_connections_close_after_the_keepalive_limit_counted_from_the_last_
 }
 
 #[tokio::test]
-async fn a_new_connection_that_sends_nothing_closes_after_the_header_limit_not_the_keepalive_one() {
+async fn a_head_must_end_within_the_header_limit_of_its_first_bytes_and_a_first_head_of_the_accept() {
     let limits = ClientTimeouts { keepalive: Duration::from_secs(60), header: Duration::from_millis(200), ..ClientTimeouts::default() };
     let s = server_with(limits).await;
+    // A new connection that sends nothing is held to the header limit, not the keep-alive one.
     let silent_since = tokio::time::Instant::now();
     let mut silent = TcpStream::connect(s.addr).await.unwrap();
-    // Well under the keep-alive limit: `time_to_close` gives up after 5 s.
-    let silent_for = time_to_close(&mut silent, silent_since).await;
-    assert!(silent_for >= limits.header, "closed after {silent_for:?}");
-}
-
-#[tokio::test]
-async fn a_head_must_end_within_the_header_limit_of_its_first_bytes() {
-    let limits = ClientTimeouts { keepalive: Duration::from_secs(60), header: Duration::from_millis(200), ..ClientTimeouts::default() };
-    let s = server_with(limits).await;
     let mut stalled = TcpStream::connect(s.addr).await.unwrap();
     let stalled_since = tokio::time::Instant::now();
     stalled.write_all(b"GET /stalled HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     let mut slow = TcpStream::connect(s.addr).await.unwrap();
-    let (stalled_for, ()) = tokio::join!(time_to_close(&mut stalled, stalled_since), async {
+    let (silent_for, stalled_for, ()) = tokio::join!(time_to_close(&mut silent, silent_since), time_to_close(&mut stalled, stalled_since), async {
         slow.write_all(b"GET /slow HTTP/1.1\r\n").await.unwrap();
         // The rest of the head comes late, but within the limit.
         tokio::time::sleep(limits.header / 4).await;
@@ -325,6 +319,7 @@ async fn a_head_must_end_within_the_header_limit_of_its_first_bytes() {
         assert_eq!(response(&mut slow, &mut Vec::new()).await.2, "GET /slow 0");
     });
     // Well under the keep-alive limit: `time_to_close` gives up after 5 s.
+    assert!(silent_for >= limits.header, "closed after {silent_for:?}");
     assert!(stalled_for >= limits.header, "closed after {stalled_for:?}");
 }
 
