@@ -21,6 +21,7 @@ use tracing::{debug, error, info, warn};
 use crate::config::validate_meta;
 use crate::contact::Contacts;
 use crate::member::{left_seen_key, members_of, KEY_LEFT, KEY_META_PREFIX, KEY_READY};
+use crate::published::{LiveCount, Published};
 use crate::{GossipConfig, GossipError, Member};
 
 /// How long deleted keys (and departure acknowledgements) are kept before being
@@ -58,7 +59,7 @@ pub struct Gossip {
     chitchat: Arc<Mutex<Chitchat>>,
     handle: ChitchatHandle,
     /// The latest member list; the sender keeps the value readable even with no receiver.
-    members: Arc<watch::Sender<Vec<Member>>>,
+    members: Arc<Published>,
     refresher: JoinHandle<()>,
     stop: watch::Sender<bool>,
 }
@@ -108,7 +109,7 @@ impl Gossip {
             let guard = chitchat.lock().await;
             (members_of(&guard), guard.live_nodes_watcher())
         };
-        let members = Arc::new(watch::Sender::new(first));
+        let members = Published::new(first);
         let (stop, stop_rx) = watch::channel(false);
         let contacts = Contacts::default();
         let refresher = Refresher {
@@ -165,12 +166,13 @@ impl Gossip {
     /// generation), alive or not, sorted by node id. Dead nodes are listed until
     /// `forget_dead_after`.
     pub fn members(&self) -> Vec<Member> {
-        self.members.borrow().clone()
+        self.members.list().borrow().clone()
     }
 
     /// The members that are alive and not leaving ([`Member::is_live`]).
     pub fn live_members(&self) -> Vec<Member> {
         self.members
+            .list()
             .borrow()
             .iter()
             .filter(|m| m.is_live())
@@ -183,7 +185,12 @@ impl Gossip {
     /// reader that falls behind skips to the newest list rather than queueing. It reports
     /// an error from `changed()` once this `Gossip` has stopped.
     pub fn watch(&self) -> watch::Receiver<Vec<Member>> {
-        self.members.subscribe()
+        self.members.list().subscribe()
+    }
+
+    /// The count of live members, kept with the list: cheaper than [`Gossip::live_members`].
+    pub fn live_count(&self) -> LiveCount {
+        LiveCount(self.members.clone())
     }
 
     /// Publishes (or replaces) one of this node's key-values; peers see it within a few
@@ -194,7 +201,7 @@ impl Gossip {
         guard
             .self_node_state()
             .set(format!("{KEY_META_PREFIX}{key}"), value);
-        publish(&self.members, members_of(&guard));
+        self.members.publish(members_of(&guard));
         Ok(())
     }
 
@@ -205,7 +212,7 @@ impl Gossip {
         let state = guard.self_node_state();
         if state.get(&chitchat_key).is_some() {
             state.delete(&chitchat_key);
-            publish(&self.members, members_of(&guard));
+            self.members.publish(members_of(&guard));
         }
     }
 
@@ -217,7 +224,7 @@ impl Gossip {
         let mut changes = {
             let mut guard = self.chitchat.lock().await;
             guard.self_node_state().set(KEY_LEFT, "1");
-            publish(&self.members, members_of(&guard));
+            self.members.publish(members_of(&guard));
             guard.live_nodes_watcher()
         };
         // A confirmation changes the peer's state, which wakes `changes`.
@@ -277,17 +284,6 @@ impl Gossip {
     }
 }
 
-/// Replaces the published list only when it differs, so receivers wake on real changes.
-fn publish(members: &watch::Sender<Vec<Member>>, fresh: Vec<Member>) {
-    members.send_if_modified(|current| {
-        if *current == fresh {
-            return false;
-        }
-        *current = fresh;
-        true
-    });
-}
-
 /// Confirms each departure this node sees by writing the key the leaver waits for.
 fn confirm_departures(chitchat: &mut Chitchat, members: &[Member]) {
     let me = chitchat.self_chitchat_id().clone();
@@ -314,7 +310,7 @@ struct Refresher {
     node_id: u64,
     contacts: Contacts,
     chitchat: Arc<Mutex<Chitchat>>,
-    members: Arc<watch::Sender<Vec<Member>>>,
+    members: Arc<Published>,
     live_nodes: LiveNodes,
     /// Set (or dropped) by [`Gossip`] to stop the task.
     stop: watch::Receiver<bool>,
@@ -343,7 +339,7 @@ impl Refresher {
                 confirm_departures(&mut guard, &fresh);
                 fresh
             };
-            publish(&self.members, fresh);
+            self.members.publish(fresh);
         }
     }
 
@@ -354,10 +350,10 @@ impl Refresher {
             Err(err) => error!(error = %format!("{err:#}"), "gossip server failed"),
             Ok(()) => warn!("gossip server stopped"),
         }
-        let mut deaf = self.members.borrow().clone();
+        let mut deaf = self.members.list().borrow().clone();
         for member in deaf.iter_mut().filter(|m| m.node_id != self.node_id) {
             member.alive = false;
         }
-        publish(&self.members, deaf);
+        self.members.publish(deaf);
     }
 }

@@ -31,8 +31,10 @@ pub use contact::Contacts;
 mod error;
 mod gossip;
 mod member;
+mod published;
 
 pub use config::{GossipConfig, MAX_META_VALUE_LEN, MAX_NAME_LEN};
 pub use error::GossipError;
 pub use gossip::{Gossip, LeaveOutcome};
 pub use member::{diff, Member, MemberEvent};
+pub use published::LiveCount;

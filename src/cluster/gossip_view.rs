@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use gatehouse_gossip::{Gossip, GossipConfig, Member};
+use gatehouse_gossip::{Gossip, GossipConfig, LiveCount, Member};
 use tokio::sync::{mpsc, watch, Mutex};
 
 use super::peers::{PeerInfo, PeerView};
@@ -14,6 +14,7 @@ pub struct GossipView {
     /// Taken by `leave` or `shutdown`, which consume the gossip handle.
     gossip: Arc<Mutex<Option<Gossip>>>,
     members: watch::Receiver<Vec<Member>>,
+    live: LiveCount,
     /// Meta updates, applied in order by one task so a later value never loses to an
     /// earlier one.
     updates: mpsc::UnboundedSender<(String, String)>,
@@ -46,6 +47,7 @@ impl GossipView {
         config.meta = meta;
         let gossip = Gossip::start(config).await.map_err(|e| e.to_string())?;
         let members = gossip.watch();
+        let live = gossip.live_count();
         let contacts = gossip.contacts();
         let gossip = Arc::new(Mutex::new(Some(gossip)));
         let (updates, mut rx) = mpsc::unbounded_channel::<(String, String)>();
@@ -60,7 +62,7 @@ impl GossipView {
                 }
             }
         });
-        Ok(Arc::new(GossipView { gossip, members, updates, contacts, node_id }))
+        Ok(Arc::new(GossipView { gossip, members, live, updates, contacts, node_id }))
     }
 
     /// Tells the others this node leaves on purpose, then stops gossiping.
@@ -101,7 +103,7 @@ impl PeerView for GossipView {
     }
 
     fn live_count(&self) -> usize {
-        self.members.borrow().iter().filter(|m| m.alive && !m.left).count()
+        self.live.get()
     }
 
     fn publish(&self, key: &str, value: String) {
