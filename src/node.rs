@@ -27,6 +27,7 @@ use crate::proxy::workers;
 use crate::proxy::table::ProxyTable;
 use crate::ratelimit::limiter::{ClusterLimiter, LiveNodes};
 use crate::ratelimit::reserver::{self, Reserver};
+use crate::ratelimit::wall_clock;
 use arc_swap::ArcSwap;
 use crate::http;
 use crate::shutdown::ShutdownTrigger;
@@ -243,7 +244,7 @@ async fn sweep_limiters(proxy: Arc<Proxy>, peers: Arc<dyn PeerView>, mut shutdow
         }
         rounds += 1;
         if rounds.is_multiple_of(20) {
-            let now = reserver::now_ms();
+            let now = wall_clock::now_ms();
             proxy.limiters.cluster.sweep(now);
             proxy.limiters.local.sweep(now);
         }

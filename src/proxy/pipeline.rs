@@ -35,7 +35,7 @@ use crate::http::timeout::IdleTimeout;
 use crate::http::{empty, Body, RequestBody};
 use crate::metrics::RequestLabels;
 use crate::plugins::{key_auth, rate_limiting};
-use crate::ratelimit::reserver::now_ms;
+use crate::ratelimit::wall_clock::unix_ms_at;
 
 fn host_of(parts: &Parts) -> Cow<'_, str> {
     let raw = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| parts.uri.authority().map(|a| a.as_str())).unwrap_or("");
@@ -137,8 +137,8 @@ async fn access(proxy: &Proxy, table: &ProxyTable, route: &RouteEntry, parts: &m
         return Ok(());
     }
     // Plugins may wait (a rate-limit reservation): the proxy latency counts it.
-    ctx.started();
-    let now = now_ms();
+    // One clock read: the rate limit's windows are in Unix time, from the same instant.
+    let now = unix_ms_at(ctx.started());
     for plugin in &route.plugins {
         if let ActivePlugin::KeyAuth(cfg) = plugin {
             key_auth::access(cfg, &table.config.snapshot, parts, ctx, now as f64 / 1000.0)?;

@@ -5,4 +5,5 @@ pub mod bucket;
 pub mod limiter;
 pub mod local;
 pub mod reserver;
+pub mod wall_clock;
 pub mod window;

@@ -2,11 +2,12 @@
 //! goes into the next one, so a busy node costs one Raft entry per round trip, not one
 //! per key. Also proposes `Expire` for ended windows, from the leader only.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use gatehouse_raft::{Command, Response, Role, Store};
 use tokio::sync::{mpsc, oneshot};
 
+use super::wall_clock::now_ms;
 use crate::shutdown::Shutdown;
 
 /// Largest batch per Raft entry; more wait for the next round.
@@ -106,10 +107,6 @@ async fn run(store: Store, mut rx: mpsc::Receiver<ReserveRequest>, timeout: Dura
             }
         }
     }
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// On the leader, drops counters of ended windows every `every`.
