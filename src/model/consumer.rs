@@ -172,10 +172,11 @@ impl KeyAuthCredential {
         }
         v
     }
-    /// Whether a credential with a ttl has expired at `now` (Unix seconds).
-    pub fn is_expired(&self, now: f64) -> bool {
+    /// Whether a credential with a ttl has expired at `now()` (Unix seconds); the clock is
+    /// read only for a credential with a ttl.
+    pub fn is_expired(&self, now: impl FnOnce() -> f64) -> bool {
         match self.ttl {
-            Some(ttl) if ttl > 0 => now >= (self.created_at + ttl as i64) as f64,
+            Some(ttl) if ttl > 0 => now() >= (self.created_at + ttl as i64) as f64,
             _ => false,
         }
     }
@@ -282,8 +283,8 @@ mod tests {
             100.0,
         )
         .unwrap();
-        assert!(!c.is_expired(159.0));
-        assert!(c.is_expired(160.0));
+        assert!(!c.is_expired(|| 159.0));
+        assert!(c.is_expired(|| 160.0));
         let stored = KeyAuthCredential::from_bytes(&c.to_bytes()).unwrap();
         let p = patch(&stored, &json!({"key": "k2"}), 200.0).unwrap();
         assert_eq!(p.key_hash, hash_key("k2"));

@@ -88,8 +88,9 @@ fn without_query_param(uri: &Uri, name: &str) -> Uri {
     builder.path_and_query(pq).build().unwrap_or_else(|_| uri.clone())
 }
 
-/// Runs key-auth: Ok with the consumer recorded in `ctx`, or the 401 to send.
-pub fn access(cfg: &KeyAuthConfig, snapshot: &ConfigSnapshot, parts: &mut Parts, ctx: &mut RequestContext, now: f64) -> Result<(), Response<Body>> {
+/// Runs key-auth: Ok with the consumer recorded in `ctx`, or the 401 to send. `now` gives
+/// the Unix time in seconds, asked only of a credential with a ttl.
+pub fn access(cfg: &KeyAuthConfig, snapshot: &ConfigSnapshot, parts: &mut Parts, ctx: &mut RequestContext, now: impl FnOnce() -> f64) -> Result<(), Response<Body>> {
     if !cfg.run_on_preflight && parts.method == hyper::Method::OPTIONS {
         return Ok(());
     }

@@ -46,7 +46,7 @@ async fn a_valid_key_in_a_header_or_the_query_names_the_consumer() {
     for p in [parts("/x", &[("apikey", "s3cret")]), parts("/x?apikey=s3cret&a=1", &[])] {
         let mut p = p;
         let mut c = ctx();
-        access(&config(json!({})), &snap, &mut p, &mut c, 2.0).unwrap();
+        access(&config(json!({})), &snap, &mut p, &mut c, || 2.0).unwrap();
         assert_eq!(c.consumer.as_ref().unwrap().id, id);
         let cred = snap.keyauth_credentials.keys().next().unwrap().to_string();
         assert_eq!(
@@ -68,7 +68,7 @@ async fn missing_wrong_and_duplicate_keys_get_kongs_401s() {
         (parts("/x?apikey=a&apikey=b", &[]), DUPLICATE),
     ];
     for (mut p, want) in cases {
-        let resp = access(&cfg, &snap, &mut p, &mut ctx(), 2.0).unwrap_err();
+        let resp = access(&cfg, &snap, &mut p, &mut ctx(), || 2.0).unwrap_err();
         let (status, msg, www) = message(resp).await;
         assert_eq!((status, msg.as_str()), (401, want));
         assert_eq!(www.as_deref(), Some("Key realm=\"api\""));
@@ -81,12 +81,12 @@ async fn hide_credentials_strips_the_key_and_plugins_see_the_consumer_not_forged
     let cfg = config(json!({"hide_credentials": true}));
     let mut p = parts("/x?apikey=s3cret&keep=1", &[("x-consumer-id", "forged")]);
     let mut c = ctx();
-    access(&cfg, &snap, &mut p, &mut c, 2.0).unwrap();
+    access(&cfg, &snap, &mut p, &mut c, || 2.0).unwrap();
     assert_eq!(p.uri.query(), Some("keep=1"));
     assert_eq!(c.request_field(&p.headers, "X-Consumer-ID"), Some(id.to_string().as_bytes()));
     assert_eq!(c.request_field(&p.headers, "x-anonymous-consumer"), None);
     let mut p = parts("/x", &[("apikey", "s3cret")]);
-    access(&cfg, &snap, &mut p, &mut ctx(), 2.0).unwrap();
+    access(&cfg, &snap, &mut p, &mut ctx(), || 2.0).unwrap();
     assert!(p.headers.get("apikey").is_none());
 }
 
@@ -96,13 +96,13 @@ async fn anonymous_consumer_takes_failed_requests() {
     let cfg = config(json!({"anonymous": "alice"}));
     let mut p = parts("/x", &[]);
     let mut c = ctx();
-    access(&cfg, &snap, &mut p, &mut c, 2.0).unwrap();
+    access(&cfg, &snap, &mut p, &mut c, || 2.0).unwrap();
     assert_eq!(c.consumer.unwrap().id, id);
     let fields = c.consumer_fields.unwrap().pairs();
     assert_eq!(fields.last().unwrap(), &("x-anonymous-consumer".to_owned(), "true".to_owned()));
     assert!(!fields.iter().any(|(n, _)| n == "x-credential-identifier"), "no credential matched: {fields:?}");
     let cfg = config(json!({"anonymous": "ghost"}));
-    let (status, msg, _) = message(access(&cfg, &snap, &mut parts("/x", &[]), &mut ctx(), 2.0).unwrap_err()).await;
+    let (status, msg, _) = message(access(&cfg, &snap, &mut parts("/x", &[]), &mut ctx(), || 2.0).unwrap_err()).await;
     assert_eq!((status, msg.as_str()), (500, "anonymous consumer ghost is configured but doesn't exist"));
 }
 
@@ -113,7 +113,7 @@ async fn a_key_matched_once_follows_later_changes_to_its_consumer_and_credential
     let run = |snap: &ConfigSnapshot| {
         let mut p = parts("/x", &[("apikey", "s3cret")]);
         let mut c = ctx();
-        let result = access(&cfg, snap, &mut p, &mut c, 2.0).map(|()| String::from_utf8(c.request_field(&p.headers, "x-consumer-username").unwrap().to_vec()).unwrap());
+        let result = access(&cfg, snap, &mut p, &mut c, || 2.0).map(|()| String::from_utf8(c.request_field(&p.headers, "x-consumer-username").unwrap().to_vec()).unwrap());
         result.map_err(|resp| resp.status().as_u16())
     };
     assert_eq!(run(&snap), Ok("alice".to_owned()));

@@ -35,7 +35,7 @@ use crate::http::timeout::IdleTimeout;
 use crate::http::{empty, Body, RequestBody};
 use crate::metrics::RequestLabels;
 use crate::plugins::{key_auth, rate_limiting};
-use crate::ratelimit::wall_clock::unix_ms_at;
+use crate::ratelimit::wall_clock::{self, unix_ms_at};
 
 fn host_of(parts: &Parts) -> Cow<'_, str> {
     let raw = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| parts.uri.authority().map(|a| a.as_str())).unwrap_or("");
@@ -136,27 +136,31 @@ async fn access(proxy: &Proxy, table: &ProxyTable, route: &RouteEntry, parts: &m
     if route.plugins.is_empty() {
         return Ok(());
     }
-    // Plugins may wait (a rate-limit reservation): the proxy latency counts it.
-    // One clock read: the rate limit's windows are in Unix time, from the same instant.
-    let now = unix_ms_at(ctx.started());
+    // Key-auth never waits: it reads the clock only for a credential with a ttl, and the
+    // request's start is read with the upstream's (its fraction of a microsecond is not
+    // counted, as the router's is not).
     for plugin in &route.plugins {
         if let ActivePlugin::KeyAuth(cfg) = plugin {
-            key_auth::access(cfg, &table.config.snapshot, parts, ctx, now as f64 / 1000.0)?;
+            key_auth::access(cfg, &table.config.snapshot, parts, ctx, || wall_clock::now_ms() as f64 / 1000.0)?;
         }
     }
     match ctx.consumer.as_ref().map(|c| c.id) {
         Some(consumer) if table.plugin_scopes.any_consumer_scoped() => {
             let scoped = table.plugin_scopes.plugins_for(&table.config.snapshot, Some(route.id), ctx.service_id, Some(consumer));
-            rate_limits(proxy, scoped.into_iter().filter_map(|p| table.prepared_plugins.get(&p.id)), parts, ctx, now).await
+            rate_limits(proxy, scoped.into_iter().filter_map(|p| table.prepared_plugins.get(&p.id)), parts, ctx).await
         }
-        _ => rate_limits(proxy, route.plugins.iter(), parts, ctx, now).await,
+        _ => rate_limits(proxy, route.plugins.iter(), parts, ctx).await,
     }
 }
 
 /// Runs the rate limits among `plugins`, in their order.
-async fn rate_limits<'p>(proxy: &Proxy, plugins: impl Iterator<Item = &'p ActivePlugin>, parts: &Parts, ctx: &mut RequestContext, now: u64) -> Result<(), Response<Body>> {
+async fn rate_limits<'p>(proxy: &Proxy, plugins: impl Iterator<Item = &'p ActivePlugin>, parts: &Parts, ctx: &mut RequestContext) -> Result<(), Response<Body>> {
+    let mut now = None;
     for plugin in plugins {
         if let ActivePlugin::RateLimiting(plugin) = plugin {
+            // A rate limit may wait for a reservation, which the proxy latency counts: the
+            // request's start is read here, and the windows' Unix time from that instant.
+            let now = *now.get_or_insert_with(|| unix_ms_at(ctx.started()));
             // Not boxed: the limiter boxes the large part, waiting for a reservation, which
             // only a node out of tokens needs.
             rate_limiting::access(plugin, &proxy.limiters, parts, ctx, now).await?;
