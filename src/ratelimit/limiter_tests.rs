@@ -18,6 +18,15 @@ async fn store(dir: &tempfile::TempDir, initialize: bool) -> Store {
     store
 }
 
+/// A one-node store that leads, and a limiter on it that counts 3 live nodes.
+async fn leading_limiter(dir: &tempfile::TempDir) -> (Store, ShutdownTrigger, Arc<ClusterLimiter>) {
+    let store = store(dir, true).await;
+    let trigger = ShutdownTrigger::new();
+    let reserver = Reserver::start(store.clone(), Duration::from_secs(2), trigger.signal());
+    let limiter = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2));
+    (store, trigger, limiter)
+}
+
 async fn admit_many(limiter: &Arc<ClusterLimiter>, n: usize, limit: u64, fault_tolerant: bool) -> (usize, usize, usize) {
     let tasks: Vec<_> = (0..n)
         .map(|_| {
@@ -39,10 +48,7 @@ async fn admit_many(limiter: &Arc<ClusterLimiter>, n: usize, limit: u64, fault_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admits_exactly_the_limit_under_concurrency() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir, true).await;
-    let trigger = ShutdownTrigger::new();
-    let reserver = Reserver::start(store.clone(), Duration::from_secs(2), trigger.signal());
-    let limiter = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2));
+    let (store, trigger, limiter) = leading_limiter(&dir).await;
     let (ok, rejected, _) = admit_many(&limiter, 300, 120, true).await;
     assert_eq!((ok, rejected), (120, 180));
     assert!(!limiter.degraded());
@@ -88,10 +94,7 @@ async fn granted_once_settled(limiter: &Arc<ClusterLimiter>, key: &str) -> Optio
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_reserved_ahead_holds_tokens_before_its_first_request_and_only_once() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir, true).await;
-    let trigger = ShutdownTrigger::new();
-    let reserver = Reserver::start(store.clone(), Duration::from_secs(2), trigger.signal());
-    let limiter = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2));
+    let (store, trigger, limiter) = leading_limiter(&dir).await;
     let end = u64::MAX - 10_000;
 
     limiter.reserve_ahead("next", 120, end);
