@@ -127,3 +127,16 @@ async fn a_key_matched_once_follows_later_changes_to_its_consumer_and_credential
     snap.remove("keyauth_credentials", cred_id);
     assert_eq!(run(&snap), Err(401), "a deleted credential no longer authenticates");
 }
+
+#[tokio::test]
+async fn a_credential_past_its_ttl_is_refused_and_the_clock_is_read_only_for_one_with_a_ttl() {
+    let consumer: Consumer = create(&json!({"username": "bob"}), 1.0).unwrap();
+    let lasting: KeyAuthCredential = create(&json!({"consumer": {"id": consumer.id}, "key": "lasting"}), 1.0).unwrap();
+    let brief: KeyAuthCredential = create(&json!({"consumer": {"id": consumer.id}, "key": "brief", "ttl": 10}), 1.0).unwrap();
+    let snap = ConfigSnapshot::from_entities([Entity::from(consumer), Entity::from(lasting), Entity::from(brief)]);
+    let cfg = config(json!({}));
+    access(&cfg, &snap, &mut parts("/x", &[("apikey", "lasting")]), &mut ctx(), || unreachable!("a credential without a ttl needs no clock")).unwrap();
+    access(&cfg, &snap, &mut parts("/x", &[("apikey", "brief")]), &mut ctx(), || 10.0).unwrap();
+    let refused = access(&cfg, &snap, &mut parts("/x", &[("apikey", "brief")]), &mut ctx(), || 11.0).unwrap_err();
+    assert_eq!(message(refused).await.0, 401);
+}
