@@ -32,8 +32,13 @@ struct Cache {
     /// The maps the entries were matched against.
     consumers: Option<imbl::OrdMap<Uuid, Consumer>>,
     credentials: Option<imbl::OrdMap<Uuid, KeyAuthCredential>>,
-    known: HashMap<String, Rc<Known>>,
+    known: KnownKeys,
 }
+
+/// Hashed with foldhash, seeded per process: a request's key is hashed on every request,
+/// where SipHash showed in instruction counts, and only valid keys are stored, so a
+/// client cannot fill the map with keys that collide.
+type KnownKeys = HashMap<String, Rc<Known>, foldhash::fast::RandomState>;
 
 thread_local! {
     static CACHE: RefCell<Cache> = RefCell::default();
@@ -46,7 +51,7 @@ pub fn lookup(snapshot: &ConfigSnapshot, key: &str) -> Option<Rc<Known>> {
         let current = cache.consumers.as_ref().is_some_and(|c| c.ptr_eq(&snapshot.consumers))
             && cache.credentials.as_ref().is_some_and(|c| c.ptr_eq(&snapshot.keyauth_credentials));
         if !current {
-            *cache = Cache { consumers: Some(snapshot.consumers.clone()), credentials: Some(snapshot.keyauth_credentials.clone()), known: HashMap::new() };
+            *cache = Cache { consumers: Some(snapshot.consumers.clone()), credentials: Some(snapshot.keyauth_credentials.clone()), known: KnownKeys::default() };
         }
         if let Some(known) = cache.known.get(key) {
             return Some(Rc::clone(known));
