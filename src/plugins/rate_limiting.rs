@@ -92,11 +92,6 @@ fn key_prefix(out: &mut String, plugin: &RateLimitPlugin, parts: &Parts, ctx: &R
 }
 
 
-/// The most time before a window's end at which a key still in use reserves its next
-/// window (otherwise the window's last tenth): long enough for a reservation's Raft
-/// round under load, short enough that only keys in use now hold tokens for the next.
-const RESERVE_AHEAD_MAX_MS: u64 = 250;
-
 static RETRY_AFTER: HeaderName = HeaderName::from_static("retry-after");
 
 /// Admits or refuses the request; fields for the client's response go to
@@ -120,15 +115,7 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
         };
         let reset = window.reset_secs(now_ms);
         match decision {
-            Decision::Admitted { remaining } => {
-                if !plugin.local && window.ending(now_ms, RESERVE_AHEAD_MAX_MS) {
-                    key.truncate(prefix_len);
-                    let next = window.next();
-                    window::push_window(&mut key, &next);
-                    limiters.cluster.reserve_ahead(&key, limit.count, next.end_ms());
-                }
-                outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining, reset });
-            }
+            Decision::Admitted { remaining } => outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining, reset }),
             Decision::Rejected => {
                 outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining: 0, reset });
                 // Longer windows are not charged for a request that is refused anyway.

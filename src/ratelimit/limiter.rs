@@ -1,7 +1,6 @@
 //! Admission for the `cluster` policy: a request takes a token from this node's slice of
 //! the window's budget with no I/O; a slice running low is refilled through the batching
-//! reserver in the background, and a busy key's next window is reserved before it begins;
-//! only a node with no token at all waits for a reservation.
+//! reserver in the background; only a node with no token at all waits for a reservation.
 //! When reservations fail (no quorum) the node falls back to a local share of the budget
 //! (limit / live nodes of what was left when it last heard; see `Bucket::fallback_share`),
 //! and says so.
@@ -77,23 +76,6 @@ impl ClusterLimiter {
             // inline, every request's future would carry (and copy) it.
             Err(changed) => Box::pin(self.admit_after_wait(key, limit, window_end_ms, fault_tolerant, changed)).await,
         }
-    }
-
-    /// Reserves the first slice of `key`, a window not yet begun, unless it is known
-    /// already: so that the window's first requests on this node find tokens rather than
-    /// wait for a Raft round. Only while slices are large, as for a prefetch (see
-    /// `Bucket::prefetch`), since tokens held here are tokens the other nodes cannot use.
-    pub fn reserve_ahead(self: &Arc<Self>, key: &str, limit: u64, window_end_ms: u64) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.contains_key(key) {
-            return;
-        }
-        let mut bucket = Bucket::new(limit);
-        let Some(want) = bucket.prefetch((self.live_nodes)()) else { return };
-        bucket.pending = true;
-        entries.insert(key.to_owned(), Entry { bucket, window_end_ms, degraded_until: None, changed: watch::channel(0).0 });
-        drop(entries);
-        self.spawn_reservation(key.to_owned(), want, limit, window_end_ms);
     }
 
     /// Waits for reservations until one decides, or the wait runs out and the node falls

@@ -75,38 +75,3 @@ async fn without_quorum_a_node_admits_its_local_share_or_refuses() {
     trigger.trigger();
     store.shutdown().await;
 }
-
-/// The granted tokens of `key`'s entry once no reservation for it is in flight.
-async fn granted_once_settled(limiter: &Arc<ClusterLimiter>, key: &str) -> Option<u64> {
-    loop {
-        let mut changed = {
-            let entries = limiter.entries.lock().unwrap();
-            let entry = entries.get(key)?;
-            if !entry.bucket.pending {
-                return Some(entry.bucket.granted);
-            }
-            entry.changed.subscribe()
-        };
-        tokio::time::timeout(Duration::from_secs(5), changed.changed()).await.expect("the reservation ends").unwrap();
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_window_reserved_ahead_holds_tokens_before_its_first_request_and_only_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, trigger, limiter) = leading_limiter(&dir).await;
-    let end = u64::MAX - 10_000;
-
-    limiter.reserve_ahead("next", 120, end);
-    // A slice of 120 / (4 x 3 live nodes), and the first request takes a token from it.
-    assert_eq!(granted_once_settled(&limiter, "next").await, Some(10));
-    assert_eq!(limiter.try_decide("next", 120, end, true).ok(), Some(Decision::Admitted { remaining: 120 - 10 + 9 }));
-    // Known already: no second slice.
-    limiter.reserve_ahead("next", 120, end);
-    assert_eq!(granted_once_settled(&limiter, "next").await, Some(10));
-    // Slices under 4 tokens are not reserved ahead: they would idle here.
-    limiter.reserve_ahead("small", 40, end);
-    assert_eq!(granted_once_settled(&limiter, "small").await, None);
-    trigger.trigger();
-    store.shutdown().await;
-}
