@@ -18,15 +18,6 @@ async fn store(dir: &tempfile::TempDir, initialize: bool) -> Store {
     store
 }
 
-/// A one-node store that leads, and a limiter on it that counts 3 live nodes.
-async fn leading_limiter(dir: &tempfile::TempDir) -> (Store, ShutdownTrigger, Arc<ClusterLimiter>) {
-    let store = store(dir, true).await;
-    let trigger = ShutdownTrigger::new();
-    let reserver = Reserver::start(store.clone(), Duration::from_secs(2), trigger.signal());
-    let limiter = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2));
-    (store, trigger, limiter)
-}
-
 async fn admit_many(limiter: &Arc<ClusterLimiter>, n: usize, limit: u64, fault_tolerant: bool) -> (usize, usize, usize) {
     let tasks: Vec<_> = (0..n)
         .map(|_| {
@@ -48,7 +39,10 @@ async fn admit_many(limiter: &Arc<ClusterLimiter>, n: usize, limit: u64, fault_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admits_exactly_the_limit_under_concurrency() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, trigger, limiter) = leading_limiter(&dir).await;
+    let store = store(&dir, true).await;
+    let trigger = ShutdownTrigger::new();
+    let reserver = Reserver::start(store.clone(), Duration::from_secs(2), trigger.signal());
+    let limiter = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2));
     let (ok, rejected, _) = admit_many(&limiter, 300, 120, true).await;
     assert_eq!((ok, rejected), (120, 180));
     assert!(!limiter.degraded());
