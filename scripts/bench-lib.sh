@@ -139,20 +139,40 @@ cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { 
 # us_per_request NS_BEFORE NS_AFTER REQUESTS: microseconds of CPU per request.
 us_per_request() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.2f", (b - a) / n / 1000 }'; }
 
+# children_cpu_ns VAR: sets VAR to the nanoseconds of CPU, user and system, that this
+# shell's finished children have used so far (getrusage's, as `times` prints it). It must
+# run in the shell that waited for them: in a command substitution, a subshell, `times`
+# would report the subshell's children instead.
+children_cpu_ns() {
+  times >"$WORK/times.txt"
+  printf -v "$1" '%s' "$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); s += t[1] * 60 + t[2] } } END { printf "%.0f", s * 1e9 }' "$WORK/times.txt")"
+}
+
 # run_wrk NAME PID URL [wrk args...]: appends this window's figures to RPS[NAME],
 # P50[NAME], P99[NAME], CPU[NAME] (microseconds PID ran per request; PID "-": not
-# measured) and ERRS[NAME], space-separated, one per round (see take_medians).
-declare -A RPS P50 P99 CPU ERRS ROUNDS_RPS ROUNDS_P99 ROUNDS_CPU
+# measured) and ERRS[NAME], space-separated, one per round (see take_medians). Also the
+# load generator's core's share: WRK_CPU_US[NAME], wrk's own CPU per request, and, when
+# UPSTREAM_PID is set, UPSTREAM_US[NAME], the upstream worker's (both on $WRK_CPU), and
+# LOADGEN_US[NAME], their sum.
+declare -A RPS P50 P99 CPU ERRS ROUNDS_RPS ROUNDS_P99 ROUNDS_CPU WRK_CPU_US UPSTREAM_US LOADGEN_US ROUNDS_LOADGEN
 run_wrk() {
-  local name=$1 pid=$2 url=$3 out rps p50 p99 errs reqs cpu=nan before=0; shift 3
+  local name=$1 pid=$2 url=$3 out rps p50 p99 errs reqs cpu=nan before=0 wrk_before wrk_after up_before=0 wrk_us up_us; shift 3
   out="$WORK/wrk-$name.txt"
   # Same headers for curl and wrk (-H only): the setup must answer 2xx before it is timed.
   curl -fsS -o /dev/null "$@" "$url" || die "$url does not answer 2xx; not timing it"
   # A one-second warm-up first (connections, allocator, caches), thrown away.
   taskset -c "$WRK_CPU" wrk -t1 -c32 -d1s "$@" "$url" >/dev/null
   [[ $pid == - ]] || before=$(cpu_ns "$pid")
+  [[ -z ${UPSTREAM_PID:-} ]] || up_before=$(cpu_ns "$UPSTREAM_PID")
+  children_cpu_ns wrk_before
   taskset -c "$WRK_CPU" wrk -t1 -c32 -d"${WRK_SECONDS}s" --latency "$@" "$url" >"$out"
   reqs=$(awk '/ requests in / { print $1 }' "$out")
+  if [[ -n $reqs ]]; then
+    children_cpu_ns wrk_after
+    wrk_us=$(us_per_request "$wrk_before" "$wrk_after" "$reqs") up_us=0
+    [[ -z ${UPSTREAM_PID:-} ]] || up_us=$(us_per_request "$up_before" "$(cpu_ns "$UPSTREAM_PID")" "$reqs")
+    WRK_CPU_US[$name]+="$wrk_us " UPSTREAM_US[$name]+="$up_us " LOADGEN_US[$name]+="$(awk -v a="$wrk_us" -v b="$up_us" 'BEGIN { printf "%.2f", a + b }') "
+  fi
   [[ $pid == - || -z $reqs ]] || cpu=$(us_per_request "$before" "$(cpu_ns "$pid")" "$reqs")
   rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
   p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
@@ -183,7 +203,7 @@ run_pair() {
 }
 
 # median "X Y Z ...": the middle value (the lower middle for an even count).
-median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 # paired_ratio "A1 A2 ..." "B1 B2 ...": the median of the per-round ratios Ai / Bi (the
 # mean of the middle two for an even count). The setups of a round ran seconds apart, so
@@ -205,6 +225,9 @@ take_medians() {
     ROUNDS_RPS[$n]=${RPS[$n]% } ROUNDS_P99[$n]=${P99[$n]:-} ROUNDS_CPU[$n]=${CPU[$n]% }
     RPS[$n]=$(median "${RPS[$n]}") P50[$n]=$(median "${P50[$n]:-}") P99[$n]=$(median "${P99[$n]:-}") CPU[$n]=$(median "${CPU[$n]}")
     ERRS[$n]=$(tr ' ' '\n' <<<"${ERRS[$n]:-}" | awk '{ n += $1 } END { print n + 0 }')
+    # shellcheck disable=SC2034 # read by bench.sh
+    ROUNDS_LOADGEN[$n]=${LOADGEN_US[$n]:-}
+    WRK_CPU_US[$n]=$(median "${WRK_CPU_US[$n]:-}") UPSTREAM_US[$n]=$(median "${UPSTREAM_US[$n]:-}") LOADGEN_US[$n]=$(median "${LOADGEN_US[$n]:-}")
   done
 }
 
