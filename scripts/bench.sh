@@ -27,9 +27,9 @@ case ${1:-} in
   *) die "usage: $0 [--quick]" ;;
 esac
 if ((QUICK)); then
-  PROXY_ROUNDS=2 WRK_SECONDS=2 SEQ_WRITES=100 CONC_SECONDS=3 PROP_COUNT=30 RL_SECONDS=4
+  PROXY_ROUNDS=2 WRK_SECONDS=2 SEQ_WRITES=100 CONC_SECONDS=3 PROP_COUNT=30 RL_SECONDS=4 WS_WINDOWS=3
 else
-  PROXY_ROUNDS=10 WRK_SECONDS=4 SEQ_WRITES=500 CONC_SECONDS=10 PROP_COUNT=100 RL_SECONDS=10
+  PROXY_ROUNDS=10 WRK_SECONDS=4 SEQ_WRITES=500 CONC_SECONDS=10 PROP_COUNT=100 RL_SECONDS=10 WS_WINDOWS=10
 fi
 ROUTES=10000 RL_LIMIT=200
 PROXY_CPU=0 WRK_CPU=1
@@ -213,6 +213,17 @@ RLL=$(driver ratelimit --urls "${RL_URLS//rlc/rll}" --limit "$RL_LIMIT" --second
 log "cluster: $RLC"
 log "local:   $RLL"
 
+# What a window's first request waits, on the idle cluster: the cluster policy's first
+# request of each window waits for a reservation's Raft round. The local policy and the
+# route without a plugin show what any first request after a second's pause costs.
+log "rate-limit window start: $WS_WINDOWS windows per route on node 2"
+WS_CLUSTER=$(driver window-start --url "$(g 2):8000/rl" --windows "$WS_WINDOWS")
+WS_LOCAL=$(driver window-start --url "$(g 2):8000/rll" --windows "$WS_WINDOWS")
+WS_NONE=$(driver window-start --url "$(g 2):8000/bench" --windows "$WS_WINDOWS")
+log "cluster: $WS_CLUSTER"
+log "local:   $WS_LOCAL"
+log "none:    $WS_NONE"
+
 # ---------------------------------------------------------------------------------------
 # 3. Config propagation: write through node 1, poll every node's proxy.
 
@@ -369,11 +380,19 @@ abs_row "rate limit, policy cluster: max admitted / limit per 1 s window ($(fiel
   "$(fmt "$(field "$RLC" max_ratio)" 2)" "" "mean $(fmt "$(field "$RLC" mean_ratio)" 2)" "—" "<=" 1.00
 info_row "rate limit, policy local: max admitted / limit per 1 s window (at most $(fmt "$(field "$RLL" max_ratio_upper)" 2))" "$(fmt "$(field "$RLL" max_ratio)" 2)" \
   "mean $(fmt "$(field "$RLL" mean_ratio)" 2)" "— (per node, so up to 3)"
+for ws in cluster local; do
+  var=WS_${ws^^}
+  info_row "rate limit, policy $ws: a window's first request, p50 (max; the next request p50) (diagnostic)" \
+    "$(field "${!var}" first_p50_ms) ms ($(field "${!var}" first_max_ms) ms; $(field "${!var}" next_p50_ms) ms)" \
+    "no plugin: $(field "$WS_NONE" first_p50_ms) ms ($(field "$WS_NONE" first_max_ms) ms; $(field "$WS_NONE" next_p50_ms) ms)" \
+    "$(ratio "$(field "${!var}" first_p50_ms)" "$(field "$WS_NONE" first_p50_ms)")"
+done
 
 ERR_NOTE=""
 for s in "${!ERRS[@]}"; do ((ERRS[$s] == 0)) || ERR_NOTE+=" $s: ${ERRS[$s]} non-2xx/socket errors;"; done
 NOTES+=("Proxy: medians of $PROXY_ROUNDS interleaved rounds of wrk -t1 -c32 -d${WRK_SECONDS}s --latency (each after a 1 s warm-up) on CPU $WRK_CPU; a ratio against nginx is the median of the per-round ratios (each window against nginx's window of the same round, seconds apart), which leaves out most of this machine's drift between rounds; every proxy under test on CPU $PROXY_CPU, one core each (nginx 1 worker, haproxy 1 thread, gatehouse's tokio runtime sees one CPU). The upstream nginx shares CPU $WRK_CPU with wrk so that the proxy under test has its core to itself; it serves $(fmt "${RPS[upstream]}" 0) req/s direct, well above any proxy. Upstream keep-alive in nginx (keepalive 64) and haproxy (http-reuse always). The one-node figures are a one-node cluster of its own; the 3-node figures are wrk against node 2, with all three nodes on CPU $PROXY_CPU. CPU per request: the process under test's run time (schedstat, all its threads) over the window's requests; for the 3-node setups, node 2 only. CPU $WRK_CPU per request: wrk's CPU (user and system, getrusage) and the upstream worker's (schedstat) over the window's requests; with both cores near full, a setup that costs that core more than nginx's proxy does can fall short of nginx's req/s while its proxy costs less. Under load at once: the one-node gatehouse and nginx each driven by its own wrk in the same windows ($PROXY_ROUNDS of ${WRK_SECONDS}s), so both proxies share CPU $PROXY_CPU and whatever else the machine does; the median ratio of their CPU per request varies by a few percent between runs where the back-to-back windows above vary by 30 %. nginx-hdrs: a second nginx proxy that also writes the fields gatehouse writes by Kong's defaults (X-Forwarded-*, X-Real-IP, Via and a request id upstream; Via, two latency fields and the request id to the client), which the upstream and wrk, on CPU $WRK_CPU, then parse. The fields diagnostic: a route with no plugin, on the same 3-node cluster, to an upstream (the same nginx worker, another port) that adds the five fields the rate limit writes, same names and value lengths (about 150 bytes per response); what it loses against /bench is what those bytes cost: wrk parses them on CPU $WRK_CPU, and here the upstream also writes them and gatehouse reads and passes them on, which the rate-limited route does not do, so the rate-limited route against it slightly understates the plugin's own cost. req/s per round: nginx ${ROUNDS_RPS[nginx]}; nginx-hdrs ${ROUNDS_RPS[nginx-hdrs]}; haproxy ${ROUNDS_RPS[haproxy]}; gatehouse one node ${ROUNDS_RPS[gh1]}; 3 nodes ${ROUNDS_RPS[gh3]}; + cluster rate limit ${ROUNDS_RPS[gh3-rl]}; + key-auth ${ROUNDS_RPS[gh3-ka]}; no plugin, fields from the upstream ${ROUNDS_RPS[gh3-fields]}.")
 NOTES+=("Rate limit: limit second=$RL_LIMIT, 3 nodes x 4 connections each, offered $(fmt "$(field "$RLC" offered_per_s)" 0) req/s (cluster) and $(fmt "$(field "$RLL" offered_per_s)" 0) req/s (local); a 200 counts for certain in the unix second (driver's clock) in which it was both sent and received; one that straddled a boundary could belong to either window, so the figure is a lower bound and the straddlers give the upper one. Per window (cluster): certain $(field "$RLC" admitted_per_window | jq -c .), straddling $(field "$RLC" straddling_per_window | jq -c .).")
+NOTES+=("Window start: on the idle 3-node cluster, once per window for $WS_WINDOWS windows, a request to node 2 50 ms after a second's boundary and another at once after it, on one keep-alive connection (gatehouse-bench window-start). With the cluster policy the first waits for the Raft round that reserves the new window's first slice, and so would every request arriving meanwhile; wrk keeps 32 requests in flight, so the proxy rounds above count about 32 such waits per second. Cluster policy, first requests in ms: $(field "$WS_CLUSTER" first_ms | jq -c .).")
 NOTES+=("Admin writes: keep-alive HTTP from gatehouse-bench; gatehouse PUT /services/{name} (form url=...), etcd v3 JSON gateway POST /v3/kv/put; $SEQ_WRITES sequential, then 16 writers for ${CONC_SECONDS}s. etcd $(etcd --version | awk 'NR == 1 { print $3 }') with default settings, members on CPU $PROXY_CPU like gatehouse.")
 NOTES+=("Failover: write attempts every 50 ms round-robin over survivors until one is acknowledged; proxy load: 2 connections per survivor, any non-200 or transport error counts as failed.")
 [[ -z $ERR_NOTE ]] || NOTES+=("wrk errors:$ERR_NOTE")

@@ -9,6 +9,7 @@ mod propagation;
 mod ratelimit;
 mod stats;
 mod target;
+mod window_start;
 mod writes;
 
 use std::process::ExitCode;
@@ -81,6 +82,14 @@ enum Cmd {
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
+    /// Latency of a rate-limit window's first request and of the next, once per window.
+    WindowStart {
+        /// host:port/path of a rate-limited route that admits at least two a window.
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 10)]
+        windows: usize,
+    },
     /// Prints a declarative file with this many routes.
     GenConfig {
         #[arg(long)]
@@ -104,6 +113,7 @@ async fn run(cmd: Cmd) -> Result<serde_json::Value, String> {
         Cmd::Ratelimit { urls, limit, seconds, concurrency } => {
             ratelimit::run(&client, &urls, limit, Duration::from_secs_f64(seconds), concurrency).await
         }
+        Cmd::WindowStart { url, windows } => window_start::run(&client, &url, windows).await,
         Cmd::GenConfig { routes, upstream } => Ok(genconfig::generate(routes, &upstream)),
     }
 }
