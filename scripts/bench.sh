@@ -27,11 +27,11 @@ case ${1:-} in
   *) die "usage: $0 [--quick]" ;;
 esac
 if ((QUICK)); then
-  PROXY_ROUNDS=2 WRK_SECONDS=2 SEQ_WRITES=100 CONC_SECONDS=3 PROP_COUNT=30 RL_SECONDS=4 WS_WINDOWS=3
+  PROXY_ROUNDS=2 WRK_SECONDS=2 SEQ_WRITES=100 CONC_SECONDS=3 PROP_COUNT=30 RL_SECONDS=4 WS_WINDOWS=3 OPEN_ROUNDS=1 OPEN_SECONDS=3
 else
-  PROXY_ROUNDS=10 WRK_SECONDS=4 SEQ_WRITES=500 CONC_SECONDS=10 PROP_COUNT=100 RL_SECONDS=10 WS_WINDOWS=10
+  PROXY_ROUNDS=10 WRK_SECONDS=4 SEQ_WRITES=500 CONC_SECONDS=10 PROP_COUNT=100 RL_SECONDS=10 WS_WINDOWS=10 OPEN_ROUNDS=3 OPEN_SECONDS=10
 fi
-ROUTES=10000 RL_LIMIT=200
+ROUTES=10000 RL_LIMIT=200 OPEN_RATE=20000
 PROXY_CPU=0 WRK_CPU=1
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN=$TARGET_DIR/release/gatehouse
@@ -192,6 +192,23 @@ for ((round = 1; round <= PROXY_ROUNDS; round++)); do
   run_wrk gh3-fields "$(pid_of n2)" "http://$(g 2):8000/fields"
 done
 take_medians upstream nginx nginx-hdrs haproxy gh1 gh3 gh3-rl gh3-ka gh3-fields
+
+# Open loop: a fixed offered rate, well under every proxy's capacity, each request timed
+# from when it was due (gatehouse-bench open-loop). A stall then counts against every
+# request due while it lasts; wrk's closed loop holds those requests back instead, so its
+# p99 leaves the stall out.
+declare -A OPEN
+log "proxy, open loop: $OPEN_ROUNDS rounds of ${OPEN_SECONDS}s at $OPEN_RATE req/s per setup"
+for ((round = 1; round <= OPEN_ROUNDS; round++)); do
+  for s in nginx gh3 gh3-rl; do
+    case $s in nginx) url=$NGINX/ ;; gh3) url=$(g 2):8000/bench ;; gh3-rl) url=$(g 2):8000/rl ;; esac
+    out=$(driver open-loop --url "$url" --rate "$OPEN_RATE" --seconds "$OPEN_SECONDS")
+    log "$s: $out"
+    (($(field "$out" errors) + $(field "$out" non_200) == 0)) || die "open loop against $url: errors or non-200 answers: $out"
+    for q in p99_ms p999_ms max_ms; do OPEN[$s-$q]+="$(field "$out" "$q") "; done
+  done
+done
+for k in "${!OPEN[@]}"; do OPEN[$k]=$(median "${OPEN[$k]}"); done
 
 # The steadier comparison of CPU cost: the one-node gatehouse and nginx loaded at the same
 # time, on the same core, so that both see the same machine in every window.
@@ -380,6 +397,12 @@ abs_row "rate limit, policy cluster: max admitted / limit per 1 s window ($(fiel
   "$(fmt "$(field "$RLC" max_ratio)" 2)" "" "mean $(fmt "$(field "$RLC" mean_ratio)" 2)" "—" "<=" 1.00
 info_row "rate limit, policy local: max admitted / limit per 1 s window (at most $(fmt "$(field "$RLL" max_ratio_upper)" 2))" "$(fmt "$(field "$RLL" max_ratio)" 2)" \
   "mean $(fmt "$(field "$RLL" mean_ratio)" 2)" "— (per node, so up to 3)"
+for s in gh3 gh3-rl; do
+  case $s in gh3) what="gatehouse, 3-node cluster" ;; gh3-rl) what="gatehouse, 3 nodes + cluster rate limit" ;; esac
+  info_row "proxy open loop at $OPEN_RATE req/s, p99 / p99.9 / max: $what (diagnostic)" \
+    "${OPEN[$s-p99_ms]} / ${OPEN[$s-p999_ms]} / ${OPEN[$s-max_ms]} ms" \
+    "nginx: ${OPEN[nginx-p99_ms]} / ${OPEN[nginx-p999_ms]} / ${OPEN[nginx-max_ms]} ms" "$(ratio "${OPEN[$s-p99_ms]}" "${OPEN[nginx-p99_ms]}")"
+done
 for ws in cluster local; do
   var=WS_${ws^^}
   info_row "rate limit, policy $ws: a window's first request, p50 (max; the next request p50) (diagnostic)" \
@@ -392,6 +415,7 @@ ERR_NOTE=""
 for s in "${!ERRS[@]}"; do ((ERRS[$s] == 0)) || ERR_NOTE+=" $s: ${ERRS[$s]} non-2xx/socket errors;"; done
 NOTES+=("Proxy: medians of $PROXY_ROUNDS interleaved rounds of wrk -t1 -c32 -d${WRK_SECONDS}s --latency (each after a 1 s warm-up) on CPU $WRK_CPU; a ratio against nginx is the median of the per-round ratios (each window against nginx's window of the same round, seconds apart), which leaves out most of this machine's drift between rounds; every proxy under test on CPU $PROXY_CPU, one core each (nginx 1 worker, haproxy 1 thread, gatehouse's tokio runtime sees one CPU). The upstream nginx shares CPU $WRK_CPU with wrk so that the proxy under test has its core to itself; it serves $(fmt "${RPS[upstream]}" 0) req/s direct, well above any proxy. Upstream keep-alive in nginx (keepalive 64) and haproxy (http-reuse always). The one-node figures are a one-node cluster of its own; the 3-node figures are wrk against node 2, with all three nodes on CPU $PROXY_CPU. CPU per request: the process under test's run time (schedstat, all its threads) over the window's requests; for the 3-node setups, node 2 only. CPU $WRK_CPU per request: wrk's CPU (user and system, getrusage) and the upstream worker's (schedstat) over the window's requests; with both cores near full, a setup that costs that core more than nginx's proxy does can fall short of nginx's req/s while its proxy costs less. Under load at once: the one-node gatehouse and nginx each driven by its own wrk in the same windows ($PROXY_ROUNDS of ${WRK_SECONDS}s), so both proxies share CPU $PROXY_CPU and whatever else the machine does; the median ratio of their CPU per request varies by a few percent between runs where the back-to-back windows above vary by 30 %. nginx-hdrs: a second nginx proxy that also writes the fields gatehouse writes by Kong's defaults (X-Forwarded-*, X-Real-IP, Via and a request id upstream; Via, two latency fields and the request id to the client), which the upstream and wrk, on CPU $WRK_CPU, then parse. The fields diagnostic: a route with no plugin, on the same 3-node cluster, to an upstream (the same nginx worker, another port) that adds the five fields the rate limit writes, same names and value lengths (about 150 bytes per response); what it loses against /bench is what those bytes cost: wrk parses them on CPU $WRK_CPU, and here the upstream also writes them and gatehouse reads and passes them on, which the rate-limited route does not do, so the rate-limited route against it slightly understates the plugin's own cost. req/s per round: nginx ${ROUNDS_RPS[nginx]}; nginx-hdrs ${ROUNDS_RPS[nginx-hdrs]}; haproxy ${ROUNDS_RPS[haproxy]}; gatehouse one node ${ROUNDS_RPS[gh1]}; 3 nodes ${ROUNDS_RPS[gh3]}; + cluster rate limit ${ROUNDS_RPS[gh3-rl]}; + key-auth ${ROUNDS_RPS[gh3-ka]}; no plugin, fields from the upstream ${ROUNDS_RPS[gh3-fields]}.")
 NOTES+=("Rate limit: limit second=$RL_LIMIT, 3 nodes x 4 connections each, offered $(fmt "$(field "$RLC" offered_per_s)" 0) req/s (cluster) and $(fmt "$(field "$RLL" offered_per_s)" 0) req/s (local); a 200 counts for certain in the unix second (driver's clock) in which it was both sent and received; one that straddled a boundary could belong to either window, so the figure is a lower bound and the straddlers give the upper one. Per window (cluster): certain $(field "$RLC" admitted_per_window | jq -c .), straddling $(field "$RLC" straddling_per_window | jq -c .).")
+NOTES+=("Open loop: $OPEN_ROUNDS rounds of ${OPEN_SECONDS}s per setup at a fixed $OPEN_RATE req/s over 32 connections from CPU $WRK_CPU (gatehouse-bench open-loop: request i due at start + i / rate on connection i mod 32, its latency counted from when it was due); medians of the rounds; the ratio is p99's against nginx's. The driver's 32 threads share CPU $WRK_CPU with the upstream, and their own wake-ups there add to every setup's tail alike.")
 NOTES+=("Window start: on the idle 3-node cluster, once per window for $WS_WINDOWS windows, a request to node 2 50 ms after a second's boundary and another at once after it, on one keep-alive connection (gatehouse-bench window-start). With the cluster policy the first waits for the Raft round that reserves the new window's first slice, and so would every request arriving meanwhile; wrk keeps 32 requests in flight, so the proxy rounds above count about 32 such waits per second. Cluster policy, first requests in ms: $(field "$WS_CLUSTER" first_ms | jq -c .).")
 NOTES+=("Admin writes: keep-alive HTTP from gatehouse-bench; gatehouse PUT /services/{name} (form url=...), etcd v3 JSON gateway POST /v3/kv/put; $SEQ_WRITES sequential, then 16 writers for ${CONC_SECONDS}s. etcd $(etcd --version | awk 'NR == 1 { print $3 }') with default settings, members on CPU $PROXY_CPU like gatehouse.")
 NOTES+=("Failover: write attempts every 50 ms round-robin over survivors until one is acknowledged; proxy load: 2 connections per survivor, any non-200 or transport error counts as failed.")

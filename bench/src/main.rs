@@ -5,6 +5,7 @@
 mod failover;
 mod genconfig;
 mod http;
+mod open_loop;
 mod propagation;
 mod ratelimit;
 mod stats;
@@ -82,6 +83,22 @@ enum Cmd {
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
+    /// Latency at a fixed offered rate, each request timed from when it was due.
+    OpenLoop {
+        /// host:port/path
+        #[arg(long)]
+        url: String,
+        /// Requests per second, spread evenly over the connections.
+        #[arg(long)]
+        rate: f64,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// A `name: value` field for every request; repeatable.
+        #[arg(long)]
+        header: Vec<String>,
+    },
     /// Latency of a rate-limit window's first request and of the next, once per window.
     WindowStart {
         /// host:port/path of a rate-limited route that admits at least two a window.
@@ -112,6 +129,11 @@ async fn run(cmd: Cmd) -> Result<serde_json::Value, String> {
         }
         Cmd::Ratelimit { urls, limit, seconds, concurrency } => {
             ratelimit::run(&client, &urls, limit, Duration::from_secs_f64(seconds), concurrency).await
+        }
+        Cmd::OpenLoop { url, rate, seconds, connections, header } => {
+            let duration = Duration::try_from_secs_f64(seconds).map_err(|e| format!("--seconds {seconds}: {e}"))?;
+            let plan = open_loop::Plan { url, rate, duration, connections, headers: header };
+            tokio::task::spawn_blocking(move || open_loop::run(&plan)).await.map_err(|e| format!("open-loop driver: {e}"))?
         }
         Cmd::WindowStart { url, windows } => window_start::run(&client, &url, windows).await,
         Cmd::GenConfig { routes, upstream } => Ok(genconfig::generate(routes, &upstream)),
