@@ -93,6 +93,9 @@ enum Cmd {
         rate: f64,
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
+        /// Sent first and not counted.
+        #[arg(long, default_value_t = 1.0)]
+        warmup_seconds: f64,
         #[arg(long, default_value_t = 32)]
         connections: usize,
         /// A `name: value` field for every request; repeatable.
@@ -130,9 +133,10 @@ async fn run(cmd: Cmd) -> Result<serde_json::Value, String> {
         Cmd::Ratelimit { urls, limit, seconds, concurrency } => {
             ratelimit::run(&client, &urls, limit, Duration::from_secs_f64(seconds), concurrency).await
         }
-        Cmd::OpenLoop { url, rate, seconds, connections, header } => {
+        Cmd::OpenLoop { url, rate, seconds, warmup_seconds, connections, header } => {
             let duration = Duration::try_from_secs_f64(seconds).map_err(|e| format!("--seconds {seconds}: {e}"))?;
-            let plan = open_loop::Plan { url, rate, duration, connections, headers: header };
+            let warmup = Duration::try_from_secs_f64(warmup_seconds).map_err(|e| format!("--warmup-seconds {warmup_seconds}: {e}"))?;
+            let plan = open_loop::Plan { url, rate, warmup, duration, connections, headers: header };
             tokio::task::spawn_blocking(move || open_loop::run(&plan)).await.map_err(|e| format!("open-loop driver: {e}"))?
         }
         Cmd::WindowStart { url, windows } => window_start::run(&client, &url, windows).await,

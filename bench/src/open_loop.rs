@@ -3,7 +3,8 @@
 //! the requests that would have been sent during it, and they are never counted
 //! (coordinated omission). Here every request has a time it is due, fixed before the
 //! run: request i at start + i / rate, on connection i mod C. Its latency runs from that
-//! time, so a stall counts against every request due while it lasts.
+//! time, so a stall counts against every request due while it lasts. The first second
+//! (by default) runs the same way and is not counted.
 //!
 //! Plain threads and blocking sockets, not tokio: a due time must be kept to within
 //! microseconds, and tokio's timer ticks in milliseconds.
@@ -20,6 +21,9 @@ pub struct Plan {
     /// host:port/path
     pub url: String,
     pub rate: f64,
+    /// Sent at the same rate on the same connections first, and not counted: the first
+    /// moments of a run measure connections and caches warming up.
+    pub warmup: Duration,
     pub duration: Duration,
     pub connections: usize,
     /// `name: value` fields sent with every request.
@@ -45,16 +49,18 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
         request.push_str("\r\n");
     }
     request.push_str("\r\n");
-    let total = (plan.rate * plan.duration.as_secs_f64()) as usize;
-    if total == 0 {
+    let total = (plan.rate * (plan.warmup + plan.duration).as_secs_f64()) as usize;
+    let counted = (plan.rate * plan.duration.as_secs_f64()) as usize;
+    if counted == 0 {
         return Err("--rate times --seconds leaves no request to send".into());
     }
     // Every connection is open before the first request is due.
     let start = Instant::now() + Duration::from_millis(200);
     let threads: Vec<_> = (0..plan.connections)
         .map(|first| {
-            let (addr, request, rate, step) = (addr.clone(), request.clone(), plan.rate, plan.connections);
-            std::thread::spawn(move || drive(&addr, request.as_bytes(), start, (first..total).step_by(step).map(move |i| Duration::from_secs_f64(i as f64 / rate))))
+            let (addr, request, rate, step, warmup) = (addr.clone(), request.clone(), plan.rate, plan.connections, plan.warmup);
+            let due = (first..total).step_by(step).map(move |i| Duration::from_secs_f64(i as f64 / rate));
+            std::thread::spawn(move || drive(&addr, request.as_bytes(), start, warmup, due))
         })
         .collect();
     let mut all = Outcome::default();
@@ -68,7 +74,7 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
     let mut l = all.latencies;
     Ok(json!({
         "offered_per_s": r3(plan.rate),
-        "due": total,
+        "due": counted,
         "answered": answered,
         "errors": all.errors,
         "non_200": all.non_200,
@@ -81,8 +87,8 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
 }
 
 /// One connection's share: each request sent when due (at once if already late), its
-/// latency counted from when it was due.
-fn drive(addr: &str, request: &[u8], start: Instant, due: impl Iterator<Item = Duration>) -> Result<Outcome, String> {
+/// latency counted from when it was due, once the warm-up is over.
+fn drive(addr: &str, request: &[u8], start: Instant, warmup: Duration, due: impl Iterator<Item = Duration>) -> Result<Outcome, String> {
     // The kernel's default 50 µs of timer slack would be added to every wake-up.
     let _ = nix::sys::prctl::set_timerslack(1);
     let mut conn = connect(addr)?;
@@ -95,7 +101,9 @@ fn drive(addr: &str, request: &[u8], start: Instant, due: impl Iterator<Item = D
             // The schedule is the measurement: a request goes out when it is due.
             std::thread::sleep(due_at - now);
         }
+        let counted = offset >= warmup;
         match exchange(&mut conn, request, &mut buf) {
+            Ok(_) if !counted => {}
             Ok(status) => {
                 out.latencies.push(due_at.elapsed());
                 if status != 200 {
@@ -103,7 +111,7 @@ fn drive(addr: &str, request: &[u8], start: Instant, due: impl Iterator<Item = D
                 }
             }
             Err(e) => {
-                out.errors += 1;
+                out.errors += u64::from(counted);
                 // Counted, and the next request gets a fresh connection.
                 conn = connect(addr).map_err(|c| format!("{e}; then {c}"))?;
             }
