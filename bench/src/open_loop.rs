@@ -112,7 +112,7 @@ fn drive(addr: &str, request: &[u8], start: Instant, warmup: Duration, due: impl
             }
             Err(e) => {
                 out.errors += u64::from(counted);
-                // Counted, and the next request gets a fresh connection.
+                // The next request gets a fresh connection.
                 conn = connect(addr).map_err(|c| format!("{e}; then {c}"))?;
             }
         }
@@ -181,5 +181,57 @@ mod tests {
         assert_eq!((framed.status, framed.total), (429, head.len() + 5));
         assert!(framing(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n").is_err());
         assert!(framing(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n").is_err());
+    }
+
+    /// A server that answers every request at once but the `slow`-th, which it holds for
+    /// `stall`.
+    fn server_with_one_stall(slow: usize, stall: Duration) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let (mut buf, mut seen, mut served) = (vec![0u8; 4096], Vec::new(), 0);
+            while let Ok(n) = conn.read(&mut buf) {
+                if n == 0 {
+                    return;
+                }
+                seen.extend_from_slice(&buf[..n]);
+                while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                    seen.drain(..end + 4);
+                    served += 1;
+                    if served == slow {
+                        // The stall under test, as a server under a Raft round would make it.
+                        std::thread::sleep(stall);
+                    }
+                    conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").unwrap();
+                }
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn a_stall_counts_against_every_request_due_while_it_lasts() {
+        let addr = server_with_one_stall(5, Duration::from_millis(50));
+        // 100 requests due 1 ms apart on one connection; the 5th (due at 4 ms) stalls
+        // until at least 54 ms, so every request due from 5 to 34 ms waits 20 ms or more.
+        let due = (0..100u64).map(Duration::from_millis);
+        let start = Instant::now() + Duration::from_millis(20);
+        let out = drive(&addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", start, Duration::ZERO, due).unwrap();
+        assert_eq!((out.latencies.len(), out.errors, out.non_200), (100, 0, 0));
+        let waited = out.latencies.iter().filter(|l| **l >= Duration::from_millis(20)).count();
+        // wrk's closed loop would show one slow request here.
+        assert!(waited >= 30, "only {waited} requests counted 20 ms or more: {:?}", out.latencies);
+    }
+
+    #[test]
+    fn the_warm_up_is_sent_but_not_counted() {
+        let addr = server_with_one_stall(3, Duration::from_millis(30));
+        let due = (0..40u64).map(Duration::from_millis);
+        let start = Instant::now() + Duration::from_millis(20);
+        // The stall falls in the first 10 ms, the warm-up; requests due after 40 ms find
+        // the server answering again, but the ones due from 10 to 32 ms still wait for it.
+        let out = drive(&addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", start, Duration::from_millis(10), due).unwrap();
+        assert_eq!(out.latencies.len(), 30, "requests due from 10 ms on");
     }
 }
