@@ -335,11 +335,11 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---------------------------------------------------------------------------------------
 # The table.
 
+# The gatehouse setups as the table names them.
+declare -A SETUP=([gh1]="gatehouse, one node" [gh3]="gatehouse, 3-node cluster"
+  [gh3-rl]="gatehouse, 3 nodes + cluster rate limit" [gh3-ka]="gatehouse, 3 nodes + key-auth")
 for s in gh1 gh3 gh3-rl gh3-ka; do
-  case $s in
-    gh1) what="gatehouse, one node" ;; gh3) what="gatehouse, 3-node cluster" ;;
-    gh3-rl) what="gatehouse, 3 nodes + cluster rate limit" ;; gh3-ka) what="gatehouse, 3 nodes + key-auth" ;;
-  esac
+  what=${SETUP[$s]}
   pair_row "proxy req/s: $what" "${RPS[$s]}" "req/s" nginx "${RPS[nginx]}" \
     "$(paired_ratio "${ROUNDS_RPS[$s]}" "${ROUNDS_RPS[nginx]}")" ">=" 1.00
   pair_row "proxy p99: $what (p50 ${P50[$s]} ms)" "${P99[$s]}" ms nginx "${P99[nginx]}" \
@@ -398,8 +398,7 @@ abs_row "rate limit, policy cluster: max admitted / limit per 1 s window ($(fiel
 info_row "rate limit, policy local: max admitted / limit per 1 s window (at most $(fmt "$(field "$RLL" max_ratio_upper)" 2))" "$(fmt "$(field "$RLL" max_ratio)" 2)" \
   "mean $(fmt "$(field "$RLL" mean_ratio)" 2)" "— (per node, so up to 3)"
 for s in gh3 gh3-rl; do
-  case $s in gh3) what="gatehouse, 3-node cluster" ;; gh3-rl) what="gatehouse, 3 nodes + cluster rate limit" ;; esac
-  info_row "proxy open loop at $OPEN_RATE req/s, p99 / p99.9 / max: $what (diagnostic)" \
+  info_row "proxy open loop at $OPEN_RATE req/s, p99 / p99.9 / max: ${SETUP[$s]} (diagnostic)" \
     "${OPEN[$s-p99_ms]} / ${OPEN[$s-p999_ms]} / ${OPEN[$s-max_ms]} ms" \
     "nginx: ${OPEN[nginx-p99_ms]} / ${OPEN[nginx-p999_ms]} / ${OPEN[nginx-max_ms]} ms" "$(ratio "${OPEN[$s-p99_ms]}" "${OPEN[nginx-p99_ms]}")"
 done
