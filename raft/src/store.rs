@@ -94,7 +94,7 @@ impl Store {
         let app: Arc<RwLock<Option<Arc<dyn AppHandler>>>> = Arc::default();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let server = Arc::new(Server { raft: raft.clone(), creds, app: app.clone() });
-        tokio::spawn(crate::elections::break_split_votes(raft.clone(), cfg.election_timeout, shutdown_rx.clone()));
+        tokio::spawn(crate::elections::break_split_votes(raft.clone(), cfg.election_timeout.0, shutdown_rx.clone()));
         let server = tokio::spawn(server::run(listener, server, shutdown_rx));
         tracing::info!(node_id = cfg.node_id, cluster_addr = %cluster_addr, "store open");
         let (batch_tx, batch_rx) = tokio::sync::mpsc::unbounded_channel();
