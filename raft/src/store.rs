@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use openraft::SnapshotPolicy;
+use rand::RngExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -87,6 +88,12 @@ impl Store {
         }
         .validate()
         .map_err(|e| crate::config::ConfigError::Invalid(e.to_string()))?;
+        // openraft's election timer ticks every 1.5 heartbeats from here on. Nodes started in
+        // the same instant (a script, a test, identical machines booting) would tick in phase,
+        // and when their timeouts fall in one tick their elections start in the same
+        // millisecond and split; a random start within one tick period sets them apart.
+        let tick = cfg.heartbeat.mul_f64(1.5);
+        tokio::time::sleep(tick.mul_f64(rand::rng().random_range(0.0..1.0))).await;
         let raft = Raft::new(cfg.node_id, Arc::new(raft_config), Network { transport: transport.clone() }, log_store, sm.clone())
             .await
             .map_err(|e| StoreError::Uncertain(format!("raft failed to start: {e}")))?;
@@ -94,7 +101,7 @@ impl Store {
         let app: Arc<RwLock<Option<Arc<dyn AppHandler>>>> = Arc::default();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let server = Arc::new(Server { raft: raft.clone(), creds, app: app.clone() });
-        tokio::spawn(crate::elections::break_split_votes(raft.clone(), cfg.election_timeout.0, shutdown_rx.clone()));
+        tokio::spawn(crate::elections::break_split_votes(raft.clone(), cfg.election_timeout, shutdown_rx.clone()));
         let server = tokio::spawn(server::run(listener, server, shutdown_rx));
         tracing::info!(node_id = cfg.node_id, cluster_addr = %cluster_addr, "store open");
         let (batch_tx, batch_rx) = tokio::sync::mpsc::unbounded_channel();
