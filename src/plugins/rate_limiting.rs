@@ -92,6 +92,15 @@ fn key_prefix(out: &mut String, plugin: &RateLimitPlugin, parts: &Parts, ctx: &R
 }
 
 
+/// The most time before a window's end at which a busy key reserves its next windows
+/// (otherwise the window's last tenth): long enough for a Raft round under load, short
+/// enough that only keys in use now hold tokens for the windows to come.
+const RESERVE_AHEAD_MAX_MS: u64 = 250;
+
+/// How many windows a busy key reserves ahead, in one Raft entry: it then costs one
+/// round per this many windows.
+const WINDOWS_AHEAD: usize = 4;
+
 static RETRY_AFTER: HeaderName = HeaderName::from_static("retry-after");
 
 /// Admits or refuses the request; fields for the client's response go to
@@ -115,7 +124,12 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
         };
         let reset = window.reset_secs(now_ms);
         match decision {
-            Decision::Admitted { remaining } => outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining, reset }),
+            Decision::Admitted { remaining } => {
+                if !plugin.local && window.ending(now_ms, RESERVE_AHEAD_MAX_MS) {
+                    reserve_ahead(&limiters.cluster, &mut key, prefix_len, window, limit.count);
+                }
+                outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining, reset })
+            }
             Decision::Rejected => {
                 outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining: 0, reset });
                 // Longer windows are not charged for a request that is refused anyway.
@@ -146,6 +160,27 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
         }
     }
     Err(resp)
+}
+
+/// Reserves the windows after `window` if its key (in `key`) is busy here and the next
+/// one is not known yet. `key` holds the current window's key on entry; its first
+/// `prefix_len` bytes are the plugin and identifier.
+fn reserve_ahead(limiter: &Arc<ClusterLimiter>, key: &mut String, prefix_len: usize, window: Window, limit: u64) {
+    let current = key.clone();
+    let mut next = window.next();
+    key.truncate(prefix_len);
+    window::push_window(key, &next);
+    if !limiter.wants_ahead(&current, key) {
+        return;
+    }
+    let mut windows = Vec::with_capacity(WINDOWS_AHEAD);
+    for _ in 0..WINDOWS_AHEAD {
+        key.truncate(prefix_len);
+        window::push_window(key, &next);
+        windows.push((key.clone(), next.end_ms()));
+        next = next.next();
+    }
+    limiter.reserve_ahead(windows, limit);
 }
 
 #[cfg(test)]

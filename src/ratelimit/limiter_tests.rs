@@ -69,3 +69,62 @@ async fn without_quorum_a_node_admits_its_local_share_or_refuses() {
     trigger.trigger();
     store.shutdown().await;
 }
+
+/// Decides one request, waiting for reservations in flight but never starting the clock
+/// that falls back: what `admit` does when reservations succeed.
+async fn decide_when_known(limiter: &Arc<ClusterLimiter>, key: &str, limit: u64, end: u64) -> Decision {
+    loop {
+        match limiter.try_decide(key, limit, end, true) {
+            Ok(decision) => return decision,
+            Err(mut changed) => changed.changed().await.unwrap(),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_key_reserves_its_next_windows_in_one_raft_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, true).await;
+    let trigger = ShutdownTrigger::new();
+    let reserver = Reserver::start(store.clone(), Duration::from_secs(2), trigger.signal());
+    let limiter = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2));
+    // Slices of 12000 / (4 x 3 nodes) = 1000: large enough to reserve ahead, and large
+    // enough that 64 requests leave no prefetch of w0 in flight to share the log with.
+    let (limit, end) = (12_000, u64::MAX - 10_000);
+    for _ in 1..AHEAD_MIN_USE {
+        limiter.admit("w0", limit, end, true).await;
+    }
+    assert!(!limiter.wants_ahead("w0", "w1"), "a key seen fewer than AHEAD_MIN_USE times is not busy");
+    limiter.admit("w0", limit, end, true).await;
+    assert!(limiter.wants_ahead("w0", "w1"));
+
+    let entries_before = store.raft().metrics().borrow().last_log_index.unwrap();
+    limiter.reserve_ahead((1..=4).map(|w| (format!("w{w}"), end)).collect(), limit);
+    assert!(!limiter.wants_ahead("w0", "w1"), "known as soon as reserved");
+    for w in 1..=4 {
+        let decision = decide_when_known(&limiter, &format!("w{w}"), limit, end).await;
+        assert!(matches!(decision, Decision::Admitted { .. }), "window {w}: {decision:?}");
+    }
+    let entries_after = store.raft().metrics().borrow().last_log_index.unwrap();
+    assert_eq!(entries_after - entries_before, 1, "the four windows' reservations share one Raft entry");
+    for w in 1..=4 {
+        let total = store.get(&format!("w{w}")).and_then(|kv| gatehouse_raft::kv::decode_counter(&kv.value));
+        assert_eq!(total, Some(1_000), "window {w} got its first slice and no second reservation");
+    }
+    trigger.trigger();
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_slices_are_not_reserved_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, true).await;
+    let trigger = ShutdownTrigger::new();
+    let reserver = Reserver::start(store.clone(), Duration::from_secs(2), trigger.signal());
+    let limiter = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2));
+    // Slices of 40 / 12 = 3 tokens: held ahead on one node they would starve the others.
+    limiter.reserve_ahead(vec![("w1".into(), u64::MAX - 10_000)], 40);
+    assert!(limiter.entries.lock().unwrap().is_empty(), "nothing reserved ahead");
+    trigger.trigger();
+    store.shutdown().await;
+}

@@ -10,7 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::wall_clock::now_ms;
 use crate::shutdown::Shutdown;
 
-/// Largest batch per Raft entry; more wait for the next round.
+/// Largest batch per Raft entry; more wait for the next round (a group that must share
+/// an entry may take a batch past it by its own size).
 const MAX_BATCH: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,7 +31,8 @@ pub struct ReserveRequest {
 
 #[derive(Clone)]
 pub struct Reserver {
-    tx: mpsc::Sender<ReserveRequest>,
+    /// Requests that must share a Raft entry travel together.
+    tx: mpsc::Sender<Vec<ReserveRequest>>,
     store: Store,
 }
 
@@ -46,10 +48,31 @@ impl Reserver {
     pub async fn reserve(&self, key: String, want: u64, limit: u64, expires_at: u64) -> Result<(u64, u64), ReserveError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(ReserveRequest { key, want, limit, expires_at, reply })
+            .send(vec![ReserveRequest { key, want, limit, expires_at, reply }])
             .await
             .map_err(|_| ReserveError::Unavailable("the reserver stopped".into()))?;
         rx.await.map_err(|_| ReserveError::Unavailable("the reserver stopped".into()))?
+    }
+
+    /// Reserves several keys in one Raft entry (one message to the batcher, so that no
+    /// batch can cut them). Answers in order.
+    pub async fn reserve_many(&self, wants: Vec<(String, u64, u64, u64)>) -> Vec<Result<(u64, u64), ReserveError>> {
+        let stopped = || ReserveError::Unavailable("the reserver stopped".into());
+        let (requests, answers): (Vec<_>, Vec<_>) = wants
+            .into_iter()
+            .map(|(key, want, limit, expires_at)| {
+                let (reply, rx) = oneshot::channel();
+                (ReserveRequest { key, want, limit, expires_at, reply }, rx)
+            })
+            .unzip();
+        if self.tx.send(requests).await.is_err() {
+            return answers.iter().map(|_| Err(stopped())).collect();
+        }
+        let mut results = Vec::with_capacity(answers.len());
+        for rx in answers {
+            results.push(rx.await.unwrap_or_else(|_| Err(stopped())));
+        }
+        results
     }
 }
 
@@ -62,16 +85,15 @@ impl Reserver {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<ReserveRequest>, timeout: Duration, mut shutdown: Shutdown) {
+async fn run(store: Store, mut rx: mpsc::Receiver<Vec<ReserveRequest>>, timeout: Duration, mut shutdown: Shutdown) {
     loop {
-        let first = tokio::select! {
+        let mut batch = tokio::select! {
             _ = shutdown.wait() => return,
             r = rx.recv() => match r { Some(r) => r, None => return },
         };
-        let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(r) => batch.push(r),
+                Ok(more) => batch.extend(more),
                 Err(_) => break,
             }
         }

@@ -20,6 +20,18 @@ impl Window {
         self.start_ms + self.period.window_secs() * 1000
     }
 
+    /// The window of the same period that follows this one.
+    pub fn next(&self) -> Window {
+        Window { period: self.period, start_ms: self.end_ms() }
+    }
+
+    /// Whether `now_ms` falls in the window's last tenth (at most its last `cap_ms`): the
+    /// time to reserve the next windows of a key that is busy.
+    pub fn ending(&self, now_ms: u64, cap_ms: u64) -> bool {
+        let lead = ((self.end_ms() - self.start_ms) / 10).min(cap_ms);
+        self.end_ms().saturating_sub(now_ms) <= lead
+    }
+
     /// Seconds until the window resets, at least 1 (Kong's RateLimit-Reset).
     pub fn reset_secs(&self, now_ms: u64) -> u64 {
         (self.end_ms().saturating_sub(now_ms)).div_ceil(1000).max(1)
@@ -72,6 +84,15 @@ mod tests {
         assert_eq!(w.start_ms % 60_000, 0);
         assert!(w.start_ms <= 1_700_000_123_456 && 1_700_000_123_456 < w.end_ms());
         assert_eq!(w.end_ms() - w.start_ms, 60_000);
+    }
+
+    #[test]
+    fn a_window_ends_in_its_last_tenth_at_most_the_cap_and_is_followed_by_the_next() {
+        let second = Window::containing(Period::Second, 5_000);
+        assert!(!second.ending(5_899, 250) && second.ending(5_900, 250) && second.ending(5_999, 250));
+        let minute = Window::containing(Period::Minute, 60_000);
+        assert!(!minute.ending(119_749, 250) && minute.ending(119_750, 250));
+        assert_eq!(minute.next(), Window { period: Period::Minute, start_ms: 120_000 });
     }
 
     #[test]
