@@ -18,6 +18,14 @@ async fn store(dir: &tempfile::TempDir, initialize: bool) -> Store {
     store
 }
 
+/// A limiter over `store` that counts three live nodes, with the trigger that stops its
+/// reserver.
+fn limiter_over(store: &Store) -> (Arc<ClusterLimiter>, ShutdownTrigger) {
+    let trigger = ShutdownTrigger::new();
+    let reserver = Reserver::start(store.clone(), Duration::from_secs(2), trigger.signal());
+    (ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2)), trigger)
+}
+
 async fn admit_many(limiter: &Arc<ClusterLimiter>, n: usize, limit: u64, fault_tolerant: bool) -> (usize, usize, usize) {
     let tasks: Vec<_> = (0..n)
         .map(|_| {
@@ -40,9 +48,7 @@ async fn admit_many(limiter: &Arc<ClusterLimiter>, n: usize, limit: u64, fault_t
 async fn admits_exactly_the_limit_under_concurrency() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir, true).await;
-    let trigger = ShutdownTrigger::new();
-    let reserver = Reserver::start(store.clone(), Duration::from_secs(2), trigger.signal());
-    let limiter = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2));
+    let (limiter, trigger) = limiter_over(&store);
     let (ok, rejected, _) = admit_many(&limiter, 300, 120, true).await;
     assert_eq!((ok, rejected), (120, 180));
     assert!(!limiter.degraded());
@@ -85,9 +91,7 @@ async fn decide_when_known(limiter: &Arc<ClusterLimiter>, key: &str, limit: u64,
 async fn a_busy_key_reserves_its_next_windows_in_one_raft_entry() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir, true).await;
-    let trigger = ShutdownTrigger::new();
-    let reserver = Reserver::start(store.clone(), Duration::from_secs(2), trigger.signal());
-    let limiter = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2));
+    let (limiter, trigger) = limiter_over(&store);
     // Slices of 12000 / (4 x 3 nodes) = 1000: large enough to reserve ahead, and large
     // enough that 64 requests leave no prefetch of w0 in flight to share the log with.
     let (limit, end) = (12_000, u64::MAX - 10_000);
@@ -119,9 +123,7 @@ async fn a_busy_key_reserves_its_next_windows_in_one_raft_entry() {
 async fn small_slices_are_not_reserved_ahead() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir, true).await;
-    let trigger = ShutdownTrigger::new();
-    let reserver = Reserver::start(store.clone(), Duration::from_secs(2), trigger.signal());
-    let limiter = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2));
+    let (limiter, trigger) = limiter_over(&store);
     // Slices of 40 / 12 = 3 tokens: held ahead on one node they would starve the others.
     limiter.reserve_ahead(vec![("w1".into(), u64::MAX - 10_000)], 40);
     assert!(limiter.entries.lock().unwrap().is_empty(), "nothing reserved ahead");
