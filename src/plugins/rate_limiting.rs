@@ -166,11 +166,13 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
 /// one is not known yet. `key` holds the current window's key on entry; its first
 /// `prefix_len` bytes are the plugin and identifier.
 fn reserve_ahead(limiter: &Arc<ClusterLimiter>, key: &mut String, prefix_len: usize, window: Window, limit: u64) {
-    let current = key.clone();
+    if !limiter.busy(key) {
+        return;
+    }
     let mut next = window.next();
     key.truncate(prefix_len);
     window::push_window(key, &next);
-    if !limiter.wants_ahead(&current, key) {
+    if limiter.knows(key) {
         return;
     }
     let mut windows = Vec::with_capacity(WINDOWS_AHEAD);

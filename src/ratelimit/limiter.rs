@@ -45,6 +45,12 @@ struct Entry {
     changed: watch::Sender<u64>,
 }
 
+impl Entry {
+    fn new(limit: u64, window_end_ms: u64) -> Entry {
+        Entry { bucket: Bucket::new(limit), window_end_ms, degraded_until: None, changed: watch::channel(0).0 }
+    }
+}
+
 /// Counter keys to their window's state. Hashed with foldhash, seeded per process: a key
 /// is about 90 bytes and hashed on every request, where SipHash showed in profiles, and
 /// its client-chosen part (an address or a header) cannot aim at a seed it never sees.
@@ -87,12 +93,15 @@ impl ClusterLimiter {
         }
     }
 
-    /// Whether a request to `current` should reserve the windows after it, whose first is
-    /// `next`: the key is busy here (so its next windows will likely come here too) and
-    /// `next` is not known yet.
-    pub fn wants_ahead(&self, current: &str, next: &str) -> bool {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.get(current).is_some_and(|e| e.bucket.used >= AHEAD_MIN_USE) && !entries.contains_key(next)
+    /// Whether `key` has had enough requests in its window on this node that its next
+    /// windows will likely come here too.
+    pub fn busy(&self, key: &str) -> bool {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).get(key).is_some_and(|e| e.bucket.used >= AHEAD_MIN_USE)
+    }
+
+    /// Whether this node holds `key`'s window already (in use, or reserved ahead).
+    pub fn knows(&self, key: &str) -> bool {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).contains_key(key)
     }
 
     /// Reserves the first slice of each of `windows` (key, window end), windows not yet
@@ -111,8 +120,9 @@ impl ClusterLimiter {
                 if entries.contains_key(&key) {
                     continue;
                 }
-                let bucket = Bucket { pending: true, ..Bucket::new(limit) };
-                entries.insert(key.clone(), Entry { bucket, window_end_ms, degraded_until: None, changed: watch::channel(0).0 });
+                let mut entry = Entry::new(limit, window_end_ms);
+                entry.bucket.pending = true;
+                entries.insert(key.clone(), entry);
                 wants.push((key, want, limit, window_end_ms + COUNTER_GRACE_MS));
             }
         }
@@ -154,12 +164,7 @@ impl ClusterLimiter {
         // twice per request.
         let entry = match entries.get_mut(key) {
             Some(entry) => entry,
-            None => entries.entry(key.to_owned()).or_insert_with(|| Entry {
-                bucket: Bucket::new(limit),
-                window_end_ms,
-                degraded_until: None,
-                changed: watch::channel(0).0,
-            }),
+            None => entries.entry(key.to_owned()).or_insert_with(|| Entry::new(limit, window_end_ms)),
         };
         let live = (self.live_nodes)();
         if let Some(until) = entry.degraded_until {

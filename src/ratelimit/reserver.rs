@@ -46,12 +46,7 @@ impl Reserver {
 
     /// Reserves up to `want` tokens of `key`'s budget; returns (granted, cluster total).
     pub async fn reserve(&self, key: String, want: u64, limit: u64, expires_at: u64) -> Result<(u64, u64), ReserveError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(vec![ReserveRequest { key, want, limit, expires_at, reply }])
-            .await
-            .map_err(|_| ReserveError::Unavailable("the reserver stopped".into()))?;
-        rx.await.map_err(|_| ReserveError::Unavailable("the reserver stopped".into()))?
+        self.reserve_many(vec![(key, want, limit, expires_at)]).await.pop().expect("one answer per reservation")
     }
 
     /// Reserves several keys in one Raft entry (one message to the batcher, so that no
