@@ -133,13 +133,21 @@ async fn a_dead_voter_is_replaced_by_a_learner() {
     .await;
     // Restarted with its data dir (and a stale membership that still lists it), it
     // notices no leader talks to it and joins again, as a learner this time.
+    let before = c.status(observer).await.unwrap();
     c.restart(victim);
-    wait_for("the removed node to rejoin", Duration::from_secs(20), || async {
+    let after = wait_for("the removed node to rejoin", Duration::from_secs(20), || async {
         let s = c.status(observer).await?;
         let n = s["nodes"].as_array()?.iter().find(|n| n["id"] == victim_id)?.clone();
-        (n["role"] == "learner" && n["alive"] == true && n["lag"].as_u64()? < 5).then_some(())
+        (n["role"] == "learner" && n["alive"] == true && n["lag"].as_u64()? < 5).then_some(s)
     })
     .await;
+    // Its stale membership must not make it campaign: a higher term, sent back to the
+    // leader once it is a learner again, would depose a leader that did nothing wrong.
+    assert_eq!(
+        (view::leader(&after), &after["term"]),
+        (view::leader(&before), &before["term"]),
+        "the removed node's return changed the leader or the term"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

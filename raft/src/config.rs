@@ -41,6 +41,12 @@ pub struct StoreConfig {
     pub request_timeout: Duration,
     /// How long to wait for a TCP connection (and its handshake) to a peer.
     pub connect_timeout: Duration,
+    /// A restarted voter that has not heard from a leader does not campaign for this long:
+    /// a live leader reaches it first, or the layer above reports one (see `restart_hold`).
+    pub restart_grace: Duration,
+    /// How long at most a restarted voter holds its campaigns while a live leader is
+    /// reported elsewhere and none reaches it.
+    pub restart_hold_limit: Duration,
 }
 
 impl StoreConfig {
@@ -60,6 +66,8 @@ impl StoreConfig {
             watch_history: 10_000,
             request_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_millis(500),
+            restart_grace: Duration::from_secs(2),
+            restart_hold_limit: Duration::from_secs(10),
         }
     }
 
@@ -83,6 +91,12 @@ impl StoreConfig {
             return Err(ConfigError::Invalid(format!(
                 "heartbeat {:?} must be under half the minimum election timeout {min:?}",
                 self.heartbeat
+            )));
+        }
+        if self.restart_grace > self.restart_hold_limit {
+            return Err(ConfigError::Invalid(format!(
+                "restart grace {:?} must not exceed the restart hold limit {:?}",
+                self.restart_grace, self.restart_hold_limit
             )));
         }
         if self.snapshot_after_logs == 0 {

@@ -7,33 +7,66 @@
 //! leader the timer is ours: openraft's own election timer is switched off, and the next
 //! election comes after a timeout drawn afresh for each term, from the same range. Once a
 //! leader is known, or the node follows another candidate, openraft's timer is back on.
-//! Elections come no more often than openraft's own would, so a stale node (removed, then
-//! restarted with its old membership) campaigns no harder than before.
+//! Elections come no more often than openraft's own would. A restarted node's campaigns
+//! may also be held (`restart_hold`): then neither timer runs.
+//!
+//! openraft delays its next election by twice the maximum timeout once a peer has refused
+//! its vote for having a longer log, so that the peer, which can win, gets there first.
+//! The breaker does the same. Without it, a candidate that could never win kept its term
+//! one step ahead of the one that could, every term, and nobody was elected (seen after
+//! the leader was cut off mid-write: two candidates at term 22 after 10 s).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::ServerState;
 use rand::RngExt;
 use tokio::sync::watch;
 
+use crate::restart_hold::RestartHold;
 use crate::types::{Raft, RaftMetrics};
 
-pub(crate) async fn break_split_votes(raft: Raft, election_timeout: (Duration, Duration), shutdown: watch::Receiver<bool>) {
+/// Set by the network client when a peer refuses this node's vote and has a longer log.
+#[derive(Debug, Default)]
+pub(crate) struct LongerLogSeen(AtomicBool);
+
+impl LongerLogSeen {
+    pub(crate) fn record(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn take(&self) -> bool {
+        self.0.swap(false, Ordering::Relaxed)
+    }
+}
+
+pub(crate) async fn break_split_votes(
+    raft: Raft,
+    election_timeout: (Duration, Duration),
+    hold: RestartHold,
+    longer_logs: Arc<LongerLogSeen>,
+    shutdown: watch::Receiver<bool>,
+) {
     let elect = || {
         let raft = raft.clone();
         async move { raft.trigger().elect().await.is_ok() }
     };
     let openraft_timer = |on: bool| raft.runtime_config().elect(on);
-    campaign_until_decided(raft.metrics(), election_timeout, elect, openraft_timer, shutdown).await
+    campaign_until_decided(raft.metrics(), election_timeout, hold, &longer_logs, elect, openraft_timer, shutdown).await
 }
 
 /// Calls an election whenever this node has been a candidate, with no leader, in the same
 /// term for a timeout drawn from `election_timeout`; openraft's timer is off meanwhile.
-/// `elect` returns false once Raft has stopped.
+/// While `hold` holds, neither calls one. A refusal from a peer with a longer log delays
+/// the next by twice the maximum timeout, as openraft does. `elect` returns false once
+/// Raft has stopped.
 async fn campaign_until_decided<F, Fut>(
     mut metrics: watch::Receiver<RaftMetrics>,
     election_timeout: (Duration, Duration),
+    mut hold: RestartHold,
+    longer_logs: &LongerLogSeen,
     mut elect: F,
     openraft_timer: impl Fn(bool),
     mut shutdown: watch::Receiver<bool>,
@@ -43,24 +76,34 @@ async fn campaign_until_decided<F, Fut>(
 {
     let undecided = |m: &RaftMetrics| m.state == ServerState::Candidate && m.current_leader.is_none();
     let (min, max) = election_timeout;
-    let mut ours = false;
+    // openraft starts with its timer on.
+    let mut timer_on = true;
+    // After a refusal from a longer log: the extra wait before the next election.
+    let mut backoff: Option<Duration> = None;
     loop {
-        let (term, now_undecided) = {
+        let (term, now_undecided, held) = {
             let m = metrics.borrow_and_update();
-            (m.current_term, undecided(&m))
+            (m.current_term, undecided(&m), hold.held(&m, tokio::time::Instant::now()))
         };
-        if now_undecided != ours {
-            ours = now_undecided;
-            openraft_timer(!ours);
+        let want_timer = !now_undecided && !held;
+        if want_timer != timer_on {
+            timer_on = want_timer;
+            openraft_timer(timer_on);
         }
-        if !ours {
+        if !now_undecided || held {
+            // A refusal seen in an election that has since ended says nothing about the next.
+            if !now_undecided {
+                longer_logs.take();
+                backoff = None;
+            }
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => return,
                 changed = metrics.changed() => if changed.is_err() { return },
+                _ = hold.changed() => {}
             }
             continue;
         }
-        let timeout = min + max.saturating_sub(min).mul_f64(rand::rng().random_range(0.0..1.0));
+        let timeout = backoff.take().unwrap_or_else(|| min + max.saturating_sub(min).mul_f64(rand::rng().random_range(0.0..1.0)));
         let decided = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => return,
             _ = tokio::time::sleep(timeout) => false,
@@ -70,8 +113,14 @@ async fn campaign_until_decided<F, Fut>(
                 }
                 true
             }
+            _ = hold.changed() => true,
         };
         if !decided {
+            if longer_logs.take() {
+                backoff = Some(max * 2);
+                tracing::info!(term, "a peer with a longer log refused this node's vote; leaving it the next election");
+                continue;
+            }
             tracing::info!(term, ?timeout, "the election is still undecided; calling another");
             if !elect().await {
                 return;
@@ -94,13 +143,41 @@ mod tests {
     fn metrics(state: ServerState, term: u64, leader: Option<u64>) -> RaftMetrics {
         let mut m = RaftMetrics::new_initial(1);
         (m.state, m.current_term, m.current_leader) = (state, term, leader);
+        let nodes: std::collections::BTreeMap<u64, crate::types::RaftNode> = (1..=3).map(|id| (id, Default::default())).collect();
+        let membership = openraft::Membership::new(vec![nodes.keys().copied().collect()], nodes);
+        m.membership_config = Arc::new(crate::types::StoredMembership::new(None, membership));
         m
+    }
+
+    /// A hold that a test drives: `elsewhere` is the report of a live leader elsewhere,
+    /// `contact` records a leader's append.
+    struct Hold {
+        elsewhere: watch::Sender<bool>,
+        contact: crate::restart_hold::LeaderContact,
+    }
+
+    const GRACE: Duration = Duration::from_secs(2);
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    fn hold() -> (Hold, RestartHold) {
+        let contact = crate::restart_hold::LeaderContact::new();
+        let elsewhere = watch::Sender::new(false);
+        let hold = RestartHold::new(contact.started(), GRACE, LIMIT, contact.heard(), elsewhere.subscribe());
+        (Hold { elsewhere, contact }, hold)
+    }
+
+    /// A hold already over, as for a node that has heard from a leader.
+    fn released() -> RestartHold {
+        let (h, hold) = hold();
+        h.contact.record();
+        hold
     }
 
     struct Breaker {
         metrics: watch::Sender<RaftMetrics>,
         elections: Arc<AtomicU32>,
         openraft_timer_on: Arc<AtomicBool>,
+        longer_logs: Arc<LongerLogSeen>,
         stop: watch::Sender<bool>,
         task: tokio::task::JoinHandle<()>,
     }
@@ -108,6 +185,10 @@ mod tests {
     /// Runs the breaker over a metrics channel the test drives. Each election it calls
     /// starts a new term that splits again, as a stuck campaign would.
     fn start(initial: RaftMetrics) -> Breaker {
+        start_held(initial, released())
+    }
+
+    fn start_held(initial: RaftMetrics, hold: RestartHold) -> Breaker {
         let (metrics, rx) = watch::channel(initial);
         let (stop, stop_rx) = watch::channel(false);
         let elections = Arc::new(AtomicU32::new(0));
@@ -119,8 +200,12 @@ mod tests {
             async { true }
         };
         let timer = openraft_timer_on.clone();
-        let task = tokio::spawn(campaign_until_decided(rx, TIMEOUT, elect, move |on| timer.store(on, Ordering::SeqCst), stop_rx));
-        Breaker { metrics, elections, openraft_timer_on, stop, task }
+        let longer_logs = Arc::new(LongerLogSeen::default());
+        let seen = longer_logs.clone();
+        let task = tokio::spawn(async move {
+            campaign_until_decided(rx, TIMEOUT, hold, &seen, elect, move |on| timer.store(on, Ordering::SeqCst), stop_rx).await
+        });
+        Breaker { metrics, elections, openraft_timer_on, longer_logs, stop, task }
     }
 
     impl Breaker {
@@ -170,10 +255,83 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_refusal_from_a_longer_log_leaves_the_next_election_to_that_peer() {
+        let b = start(metrics(ServerState::Candidate, 5, None));
+        // openraft's own campaign for term 5 was refused by a peer with a longer log.
+        b.longer_logs.record();
+        let started = Instant::now();
+        let mut rx = b.metrics.subscribe();
+        rx.wait_for(|m| m.current_term == 6).await.unwrap();
+        let waited = started.elapsed();
+        assert!(
+            waited >= TIMEOUT.0 + TIMEOUT.1 * 2 && waited < TIMEOUT.1 * 3,
+            "the next election after {waited:?}, not after twice the maximum timeout more"
+        );
+        // That election was not refused: the one after it comes after a plain timeout.
+        rx.wait_for(|m| m.current_term == 7).await.unwrap();
+        let next = started.elapsed() - waited;
+        assert!(next >= TIMEOUT.0 && next < TIMEOUT.1, "then a plain timeout again, not {next:?}");
+        assert_eq!(b.stop().await, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_seen_before_a_leader_was_found_does_not_delay_a_later_election() {
+        let b = start(metrics(ServerState::Candidate, 5, None));
+        b.longer_logs.record();
+        b.metrics.send_modify(|m| (m.state, m.current_leader) = (ServerState::Follower, Some(2)));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        // The leader is lost; openraft's timer starts term 9, which splits.
+        b.metrics.send_modify(|m| (m.state, m.current_leader, m.current_term) = (ServerState::Candidate, None, 9));
+        let started = Instant::now();
+        b.metrics.subscribe().wait_for(|m| m.current_term == 10).await.unwrap();
+        assert!(started.elapsed() < TIMEOUT.1, "the old refusal delayed this election: {:?}", started.elapsed());
+        assert_eq!(b.stop().await, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_restart_runs_no_timer_until_the_grace_ends_then_openraft_times() {
+        let (_h, hold) = hold();
+        let b = start_held(metrics(ServerState::Follower, 5, None), hold);
+        tokio::time::sleep(GRACE - Duration::from_millis(1)).await;
+        assert!(!b.openraft_timer_on.load(Ordering::SeqCst), "no campaign within the grace");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert!(b.openraft_timer_on.load(Ordering::SeqCst), "openraft's timer runs once the grace is over");
+        assert_eq!(b.stop().await, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_reported_elsewhere_holds_even_a_split_candidate_until_a_leader_is_heard() {
+        let (h, hold) = hold();
+        h.elsewhere.send_replace(true);
+        let b = start_held(metrics(ServerState::Candidate, 5, None), hold);
+        tokio::time::sleep(GRACE * 2).await;
+        assert!(!b.openraft_timer_on.load(Ordering::SeqCst));
+        assert_eq!(b.elections.load(Ordering::SeqCst), 0, "no election while a live leader is reported elsewhere");
+        h.contact.record();
+        b.metrics.send_modify(|m| (m.state, m.current_leader) = (ServerState::Follower, Some(2)));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(b.openraft_timer_on.load(Ordering::SeqCst), "a leader heard: openraft times again");
+        assert_eq!(b.stop().await, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_split_candidate_held_past_the_limit_campaigns_again() {
+        let (h, hold) = hold();
+        h.elsewhere.send_replace(true);
+        let b = start_held(metrics(ServerState::Candidate, 5, None), hold);
+        tokio::time::sleep(LIMIT - Duration::from_millis(1)).await;
+        assert_eq!(b.elections.load(Ordering::SeqCst), 0);
+        tokio::time::sleep(TIMEOUT.1 + Duration::from_millis(1)).await;
+        assert_eq!(b.elections.load(Ordering::SeqCst), 1, "the hold is bounded: the breaker campaigns after the limit");
+        drop(h);
+        b.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_stopped_raft_ends_the_breaker() {
         let (tx, rx) = watch::channel(metrics(ServerState::Candidate, 5, None));
         let (_stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(campaign_until_decided(rx, TIMEOUT, || async { false }, |_| {}, stop_rx));
+        let task = tokio::spawn(async move { campaign_until_decided(rx, TIMEOUT, released(), &LongerLogSeen::default(), || async { false }, |_| {}, stop_rx).await });
         tokio::time::sleep(TIMEOUT.1).await;
         assert!(task.is_finished(), "elect failing (Raft stopped) ends the task");
         drop(tx);

@@ -3,6 +3,7 @@
 //! bincode 2 encodes. It knows nothing about gateways.
 
 mod elections;
+mod restart_hold;
 mod batcher;
 pub mod codec;
 pub mod config;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use openraft::SnapshotPolicy;
+use openraft::{ServerState, SnapshotPolicy};
 use rand::RngExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -15,11 +15,13 @@ use tokio::task::JoinHandle;
 
 use crate::batcher;
 use crate::config::StoreConfig;
+use crate::elections::LongerLogSeen;
 use crate::error::StoreError;
 use crate::leader;
 use crate::log_store::LogStore;
 use crate::network::server::{self, Server};
 use crate::network::{AppHandler, Credentials, LeaderError, LeaderReply, LeaderRequest, Network, Reply, Request, Transport};
+use crate::restart_hold::{LeaderContact, RestartHold};
 use crate::state_machine::StateMachine;
 use crate::types::{Command, KeyValue, NodeId, Raft, RaftMetrics, RaftNode, Response};
 use crate::watch::{WatchError, Watcher};
@@ -52,6 +54,9 @@ struct Inner {
     /// `Store`) ends and the store can be dropped.
     batches: Mutex<Option<tokio::sync::mpsc::UnboundedSender<batcher::Pending>>>,
     batcher: Mutex<Option<JoinHandle<()>>>,
+    leader_contact: Arc<LeaderContact>,
+    /// The layer above's report of a live leader other than this node (gossip's view).
+    leader_elsewhere: watch::Sender<bool>,
 }
 
 impl Store {
@@ -92,16 +97,26 @@ impl Store {
         // the same instant (a script, a test, identical machines booting) would tick in phase,
         // and when their timeouts fall in one tick their elections start in the same
         // millisecond and split; a random start within one tick period sets them apart.
+        let leader_contact = Arc::new(LeaderContact::new());
+        let longer_logs = Arc::new(LongerLogSeen::default());
         let tick = cfg.heartbeat.mul_f64(1.5);
         tokio::time::sleep(tick.mul_f64(rand::rng().random_range(0.0..1.0))).await;
-        let raft = Raft::new(cfg.node_id, Arc::new(raft_config), Network { transport: transport.clone() }, log_store, sm.clone())
+        let raft = Raft::new(cfg.node_id, Arc::new(raft_config), Network { transport: transport.clone(), longer_logs: longer_logs.clone() }, log_store, sm.clone())
             .await
             .map_err(|e| StoreError::Uncertain(format!("raft failed to start: {e}")))?;
 
         let app: Arc<RwLock<Option<Arc<dyn AppHandler>>>> = Arc::default();
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let server = Arc::new(Server { raft: raft.clone(), creds, app: app.clone() });
-        tokio::spawn(crate::elections::break_split_votes(raft.clone(), cfg.election_timeout, shutdown_rx.clone()));
+        let server = Arc::new(Server { raft: raft.clone(), creds, app: app.clone(), leader_contact: leader_contact.clone() });
+        let leader_elsewhere = watch::Sender::new(false);
+        let hold = RestartHold::new(
+            leader_contact.started(),
+            cfg.restart_grace,
+            cfg.restart_hold_limit,
+            leader_contact.heard(),
+            leader_elsewhere.subscribe(),
+        );
+        tokio::spawn(crate::elections::break_split_votes(raft.clone(), cfg.election_timeout, hold, longer_logs, shutdown_rx.clone()));
         let server = tokio::spawn(server::run(listener, server, shutdown_rx));
         tracing::info!(node_id = cfg.node_id, cluster_addr = %cluster_addr, "store open");
         let (batch_tx, batch_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -118,6 +133,8 @@ impl Store {
                 server: Mutex::new(Some(server)),
                 batches: Mutex::new(Some(batch_tx)),
                 batcher: Mutex::new(None),
+                leader_contact,
+                leader_elsewhere,
             }),
         };
         let task = tokio::spawn(batcher::run(store.clone(), batch_rx));
@@ -143,6 +160,22 @@ impl Store {
 
     pub fn raft(&self) -> &Raft {
         &self.inner.raft
+    }
+
+    /// How long ago this node last took a leader's append or snapshot; None: not since it
+    /// started. A leader counts as hearing itself.
+    pub fn leader_contact_age(&self) -> Option<Duration> {
+        if self.inner.raft.metrics().borrow().state == ServerState::Leader {
+            return Some(Duration::ZERO);
+        }
+        self.inner.leader_contact.age()
+    }
+
+    /// Tells the store whether another node, alive, says it leads (gossip's view, in
+    /// gatehouse). A restarted voter that has not heard from a leader yet holds its
+    /// campaigns while this is true (see `restart_hold`).
+    pub fn report_leader_elsewhere(&self, alive: bool) {
+        self.inner.leader_elsewhere.send_if_modified(|v| std::mem::replace(v, alive) != alive);
     }
 
     pub fn metrics(&self) -> watch::Receiver<RaftMetrics> {

@@ -74,13 +74,15 @@ pub async fn keep_membership(
     }
     let mut waiting_logged = false;
     let started = std::time::Instant::now();
-    let mut leader_seen = std::time::Instant::now();
     loop {
-        if store.status().leader.is_some() {
-            leader_seen = std::time::Instant::now();
-        }
-        if needs_join(&store, &peers.peers(), leader_seen.elapsed()) {
-            let mut attempt = try_join(&store, &peers.peers()).await;
+        let seen = peers.peers();
+        // A restarted voter holds its campaigns while this is true and no leader reaches it.
+        store.report_leader_elsewhere(live_leader_elsewhere(store.id(), &seen));
+        // Not `status().leader`: a restarted node's last committed vote names a leader that
+        // may no longer count it as a member and never writes to it.
+        let leaderless_for = store.leader_contact_age().unwrap_or_else(|| started.elapsed());
+        if needs_join(&store, &seen, leaderless_for) {
+            let mut attempt = try_join(&store, &seen).await;
             if matches!(attempt, Ok(false)) && started.elapsed() > SEED_FALLBACK_AFTER {
                 attempt = try_addrs(&store, seed_cluster_addrs.iter().map(String::as_str)).await;
             }
@@ -115,8 +117,12 @@ fn needs_join(store: &Store, peers: &[PeerInfo], leaderless_for: Duration) -> bo
     if !store.members().contains_key(&store.id()) {
         return true;
     }
-    leaderless_for > LEADERLESS_REJOIN_AFTER
-        && peers.iter().any(|p| p.node_id != store.id() && p.alive && !p.left && p.get(meta::ROLE) == Some("leader"))
+    leaderless_for > LEADERLESS_REJOIN_AFTER && live_leader_elsewhere(store.id(), peers)
+}
+
+/// Gossip shows another node, alive and not leaving, that says it leads.
+fn live_leader_elsewhere(me: u64, peers: &[PeerInfo]) -> bool {
+    peers.iter().any(|p| p.node_id != me && p.alive && !p.left && p.get(meta::ROLE) == Some("leader"))
 }
 
 /// How long gossip may find nobody before the seeds' cluster ports are asked directly.

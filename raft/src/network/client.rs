@@ -16,6 +16,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use super::auth::{self, Credentials, HandshakeError};
 use super::frame;
 use super::rpc::{Reply, Request};
+use crate::elections::LongerLogSeen;
 use crate::types::{NodeId, RaftNode, TypeConfig};
 
 /// Idle connections kept per peer; more are opened under load and closed after use.
@@ -135,13 +136,14 @@ impl Transport {
 #[derive(Clone)]
 pub struct Network {
     pub transport: Arc<Transport>,
+    pub(crate) longer_logs: Arc<LongerLogSeen>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &RaftNode) -> PeerClient {
-        PeerClient { transport: self.transport.clone(), target, addr: node.addr.clone() }
+        PeerClient { transport: self.transport.clone(), target, addr: node.addr.clone(), longer_logs: self.longer_logs.clone() }
     }
 }
 
@@ -149,6 +151,7 @@ pub struct PeerClient {
     transport: Arc<Transport>,
     target: NodeId,
     addr: String,
+    longer_logs: Arc<LongerLogSeen>,
 }
 
 impl PeerClient {
@@ -197,8 +200,14 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, RaftNode, RaftError<NodeId>>> {
+        let ours = rpc.last_log_id;
         match self.call(Request::Vote(rpc), &option).await? {
-            Reply::Vote(r) => self.remote(r),
+            Reply::Vote(r) => {
+                if matches!(&r, Ok(v) if !v.vote_granted && v.last_log_id > ours) {
+                    self.longer_logs.record();
+                }
+                self.remote(r)
+            }
             _ => Err(self.unexpected()),
         }
     }

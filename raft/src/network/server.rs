@@ -14,6 +14,7 @@ use super::auth::{self, Credentials};
 use super::frame;
 use super::rpc::{Reply, Request};
 use crate::leader;
+use crate::restart_hold::LeaderContact;
 use crate::types::Raft;
 
 /// How long a peer may take to authenticate before it is dropped.
@@ -31,6 +32,7 @@ pub(crate) struct Server {
     pub raft: Raft,
     pub creds: Credentials,
     pub app: Arc<RwLock<Option<Arc<dyn AppHandler>>>>,
+    pub leader_contact: Arc<LeaderContact>,
 }
 
 /// Accepts connections until `shutdown` turns true, then waits for open ones to finish.
@@ -98,9 +100,23 @@ async fn serve_conn(mut stream: TcpStream, peer: String, server: Arc<Server>, mu
 
 async fn dispatch(server: &Server, peer: u64, request: Request) -> Reply {
     match request {
-        Request::AppendEntries(rpc) => Reply::AppendEntries(server.raft.append_entries(rpc).await),
+        Request::AppendEntries(rpc) => {
+            let reply = server.raft.append_entries(rpc).await;
+            // Any answer but a higher vote means this node took the sender as its leader.
+            if matches!(&reply, Ok(r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_))) {
+                server.leader_contact.record();
+            }
+            Reply::AppendEntries(reply)
+        }
         Request::Vote(rpc) => Reply::Vote(server.raft.vote(rpc).await),
-        Request::InstallSnapshot(rpc) => Reply::InstallSnapshot(server.raft.install_snapshot(rpc).await),
+        Request::InstallSnapshot(rpc) => {
+            let vote = rpc.vote;
+            let reply = server.raft.install_snapshot(rpc).await;
+            if matches!(&reply, Ok(r) if r.vote == vote) {
+                server.leader_contact.record();
+            }
+            Reply::InstallSnapshot(reply)
+        }
         Request::Leader(req) => Reply::Leader(leader::execute(&server.raft, req).await),
         Request::App { method, body } => {
             let handler = server.app.read().expect("app handler lock poisoned").clone();

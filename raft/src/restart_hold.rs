@@ -1,0 +1,222 @@
+//! Keeps a restarted voter from campaigning until it knows whether the cluster still has a
+//! live leader. openraft 0.9 has no PreVote. A voter that was removed while it was down
+//! comes back with its old membership and hears from no leader, because it is no longer a
+//! member, so it campaigns, term after term. Nobody votes for it. But once it is added
+//! again as a learner its term reaches the leader in the first append's answer, and the
+//! leader steps down: a leader that did nothing wrong is deposed and writes stop for an
+//! election (seen on loopback: term 1 to 12).
+//!
+//! So until this node has accepted a leader's append or snapshot since it started, it
+//! does not campaign:
+//! - during a short grace, long enough for a live leader to reach it, or for gossip to
+//!   say that one exists;
+//! - after the grace, while the layer above reports a live leader elsewhere.
+//!
+//! Past a limit, or as soon as a leader has been heard, this no longer applies. Voting is
+//! never held back, so a cluster that needs this node's vote to elect still gets it, and a
+//! node that has run since before a leader died campaigns at once as usual.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::types::RaftMetrics;
+
+/// When this node last accepted a leader's append or snapshot, since it started. The RPC
+/// server records every accepted one.
+pub(crate) struct LeaderContact {
+    started: Instant,
+    /// Milliseconds after `started`; `NEVER` until the first.
+    last_ms: AtomicU64,
+    heard: watch::Sender<bool>,
+}
+
+const NEVER: u64 = u64::MAX;
+
+impl LeaderContact {
+    pub(crate) fn new() -> LeaderContact {
+        LeaderContact { started: Instant::now(), last_ms: AtomicU64::new(NEVER), heard: watch::Sender::new(false) }
+    }
+
+    pub(crate) fn record(&self) {
+        self.last_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.heard.send_if_modified(|heard| !std::mem::replace(heard, true));
+    }
+
+    /// How long ago a leader was last heard from; None: not since this node started.
+    pub(crate) fn age(&self) -> Option<Duration> {
+        let last = self.last_ms.load(Ordering::Relaxed);
+        (last != NEVER).then(|| self.started.elapsed().saturating_sub(Duration::from_millis(last)))
+    }
+
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
+    pub(crate) fn heard(&self) -> watch::Receiver<bool> {
+        self.heard.subscribe()
+    }
+}
+
+/// Decides, from what this node has heard, whether its campaigns are held.
+pub(crate) struct RestartHold {
+    started: Instant,
+    grace: Duration,
+    limit: Duration,
+    heard: watch::Receiver<bool>,
+    leader_elsewhere: watch::Receiver<bool>,
+    released: bool,
+}
+
+impl RestartHold {
+    pub(crate) fn new(
+        started: Instant,
+        grace: Duration,
+        limit: Duration,
+        heard: watch::Receiver<bool>,
+        leader_elsewhere: watch::Receiver<bool>,
+    ) -> RestartHold {
+        RestartHold { started, grace, limit, heard, leader_elsewhere, released: false }
+    }
+
+    /// Whether this node may not campaign now. Once a leader has been heard from, or the
+    /// limit has passed, never again.
+    pub(crate) fn held(&mut self, m: &RaftMetrics, now: Instant) -> bool {
+        if self.released {
+            return false;
+        }
+        let since = now.saturating_duration_since(self.started);
+        if *self.heard.borrow_and_update() || since >= self.limit {
+            self.released = true;
+            return false;
+        }
+        // A sole voter has nobody to hear from and nobody to depose.
+        if m.membership_config.membership().voter_ids().nth(1).is_none() {
+            return false;
+        }
+        let elsewhere = *self.leader_elsewhere.borrow_and_update();
+        since < self.grace || elsewhere
+    }
+
+    /// Resolves when `held` may have changed for a reason other than new metrics: a
+    /// leader heard, a report from the layer above, the grace or the limit running out.
+    /// Never resolves once released.
+    pub(crate) async fn changed(&mut self) {
+        if self.released {
+            return std::future::pending().await;
+        }
+        let now = Instant::now();
+        let deadline = if now < self.started + self.grace { self.started + self.grace } else { self.started + self.limit };
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {}
+            r = self.heard.changed() => if r.is_err() { std::future::pending::<()>().await },
+            r = self.leader_elsewhere.changed() => if r.is_err() { std::future::pending::<()>().await },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use openraft::Membership;
+
+    use super::*;
+    use crate::types::{RaftNode, StoredMembership};
+
+    const GRACE: Duration = Duration::from_secs(2);
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    fn with_voters(n: u64) -> RaftMetrics {
+        let mut m = RaftMetrics::new_initial(1);
+        let voters: BTreeSet<u64> = (1..=n).collect();
+        let nodes: std::collections::BTreeMap<u64, RaftNode> = voters.iter().map(|id| (*id, RaftNode::default())).collect();
+        m.membership_config = std::sync::Arc::new(StoredMembership::new(None, Membership::new(vec![voters], nodes)));
+        m
+    }
+
+    struct Fixture {
+        contact: LeaderContact,
+        elsewhere: watch::Sender<bool>,
+        hold: RestartHold,
+    }
+
+    fn fixture() -> Fixture {
+        let contact = LeaderContact::new();
+        let elsewhere = watch::Sender::new(false);
+        let hold = RestartHold::new(contact.started(), GRACE, LIMIT, contact.heard(), elsewhere.subscribe());
+        Fixture { contact, elsewhere, hold }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restarted_voter_waits_out_the_grace_then_campaigns_when_no_leader_is_reported() {
+        let mut f = fixture();
+        let m = with_voters(3);
+        assert!(f.hold.held(&m, Instant::now()));
+        f.hold.changed().await;
+        assert_eq!(f.contact.started().elapsed(), GRACE, "wakes when the grace ends");
+        assert!(!f.hold.held(&m, Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reported_leader_holds_it_past_the_grace_until_the_limit() {
+        let mut f = fixture();
+        let m = with_voters(3);
+        f.elsewhere.send_replace(true);
+        tokio::time::sleep(GRACE * 2).await;
+        assert!(f.hold.held(&m, Instant::now()), "a live leader elsewhere: still held");
+        f.hold.changed().await;
+        assert_eq!(f.contact.started().elapsed(), LIMIT, "next wakes at the limit");
+        assert!(!f.hold.held(&m, Instant::now()), "never held past the limit");
+        f.elsewhere.send_replace(false);
+        f.elsewhere.send_replace(true);
+        assert!(!f.hold.held(&m, Instant::now()), "released for good");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hearing_a_leader_releases_it_for_good() {
+        let mut f = fixture();
+        let m = with_voters(3);
+        f.elsewhere.send_replace(true);
+        assert!(f.hold.held(&m, Instant::now()));
+        assert_eq!(f.contact.age(), None);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        f.contact.record();
+        f.hold.changed().await;
+        assert_eq!(f.contact.started().elapsed(), Duration::from_millis(300), "woken by the contact itself");
+        assert!(!f.hold.held(&m, Instant::now()));
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(f.contact.age(), Some(Duration::from_millis(700)));
+        assert!(!f.hold.held(&m, Instant::now()), "even within the grace, with a leader reported elsewhere");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reports_after_the_grace_hold_and_release_it() {
+        let mut f = fixture();
+        let m = with_voters(3);
+        tokio::time::sleep(GRACE).await;
+        assert!(!f.hold.held(&m, Instant::now()), "nothing reported: campaigns after the grace");
+        let Fixture { contact, elsewhere, mut hold } = f;
+        let waiter = tokio::spawn(async move {
+            hold.changed().await;
+            hold
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        elsewhere.send_replace(true);
+        let mut hold = waiter.await.unwrap();
+        assert_eq!(contact.started().elapsed(), GRACE + Duration::from_millis(100), "woken by the report");
+        assert!(hold.held(&m, Instant::now()), "a live leader reported elsewhere");
+        elsewhere.send_replace(false);
+        assert!(!hold.held(&m, Instant::now()), "the report withdrawn");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sole_voter_is_never_held() {
+        let mut f = fixture();
+        f.elsewhere.send_replace(true);
+        assert!(!f.hold.held(&with_voters(1), Instant::now()));
+        assert!(f.hold.held(&with_voters(2), Instant::now()), "not released by having been a sole voter");
+    }
+}
