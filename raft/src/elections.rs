@@ -17,7 +17,7 @@
 //! the leader was cut off mid-write: two candidates at term 22 after 10 s).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,17 +28,19 @@ use tokio::sync::watch;
 use crate::restart_hold::RestartHold;
 use crate::types::{Raft, RaftMetrics};
 
-/// Set by the network client when a peer refuses this node's vote and has a longer log.
+/// The latest term in which a peer refused this node's vote for having a longer log; the
+/// network client records each refusal. Only a refusal in the current term counts, so one
+/// that arrives late says nothing about a later election.
 #[derive(Debug, Default)]
-pub(crate) struct LongerLogSeen(AtomicBool);
+pub(crate) struct LongerLogSeen(AtomicU64);
 
 impl LongerLogSeen {
-    pub(crate) fn record(&self) {
-        self.0.store(true, Ordering::Relaxed);
+    pub(crate) fn record(&self, term: u64) {
+        self.0.fetch_max(term, Ordering::Relaxed);
     }
 
-    fn take(&self) -> bool {
-        self.0.swap(false, Ordering::Relaxed)
+    fn in_term(&self, term: u64) -> bool {
+        self.0.load(Ordering::Relaxed) == term
     }
 }
 
@@ -78,8 +80,8 @@ async fn campaign_until_decided<F, Fut>(
     let (min, max) = election_timeout;
     // openraft starts with its timer on.
     let mut timer_on = true;
-    // After a refusal from a longer log: the extra wait before the next election.
-    let mut backoff: Option<Duration> = None;
+    // The term whose next election waits longer, after a refusal from a longer log.
+    let mut backing_off: Option<u64> = None;
     loop {
         let (term, now_undecided, held) = {
             let m = metrics.borrow_and_update();
@@ -91,11 +93,6 @@ async fn campaign_until_decided<F, Fut>(
             openraft_timer(timer_on);
         }
         if !now_undecided || held {
-            // A refusal seen in an election that has since ended says nothing about the next.
-            if !now_undecided {
-                longer_logs.take();
-                backoff = None;
-            }
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => return,
                 changed = metrics.changed() => if changed.is_err() { return },
@@ -103,7 +100,11 @@ async fn campaign_until_decided<F, Fut>(
             }
             continue;
         }
-        let timeout = backoff.take().unwrap_or_else(|| min + max.saturating_sub(min).mul_f64(rand::rng().random_range(0.0..1.0)));
+        let timeout = if backing_off == Some(term) {
+            max * 2
+        } else {
+            min + max.saturating_sub(min).mul_f64(rand::rng().random_range(0.0..1.0))
+        };
         let decided = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => return,
             _ = tokio::time::sleep(timeout) => false,
@@ -116,8 +117,8 @@ async fn campaign_until_decided<F, Fut>(
             _ = hold.changed() => true,
         };
         if !decided {
-            if longer_logs.take() {
-                backoff = Some(max * 2);
+            if longer_logs.in_term(term) && backing_off != Some(term) {
+                backing_off = Some(term);
                 tracing::info!(term, "a peer with a longer log refused this node's vote; leaving it the next election");
                 continue;
             }
@@ -258,7 +259,7 @@ mod tests {
     async fn a_refusal_from_a_longer_log_leaves_the_next_election_to_that_peer() {
         let b = start(metrics(ServerState::Candidate, 5, None));
         // openraft's own campaign for term 5 was refused by a peer with a longer log.
-        b.longer_logs.record();
+        b.longer_logs.record(5);
         let started = Instant::now();
         let mut rx = b.metrics.subscribe();
         rx.wait_for(|m| m.current_term == 6).await.unwrap();
@@ -277,7 +278,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_refusal_seen_before_a_leader_was_found_does_not_delay_a_later_election() {
         let b = start(metrics(ServerState::Candidate, 5, None));
-        b.longer_logs.record();
+        b.longer_logs.record(5);
         b.metrics.send_modify(|m| (m.state, m.current_leader) = (ServerState::Follower, Some(2)));
         tokio::time::sleep(Duration::from_millis(1)).await;
         // The leader is lost; openraft's timer starts term 9, which splits.

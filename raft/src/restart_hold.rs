@@ -15,6 +15,13 @@
 //! Past a limit, or as soon as a leader has been heard, this no longer applies. Voting is
 //! never held back, so a cluster that needs this node's vote to elect still gets it, and a
 //! node that has run since before a leader died campaigns at once as usual.
+//!
+//! The cost: when restarted nodes are the only ones that can win (a whole cluster
+//! restarted without its old leader, or a restarted node with the longest log just as the
+//! leader dies), the election comes after the grace, or once gossip sees the old leader
+//! dead, rather than one election timeout after start. A cluster restarted together
+//! with its old leader loses nothing: openraft restores that leader at startup and its
+//! first append releases the others.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -51,6 +58,7 @@ impl LeaderContact {
         (last != NEVER).then(|| self.started.elapsed().saturating_sub(Duration::from_millis(last)))
     }
 
+    #[cfg(test)]
     pub(crate) fn started(&self) -> Instant {
         self.started
     }

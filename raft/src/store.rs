@@ -109,8 +109,9 @@ impl Store {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let server = Arc::new(Server { raft: raft.clone(), creds, app: app.clone(), leader_contact: leader_contact.clone() });
         let leader_elsewhere = watch::Sender::new(false);
+        // The grace counts from here, when Raft can first campaign, not from before the wait.
         let hold = RestartHold::new(
-            leader_contact.started(),
+            tokio::time::Instant::now(),
             cfg.restart_grace,
             cfg.restart_hold_limit,
             leader_contact.heard(),

@@ -200,11 +200,11 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, RaftNode, RaftError<NodeId>>> {
-        let ours = rpc.last_log_id;
+        let (term, ours) = (rpc.vote.leader_id.term, rpc.last_log_id);
         match self.call(Request::Vote(rpc), &option).await? {
             Reply::Vote(r) => {
                 if matches!(&r, Ok(v) if !v.vote_granted && v.last_log_id > ours) {
-                    self.longer_logs.record();
+                    self.longer_logs.record(term);
                 }
                 self.remote(r)
             }
