@@ -1,5 +1,6 @@
 //! Cluster formation on real processes: join by gossip, voters and learners, leader
-//! failover, dead-voter replacement, restart without --join, leave, refused joins.
+//! failover, dead-voter replacement, restart without --join, a whole cluster restarted,
+//! leave, refused joins.
 
 use std::time::{Duration, Instant};
 
@@ -166,6 +167,38 @@ async fn a_restarted_node_rejoins_without_join_flag() {
     wait_agreed(&c, 3, 3, Duration::from_secs(15)).await;
     let s = c.status(3).await.unwrap();
     assert_eq!(view::node_id_at(&s, &c.node(3).admin()), Some(id3), "same identity after restart");
+}
+
+/// Restarted nodes hold their campaigns until a leader reaches them (a grace, longer
+/// while gossip shows a live leader): a whole cluster restarted without its old leader
+/// must still elect one, and take the old leader back when it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_cluster_restarted_without_its_leader_elects_another() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.17", 3);
+    form(&mut c, 3, 3, &[]).await;
+    let s = c.status(1).await.unwrap();
+    let old_leader = view::leader(&s).unwrap();
+    let leader_index = c.nodes.iter().find(|n| Some(n.admin()) == view::admin_of(&s, old_leader)).unwrap().index;
+    for i in 1..=3 {
+        c.kill(i);
+    }
+    let others: Vec<usize> = (1..=3).filter(|i| *i != leader_index).collect();
+    for &i in &others {
+        c.restart(i);
+    }
+    let restarted = Instant::now();
+    let new_leader = wait_for("the two restarted followers to elect a leader", Duration::from_secs(15), || async {
+        let s = c.status(others[0]).await?;
+        let leader = view::leader(&s).filter(|l| *l != old_leader)?;
+        (view::count_role(&s, "leader") == 1 && c.status(others[1]).await.and_then(|s| view::leader(&s)) == Some(leader))
+            .then_some(leader)
+    })
+    .await;
+    eprintln!("a leader {:?} after the restart", restarted.elapsed());
+    c.restart(leader_index);
+    let agreed = wait_agreed(&c, 3, 3, Duration::from_secs(15)).await;
+    assert_eq!(agreed, new_leader, "the returning old leader took over instead of following");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
