@@ -82,11 +82,20 @@ async fn campaign_until_decided<F, Fut>(
     let mut timer_on = true;
     // The term whose next election waits longer, after a refusal from a longer log.
     let mut backing_off: Option<u64> = None;
+    let mut was_held = false;
     loop {
         let (term, now_undecided, held) = {
             let m = metrics.borrow_and_update();
             (m.current_term, undecided(&m), hold.held(&m, tokio::time::Instant::now()))
         };
+        if held != was_held {
+            was_held = held;
+            if held {
+                tracing::info!(term, "restarted: not campaigning until a leader reaches this node or none is known alive");
+            } else {
+                tracing::info!(term, "campaigns allowed again");
+            }
+        }
         let want_timer = !now_undecided && !held;
         if want_timer != timer_on {
             timer_on = want_timer;

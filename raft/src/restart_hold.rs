@@ -96,7 +96,9 @@ impl RestartHold {
             return false;
         }
         let since = now.saturating_duration_since(self.started);
-        if *self.heard.borrow_and_update() || since >= self.limit {
+        // A leader has heard from one: itself (it started as one, or won an election).
+        let leads = m.state == openraft::ServerState::Leader;
+        if *self.heard.borrow_and_update() || leads || since >= self.limit {
             self.released = true;
             return false;
         }
@@ -218,6 +220,17 @@ mod tests {
         assert!(hold.held(&m, Instant::now()), "a live leader reported elsewhere");
         elsewhere.send_replace(false);
         assert!(!hold.held(&m, Instant::now()), "the report withdrawn");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_is_never_held_and_is_released_for_good() {
+        let mut f = fixture();
+        let mut m = with_voters(3);
+        m.state = openraft::ServerState::Leader;
+        assert!(!f.hold.held(&m, Instant::now()), "a leader that grew from one voter to three");
+        m.state = openraft::ServerState::Follower;
+        f.elsewhere.send_replace(true);
+        assert!(!f.hold.held(&m, Instant::now()), "it has led since it started: released");
     }
 
     #[tokio::test(start_paused = true)]
