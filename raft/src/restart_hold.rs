@@ -102,8 +102,9 @@ impl RestartHold {
             self.released = true;
             return false;
         }
-        // A sole voter has nobody to hear from and nobody to depose.
-        if m.membership_config.membership().voter_ids().nth(1).is_none() {
+        // A learner never campaigns, and a sole voter has nobody to hear from or depose.
+        let membership = m.membership_config.membership();
+        if !membership.voter_ids().any(|v| v == m.id) || membership.voter_ids().nth(1).is_none() {
             return false;
         }
         let elsewhere = *self.leader_elsewhere.borrow_and_update();
@@ -231,6 +232,15 @@ mod tests {
         m.state = openraft::ServerState::Follower;
         f.elsewhere.send_replace(true);
         assert!(!f.hold.held(&m, Instant::now()), "it has led since it started: released");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_learner_is_never_held() {
+        let mut f = fixture();
+        f.elsewhere.send_replace(true);
+        let mut m = with_voters(3);
+        m.id = 4;
+        assert!(!f.hold.held(&m, Instant::now()));
     }
 
     #[tokio::test(start_paused = true)]
