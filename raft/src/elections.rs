@@ -147,6 +147,7 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
+    use crate::restart_hold::test_support::{fixture, with_voters, GRACE, LIMIT};
 
     const TIMEOUT: (Duration, Duration) = (Duration::from_millis(300), Duration::from_millis(600));
     /// tokio's timer fires on whole milliseconds, so a sleep can end up to 1 ms late: every
@@ -154,36 +155,16 @@ mod tests {
     const TIMER_SLACK: Duration = Duration::from_millis(1);
 
     fn metrics(state: ServerState, term: u64, leader: Option<u64>) -> RaftMetrics {
-        let mut m = RaftMetrics::new_initial(1);
+        let mut m = with_voters(3);
         (m.state, m.current_term, m.current_leader) = (state, term, leader);
-        let nodes: std::collections::BTreeMap<u64, crate::types::RaftNode> = (1..=3).map(|id| (id, Default::default())).collect();
-        let membership = openraft::Membership::new(vec![nodes.keys().copied().collect()], nodes);
-        m.membership_config = Arc::new(crate::types::StoredMembership::new(None, membership));
         m
-    }
-
-    /// A hold that a test drives: `elsewhere` is the report of a live leader elsewhere,
-    /// `contact` records a leader's append.
-    struct Hold {
-        elsewhere: watch::Sender<bool>,
-        contact: crate::restart_hold::LeaderContact,
-    }
-
-    const GRACE: Duration = Duration::from_secs(2);
-    const LIMIT: Duration = Duration::from_secs(10);
-
-    fn hold() -> (Hold, RestartHold) {
-        let contact = crate::restart_hold::LeaderContact::new();
-        let elsewhere = watch::Sender::new(false);
-        let hold = RestartHold::new(contact.started(), GRACE, LIMIT, contact.heard(), elsewhere.subscribe());
-        (Hold { elsewhere, contact }, hold)
     }
 
     /// A hold already over, as for a node that has heard from a leader.
     fn released() -> RestartHold {
-        let (h, hold) = hold();
-        h.contact.record();
-        hold
+        let f = fixture();
+        f.contact.record();
+        f.hold
     }
 
     struct Breaker {
@@ -303,8 +284,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_held_restart_runs_no_timer_until_the_grace_ends_then_openraft_times() {
-        let (_h, hold) = hold();
-        let b = start_held(metrics(ServerState::Follower, 5, None), hold);
+        let f = fixture();
+        let b = start_held(metrics(ServerState::Follower, 5, None), f.hold);
         tokio::time::sleep(GRACE - Duration::from_millis(1)).await;
         assert!(!b.openraft_timer_on.load(Ordering::SeqCst), "no campaign within the grace");
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -314,9 +295,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_leader_reported_elsewhere_holds_even_a_split_candidate_until_a_leader_is_heard() {
-        let (h, hold) = hold();
+        let h = fixture();
         h.elsewhere.send_replace(true);
-        let b = start_held(metrics(ServerState::Candidate, 5, None), hold);
+        let b = start_held(metrics(ServerState::Candidate, 5, None), h.hold);
         tokio::time::sleep(GRACE * 2).await;
         assert!(!b.openraft_timer_on.load(Ordering::SeqCst));
         assert_eq!(b.elections.load(Ordering::SeqCst), 0, "no election while a live leader is reported elsewhere");
@@ -329,14 +310,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_split_candidate_held_past_the_limit_campaigns_again() {
-        let (h, hold) = hold();
+        let h = fixture();
         h.elsewhere.send_replace(true);
-        let b = start_held(metrics(ServerState::Candidate, 5, None), hold);
+        let b = start_held(metrics(ServerState::Candidate, 5, None), h.hold);
         tokio::time::sleep(LIMIT - Duration::from_millis(1)).await;
         assert_eq!(b.elections.load(Ordering::SeqCst), 0);
         tokio::time::sleep(TIMEOUT.1 + TIMER_SLACK * 3).await;
         assert_eq!(b.elections.load(Ordering::SeqCst), 1, "the hold is bounded: the breaker campaigns after the limit");
-        drop(h);
         b.stop().await;
     }
 

@@ -128,38 +128,48 @@ impl RestartHold {
     }
 }
 
+/// A hold that tests drive, here and in `elections`.
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
+pub(crate) mod test_support {
+    use std::collections::{BTreeMap, BTreeSet};
 
     use openraft::Membership;
 
     use super::*;
     use crate::types::{RaftNode, StoredMembership};
 
-    const GRACE: Duration = Duration::from_secs(2);
-    const LIMIT: Duration = Duration::from_secs(10);
+    pub(crate) const GRACE: Duration = Duration::from_secs(2);
+    pub(crate) const LIMIT: Duration = Duration::from_secs(10);
 
-    fn with_voters(n: u64) -> RaftMetrics {
+    /// Node 1's metrics in a membership of voters 1..=n.
+    pub(crate) fn with_voters(n: u64) -> RaftMetrics {
         let mut m = RaftMetrics::new_initial(1);
         let voters: BTreeSet<u64> = (1..=n).collect();
-        let nodes: std::collections::BTreeMap<u64, RaftNode> = voters.iter().map(|id| (*id, RaftNode::default())).collect();
+        let nodes: BTreeMap<u64, RaftNode> = voters.iter().map(|id| (*id, RaftNode::default())).collect();
         m.membership_config = std::sync::Arc::new(StoredMembership::new(None, Membership::new(vec![voters], nodes)));
         m
     }
 
-    struct Fixture {
-        contact: LeaderContact,
-        elsewhere: watch::Sender<bool>,
-        hold: RestartHold,
+    /// `contact` records a leader's append; `elsewhere` is the report of a live leader
+    /// elsewhere.
+    pub(crate) struct Fixture {
+        pub(crate) contact: LeaderContact,
+        pub(crate) elsewhere: watch::Sender<bool>,
+        pub(crate) hold: RestartHold,
     }
 
-    fn fixture() -> Fixture {
+    pub(crate) fn fixture() -> Fixture {
         let contact = LeaderContact::new();
         let elsewhere = watch::Sender::new(false);
         let hold = RestartHold::new(contact.started(), GRACE, LIMIT, contact.heard(), elsewhere.subscribe());
         Fixture { contact, elsewhere, hold }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{fixture, with_voters, Fixture, GRACE, LIMIT};
+    use super::*;
 
     #[tokio::test(start_paused = true)]
     async fn a_restarted_voter_waits_out_the_grace_then_campaigns_when_no_leader_is_reported() {
