@@ -76,6 +76,8 @@ pub(crate) struct RestartHold {
     heard: watch::Receiver<bool>,
     leader_elsewhere: watch::Receiver<bool>,
     released: bool,
+    heard_closed: bool,
+    elsewhere_closed: bool,
 }
 
 impl RestartHold {
@@ -86,7 +88,7 @@ impl RestartHold {
         heard: watch::Receiver<bool>,
         leader_elsewhere: watch::Receiver<bool>,
     ) -> RestartHold {
-        RestartHold { started, grace, limit, heard, leader_elsewhere, released: false }
+        RestartHold { started, grace, limit, heard, leader_elsewhere, released: false, heard_closed: false, elsewhere_closed: false }
     }
 
     /// Whether this node may not campaign now. Once a leader has been heard from, or the
@@ -120,10 +122,11 @@ impl RestartHold {
         }
         let now = Instant::now();
         let deadline = if now < self.started + self.grace { self.started + self.grace } else { self.started + self.limit };
+        // A closed channel has nothing more to say; its branch is dropped, the deadline stays.
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {}
-            r = self.heard.changed() => if r.is_err() { std::future::pending::<()>().await },
-            r = self.leader_elsewhere.changed() => if r.is_err() { std::future::pending::<()>().await },
+            r = self.heard.changed(), if !self.heard_closed => self.heard_closed = r.is_err(),
+            r = self.leader_elsewhere.changed(), if !self.elsewhere_closed => self.elsewhere_closed = r.is_err(),
         }
     }
 }
@@ -251,6 +254,19 @@ mod tests {
         let mut m = with_voters(3);
         m.id = 4;
         assert!(!f.hold.held(&m, Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_grace_still_ends_once_nobody_can_report_any_more() {
+        let Fixture { contact, elsewhere, mut hold } = fixture();
+        let started = contact.started();
+        drop((contact, elsewhere));
+        let m = with_voters(3);
+        assert!(hold.held(&m, Instant::now()));
+        while hold.held(&m, Instant::now()) {
+            hold.changed().await;
+        }
+        assert_eq!(started.elapsed(), GRACE, "released when the grace ends, not stuck on closed channels");
     }
 
     #[tokio::test(start_paused = true)]
