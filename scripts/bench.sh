@@ -146,10 +146,12 @@ wait_until "haproxy" 10 curl -fsS "http://$HAPROXY/"
 configure() {
   local n=$1 r
   admin PUT "$n" /services/bench --data "url=http://$UP"
-  for r in bench rl ka rlc rll; do admin PUT "$n" "/services/bench/routes/$r" --data "paths[]=/$r"; done
+  for r in bench rl rlh ka rlc rll; do admin PUT "$n" "/services/bench/routes/$r" --data "paths[]=/$r"; done
   admin PUT "$n" /services/fields --data "url=http://$UP_FIELDS"
   admin PUT "$n" /services/fields/routes/fields --data "paths[]=/fields"
   admin POST "$n" /routes/rl/plugins --data name=rate-limiting --data config.second=10000000 --data config.policy=cluster
+  admin POST "$n" /routes/rlh/plugins --data name=rate-limiting --data config.second=10000000 --data config.policy=cluster \
+    --data config.limit_by=header --data config.header_name=X-Bench-Client
   admin POST "$n" /routes/ka/plugins --data name=key-auth
   admin PUT "$n" /consumers/bench
   admin POST "$n" /consumers/bench/key-auth --data key=bench-key
@@ -230,14 +232,17 @@ RLL=$(driver ratelimit --urls "${RL_URLS//rlc/rll}" --limit "$RL_LIMIT" --second
 log "cluster: $RLC"
 log "local:   $RLL"
 
-# What a window's first request waits, on the idle cluster: the cluster policy's first
-# request of each window waits for a reservation's Raft round. The local policy and the
-# route without a plugin show what any first request after a second's pause costs.
+# What a window's first request waits, on the idle cluster. With the cluster policy, a key
+# new to the node waits for a reservation's Raft round; a key that came in the window
+# before finds the window reserved ahead. The local policy and the route without a plugin
+# show what any first request after a second's pause costs.
 log "rate-limit window start: $WS_WINDOWS windows per route on node 2"
 WS_CLUSTER=$(driver window-start --url "$(g 2):8000/rl" --windows "$WS_WINDOWS")
+WS_NEWKEY=$(driver window-start --url "$(g 2):8000/rlh" --windows "$WS_WINDOWS" --fresh-header X-Bench-Client)
 WS_LOCAL=$(driver window-start --url "$(g 2):8000/rll" --windows "$WS_WINDOWS")
 WS_NONE=$(driver window-start --url "$(g 2):8000/bench" --windows "$WS_WINDOWS")
 log "cluster: $WS_CLUSTER"
+log "cluster, a new key each window: $WS_NEWKEY"
 log "local:   $WS_LOCAL"
 log "none:    $WS_NONE"
 
@@ -402,9 +407,10 @@ for s in gh3 gh3-rl; do
     "${OPEN[$s-p99_ms]} / ${OPEN[$s-p999_ms]} / ${OPEN[$s-max_ms]} ms" \
     "nginx: ${OPEN[nginx-p99_ms]} / ${OPEN[nginx-p999_ms]} / ${OPEN[nginx-max_ms]} ms" "$(ratio "${OPEN[$s-p99_ms]}" "${OPEN[nginx-p99_ms]}")"
 done
-for ws in cluster local; do
+declare -A WS_LABEL=([cluster]="policy cluster, a key that came in the window before" [newkey]="policy cluster, a key new to the node" [local]="policy local")
+for ws in cluster newkey local; do
   var=WS_${ws^^}
-  info_row "rate limit, policy $ws: a window's first request, p50 (max; the next request p50) (diagnostic)" \
+  info_row "rate limit, ${WS_LABEL[$ws]}: a window's first request, p50 (max; the next request p50) (diagnostic)" \
     "$(field "${!var}" first_p50_ms) ms ($(field "${!var}" first_max_ms) ms; $(field "${!var}" next_p50_ms) ms)" \
     "no plugin: $(field "$WS_NONE" first_p50_ms) ms ($(field "$WS_NONE" first_max_ms) ms; $(field "$WS_NONE" next_p50_ms) ms)" \
     "$(ratio "$(field "${!var}" first_p50_ms)" "$(field "$WS_NONE" first_p50_ms)")"
@@ -415,7 +421,7 @@ for s in "${!ERRS[@]}"; do ((ERRS[$s] == 0)) || ERR_NOTE+=" $s: ${ERRS[$s]} non-
 NOTES+=("Proxy: medians of $PROXY_ROUNDS interleaved rounds of wrk -t1 -c32 -d${WRK_SECONDS}s --latency (each after a 1 s warm-up) on CPU $WRK_CPU; a ratio against nginx is the median of the per-round ratios (each window against nginx's window of the same round, seconds apart), which leaves out most of this machine's drift between rounds; every proxy under test on CPU $PROXY_CPU, one core each (nginx 1 worker, haproxy 1 thread, gatehouse's tokio runtime sees one CPU). The upstream nginx shares CPU $WRK_CPU with wrk so that the proxy under test has its core to itself; it serves $(fmt "${RPS[upstream]}" 0) req/s direct, well above any proxy. Upstream keep-alive in nginx (keepalive 64) and haproxy (http-reuse always). The one-node figures are a one-node cluster of its own; the 3-node figures are wrk against node 2, with all three nodes on CPU $PROXY_CPU. CPU per request: the process under test's run time (schedstat, all its threads) over the window's requests; for the 3-node setups, node 2 only. CPU $WRK_CPU per request: wrk's CPU (user and system, getrusage) and the upstream worker's (schedstat) over the window's requests; with both cores near full, a setup that costs that core more than nginx's proxy does can fall short of nginx's req/s while its proxy costs less. Under load at once: the one-node gatehouse and nginx each driven by its own wrk in the same windows ($PROXY_ROUNDS of ${WRK_SECONDS}s), so both proxies share CPU $PROXY_CPU and whatever else the machine does; the median ratio of their CPU per request varies by a few percent between runs where the back-to-back windows above vary by 30 %. nginx-hdrs: a second nginx proxy that also writes the fields gatehouse writes by Kong's defaults (X-Forwarded-*, X-Real-IP, Via and a request id upstream; Via, two latency fields and the request id to the client), which the upstream and wrk, on CPU $WRK_CPU, then parse. The fields diagnostic: a route with no plugin, on the same 3-node cluster, to an upstream (the same nginx worker, another port) that adds the five fields the rate limit writes, same names and value lengths (about 150 bytes per response); what it loses against /bench is what those bytes cost: wrk parses them on CPU $WRK_CPU, and here the upstream also writes them and gatehouse reads and passes them on, which the rate-limited route does not do, so the rate-limited route against it slightly understates the plugin's own cost. req/s per round: nginx ${ROUNDS_RPS[nginx]}; nginx-hdrs ${ROUNDS_RPS[nginx-hdrs]}; haproxy ${ROUNDS_RPS[haproxy]}; gatehouse one node ${ROUNDS_RPS[gh1]}; 3 nodes ${ROUNDS_RPS[gh3]}; + cluster rate limit ${ROUNDS_RPS[gh3-rl]}; + key-auth ${ROUNDS_RPS[gh3-ka]}; no plugin, fields from the upstream ${ROUNDS_RPS[gh3-fields]}.")
 NOTES+=("Rate limit: limit second=$RL_LIMIT, 3 nodes x 4 connections each, offered $(fmt "$(field "$RLC" offered_per_s)" 0) req/s (cluster) and $(fmt "$(field "$RLL" offered_per_s)" 0) req/s (local); a 200 counts for certain in the unix second (driver's clock) in which it was both sent and received; one that straddled a boundary could belong to either window, so the figure is a lower bound and the straddlers give the upper one. Per window (cluster): certain $(field "$RLC" admitted_per_window | jq -c .), straddling $(field "$RLC" straddling_per_window | jq -c .).")
 NOTES+=("Open loop: $OPEN_ROUNDS rounds of ${OPEN_SECONDS}s per setup at a fixed $OPEN_RATE req/s over 32 connections from CPU $WRK_CPU (gatehouse-bench open-loop: request i due at start + i / rate on connection i mod 32, its latency counted from when it was due); medians of the rounds; the ratio is p99's against nginx's. The driver's 32 threads share CPU $WRK_CPU with the upstream, and their own wake-ups there add to every setup's tail alike.")
-NOTES+=("Window start: on the idle 3-node cluster, once per window for $WS_WINDOWS windows, a request to node 2 50 ms after a second's boundary and another at once after it, on one keep-alive connection (gatehouse-bench window-start). With the cluster policy the first waits for the Raft round that reserves the new window's first slice, and so would every request arriving meanwhile; wrk keeps 32 requests in flight, so the proxy rounds above count about 32 such waits per second. Cluster policy, first requests in ms: $(field "$WS_CLUSTER" first_ms | jq -c .).")
+NOTES+=("Window start: on the idle 3-node cluster, once per window for $WS_WINDOWS windows, a request to node 2 50 ms after a second's boundary and another at once after it, on one keep-alive connection (gatehouse-bench window-start). A key that came in the window before (/rl: the driver's address, every window) had this window reserved ahead (its first request in an earlier window reserved the next 4 in one Raft entry), so its first request takes a token; the first window of the run can wait, unless the proxy rounds had left windows reserved. A key new to the node (/rlh, limited by a field the driver sends with a new value each window) waits for the Raft round that reserves its first slice, as would every request for it arriving meanwhile. First requests in ms, a key that came before: $(field "$WS_CLUSTER" first_ms | jq -c .); a new key: $(field "$WS_NEWKEY" first_ms | jq -c .).")
 NOTES+=("Admin writes: keep-alive HTTP from gatehouse-bench; gatehouse PUT /services/{name} (form url=...), etcd v3 JSON gateway POST /v3/kv/put; $SEQ_WRITES sequential, then 16 writers for ${CONC_SECONDS}s. etcd $(etcd --version | awk 'NR == 1 { print $3 }') with default settings, members on CPU $PROXY_CPU like gatehouse.")
 NOTES+=("Failover: write attempts every 50 ms round-robin over survivors until one is acknowledged; proxy load: 2 connections per survivor, any non-200 or transport error counts as failed.")
 [[ -z $ERR_NOTE ]] || NOTES+=("wrk errors:$ERR_NOTE")

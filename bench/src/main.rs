@@ -109,6 +109,10 @@ enum Cmd {
         url: String,
         #[arg(long, default_value_t = 10)]
         windows: usize,
+        /// A field sent with a value of its own in each window, so that a route limited
+        /// by it counts a new key every window (one never seen before).
+        #[arg(long)]
+        fresh_header: Option<String>,
     },
     /// Prints a declarative file with this many routes.
     GenConfig {
@@ -139,7 +143,7 @@ async fn run(cmd: Cmd) -> Result<serde_json::Value, String> {
             let plan = open_loop::Plan { url, rate, warmup, duration, connections, headers: header };
             tokio::task::spawn_blocking(move || open_loop::run(&plan)).await.map_err(|e| format!("open-loop driver: {e}"))?
         }
-        Cmd::WindowStart { url, windows } => window_start::run(&client, &url, windows).await,
+        Cmd::WindowStart { url, windows, fresh_header } => window_start::run(&client, &url, windows, fresh_header.as_deref()).await,
         Cmd::GenConfig { routes, upstream } => Ok(genconfig::generate(routes, &upstream)),
     }
 }

@@ -3,29 +3,40 @@
 //! on one keep-alive connection. With the cluster policy the first finds no tokens for the
 //! new window and waits for a reservation's Raft round; the next takes a token. With the
 //! local policy neither waits. The windows are the node's, aligned to the Unix second;
-//! node and driver share this machine's clock.
+//! node and driver share this machine's clock. With a fresh field, each window's requests
+//! carry a value never sent before, so that a route limited by that field sees a new key
+//! every window rather than one that comes back.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::http::{get, Client};
+use bytes::Bytes;
+use hyper::Method;
+
+use crate::http::{send, Client};
 use crate::stats::{percentile_ms, r3};
 
 /// How far past the boundary the first request goes: clear of the boundary on the node's
 /// side, early enough in the window that nothing else has started it.
 const PAST_BOUNDARY: Duration = Duration::from_millis(50);
 
-pub async fn run(client: &Client, url: &str, windows: usize) -> Result<Value, String> {
+pub async fn run(client: &Client, url: &str, windows: usize, fresh_header: Option<&str>) -> Result<Value, String> {
     let url = format!("http://{url}");
+    // Unique to this run: the cluster may have seen the values of a run before.
+    let run_id = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?.as_nanos();
+    let field = |round: &str| -> Vec<(String, String)> {
+        fresh_header.map(|name| vec![(name.to_owned(), format!("{run_id}-{round}"))]).unwrap_or_default()
+    };
     // A warm connection, so that the first timed request does not pay for the connect.
-    expect_ok(get(client, &url, Duration::from_secs(2)).await, &url)?;
+    timed(client, &url, &field("warm-up")).await?;
     let (mut first, mut next) = (Vec::with_capacity(windows), Vec::with_capacity(windows));
-    for _ in 0..windows {
+    for window in 0..windows {
         // The schedule of the measurement itself: each sample starts in a fresh window.
         tokio::time::sleep(until_next_second()? + PAST_BOUNDARY).await;
-        first.push(timed(client, &url).await?);
-        next.push(timed(client, &url).await?);
+        let field = field(&window.to_string());
+        first.push(timed(client, &url, &field).await?);
+        next.push(timed(client, &url, &field).await?);
     }
     // In the order taken, before the percentiles sort them.
     let first_ms: Vec<f64> = first.iter().map(|d| r3(d.as_secs_f64() * 1000.0)).collect();
@@ -38,10 +49,13 @@ pub async fn run(client: &Client, url: &str, windows: usize) -> Result<Value, St
     }))
 }
 
-async fn timed(client: &Client, url: &str) -> Result<Duration, String> {
+async fn timed(client: &Client, url: &str, fields: &[(String, String)]) -> Result<Duration, String> {
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
     let start = Instant::now();
-    expect_ok(get(client, url, Duration::from_secs(2)).await, url)?;
-    Ok(start.elapsed())
+    let status = send(client, Method::GET, url, &fields, Bytes::new(), Duration::from_secs(2)).await.map(|(status, _)| status);
+    let took = start.elapsed();
+    expect_ok(status, url)?;
+    Ok(took)
 }
 
 fn expect_ok(status: Result<u16, String>, url: &str) -> Result<(), String> {

@@ -14,7 +14,7 @@ use crate::http::Body;
 use crate::model::plugins::rate_limiting::RateLimitingConfig;
 use crate::proxy::context::RequestContext;
 use crate::proxy::errors::error_response;
-use crate::ratelimit::limiter::{ClusterLimiter, Decision};
+use crate::ratelimit::limiter::{ClusterLimiter, Decision, WINDOWS_AHEAD};
 use crate::ratelimit::local::LocalLimiter;
 use crate::proxy::headers::ip_value;
 use crate::ratelimit::window::{self, Period, Window};
@@ -97,10 +97,6 @@ fn key_prefix(out: &mut String, plugin: &RateLimitPlugin, parts: &Parts, ctx: &R
 /// enough that only keys in use now hold tokens for the windows to come.
 const RESERVE_AHEAD_MAX_MS: u64 = 250;
 
-/// How many windows a busy key reserves ahead, in one Raft entry: it then costs one
-/// round per this many windows.
-const WINDOWS_AHEAD: usize = 4;
-
 static RETRY_AFTER: HeaderName = HeaderName::from_static("retry-after");
 
 /// Admits or refuses the request; fields for the client's response go to
@@ -120,7 +116,7 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
         let decision = if plugin.local {
             limiters.local.admit(&key, limit.count, window.end_ms())
         } else {
-            limiters.cluster.admit(&key, limit.count, window.end_ms(), cfg.fault_tolerant).await
+            limiters.cluster.admit(&key, limit.count, window, cfg.fault_tolerant).await
         };
         let reset = window.reset_secs(now_ms);
         match decision {
@@ -163,7 +159,9 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
 }
 
 /// Reserves the windows after `window` if its key (in `key`) is busy here and the next
-/// one is not known yet. `key` holds the current window's key on entry; its first
+/// one is not known yet: a key new here that is busy at once. A key that came in the
+/// window before has had them reserved at its first request in this one (see
+/// `ClusterLimiter::on_first_use`). `key` holds the current window's key on entry; its first
 /// `prefix_len` bytes are the plugin and identifier.
 fn reserve_ahead(limiter: &Arc<ClusterLimiter>, key: &mut String, prefix_len: usize, window: Window, limit: u64) {
     if !limiter.busy(key) {
@@ -179,7 +177,7 @@ fn reserve_ahead(limiter: &Arc<ClusterLimiter>, key: &mut String, prefix_len: us
     for _ in 0..WINDOWS_AHEAD {
         key.truncate(prefix_len);
         window::push_window(key, &next);
-        windows.push((key.clone(), next.end_ms()));
+        windows.push((key.clone(), next));
         next = next.next();
     }
     limiter.reserve_ahead(windows, limit);

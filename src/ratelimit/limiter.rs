@@ -1,12 +1,14 @@
 //! Admission for the `cluster` policy: a request takes a token from this node's slice of
 //! the window's budget with no I/O; a slice running low is refilled through the batching
-//! reserver in the background, and a busy key's next windows are reserved, together,
-//! before they begin; only a node with no token at all waits for a reservation.
+//! reserver in the background, and the next windows of a key that comes back (used here
+//! in the window before) or is busy are reserved, together, before they begin; only a
+//! node with no token at all waits for a reservation.
 //! When reservations fail (no quorum) the node falls back to a local share of the budget
 //! (limit / live nodes of what was left when it last heard; see `Bucket::fallback_share`),
 //! and says so.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -15,6 +17,7 @@ use tokio::sync::watch;
 
 use super::bucket::{Admission, Bucket};
 use super::reserver::{ReserveError, Reserver};
+use super::window::{sibling_key, Window};
 
 /// Counters outlive their window a little, so late reservations still find them.
 const COUNTER_GRACE_MS: u64 = 5_000;
@@ -23,6 +26,10 @@ const COUNTER_GRACE_MS: u64 = 5_000;
 /// windows ahead: a key seen a few times (one client address among many) is not worth
 /// the counters and Raft entries.
 const AHEAD_MIN_USE: u64 = 64;
+
+/// How many windows a key reserves ahead, in one Raft entry: a key that keeps coming back
+/// then costs one round per this many windows.
+pub const WINDOWS_AHEAD: usize = 4;
 
 /// Counts of live nodes, for slice sizes and the fallback share.
 pub type LiveNodes = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -37,7 +44,9 @@ pub enum Decision {
 
 struct Entry {
     bucket: Bucket,
-    window_end_ms: u64,
+    window: Window,
+    /// Created by a reservation ahead of the window, for a key that had come before.
+    ahead: bool,
     /// Set while reservations fail: admit up to the local share until then, retry after.
     degraded_until: Option<Instant>,
     /// Bumped whenever a reservation for this key completes; waiters subscribe under
@@ -46,8 +55,8 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(limit: u64, window_end_ms: u64) -> Entry {
-        Entry { bucket: Bucket::new(limit), window_end_ms, degraded_until: None, changed: watch::channel(0).0 }
+    fn new(limit: u64, window: Window) -> Entry {
+        Entry { bucket: Bucket::new(limit), window, ahead: false, degraded_until: None, changed: watch::channel(0).0 }
     }
 }
 
@@ -56,10 +65,25 @@ impl Entry {
 /// its client-chosen part (an address or a header) cannot aim at a seed it never sees.
 type Entries = HashMap<String, Entry, foldhash::fast::RandomState>;
 
+struct Counters {
+    entries: Entries,
+    /// Keys used here (hashed with `entries`' hasher, so the record is 16 bytes, not the
+    /// key), each until the window after its own ends: a key whose window before was used
+    /// here is a key that comes back, worth reserving ahead even if it is not busy. An
+    /// entry would do, but would keep every sparse key's counter a window longer.
+    recent: HashMap<u64, u64, foldhash::fast::RandomState>,
+}
+
+impl Counters {
+    fn new() -> Counters {
+        Counters { entries: Entries::default(), recent: HashMap::default() }
+    }
+}
+
 pub struct ClusterLimiter {
     /// Held only for counter updates, never across an await. A poisoned lock is used as
     /// it is: a panicking request must not take every later request down with it.
-    entries: Mutex<Entries>,
+    counters: Mutex<Counters>,
     reserver: Reserver,
     live_nodes: LiveNodes,
     /// How long a request without a local token waits for a reservation before falling back.
@@ -69,13 +93,17 @@ pub struct ClusterLimiter {
 
 impl ClusterLimiter {
     pub fn new(reserver: Reserver, live_nodes: LiveNodes, wait: Duration) -> Arc<Self> {
-        Arc::new(ClusterLimiter { entries: Mutex::default(), reserver, live_nodes, wait, degraded_admissions: AtomicU64::new(0) })
+        Arc::new(ClusterLimiter { counters: Mutex::new(Counters::new()), reserver, live_nodes, wait, degraded_admissions: AtomicU64::new(0) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
+        self.counters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// True while any window of this node is in fallback mode.
     pub fn degraded(&self) -> bool {
         let now = Instant::now();
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner).values().any(|e| e.degraded_until.is_some_and(|t| t > now))
+        self.lock().entries.values().any(|e| e.degraded_until.is_some_and(|t| t > now))
     }
 
     /// Requests admitted from the local fallback share since start.
@@ -83,49 +111,59 @@ impl ClusterLimiter {
         self.degraded_admissions.load(Ordering::Relaxed)
     }
 
-    /// Decides one request against `key`'s window budget.
-    pub async fn admit(self: &Arc<Self>, key: &str, limit: u64, window_end_ms: u64, fault_tolerant: bool) -> Decision {
-        match self.try_decide(key, limit, window_end_ms, fault_tolerant) {
+    /// Decides one request against `key`'s budget for `window`.
+    pub async fn admit(self: &Arc<Self>, key: &str, limit: u64, window: Window, fault_tolerant: bool) -> Decision {
+        match self.try_decide(key, limit, window, fault_tolerant) {
             Ok(decision) => decision,
             // Boxed: the waiting future is large, and only a node out of tokens needs it;
             // inline, every request's future would carry (and copy) it.
-            Err(changed) => Box::pin(self.admit_after_wait(key, limit, window_end_ms, fault_tolerant, changed)).await,
+            Err(changed) => Box::pin(self.admit_after_wait(key, limit, window, fault_tolerant, changed)).await,
         }
     }
 
     /// Whether `key` has had enough requests in its window on this node that its next
     /// windows will likely come here too.
     pub fn busy(&self, key: &str) -> bool {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner).get(key).is_some_and(|e| e.bucket.used >= AHEAD_MIN_USE)
+        self.lock().entries.get(key).is_some_and(|e| e.bucket.used >= AHEAD_MIN_USE)
     }
 
     /// Whether this node holds `key`'s window already (in use, or reserved ahead).
     pub fn knows(&self, key: &str) -> bool {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner).contains_key(key)
+        self.lock().entries.contains_key(key)
     }
 
-    /// Reserves the first slice of each of `windows` (key, window end), windows not yet
+    /// Reserves the first slice of each of `windows` (key, window), windows not yet
     /// begun, in one Raft entry: their first requests on this node then find tokens, and a
-    /// busy key costs one Raft round per that many windows rather than one per window.
-    /// Each Raft round takes CPU from every node, which showed in the proxy's tail. Only
-    /// while slices are large, as for a prefetch (see `Bucket::prefetch`), since tokens
-    /// held here are tokens the other nodes cannot use.
-    pub fn reserve_ahead(self: &Arc<Self>, windows: Vec<(String, u64)>, limit: u64) {
+    /// key costs one Raft round per that many windows rather than one per window, off the
+    /// request path. Each Raft round takes CPU from every node, which showed in the
+    /// proxy's tail. Only while slices are large, as for a prefetch (see
+    /// `Bucket::prefetch`), since tokens held here are tokens the other nodes cannot use.
+    pub fn reserve_ahead(self: &Arc<Self>, windows: Vec<(String, Window)>, limit: u64) {
+        let wants = self.claim_ahead(&mut self.lock().entries, windows, limit);
+        self.spawn_reservations(wants);
+    }
+
+    /// Enters `windows` not known yet as reserved ahead, pending; returns the reservations
+    /// they need.
+    fn claim_ahead(&self, entries: &mut Entries, windows: Vec<(String, Window)>, limit: u64) -> Vec<(String, u64, u64, u64)> {
         // Every window not begun starts alike, so one fresh bucket says for all of them.
-        let Some(want) = Bucket::new(limit).prefetch((self.live_nodes)()) else { return };
+        let Some(want) = Bucket::new(limit).prefetch((self.live_nodes)()) else { return Vec::new() };
         let mut wants = Vec::with_capacity(windows.len());
-        {
-            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-            for (key, window_end_ms) in windows {
-                if entries.contains_key(&key) {
-                    continue;
-                }
-                let mut entry = Entry::new(limit, window_end_ms);
-                entry.bucket.pending = true;
-                entries.insert(key.clone(), entry);
-                wants.push((key, want, limit, window_end_ms + COUNTER_GRACE_MS));
+        for (key, window) in windows {
+            if entries.contains_key(&key) {
+                continue;
             }
+            let mut entry = Entry::new(limit, window);
+            entry.ahead = true;
+            entry.bucket.pending = true;
+            entries.insert(key.clone(), entry);
+            wants.push((key, want, limit, window.end_ms() + COUNTER_GRACE_MS));
         }
+        wants
+    }
+
+    /// Reserves `wants` in one Raft entry, in the background.
+    fn spawn_reservations(self: &Arc<Self>, wants: Vec<(String, u64, u64, u64)>) {
         if wants.is_empty() {
             return;
         }
@@ -138,9 +176,38 @@ impl ClusterLimiter {
         });
     }
 
+    /// On a key's first admission in `window` here: records the use and, if the key was
+    /// used here in the window before (or this window was reserved ahead for it), claims
+    /// its next windows. A client that comes back every window, if fewer than
+    /// `AHEAD_MIN_USE` times, would otherwise wait for a Raft round at each window's start.
+    fn on_first_use(&self, counters: &mut Counters, key: &str, limit: u64, window: Window, ahead: bool) -> Vec<(String, u64, u64, u64)> {
+        let hasher = counters.entries.hasher();
+        counters.recent.insert(hasher.hash_one(key), window.next().end_ms());
+        let came_before = || {
+            let previous = window.previous().and_then(|previous| sibling_key(key, &window, &previous));
+            previous.is_some_and(|previous| counters.recent.contains_key(&hasher.hash_one(previous.as_str())))
+        };
+        if !(ahead || came_before()) {
+            return Vec::new();
+        }
+        let mut windows = Vec::with_capacity(WINDOWS_AHEAD);
+        let mut next = window.next();
+        for _ in 0..WINDOWS_AHEAD {
+            // A key not spelled by `window::counter_key` (tests') has no next windows.
+            let Some(next_key) = sibling_key(key, &window, &next) else { return Vec::new() };
+            // The next window known: the windows after it will be claimed at its first use.
+            if windows.is_empty() && counters.entries.contains_key(&next_key) {
+                return Vec::new();
+            }
+            windows.push((next_key, next));
+            next = next.next();
+        }
+        self.claim_ahead(&mut counters.entries, windows, limit)
+    }
+
     /// Waits for reservations until one decides, or the wait runs out and the node falls
     /// back to its local share.
-    async fn admit_after_wait(self: &Arc<Self>, key: &str, limit: u64, window_end_ms: u64, fault_tolerant: bool, mut changed: watch::Receiver<u64>) -> Decision {
+    async fn admit_after_wait(self: &Arc<Self>, key: &str, limit: u64, window: Window, fault_tolerant: bool, mut changed: watch::Receiver<u64>) -> Decision {
         // The clock is read only here: most requests are admitted without waiting.
         let deadline = Instant::now() + self.wait;
         loop {
@@ -149,7 +216,7 @@ impl ClusterLimiter {
             if wait.is_zero() || tokio::time::timeout(wait, changed.changed()).await.is_err() {
                 self.mark_degraded(key);
             }
-            match self.try_decide(key, limit, window_end_ms, fault_tolerant) {
+            match self.try_decide(key, limit, window, fault_tolerant) {
                 Ok(decision) => return decision,
                 Err(next) => changed = next,
             }
@@ -158,13 +225,13 @@ impl ClusterLimiter {
 
     /// The decision, if it can be made now; else what tells of the next completed
     /// reservation for `key` (subscribed under the lock, so none is missed).
-    fn try_decide(self: &Arc<Self>, key: &str, limit: u64, window_end_ms: u64, fault_tolerant: bool) -> Result<Decision, watch::Receiver<u64>> {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+    fn try_decide(self: &Arc<Self>, key: &str, limit: u64, window: Window, fault_tolerant: bool) -> Result<Decision, watch::Receiver<u64>> {
+        let mut counters = self.lock();
         // Looked up before inserting, so that a known key is neither copied nor hashed
         // twice per request.
-        let entry = match entries.get_mut(key) {
+        let entry = match counters.entries.get_mut(key) {
             Some(entry) => entry,
-            None => entries.entry(key.to_owned()).or_insert_with(|| Entry::new(limit, window_end_ms)),
+            None => counters.entries.entry(key.to_owned()).or_insert_with(|| Entry::new(limit, window)),
         };
         let live = (self.live_nodes)();
         if let Some(until) = entry.degraded_until {
@@ -190,27 +257,34 @@ impl ClusterLimiter {
         };
         if let Some(want) = reserve {
             entry.bucket.pending = true;
-            self.spawn_reservation(key.to_owned(), want, limit, window_end_ms);
+            self.spawn_reservation(key.to_owned(), want, limit, window);
         }
-        match admission {
-            Admission::Admitted => Ok(Decision::Admitted { remaining: entry.bucket.remaining_estimate() }),
-            Admission::Rejected => Ok(Decision::Rejected),
-            Admission::NeedTokens => Err(entry.changed.subscribe()),
+        let decision = match admission {
+            Admission::Admitted => Decision::Admitted { remaining: entry.bucket.remaining_estimate() },
+            Admission::Rejected => Decision::Rejected,
+            Admission::NeedTokens => return Err(entry.changed.subscribe()),
+        };
+        if admission == Admission::Admitted && entry.bucket.used == 1 {
+            let ahead = entry.ahead;
+            let wants = self.on_first_use(&mut counters, key, limit, window, ahead);
+            drop(counters);
+            self.spawn_reservations(wants);
         }
+        Ok(decision)
     }
 
-    fn spawn_reservation(self: &Arc<Self>, key: String, want: u64, limit: u64, window_end_ms: u64) {
+    fn spawn_reservation(self: &Arc<Self>, key: String, want: u64, limit: u64, window: Window) {
         let this = self.clone();
         tokio::spawn(async move {
-            let result = this.reserver.reserve(key.clone(), want, limit, window_end_ms + COUNTER_GRACE_MS).await;
+            let result = this.reserver.reserve(key.clone(), want, limit, window.end_ms() + COUNTER_GRACE_MS).await;
             this.finish_reservation(&key, want, result);
         });
     }
 
     /// Records a reservation's outcome and wakes the requests waiting on it.
     fn finish_reservation(&self, key: &str, want: u64, result: Result<(u64, u64), ReserveError>) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(entry) = entries.get_mut(key) else { return };
+        let mut counters = self.lock();
+        let Some(entry) = counters.entries.get_mut(key) else { return };
         match result {
             Ok((granted, total)) => {
                 entry.bucket.on_grant(want, granted, total);
@@ -226,8 +300,8 @@ impl ClusterLimiter {
     }
 
     fn mark_degraded(&self, key: &str) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(entry) = entries.get_mut(key) {
+        let mut counters = self.lock();
+        if let Some(entry) = counters.entries.get_mut(key) {
             self.fall_back(entry, key);
         }
     }
@@ -239,9 +313,12 @@ impl ClusterLimiter {
         entry.degraded_until = Some(Instant::now() + Duration::from_secs(1));
     }
 
-    /// Forgets windows that have ended.
+    /// Forgets windows that have ended, and uses recorded for windows after them that
+    /// have ended too.
     pub fn sweep(&self, now_ms: u64) {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, e| e.window_end_ms > now_ms);
+        let mut counters = self.lock();
+        counters.entries.retain(|_, e| e.window.end_ms() > now_ms);
+        counters.recent.retain(|_, forget_at| *forget_at > now_ms);
     }
 }
 

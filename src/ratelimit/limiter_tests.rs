@@ -7,7 +7,11 @@ use std::time::Duration;
 use gatehouse_raft::{Store, StoreConfig};
 
 use super::*;
+use crate::ratelimit::window::{counter_key, Period};
 use crate::shutdown::ShutdownTrigger;
+
+/// A window that ends long after any test: no sweep forgets it.
+const FAR: Window = Window { period: Period::Second, start_ms: 9_000_000_000_000_000 };
 
 async fn store(dir: &tempfile::TempDir, initialize: bool) -> Store {
     let store = Store::open(StoreConfig::new(1, "127.0.0.1:0".parse().unwrap(), dir.path())).await.unwrap();
@@ -30,7 +34,7 @@ async fn admit_many(limiter: &Arc<ClusterLimiter>, n: usize, limit: u64, fault_t
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             let limiter = limiter.clone();
-            tokio::spawn(async move { limiter.admit("k", limit, u64::MAX - 10_000, fault_tolerant).await })
+            tokio::spawn(async move { limiter.admit("k", limit, FAR, fault_tolerant).await })
         })
         .collect();
     let (mut ok, mut rejected, mut unavailable) = (0, 0, 0);
@@ -78,9 +82,9 @@ async fn without_quorum_a_node_admits_its_local_share_or_refuses() {
 
 /// Decides one request, waiting for reservations in flight but never starting the clock
 /// that falls back: what `admit` does when reservations succeed.
-async fn decide_when_known(limiter: &Arc<ClusterLimiter>, key: &str, limit: u64, end: u64) -> Decision {
+async fn decide_when_known(limiter: &Arc<ClusterLimiter>, key: &str, limit: u64, window: Window) -> Decision {
     loop {
-        match limiter.try_decide(key, limit, end, true) {
+        match limiter.try_decide(key, limit, window, true) {
             Ok(decision) => return decision,
             Err(mut changed) => changed.changed().await.unwrap(),
         }
@@ -94,23 +98,22 @@ async fn a_busy_key_reserves_its_next_windows_in_one_raft_entry() {
     let (limiter, trigger) = limiter_over(&store);
     // Slices of 12000 / (4 x 3 nodes) = 1000: large enough to reserve ahead, and large
     // enough that 64 requests leave no prefetch of w0 in flight to share the log with.
-    let (limit, end) = (12_000, u64::MAX - 10_000);
+    let limit = 12_000;
     for _ in 1..AHEAD_MIN_USE {
-        limiter.admit("w0", limit, end, true).await;
+        limiter.admit("w0", limit, FAR, true).await;
     }
     assert!(!limiter.busy("w0"), "a key seen fewer than AHEAD_MIN_USE times is not busy");
-    limiter.admit("w0", limit, end, true).await;
+    limiter.admit("w0", limit, FAR, true).await;
     assert!(limiter.busy("w0") && !limiter.knows("w1"));
 
-    let entries_before = store.raft().metrics().borrow().last_log_index.unwrap();
-    limiter.reserve_ahead((1..=4).map(|w| (format!("w{w}"), end)).collect(), limit);
+    let before = log_mark(&store).await;
+    limiter.reserve_ahead((1..=4).map(|w| (format!("w{w}"), FAR)).collect(), limit);
     assert!(limiter.knows("w1"), "known as soon as reserved");
     for w in 1..=4 {
-        let decision = decide_when_known(&limiter, &format!("w{w}"), limit, end).await;
+        let decision = decide_when_known(&limiter, &format!("w{w}"), limit, FAR).await;
         assert!(matches!(decision, Decision::Admitted { .. }), "window {w}: {decision:?}");
     }
-    let entries_after = store.raft().metrics().borrow().last_log_index.unwrap();
-    assert_eq!(entries_after - entries_before, 1, "the four windows' reservations share one Raft entry");
+    assert_eq!(log_mark(&store).await - before - 1, 1, "the four windows' reservations share one Raft entry");
     for w in 1..=4 {
         let total = store.get(&format!("w{w}")).and_then(|kv| gatehouse_raft::kv::decode_counter(&kv.value));
         assert_eq!(total, Some(1_000), "window {w} got its first slice and no second reservation");
@@ -125,8 +128,94 @@ async fn small_slices_are_not_reserved_ahead() {
     let store = store(&dir, true).await;
     let (limiter, trigger) = limiter_over(&store);
     // Slices of 40 / 12 = 3 tokens: held ahead on one node they would starve the others.
-    limiter.reserve_ahead(vec![("w1".into(), u64::MAX - 10_000)], 40);
-    assert!(limiter.entries.lock().unwrap().is_empty(), "nothing reserved ahead");
+    limiter.reserve_ahead(vec![("w1".into(), FAR)], 40);
+    assert!(limiter.lock().entries.is_empty(), "nothing reserved ahead");
+    trigger.trigger();
+    store.shutdown().await;
+}
+
+/// The log index of a write of its own: the entries between two marks are what the
+/// limiter wrote meanwhile, if all of it was applied before the second (the metrics' last
+/// index can lag behind what the state machine shows, so it does not count them).
+async fn log_mark(store: &Store) -> u64 {
+    let mark = gatehouse_raft::Command::Put { key: "test/mark".into(), value: Vec::new(), expires_at: None };
+    store.write(mark).await.unwrap().log_index
+}
+
+/// Whether a reservation for `key` is in flight (set when one starts, under the lock).
+fn pending(limiter: &ClusterLimiter, key: &str) -> bool {
+    limiter.lock().entries.get(key).is_some_and(|e| e.bucket.pending)
+}
+
+/// Waits until the store has applied a counter for `key`.
+async fn applied_counter(store: &Store, key: &str) -> u64 {
+    let mut metrics = store.raft().metrics();
+    loop {
+        if let Some(total) = store.get(key).and_then(|kv| gatehouse_raft::kv::decode_counter(&kv.value)) {
+            return total;
+        }
+        metrics.changed().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_comes_back_has_its_next_windows_reserved_before_they_begin() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, true).await;
+    let (limiter, trigger) = limiter_over(&store);
+    // One request a window, far below AHEAD_MIN_USE; slices of 12000 / (4 x 3) = 1000.
+    let limit = 12_000;
+    let windows: Vec<Window> = std::iter::successors(Some(FAR), |w| Some(w.next())).take(10).collect();
+    let keys: Vec<String> = windows.iter().map(|w| counter_key("p", "10.0.0.7", w)).collect();
+    let other: Vec<String> = windows.iter().map(|w| counter_key("p", "10.0.0.8", w)).collect();
+
+    limiter.admit(&keys[0], limit, windows[0], true).await;
+    // Another key seen only from window 1 on: it has not come back yet.
+    limiter.admit(&other[1], limit, windows[1], true).await;
+    assert!(!limiter.knows(&keys[1]) && !limiter.knows(&other[2]), "a key seen once reserves nothing ahead");
+
+    // The first window's counter is forgotten, not that the key was used in it.
+    limiter.sweep(windows[0].end_ms());
+    assert!(!limiter.knows(&keys[0]));
+    let before = log_mark(&store).await;
+    limiter.admit(&keys[1], limit, windows[1], true).await;
+    for (w, key) in keys.iter().enumerate().take(6).skip(2) {
+        assert!(limiter.knows(key), "window {w} claimed at the key's first use in window 1");
+        assert_eq!(applied_counter(&store, key).await, 1_000, "window {w}: the first slice");
+    }
+    assert!(!limiter.knows(&keys[6]), "{WINDOWS_AHEAD} windows at a time");
+    // Window 1 itself waited for its reservation: that and the four windows ahead.
+    assert_eq!(log_mark(&store).await - before - 1, 2, "the windows ahead share one Raft entry");
+
+    // Windows 2 to 4 were reserved: their first requests find tokens and start nothing.
+    for (w, (key, window)) in keys.iter().zip(&windows).enumerate().take(5).skip(2) {
+        let decision = limiter.try_decide(key, limit, *window, true);
+        assert!(matches!(decision, Ok(Decision::Admitted { .. })), "window {w} admits at once: {decision:?}");
+        assert!(!pending(&limiter, key), "window {w}: no reservation in flight");
+    }
+    assert!(!limiter.knows(&keys[6]), "nothing claimed while the next window is known");
+    // The last window reserved ahead claims the next four at its first use.
+    limiter.admit(&keys[5], limit, windows[5], true).await;
+    for (w, key) in keys.iter().enumerate().skip(6) {
+        assert_eq!(applied_counter(&store, key).await, 1_000, "window {w}");
+    }
+    trigger.trigger();
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_skipped_a_window_is_not_reserved_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, true).await;
+    let (limiter, trigger) = limiter_over(&store);
+    let windows: Vec<Window> = std::iter::successors(Some(FAR), |w| Some(w.next())).take(4).collect();
+    let keys: Vec<String> = windows.iter().map(|w| counter_key("p", "10.0.0.7", w)).collect();
+    limiter.admit(&keys[0], 12_000, windows[0], true).await;
+    // The use in window 0 is remembered until window 1 ends, and no longer.
+    limiter.sweep(windows[1].end_ms());
+    limiter.admit(&keys[2], 12_000, windows[2], true).await;
+    assert!(!limiter.knows(&keys[3]), "window 1 had no request: window 2's is not a return");
+    assert!(limiter.lock().recent.len() == 1, "only window 2's use is remembered");
     trigger.trigger();
     store.shutdown().await;
 }

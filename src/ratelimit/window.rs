@@ -25,6 +25,12 @@ impl Window {
         Window { period: self.period, start_ms: self.end_ms() }
     }
 
+    /// The window of the same period before this one; none before the epoch's first.
+    pub fn previous(&self) -> Option<Window> {
+        let len = self.period.window_secs() * 1000;
+        self.start_ms.checked_sub(len).map(|start_ms| Window { period: self.period, start_ms })
+    }
+
     /// Whether `now_ms` falls in the window's last tenth (at most its last `cap_ms`): the
     /// time to reserve the next windows of a key that is busy.
     pub fn ending(&self, now_ms: u64, cap_ms: u64) -> bool {
@@ -66,6 +72,18 @@ pub fn key_prefix(out: &mut String, plugin_id: &str, identifier: &[u8]) {
     out.push('/');
 }
 
+/// The key of `other`'s counter for the plugin and identifier of `key`, the key of
+/// `window`'s counter; none for a key `counter_key` did not spell.
+pub fn sibling_key(key: &str, window: &Window, other: &Window) -> Option<String> {
+    let mut suffix = String::with_capacity(32);
+    push_window(&mut suffix, window);
+    let prefix = key.strip_suffix(suffix.as_str()).filter(|prefix| prefix.ends_with('/'))?;
+    let mut sibling = String::with_capacity(prefix.len() + suffix.len() + 2);
+    sibling.push_str(prefix);
+    push_window(&mut sibling, other);
+    Some(sibling)
+}
+
 /// Completes a `key_prefix` for `window`.
 pub fn push_window(out: &mut String, window: &Window) {
     out.push_str(window.period.name());
@@ -93,6 +111,20 @@ mod tests {
         let minute = Window::containing(Period::Minute, 60_000);
         assert!(!minute.ending(119_749, 250) && minute.ending(119_750, 250));
         assert_eq!(minute.next(), Window { period: Period::Minute, start_ms: 120_000 });
+    }
+
+    #[test]
+    fn a_sibling_key_names_another_window_of_the_same_plugin_and_identifier() {
+        let w = Window::containing(Period::Second, 7_000);
+        let key = counter_key("p", "1.2.3.4", &w);
+        assert_eq!(w.previous(), Some(Window::containing(Period::Second, 6_000)));
+        assert_eq!(Window::containing(Period::Second, 999).previous(), None);
+        assert_eq!(sibling_key(&key, &w, &w.next()), Some(counter_key("p", "1.2.3.4", &w.next())));
+        assert_eq!(sibling_key(&key, &w, &w.previous().unwrap()), Some(counter_key("p", "1.2.3.4", &w.previous().unwrap())));
+        let minute = Window::containing(Period::Minute, 7_000);
+        assert_eq!(sibling_key(&key, &minute, &minute.next()), None, "not the key of that window");
+        assert_eq!(sibling_key("second/7000", &w, &w.next()), None, "no prefix");
+        assert_eq!(sibling_key("w0", &w, &w.next()), None);
     }
 
     #[test]
