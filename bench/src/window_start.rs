@@ -1,8 +1,9 @@
 //! What a rate-limit window's first request waits: on an idle route, once per window,
 //! the first request just after a one-second boundary and the next one at once after it,
-//! on one keep-alive connection. With the cluster policy the first finds no tokens for the
-//! new window and waits for a reservation's Raft round; the next takes a token. With the
-//! local policy neither waits. The windows are the node's, aligned to the Unix second;
+//! on one keep-alive connection. With the cluster policy, the first request of a key new to
+//! the node finds no tokens for the window and waits for a reservation's Raft round; a key
+//! that came in the window before finds the window reserved ahead. The next request takes
+//! a token. With the local policy neither waits. The windows are the node's, aligned to the Unix second;
 //! node and driver share this machine's clock. With a fresh field, each window's requests
 //! carry a value never sent before, so that a route limited by that field sees a new key
 //! every window rather than one that comes back.

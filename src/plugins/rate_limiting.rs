@@ -14,7 +14,7 @@ use crate::http::Body;
 use crate::model::plugins::rate_limiting::RateLimitingConfig;
 use crate::proxy::context::RequestContext;
 use crate::proxy::errors::error_response;
-use crate::ratelimit::limiter::{ClusterLimiter, Decision, WINDOWS_AHEAD};
+use crate::ratelimit::limiter::{windows_ahead, ClusterLimiter, Decision};
 use crate::ratelimit::local::LocalLimiter;
 use crate::proxy::headers::ip_value;
 use crate::ratelimit::window::{self, Period, Window};
@@ -92,9 +92,10 @@ fn key_prefix(out: &mut String, plugin: &RateLimitPlugin, parts: &Parts, ctx: &R
 }
 
 
-/// The most time before a window's end at which a busy key reserves its next windows
-/// (otherwise the window's last tenth): long enough for a Raft round under load, short
-/// enough that only keys in use now hold tokens for the windows to come.
+/// The most time before a window's end at which a key busy from its first window here
+/// reserves its next windows (otherwise the window's last tenth): long enough for a Raft
+/// round under load, short enough that only keys in use now hold tokens for the windows
+/// to come.
 const RESERVE_AHEAD_MAX_MS: u64 = 250;
 
 static RETRY_AFTER: HeaderName = HeaderName::from_static("retry-after");
@@ -173,8 +174,11 @@ fn reserve_ahead(limiter: &Arc<ClusterLimiter>, key: &mut String, prefix_len: us
     if limiter.knows(key) {
         return;
     }
-    let mut windows = Vec::with_capacity(WINDOWS_AHEAD);
-    for _ in 0..WINDOWS_AHEAD {
+    // At least the next one: a busy key's wait at its next window's start is a wait for
+    // many requests, whatever the period.
+    let count = windows_ahead(&window).max(1);
+    let mut windows = Vec::with_capacity(count);
+    for _ in 0..count {
         key.truncate(prefix_len);
         window::push_window(key, &next);
         windows.push((key.clone(), next));

@@ -117,6 +117,22 @@ impl Bucket {
         })
     }
 
+    /// Gives up the tokens granted here and not used. They stay counted in the cluster's
+    /// total: nobody else gets them, which errs toward admitting fewer.
+    pub fn give_up_unused(&mut self) {
+        self.granted = self.granted.min(self.used);
+    }
+
+    /// A limit changed in the middle of the window applies at once: tokens granted under
+    /// the old one and not used are given up, so that a lowered limit admits nothing more
+    /// here than the new one leaves, and whether the budget is spent is judged again
+    /// (a raised limit may be reserved from once more).
+    pub fn change_limit(&mut self, limit: u64) {
+        self.limit = limit;
+        self.give_up_unused();
+        self.exhausted = self.cluster_granted >= limit;
+    }
+
     /// A cluster total learned other than by a grant (this node's applied counter).
     pub fn observe_cluster_total(&mut self, total: u64) {
         self.cluster_granted = self.cluster_granted.max(total);

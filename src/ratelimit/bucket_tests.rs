@@ -1,6 +1,7 @@
 //! Property tests of slice accounting: whatever the interleaving of admissions,
-//! reservations, grants, node crashes and window changes, admissions in a window never
-//! exceed its limit; and with demand above the limit, the whole budget gets used.
+//! reservations, grants, node crashes, window changes and limit changes, admissions in a
+//! window never exceed its limit; and with demand above the limit, the whole budget gets
+//! used.
 
 use proptest::prelude::*;
 
@@ -32,34 +33,46 @@ enum Step {
     NextWindow,
     /// A request arrives at node n while its reservations fail: fallback share.
     Fallback(usize),
+    /// The plugin's limit is changed to this, in the middle of the window.
+    ChangeLimit(u64),
 }
 
 fn steps(nodes: usize) -> impl Strategy<Value = Vec<Step>> {
-    steps_with_fallbacks(nodes, 0)
+    steps_with(nodes, 0, 0)
 }
 
-fn steps_with_fallbacks(nodes: usize, fallback_weight: u32) -> impl Strategy<Value = Vec<Step>> {
+fn steps_with(nodes: usize, fallback_weight: u32, change_weight: u32) -> impl Strategy<Value = Vec<Step>> {
     let step = prop_oneof![
         6 => (0..nodes).prop_map(Step::Request),
         4 => (0..nodes).prop_map(Step::Answer),
         1 => (0..nodes).prop_map(Step::Crash),
         1 => Just(Step::NextWindow),
         fallback_weight => (0..nodes).prop_map(Step::Fallback),
+        change_weight => (1u64..60).prop_map(Step::ChangeLimit),
     ];
     proptest::collection::vec(step, 0..400)
 }
 
 /// Plays `steps` against `nodes` buckets and one store counter, checking after every
 /// step that admissions beyond the limit are all fallback admissions (with no
-/// `Fallback` step: that nothing beyond the limit is admitted at all).
-fn play(limit: u64, nodes: usize, steps: Vec<Step>) -> Result<(), TestCaseError> {
+/// `Fallback` step: that nothing beyond the limit is admitted at all). After a limit
+/// change, the limit is the new one or what had been admitted by then, if more: nodes
+/// learn of the change at their next request, as the limiter does, and a reservation in
+/// flight is answered under the limit it was made with.
+fn play(mut limit: u64, nodes: usize, steps: Vec<Step>) -> Result<(), TestCaseError> {
     let mut counter = Counter::default();
     let mut buckets: Vec<Bucket> = (0..nodes).map(|_| Bucket::new(limit)).collect();
-    let mut pending: Vec<Option<u64>> = vec![None; nodes];
+    // Each node's reservation in flight: (want, the limit it was made under).
+    let mut pending: Vec<Option<(u64, u64)>> = vec![None; nodes];
     let (mut admitted, mut beyond_grants) = (0u64, 0u64);
+    // The most the window may admit (before fallbacks), and the most its counter may hold.
+    let (mut bound, mut counter_bound) = (limit, limit);
     for step in steps {
         match step {
             Step::Request(n) if n < nodes => {
+                if buckets[n].limit != limit {
+                    buckets[n].change_limit(limit);
+                }
                 let reserve = match buckets[n].try_admit() {
                     Admission::Admitted => {
                         admitted += 1;
@@ -71,7 +84,7 @@ fn play(limit: u64, nodes: usize, steps: Vec<Step>) -> Result<(), TestCaseError>
                 if let Some(want) = reserve {
                     prop_assert!(want >= buckets[n].debt(), "a reservation covers the debt");
                     buckets[n].pending = true;
-                    pending[n] = Some(want);
+                    pending[n] = Some((want, limit));
                 }
             }
             Step::Fallback(n) if n < nodes => {
@@ -82,16 +95,19 @@ fn play(limit: u64, nodes: usize, steps: Vec<Step>) -> Result<(), TestCaseError>
                 }
             }
             Step::Answer(n) if n < nodes => {
-                if let Some(want) = pending[n].take() {
-                    let (granted, total) = counter.reserve(want, limit);
+                if let Some((want, made_under)) = pending[n].take() {
+                    let (granted, total) = counter.reserve(want, made_under);
                     buckets[n].on_grant(want, granted, total);
+                    if buckets[n].limit != made_under {
+                        buckets[n].give_up_unused();
+                    }
                 }
             }
             Step::Crash(n) if n < nodes => {
                 buckets[n] = Bucket::new(limit);
                 // A reservation in flight may still commit; its tokens are simply lost.
-                if let Some(want) = pending[n].take() {
-                    counter.reserve(want, limit);
+                if let Some((want, made_under)) = pending[n].take() {
+                    counter.reserve(want, made_under);
                 }
             }
             Step::NextWindow => {
@@ -100,11 +116,17 @@ fn play(limit: u64, nodes: usize, steps: Vec<Step>) -> Result<(), TestCaseError>
                 pending = vec![None; nodes];
                 admitted = 0;
                 beyond_grants = 0;
+                (bound, counter_bound) = (limit, limit);
+            }
+            Step::ChangeLimit(new) => {
+                limit = new;
+                bound = admitted.max(new);
+                counter_bound = counter_bound.max(new);
             }
             _ => {}
         }
-        prop_assert!(admitted <= limit + beyond_grants, "admitted {} > limit {} + {} fallbacks", admitted, limit, beyond_grants);
-        prop_assert!(counter.total <= limit);
+        prop_assert!(admitted <= bound + beyond_grants, "admitted {} > bound {} + {} fallbacks", admitted, bound, beyond_grants);
+        prop_assert!(counter.total <= counter_bound);
     }
     Ok(())
 }
@@ -118,11 +140,19 @@ proptest! {
     }
 
     #[test]
-    fn fallback_admissions_are_the_only_excess_and_are_reserved_afterwards(limit in 1u64..60, nodes in 1usize..5, steps in steps_with_fallbacks(4, 3)) {
+    fn fallback_admissions_are_the_only_excess_and_are_reserved_afterwards(limit in 1u64..60, nodes in 1usize..5, steps in steps_with(4, 3, 0)) {
         // Quorum comes and goes: a node whose reservation fails admits from its fallback
         // share, beyond its grants. Those are the only admissions past the limit, and the
         // node's next reservation asks for them too, so normal admissions after a fallback
         // come out of the same budget.
+        play(limit, nodes, steps)?;
+    }
+
+    #[test]
+    fn a_changed_limit_holds_from_the_change_on(limit in 1u64..60, nodes in 1usize..5, steps in steps_with(4, 0, 1)) {
+        // Unused tokens granted under the old limit are given up, so a lowered limit
+        // admits nothing past max(new limit, already admitted), and a raised one is
+        // reserved from again.
         play(limit, nodes, steps)?;
     }
 

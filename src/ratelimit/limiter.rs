@@ -1,8 +1,9 @@
 //! Admission for the `cluster` policy: a request takes a token from this node's slice of
 //! the window's budget with no I/O; a slice running low is refilled through the batching
-//! reserver in the background, and the next windows of a key that comes back (used here
-//! in the window before) or is busy are reserved, together, before they begin; only a
-//! node with no token at all waits for a reservation.
+//! reserver in the background, and the next windows (within a minute) of a key that
+//! comes back (used here in the window before, or in a window reserved ahead for it) or
+//! is busy are reserved, together, before they begin; only a node with no token at all
+//! waits for a reservation. A limit changed in a window's middle applies at once.
 //! When reservations fail (no quorum) the node falls back to a local share of the budget
 //! (limit / live nodes of what was left when it last heard; see `Bucket::fallback_share`),
 //! and says so.
@@ -23,13 +24,25 @@ use super::window::{sibling_key, Window};
 const COUNTER_GRACE_MS: u64 = 5_000;
 
 /// Requests a key must have had in its window on this node before it reserves the next
-/// windows ahead: a key seen a few times (one client address among many) is not worth
-/// the counters and Raft entries.
+/// windows ahead in that window: a key seen a few times (one client address among many)
+/// is not worth the counters and Raft entries until it comes back in the next window.
 const AHEAD_MIN_USE: u64 = 64;
 
-/// How many windows a key reserves ahead, in one Raft entry: a key that keeps coming back
+/// The most windows a key reserves ahead, in one Raft entry: a key that keeps coming back
 /// then costs one round per this many windows.
-pub const WINDOWS_AHEAD: usize = 4;
+const WINDOWS_AHEAD: usize = 4;
+
+/// How far ahead windows are reserved: a minute. A wait for a Raft round once an hour is
+/// nothing, while an hour's or a day's slice held ahead would stay out of the other
+/// nodes' reach (and its counter in the store) for that long if the key went elsewhere.
+const AHEAD_HORIZON_MS: u64 = 60_000;
+
+/// How many windows after `window` a key reserves ahead: 4 seconds, 1 minute, none of the
+/// longer periods.
+pub fn windows_ahead(window: &Window) -> usize {
+    let len = window.end_ms() - window.start_ms;
+    usize::try_from(AHEAD_HORIZON_MS / len).unwrap_or(WINDOWS_AHEAD).min(WINDOWS_AHEAD)
+}
 
 /// Counts of live nodes, for slice sizes and the fallback share.
 pub type LiveNodes = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -170,8 +183,8 @@ impl ClusterLimiter {
         let this = self.clone();
         tokio::spawn(async move {
             let results = this.reserver.reserve_many(wants.clone()).await;
-            for ((key, want, _, _), result) in wants.into_iter().zip(results) {
-                this.finish_reservation(&key, want, result);
+            for ((key, want, limit, _), result) in wants.into_iter().zip(results) {
+                this.finish_reservation(&key, want, limit, result);
             }
         });
     }
@@ -181,18 +194,24 @@ impl ClusterLimiter {
     /// its next windows. A client that comes back every window, if fewer than
     /// `AHEAD_MIN_USE` times, would otherwise wait for a Raft round at each window's start.
     fn on_first_use(&self, counters: &mut Counters, key: &str, limit: u64, window: Window, ahead: bool) -> Vec<(String, u64, u64, u64)> {
+        let count = windows_ahead(&window);
+        if count == 0 {
+            return Vec::new();
+        }
         let hasher = counters.entries.hasher();
         counters.recent.insert(hasher.hash_one(key), window.next().end_ms());
         let came_before = || {
             let previous = window.previous().and_then(|previous| sibling_key(key, &window, &previous));
             previous.is_some_and(|previous| counters.recent.contains_key(&hasher.hash_one(previous.as_str())))
         };
-        if !(ahead || came_before()) {
+        // Checked first: keys are built only for a reservation that can be made.
+        let large_slices = Bucket::new(limit).prefetch((self.live_nodes)()).is_some();
+        if !large_slices || !(ahead || came_before()) {
             return Vec::new();
         }
-        let mut windows = Vec::with_capacity(WINDOWS_AHEAD);
+        let mut windows = Vec::with_capacity(count);
         let mut next = window.next();
-        for _ in 0..WINDOWS_AHEAD {
+        for _ in 0..count {
             // A key not spelled by `window::counter_key` (tests') has no next windows.
             let Some(next_key) = sibling_key(key, &window, &next) else { return Vec::new() };
             // The next window known: the windows after it will be claimed at its first use.
@@ -233,6 +252,9 @@ impl ClusterLimiter {
             Some(entry) => entry,
             None => counters.entries.entry(key.to_owned()).or_insert_with(|| Entry::new(limit, window)),
         };
+        if entry.bucket.limit != limit {
+            entry.bucket.change_limit(limit);
+        }
         let live = (self.live_nodes)();
         if let Some(until) = entry.degraded_until {
             if until > Instant::now() {
@@ -277,18 +299,33 @@ impl ClusterLimiter {
         let this = self.clone();
         tokio::spawn(async move {
             let result = this.reserver.reserve(key.clone(), want, limit, window.end_ms() + COUNTER_GRACE_MS).await;
-            this.finish_reservation(&key, want, result);
+            this.finish_reservation(&key, want, limit, result);
         });
     }
 
-    /// Records a reservation's outcome and wakes the requests waiting on it.
-    fn finish_reservation(&self, key: &str, want: u64, result: Result<(u64, u64), ReserveError>) {
+    /// Records the outcome of a reservation made under `limit` and wakes the requests
+    /// waiting on it.
+    fn finish_reservation(&self, key: &str, want: u64, limit: u64, result: Result<(u64, u64), ReserveError>) {
         let mut counters = self.lock();
         let Some(entry) = counters.entries.get_mut(key) else { return };
         match result {
             Ok((granted, total)) => {
                 entry.bucket.on_grant(want, granted, total);
+                // The limit changed while the reservation was in flight: what it granted
+                // under the old one stays counted, unused.
+                if entry.bucket.limit != limit {
+                    entry.bucket.give_up_unused();
+                }
                 entry.degraded_until = None;
+            }
+            // A window reserved ahead, not begun: forgotten, so that its first request
+            // reserves as a new key's would, and falls back only if that fails too (the
+            // quorum may be back by then).
+            Err(e) if entry.ahead && entry.bucket.used == 0 => {
+                tracing::debug!(%key, error = %e, "rate-limit reservation ahead failed; the window will reserve when it begins");
+                entry.changed.send_modify(|v| *v += 1);
+                counters.entries.remove(key);
+                return;
             }
             Err(e) => {
                 tracing::warn!(%key, error = %e, "rate-limit reservation failed; using the local share");

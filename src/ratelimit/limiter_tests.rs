@@ -147,15 +147,36 @@ fn pending(limiter: &ClusterLimiter, key: &str) -> bool {
     limiter.lock().entries.get(key).is_some_and(|e| e.bucket.pending)
 }
 
-/// Waits until the store has applied a counter for `key`.
+/// Waits until the store has applied a counter for `key`; fails after 10 s.
 async fn applied_counter(store: &Store, key: &str) -> u64 {
     let mut metrics = store.raft().metrics();
-    loop {
-        if let Some(total) = store.get(key).and_then(|kv| gatehouse_raft::kv::decode_counter(&kv.value)) {
-            return total;
+    let applied = async {
+        loop {
+            if let Some(total) = store.get(key).and_then(|kv| gatehouse_raft::kv::decode_counter(&kv.value)) {
+                return total;
+            }
+            metrics.changed().await.unwrap();
         }
-        metrics.changed().await.unwrap();
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(10), applied).await.unwrap_or_else(|_| panic!("no counter for {key}"))
+}
+
+/// Waits until no reservation for `key` is in flight in the limiter (its outcome
+/// recorded, not only applied by the store), or the key is gone; fails after 10 s.
+async fn settled(limiter: &ClusterLimiter, key: &str) {
+    let settled = async {
+        loop {
+            let mut changed = {
+                let counters = limiter.lock();
+                match counters.entries.get(key) {
+                    Some(entry) if entry.bucket.pending => entry.changed.subscribe(),
+                    _ => return,
+                }
+            };
+            changed.changed().await.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), settled).await.unwrap_or_else(|_| panic!("{key} still pending"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,6 +203,7 @@ async fn a_key_that_comes_back_has_its_next_windows_reserved_before_they_begin()
     for (w, key) in keys.iter().enumerate().take(6).skip(2) {
         assert!(limiter.knows(key), "window {w} claimed at the key's first use in window 1");
         assert_eq!(applied_counter(&store, key).await, 1_000, "window {w}: the first slice");
+        settled(&limiter, key).await;
     }
     assert!(!limiter.knows(&keys[6]), "{WINDOWS_AHEAD} windows at a time");
     // Window 1 itself waited for its reservation: that and the four windows ahead.
@@ -197,6 +219,7 @@ async fn a_key_that_comes_back_has_its_next_windows_reserved_before_they_begin()
     // The last window reserved ahead claims the next four at its first use.
     limiter.admit(&keys[5], limit, windows[5], true).await;
     for (w, key) in keys.iter().enumerate().skip(6) {
+        assert!(limiter.knows(key), "window {w} claimed at the first use of window 5");
         assert_eq!(applied_counter(&store, key).await, 1_000, "window {w}");
     }
     trigger.trigger();
@@ -211,11 +234,74 @@ async fn a_key_that_skipped_a_window_is_not_reserved_ahead() {
     let windows: Vec<Window> = std::iter::successors(Some(FAR), |w| Some(w.next())).take(4).collect();
     let keys: Vec<String> = windows.iter().map(|w| counter_key("p", "10.0.0.7", w)).collect();
     limiter.admit(&keys[0], 12_000, windows[0], true).await;
-    // The use in window 0 is remembered until window 1 ends, and no longer.
-    limiter.sweep(windows[1].end_ms());
     limiter.admit(&keys[2], 12_000, windows[2], true).await;
     assert!(!limiter.knows(&keys[3]), "window 1 had no request: window 2's is not a return");
-    assert!(limiter.lock().recent.len() == 1, "only window 2's use is remembered");
+    // A use is remembered until the window after its own ends, and no longer.
+    assert_eq!(limiter.lock().recent.len(), 2);
+    limiter.sweep(windows[1].end_ms());
+    assert_eq!(limiter.lock().recent.len(), 1, "only window 2's use is remembered");
+    trigger.trigger();
+    store.shutdown().await;
+}
+
+#[test]
+fn keys_reserve_ahead_within_a_minute() {
+    let at = |period| Window::containing(period, 1_700_000_000_000);
+    assert_eq!(windows_ahead(&at(Period::Second)), WINDOWS_AHEAD);
+    assert_eq!(windows_ahead(&at(Period::Minute)), 1);
+    assert_eq!(windows_ahead(&at(Period::Hour)), 0);
+    assert_eq!(windows_ahead(&at(Period::Year)), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minute_key_that_comes_back_reserves_the_next_minute_only_and_an_hour_key_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, true).await;
+    let (limiter, trigger) = limiter_over(&store);
+    for (period, expected) in [(Period::Minute, 1), (Period::Hour, 0)] {
+        let first = Window::containing(period, FAR.start_ms);
+        let windows: Vec<Window> = std::iter::successors(Some(first), |w| Some(w.next())).take(4).collect();
+        let keys: Vec<String> = windows.iter().map(|w| counter_key("p", "10.0.0.7", w)).collect();
+        limiter.admit(&keys[0], 12_000, windows[0], true).await;
+        limiter.admit(&keys[1], 12_000, windows[1], true).await;
+        let claimed: Vec<bool> = keys[2..].iter().map(|key| limiter.knows(key)).collect();
+        let want: Vec<bool> = (0..2).map(|i| i < expected).collect();
+        assert_eq!(claimed, want, "{period:?}");
+    }
+    trigger.trigger();
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_limit_applies_in_the_middle_of_a_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, true).await;
+    let (limiter, trigger) = limiter_over(&store);
+    // 12000: a first slice of 1000, nearly all of it unused here when the limit drops.
+    assert!(matches!(limiter.admit("k", 12_000, FAR, true).await, Decision::Admitted { .. }));
+    settled(&limiter, "k").await;
+    assert_eq!(limiter.admit("k", 5, FAR, true).await, Decision::Rejected, "1000 granted already: 5 leaves nothing");
+    // Raised past what was granted: reserved from again, and admitted.
+    assert!(matches!(limiter.admit("k", 2_000, FAR, true).await, Decision::Admitted { .. }));
+    let total = store.get("k").and_then(|kv| gatehouse_raft::kv::decode_counter(&kv.value)).unwrap();
+    assert!(total > 1_000 && total <= 2_000, "a second reservation under the new limit: {total}");
+    trigger.trigger();
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_reservation_ahead_is_forgotten_not_a_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    // Never initialised: no leader, so every reservation fails (after 200 ms).
+    let store = store(&dir, false).await;
+    let trigger = ShutdownTrigger::new();
+    let reserver = Reserver::start(store.clone(), Duration::from_millis(200), trigger.signal());
+    let limiter = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_millis(300));
+    limiter.reserve_ahead(vec![("w1".into(), FAR)], 12_000);
+    assert!(limiter.knows("w1"));
+    settled(&limiter, "w1").await;
+    assert!(!limiter.knows("w1"), "forgotten: the window reserves afresh when it begins");
+    assert!(!limiter.degraded(), "no fallback for a window nobody has asked for yet");
     trigger.trigger();
     store.shutdown().await;
 }
