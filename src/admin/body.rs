@@ -48,11 +48,16 @@ pub fn raw_input(req: &AdminRequest) -> Result<Map<String, Value>, BadBody> {
 /// the schema expects.
 pub fn entity_input<E: EntityType>(req: &AdminRequest) -> Result<Map<String, Value>, BadBody> {
     let mut input = raw_input(req)?;
-    let is_json = req.content_type.as_deref().is_some_and(|c| c.contains("json")) || req.body.first() == Some(&b'{');
-    if !is_json {
+    if is_form(req) {
         coerce_form::<E>(&mut input);
     }
     Ok(input)
+}
+
+/// Whether the body is form data, whose values are all text until a schema types them.
+pub fn is_form(req: &AdminRequest) -> bool {
+    let is_json = req.content_type.as_deref().is_some_and(|c| c.contains("json")) || req.body.first() == Some(&b'{');
+    !is_json
 }
 
 #[cfg(test)]

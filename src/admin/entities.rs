@@ -6,13 +6,13 @@ use hyper::{Response, StatusCode};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::body::entity_input;
+use super::body::{entity_input, is_form};
 use super::server::{AdminContext, AdminRequest};
 use super::write::{commit, Change, WriteError};
 use crate::applied::AppliedConfig;
 use crate::http::{json_response, Body};
 use crate::model::storage::index_key;
-use crate::model::{create, patch, replace, unix_now, Consumer, Entity, EntityType, KeyAuthCredential, KongError, Plugin, PutKey, Route, Service, Target, Upstream};
+use crate::model::{coerce_patch_form, create, patch, replace, unix_now, Consumer, Entity, EntityType, KeyAuthCredential, KongError, Plugin, PutKey, Route, Service, Target, Upstream};
 
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
@@ -232,11 +232,15 @@ pub async fn patch_one<E: AdminEntity>(ctx: &AdminContext, scope: Option<Scope>,
         Err(resp) => return resp,
     };
     let now = unix_now();
+    let form = is_form(req);
     let result = commit(ctx, |cfg| {
         let Some(existing) = lookup::<E>(cfg, scope, key) else {
             return Ok((vec![], None));
         };
         let mut input = input.clone();
+        if form {
+            coerce_patch_form(&existing, &mut input);
+        }
         cfg.snapshot.resolve_foreign_names(&mut input)?;
         let updated: E = patch(&existing, &Value::Object(input), now)?;
         let entity = checked(cfg, updated.clone().into())?;

@@ -172,6 +172,17 @@ pub fn coerce_form<E: EntityType>(input: &mut Map<String, Value>) {
     }
 }
 
+/// Form input for a PATCH of `existing`, coerced by the schema of the entity it makes: a
+/// plugin's schema depends on its name, which a PATCH body seldom repeats
+/// (`--data config.minute=5`).
+pub fn coerce_patch_form<E: EntityType>(existing: &E, input: &mut Map<String, Value>) {
+    let mut basis = existing.to_record();
+    basis.extend(input.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Ok(schema) = E::schema_for(&basis) {
+        schema.coerce_form(input);
+    }
+}
+
 /// POST: a new entity from `input`, with a fresh id unless one is given, timestamps set
 /// to `now` (Unix seconds) and defaults applied.
 pub fn create<E: EntityType>(input: &Value, now: f64) -> Result<E, KongError> {

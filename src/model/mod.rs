@@ -41,7 +41,7 @@ pub use consumer::{hash_key, Consumer, KeyAuthCredential};
 pub use declarative::{export_declarative, parse_declarative, parse_declarative_with};
 pub use diff::{diff, ConfigDiff};
 pub use entity::{
-    coerce_form, create, patch, replace, unix_now, EntityType, ForeignKey, Num, PutKey,
+    coerce_form, coerce_patch_form, create, patch, replace, unix_now, EntityType, ForeignKey, Num, PutKey,
 };
 pub use error::KongError;
 pub use plugin::Plugin;

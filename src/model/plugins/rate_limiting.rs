@@ -400,4 +400,15 @@ mod tests {
         let e = patch(&p, &json!({"config": {"hour": 1}}), 2.0).unwrap_err();
         assert!(e.message.contains("cannot be lower than"));
     }
+
+    #[test]
+    fn a_form_patch_is_typed_by_the_plugin_it_changes() {
+        // `--data config.hour=100`: no name in the body, so only the existing plugin says
+        // which schema types the text.
+        let p = mk(json!({"minute": 5})).unwrap();
+        let mut input = crate::model::input::form_to_json("config.hour=100&config.hide_client_headers=true");
+        crate::model::entity::coerce_patch_form(&p, &mut input);
+        let q = patch(&p, &Value::Object(input), 2.0).unwrap();
+        assert_eq!((q.config["hour"].clone(), q.config["hide_client_headers"].clone()), (json!(100), json!(true)));
+    }
 }
