@@ -110,6 +110,46 @@ async fn five_per_minute_holds_across_three_nodes_with_the_cluster_policy() {
     .await;
     let limit_fields: Vec<_> = refused.headers.keys().filter(|n| n.as_str().contains("ratelimit") || *n == "retry-after").collect();
     assert!(limit_fields.is_empty(), "{limit_fields:?}");
+
+    // A limit lowered in the middle of a window applies at once, as Kong compares each
+    // request with the limit of the moment: node 1 holds most of a slice of 100 granted
+    // under hour=1200, and must not spend it under hour=2.
+    let created = admin_form(&format!("http://{a}/services/s/routes"), "name=lowered&paths[]=/lowered").await;
+    assert!(created.status.is_success());
+    let plugin = admin_form(&format!("http://{a}/routes/lowered/plugins"), &format!("name=rate-limiting&config.hour=1200&{by_header}")).await;
+    let plugin_id = plugin.json()["id"].as_str().unwrap().to_owned();
+    let lowered = |n: usize| format!("http://{}/lowered", c.node(n).proxy());
+    well_inside_an_hour().await;
+    let first = wait_for("the 1200 an hour limit on node 1", Duration::from_secs(5), || async {
+        get_as(&lowered(1), "user").await.filter(|r| r.status.as_u16() == 200)
+    })
+    .await;
+    assert_eq!(first.headers["x-ratelimit-limit-hour"], "1200");
+    for _ in 0..2 {
+        assert_eq!(get_as(&lowered(1), "user").await.unwrap().status.as_u16(), 200);
+    }
+    let patch = format!("http://{a}/plugins/{plugin_id}");
+    let r = cluster_tests::http::request(Method::PATCH, &patch, Some("application/x-www-form-urlencoded"), b"config.hour=2".to_vec()).await.unwrap();
+    assert!(r.status.is_success(), "{} {}", r.status, String::from_utf8_lossy(&r.body));
+    for n in 1..=3 {
+        // Another caller's key shows when a node has the new limit, without using "user"'s.
+        wait_for("hour=2 on every node", Duration::from_secs(5), || async {
+            get_as(&lowered(n), "probe").await.filter(|r| r.headers.get("x-ratelimit-limit-hour").is_some_and(|v| v == "2"))
+        })
+        .await;
+        let reply = get_as(&lowered(n), "user").await.unwrap();
+        assert_eq!(reply.status.as_u16(), 429, "node {n}: 3 admitted already, over the new limit of 2");
+    }
+}
+
+/// Waits, if needed, until the hour has more than 10 s left, so that the lowered-limit
+/// check falls in one hour window.
+async fn well_inside_an_hour() {
+    wait_for("an hour window with time left", Duration::from_secs(11), || async {
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        (secs % 3600 < 3590).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
