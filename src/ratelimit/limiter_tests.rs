@@ -30,6 +30,20 @@ fn limiter_over(store: &Store) -> (Arc<ClusterLimiter>, ShutdownTrigger) {
     (ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2)), trigger)
 }
 
+/// A limiter over a store never initialised: no leader, so every reservation fails (after
+/// 200 ms), and a request waits 300 ms before it falls back. With the reserver, for a
+/// second limiter.
+fn leaderless_limiter(store: &Store) -> (Arc<ClusterLimiter>, Reserver, ShutdownTrigger) {
+    let trigger = ShutdownTrigger::new();
+    let reserver = Reserver::start(store.clone(), Duration::from_millis(200), trigger.signal());
+    (ClusterLimiter::new(reserver.clone(), Arc::new(|| 3), Duration::from_millis(300)), reserver, trigger)
+}
+
+/// The cluster-wide total the store has applied for `key`.
+fn counter(store: &Store, key: &str) -> Option<u64> {
+    store.get(key).and_then(|kv| gatehouse_raft::kv::decode_counter(&kv.value))
+}
+
 async fn admit_many(limiter: &Arc<ClusterLimiter>, n: usize, limit: u64, fault_tolerant: bool) -> (usize, usize, usize) {
     let tasks: Vec<_> = (0..n)
         .map(|_| {
@@ -63,11 +77,8 @@ async fn admits_exactly_the_limit_under_concurrency() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_quorum_a_node_admits_its_local_share_or_refuses() {
     let dir = tempfile::tempdir().unwrap();
-    // Never initialised: no leader, so every reservation fails.
     let store = store(&dir, false).await;
-    let trigger = ShutdownTrigger::new();
-    let reserver = Reserver::start(store.clone(), Duration::from_millis(200), trigger.signal());
-    let limiter = ClusterLimiter::new(reserver.clone(), Arc::new(|| 3), Duration::from_millis(300));
+    let (limiter, reserver, trigger) = leaderless_limiter(&store);
     let (ok, rejected, _) = admit_many(&limiter, 30, 20, true).await;
     assert_eq!((ok, rejected), (7, 23), "ceil(20 / 3 live nodes)");
     assert!(limiter.degraded());
@@ -115,8 +126,7 @@ async fn a_busy_key_reserves_its_next_windows_in_one_raft_entry() {
     }
     assert_eq!(log_mark(&store).await - before - 1, 1, "the four windows' reservations share one Raft entry");
     for w in 1..=4 {
-        let total = store.get(&format!("w{w}")).and_then(|kv| gatehouse_raft::kv::decode_counter(&kv.value));
-        assert_eq!(total, Some(1_000), "window {w} got its first slice and no second reservation");
+        assert_eq!(counter(&store, &format!("w{w}")), Some(1_000), "window {w} got its first slice and no second reservation");
     }
     trigger.trigger();
     store.shutdown().await;
@@ -152,7 +162,7 @@ async fn applied_counter(store: &Store, key: &str) -> u64 {
     let mut metrics = store.raft().metrics();
     let applied = async {
         loop {
-            if let Some(total) = store.get(key).and_then(|kv| gatehouse_raft::kv::decode_counter(&kv.value)) {
+            if let Some(total) = counter(store, key) {
                 return total;
             }
             metrics.changed().await.unwrap();
@@ -283,7 +293,7 @@ async fn a_changed_limit_applies_in_the_middle_of_a_window() {
     assert_eq!(limiter.admit("k", 5, FAR, true).await, Decision::Rejected, "1000 granted already: 5 leaves nothing");
     // Raised past what was granted: reserved from again, and admitted.
     assert!(matches!(limiter.admit("k", 2_000, FAR, true).await, Decision::Admitted { .. }));
-    let total = store.get("k").and_then(|kv| gatehouse_raft::kv::decode_counter(&kv.value)).unwrap();
+    let total = counter(&store, "k").unwrap();
     assert!(total > 1_000 && total <= 2_000, "a second reservation under the new limit: {total}");
     trigger.trigger();
     store.shutdown().await;
@@ -292,11 +302,8 @@ async fn a_changed_limit_applies_in_the_middle_of_a_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_reservation_ahead_is_forgotten_not_a_fallback() {
     let dir = tempfile::tempdir().unwrap();
-    // Never initialised: no leader, so every reservation fails (after 200 ms).
     let store = store(&dir, false).await;
-    let trigger = ShutdownTrigger::new();
-    let reserver = Reserver::start(store.clone(), Duration::from_millis(200), trigger.signal());
-    let limiter = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_millis(300));
+    let (limiter, _, trigger) = leaderless_limiter(&store);
     limiter.reserve_ahead(vec![("w1".into(), FAR)], 12_000);
     assert!(limiter.knows("w1"));
     settled(&limiter, "w1").await;
