@@ -252,6 +252,11 @@ impl ConfigSnapshot {
         })
     }
 
+    /// Whether any route's `service` is `service`.
+    pub fn service_has_routes(&self, service: Uuid) -> bool {
+        self.routes_by_service.get(&service).is_some_and(|routes| !routes.is_empty())
+    }
+
     /// Routes whose `service` is `service`, by id.
     pub fn routes_of_service(&self, service: Uuid) -> Vec<&Route> {
         self.routes_by_service

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::header::HeaderValue;
+use imbl::ordmap::DiffItem;
 use uuid::Uuid;
 
 use super::balancer::{Algorithm, Balancer};
@@ -222,17 +223,22 @@ impl ProxyTable {
 
 /// Whether a table built from `new` would route exactly as the one built from `old`:
 /// the maps routing reads are the same ones (persistent maps: unchanged ones compare by
-/// pointer), and every service a route refers to is unchanged. Then a write that adds
-/// or edits an unreferenced service, a consumer or a credential (key-auth reads those
-/// from `config` per request) rebuilds nothing: with a few hundred routes, rebuilding
-/// on every write was most of the CPU the write cost each node.
+/// pointer), and no service that changed has a route. Then a write that adds or edits
+/// an unreferenced service, a consumer or a credential (key-auth reads those from
+/// `config` per request) rebuilds nothing: with a few hundred routes, rebuilding on
+/// every write was most of the CPU the write cost each node. The services that changed
+/// come from the maps' diff, which skips the subtrees they share, so the check costs
+/// the change, not the routes (looking up every route's service took about 1 ms a
+/// write with 10,000 routes).
 fn routing_unchanged(old: &ConfigSnapshot, new: &ConfigSnapshot) -> bool {
     old.routes.ptr_eq(&new.routes)
         && old.plugins.ptr_eq(&new.plugins)
         && old.upstreams.ptr_eq(&new.upstreams)
         && old.targets.ptr_eq(&new.targets)
-        && (old.services.ptr_eq(&new.services)
-            || new.routes.values().filter_map(|r| r.service).all(|service| old.services.get(&service.id) == new.services.get(&service.id)))
+        // The diff names only services whose value differs (an equal rewrite is skipped).
+        && old.services.diff(&new.services).all(|change| match change {
+            DiffItem::Add(id, _) | DiffItem::Remove(id, _) | DiffItem::Update { new: (id, _), .. } => !new.service_has_routes(*id),
+        })
 }
 
 fn service_entry(s: &Service, upstreams: &HashMap<String, Arc<UpstreamEntry>>) -> ServiceEntry {

@@ -29,11 +29,22 @@ fn writes_routing_does_not_read_share_the_table_and_others_rebuild_it() {
     assert_eq!(addr_of_first_route(&first), "a.test:8080");
 
     // A service no route uses, and a consumer: nothing to rebuild.
-    snapshot.insert(service("unused", 9000).into());
+    let unused = service("unused", 9000);
+    snapshot.insert(unused.clone().into());
     snapshot.insert(create::<crate::model::Consumer>(&json!({"username": "bob"}), 1.0).unwrap().into());
     let second = table_of(&snapshot, Some(&first));
     assert!(Arc::ptr_eq(&first.router, &second.router) && Arc::ptr_eq(&first.routes, &second.routes));
     assert!(second.config.snapshot.consumers.values().any(|c| c.username.as_deref() == Some("bob")), "the new table still carries the new config");
+
+    // The used service written again as it was, the unused one edited then deleted.
+    snapshot.insert(used.clone().into());
+    let mut edited = unused.clone();
+    edited.port = 9001;
+    snapshot.insert(edited.into());
+    assert!(Arc::ptr_eq(&second.routes, &table_of(&snapshot, Some(&second)).routes), "an unused service edited");
+    snapshot.remove("services", unused.id);
+    let again = table_of(&snapshot, Some(&second));
+    assert!(Arc::ptr_eq(&second.router, &again.router) && Arc::ptr_eq(&second.routes, &again.routes));
 
     // The service a route uses changes: rebuilt, with the new port.
     let mut moved = used.clone();
