@@ -40,8 +40,7 @@ const AHEAD_HORIZON_MS: u64 = 60_000;
 /// How many windows after `window` a key reserves ahead: 4 seconds, 1 minute, none of the
 /// longer periods.
 pub fn windows_ahead(window: &Window) -> usize {
-    let len = window.end_ms() - window.start_ms;
-    usize::try_from(AHEAD_HORIZON_MS / len).unwrap_or(WINDOWS_AHEAD).min(WINDOWS_AHEAD)
+    usize::try_from(AHEAD_HORIZON_MS / window.len_ms()).unwrap_or(WINDOWS_AHEAD).min(WINDOWS_AHEAD)
 }
 
 /// Counts of live nodes, for slice sizes and the fallback share.

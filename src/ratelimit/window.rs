@@ -16,8 +16,13 @@ impl Window {
         Window { period, start_ms: now_ms - now_ms % len }
     }
 
+    /// How long a window of this period lasts.
+    pub fn len_ms(&self) -> u64 {
+        self.period.window_secs() * 1000
+    }
+
     pub fn end_ms(&self) -> u64 {
-        self.start_ms + self.period.window_secs() * 1000
+        self.start_ms + self.len_ms()
     }
 
     /// The window of the same period that follows this one.
@@ -27,14 +32,13 @@ impl Window {
 
     /// The window of the same period before this one; none before the epoch's first.
     pub fn previous(&self) -> Option<Window> {
-        let len = self.period.window_secs() * 1000;
-        self.start_ms.checked_sub(len).map(|start_ms| Window { period: self.period, start_ms })
+        self.start_ms.checked_sub(self.len_ms()).map(|start_ms| Window { period: self.period, start_ms })
     }
 
     /// Whether `now_ms` falls in the window's last tenth (at most its last `cap_ms`): the
     /// time to reserve the next windows of a key that is busy.
     pub fn ending(&self, now_ms: u64, cap_ms: u64) -> bool {
-        let lead = ((self.end_ms() - self.start_ms) / 10).min(cap_ms);
+        let lead = (self.len_ms() / 10).min(cap_ms);
         self.end_ms().saturating_sub(now_ms) <= lead
     }
 
