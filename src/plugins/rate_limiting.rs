@@ -14,7 +14,7 @@ use crate::http::Body;
 use crate::model::plugins::rate_limiting::RateLimitingConfig;
 use crate::proxy::context::RequestContext;
 use crate::proxy::errors::error_response;
-use crate::ratelimit::limiter::{windows_ahead, ClusterLimiter, Decision};
+use crate::ratelimit::limiter::{ClusterLimiter, Decision};
 use crate::ratelimit::local::LocalLimiter;
 use crate::proxy::headers::ip_value;
 use crate::ratelimit::window::{self, Period, Window};
@@ -123,7 +123,7 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
         match decision {
             Decision::Admitted { remaining } => {
                 if !plugin.local && window.ending(now_ms, RESERVE_AHEAD_MAX_MS) {
-                    reserve_ahead(&limiters.cluster, &mut key, prefix_len, window, limit.count);
+                    limiters.cluster.reserve_ahead_if_busy(&key, window, limit.count);
                 }
                 outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining, reset })
             }
@@ -157,34 +157,6 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
         }
     }
     Err(resp)
-}
-
-/// Reserves the windows after `window` if its key (in `key`) is busy here and the next
-/// one is not known yet: a key new here that is busy at once. A key that came in the
-/// window before has had them reserved at its first request in this one (see
-/// `ClusterLimiter::on_first_use`). `key` holds the current window's key on entry; its first
-/// `prefix_len` bytes are the plugin and identifier.
-fn reserve_ahead(limiter: &Arc<ClusterLimiter>, key: &mut String, prefix_len: usize, window: Window, limit: u64) {
-    if !limiter.busy(key) {
-        return;
-    }
-    let mut next = window.next();
-    key.truncate(prefix_len);
-    window::push_window(key, &next);
-    if limiter.knows(key) {
-        return;
-    }
-    // At least the next one: a busy key's wait at its next window's start is a wait for
-    // many requests, whatever the period.
-    let count = windows_ahead(&window).max(1);
-    let mut windows = Vec::with_capacity(count);
-    for _ in 0..count {
-        key.truncate(prefix_len);
-        window::push_window(key, &next);
-        windows.push((key.clone(), next));
-        next = next.next();
-    }
-    limiter.reserve_ahead(windows, limit);
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ const AHEAD_HORIZON_MS: u64 = 60_000;
 
 /// How many windows after `window` a key reserves ahead: 4 seconds, 1 minute, none of the
 /// longer periods.
-pub fn windows_ahead(window: &Window) -> usize {
+fn windows_ahead(window: &Window) -> usize {
     usize::try_from(AHEAD_HORIZON_MS / window.len_ms()).unwrap_or(WINDOWS_AHEAD).min(WINDOWS_AHEAD)
 }
 
@@ -69,6 +69,12 @@ struct Entry {
 impl Entry {
     fn new(limit: u64, window: Window) -> Entry {
         Entry { bucket: Bucket::new(limit), window, ahead: false, degraded_until: None, changed: watch::channel(0).0 }
+    }
+
+    /// Whether the key has had enough requests in this window here that its next windows
+    /// will likely come here too.
+    fn busy(&self) -> bool {
+        self.bucket.used >= AHEAD_MIN_USE
     }
 }
 
@@ -136,7 +142,7 @@ impl ClusterLimiter {
     /// Whether `key` has had enough requests in its window on this node that its next
     /// windows will likely come here too.
     pub fn busy(&self, key: &str) -> bool {
-        self.lock().entries.get(key).is_some_and(|e| e.bucket.used >= AHEAD_MIN_USE)
+        self.lock().entries.get(key).is_some_and(Entry::busy)
     }
 
     /// Whether this node holds `key`'s window already (in use, or reserved ahead).
@@ -151,15 +157,56 @@ impl ClusterLimiter {
     /// proxy's tail. Only while slices are large, as for a prefetch (see
     /// `Bucket::prefetch`), since tokens held here are tokens the other nodes cannot use.
     pub fn reserve_ahead(self: &Arc<Self>, windows: Vec<(String, Window)>, limit: u64) {
-        let wants = self.claim_ahead(&mut self.lock().entries, windows, limit);
+        let Some(want) = self.ahead_want(limit) else { return };
+        let wants = self.claim_ahead(&mut self.lock().entries, windows, limit, want);
         self.spawn_reservations(wants);
     }
 
+    /// Reserves the next windows of `key`, the key of `window`, if it is busy here: a key
+    /// new here that is busy at once. (A key that came in the window before has had them
+    /// reserved at its first request in this one; see `on_first_use`.)
+    pub fn reserve_ahead_if_busy(self: &Arc<Self>, key: &str, window: Window, limit: u64) {
+        let Some(want) = self.ahead_want(limit) else { return };
+        let wants = {
+            let mut counters = self.lock();
+            if !counters.entries.get(key).is_some_and(Entry::busy) {
+                return;
+            }
+            // At least the next one: a busy key's wait at its next window's start is a
+            // wait for many requests, whatever the period.
+            let count = windows_ahead(&window).max(1);
+            self.claim_after(&mut counters.entries, key, window, count, (limit, want))
+        };
+        self.spawn_reservations(wants);
+    }
+
+    /// The first slice of a window not begun, if slices are large enough to reserve ahead.
+    /// Every such window starts alike, so one fresh bucket says for all of them.
+    fn ahead_want(&self, limit: u64) -> Option<u64> {
+        Bucket::new(limit).prefetch((self.live_nodes)())
+    }
+
+    /// Claims the `count` windows after `window` for `key`, the key of `window`, unless the
+    /// next one is known already (the windows after it are claimed at its first use).
+    /// `reserve` is the limit and each window's first slice (`ahead_want`).
+    fn claim_after(&self, entries: &mut Entries, key: &str, window: Window, count: usize, reserve: (u64, u64)) -> Vec<(String, u64, u64, u64)> {
+        let mut windows = Vec::with_capacity(count);
+        let mut next = window.next();
+        for _ in 0..count {
+            // A key not spelled by `window::counter_key` (tests') has no next windows.
+            let Some(next_key) = sibling_key(key, &window, &next) else { return Vec::new() };
+            if windows.is_empty() && entries.contains_key(&next_key) {
+                return Vec::new();
+            }
+            windows.push((next_key, next));
+            next = next.next();
+        }
+        self.claim_ahead(entries, windows, reserve.0, reserve.1)
+    }
+
     /// Enters `windows` not known yet as reserved ahead, pending; returns the reservations
-    /// they need.
-    fn claim_ahead(&self, entries: &mut Entries, windows: Vec<(String, Window)>, limit: u64) -> Vec<(String, u64, u64, u64)> {
-        // Every window not begun starts alike, so one fresh bucket says for all of them.
-        let Some(want) = Bucket::new(limit).prefetch((self.live_nodes)()) else { return Vec::new() };
+    /// of `want` each that they need.
+    fn claim_ahead(&self, entries: &mut Entries, windows: Vec<(String, Window)>, limit: u64, want: u64) -> Vec<(String, u64, u64, u64)> {
         let mut wants = Vec::with_capacity(windows.len());
         for (key, window) in windows {
             if entries.contains_key(&key) {
@@ -204,23 +251,11 @@ impl ClusterLimiter {
             previous.is_some_and(|previous| counters.recent.contains_key(&hasher.hash_one(previous.as_str())))
         };
         // Checked first: keys are built only for a reservation that can be made.
-        let large_slices = Bucket::new(limit).prefetch((self.live_nodes)()).is_some();
-        if !large_slices || !(ahead || came_before()) {
+        let Some(want) = self.ahead_want(limit) else { return Vec::new() };
+        if !(ahead || came_before()) {
             return Vec::new();
         }
-        let mut windows = Vec::with_capacity(count);
-        let mut next = window.next();
-        for _ in 0..count {
-            // A key not spelled by `window::counter_key` (tests') has no next windows.
-            let Some(next_key) = sibling_key(key, &window, &next) else { return Vec::new() };
-            // The next window known: the windows after it will be claimed at its first use.
-            if windows.is_empty() && counters.entries.contains_key(&next_key) {
-                return Vec::new();
-            }
-            windows.push((next_key, next));
-            next = next.next();
-        }
-        self.claim_ahead(&mut counters.entries, windows, limit)
+        self.claim_after(&mut counters.entries, key, window, count, (limit, want))
     }
 
     /// Waits for reservations until one decides, or the wait runs out and the node falls

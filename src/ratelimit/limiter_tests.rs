@@ -312,3 +312,26 @@ async fn a_failed_reservation_ahead_is_forgotten_not_a_fallback() {
     trigger.trigger();
     store.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_busy_in_its_first_window_here_reserves_its_next_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, true).await;
+    let (limiter, trigger) = limiter_over(&store);
+    let windows: Vec<Window> = std::iter::successors(Some(FAR), |w| Some(w.next())).take(6).collect();
+    let keys: Vec<String> = windows.iter().map(|w| counter_key("p", "10.0.0.7", w)).collect();
+    for _ in 1..AHEAD_MIN_USE {
+        limiter.admit(&keys[0], 12_000, windows[0], true).await;
+    }
+    limiter.reserve_ahead_if_busy(&keys[0], windows[0], 12_000);
+    assert!(!limiter.knows(&keys[1]), "not busy yet: nothing reserved");
+    limiter.admit(&keys[0], 12_000, windows[0], true).await;
+    limiter.reserve_ahead_if_busy(&keys[0], windows[0], 12_000);
+    let claimed: Vec<bool> = keys[1..].iter().map(|key| limiter.knows(key)).collect();
+    assert_eq!(claimed, [true, true, true, true, false], "the next {WINDOWS_AHEAD} second windows");
+    for (w, key) in keys.iter().enumerate().take(5).skip(1) {
+        assert_eq!(applied_counter(&store, key).await, 1_000, "window {w}");
+    }
+    trigger.trigger();
+    store.shutdown().await;
+}
