@@ -170,6 +170,12 @@ impl Cluster {
         &self.nodes[i - 1]
     }
 
+    /// The index of the node that the `/cluster` answer `s` names `id`.
+    pub fn index_of(&self, s: &serde_json::Value, id: u64) -> usize {
+        let admin = view::admin_of(s, id).unwrap_or_else(|| panic!("/cluster names no node {id}"));
+        self.nodes.iter().find(|n| n.admin() == admin).unwrap_or_else(|| panic!("no node serves {admin}")).index
+    }
+
     /// `GET /cluster` on node `i`.
     pub async fn status(&self, i: usize) -> Option<serde_json::Value> {
         let reply = http::get(&format!("http://{}/cluster", self.node(i).admin())).await.ok()?;

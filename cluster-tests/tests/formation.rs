@@ -68,8 +68,7 @@ async fn killing_the_leader_elects_another_while_survivors_keep_proxying() {
     cluster_tests::http::admin_form(&format!("http://{a}/services/s/routes"), "paths[]=/p").await;
     let s = c.status(1).await.unwrap();
     let leader = view::leader(&s).unwrap();
-    let admin = view::admin_of(&s, leader).unwrap();
-    let victim = c.nodes.iter().find(|n| n.admin() == admin).unwrap().index;
+    let victim = c.index_of(&s, leader);
     let survivors: Vec<String> = c.nodes.iter().filter(|n| n.index != victim).map(|n| n.proxy()).collect();
     for p in &survivors {
         wait_for("the route on a survivor", Duration::from_secs(5), || async {
@@ -117,7 +116,7 @@ async fn a_dead_voter_is_replaced_by_a_learner() {
     let leader = view::leader(&s).unwrap();
     let learner = s["nodes"].as_array().unwrap().iter().find(|n| n["role"] == "learner").unwrap()["id"].as_u64().unwrap();
     let victim_id = view::voters(&s).iter().map(|v| v["id"].as_u64().unwrap()).find(|id| *id != leader).unwrap();
-    let victim = c.nodes.iter().find(|n| Some(n.admin()) == view::admin_of(&s, victim_id)).unwrap().index;
+    let victim = c.index_of(&s, victim_id);
     let observer = c.nodes.iter().find(|n| n.index != victim).unwrap().index;
     c.kill(victim);
     wait_for("the learner to replace the dead voter", Duration::from_secs(15), || async {
@@ -179,7 +178,7 @@ async fn a_whole_cluster_restarted_without_its_leader_elects_another() {
     form(&mut c, 3, 3, &[]).await;
     let s = c.status(1).await.unwrap();
     let old_leader = view::leader(&s).unwrap();
-    let leader_index = c.nodes.iter().find(|n| Some(n.admin()) == view::admin_of(&s, old_leader)).unwrap().index;
+    let leader_index = c.index_of(&s, old_leader);
     for i in 1..=3 {
         c.kill(i);
     }
@@ -210,7 +209,7 @@ async fn leave_hands_off_and_the_node_exits() {
     let s = c.status(1).await.unwrap();
     let leader = view::leader(&s).unwrap();
     let admin = view::admin_of(&s, leader).unwrap();
-    let leaving = c.nodes.iter().find(|n| n.admin() == admin).unwrap().index;
+    let leaving = c.index_of(&s, leader);
     let (code, out, err) = c.cli(&["leave", "--admin", &admin]);
     assert_eq!(code, 0, "leave failed: {out}{err}");
     assert_eq!(c.wait_exit(leaving, Duration::from_secs(15)).await, Some(0));
