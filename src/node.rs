@@ -110,6 +110,7 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
         metrics: metrics.clone(),
         listen_port: args.proxy_addr().port().into(),
         regexes: Arc::default(),
+        serving: tokio::sync::watch::channel(0).0,
     });
     let admin = Arc::new(AdminContext {
         store: store.clone(),

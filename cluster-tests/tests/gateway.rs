@@ -193,8 +193,12 @@ async fn a_route_added_while_traffic_flows_fails_no_request() {
     c.start_echo("127.0.22.100:9000", "echo-c");
     form(&mut c, 3, 3, &[]).await;
     let a1 = c.node(1).admin();
-    send(form_post(&format!("http://{a1}/services"), "name=s&url=http://127.0.22.100:9000")).await;
-    send(form_post(&format!("http://{a1}/services/s/routes"), "paths[]=/old")).await;
+    // 2,000 routes make each rebuild of the router take milliseconds, which a write's
+    // acknowledgement must cover (checked below).
+    let routes: Vec<_> = std::iter::once("/old".to_owned()).chain((0..2000).map(|n| format!("/bulk{n}"))).map(|p| json!({ "paths": [p] })).collect();
+    let file = json!({ "_format_version": "3.0", "services": [{ "name": "s", "url": "http://127.0.22.100:9000", "routes": routes }] });
+    let loaded = post_json(&format!("http://{a1}/config"), &file).await.unwrap();
+    assert_eq!(loaded.status.as_u16(), 200, "{}", String::from_utf8_lossy(&loaded.body));
     for i in 1..=3 {
         wait_status(&format!("http://{}/old", c.node(i).proxy()), 200).await;
     }
@@ -209,9 +213,18 @@ async fn a_route_added_while_traffic_flows_fails_no_request() {
         }
         failures
     });
+    let mut unrouted = Vec::new();
     for k in 0..10 {
-        send(form_post(&format!("http://{}/services/s/routes", c.node(k % 3 + 1).admin()), &format!("paths[]=/new{k}"))).await;
+        let node = c.node(k % 3 + 1);
+        let created = send(form_post(&format!("http://{}/services/s/routes", node.admin()), &format!("paths[]=/new{k}"))).await;
+        assert_eq!(created.status.as_u16(), 201);
+        // The node that acknowledged a write already routes by it: no waiting here.
+        let at_once = get(&format!("http://{}/new{k}", node.proxy())).await.unwrap();
+        if at_once.status.as_u16() != 200 {
+            unrouted.push((k, at_once.status.as_u16()));
+        }
     }
+    assert!(unrouted.is_empty(), "routes not served right after their acknowledgement: {unrouted:?}");
     let failures = traffic.await.unwrap();
     assert!(failures.is_empty(), "{} requests failed during route changes, e.g. {:?}", failures.len(), failures.first());
     for i in 1..=3 {

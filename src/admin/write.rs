@@ -154,6 +154,16 @@ pub async fn catch_up(ctx: &AdminContext) -> Result<(), WriteError> {
     Ok(())
 }
 
+/// Waits until this node's proxy routes by `revision`: a client that curls the node
+/// right after its write was acknowledged finds the change. The rebuild is milliseconds
+/// even with 10,000 routes; the bound only keeps a stuck rebuild from holding the
+/// answer of a write that is committed either way.
+async fn served_here(ctx: &AdminContext, revision: u64) {
+    if tokio::time::timeout(Duration::from_secs(5), ctx.proxy.serving_at_least(revision)).await.is_err() {
+        tracing::warn!(revision, "acknowledging a write this node's proxy does not route by yet");
+    }
+}
+
 /// Computes changes with `plan` against the current view and commits them; recomputes
 /// against a fresher view when a precondition failed. Returns `plan`'s output once
 /// committed and visible on this node.
@@ -178,6 +188,7 @@ pub async fn commit<T>(ctx: &AdminContext, mut plan: impl FnMut(&AppliedConfig) 
         match written.response {
             Response::Txn { failed: None, revision } => {
                 ctx.applied.at_least(revision).await;
+                served_here(ctx, revision).await;
                 return Ok(out);
             }
             Response::Txn { failed: Some(f), .. } => {

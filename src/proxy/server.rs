@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use hyper::header::HeaderValue;
 use hyper::{Request, Response};
+use tokio::sync::watch;
 
 use super::pipeline;
 use super::response_fields::GatewayFields;
@@ -29,6 +30,18 @@ pub struct Proxy {
     pub listen_port: HeaderValue,
     /// Compiled regex paths, reused by every rebuild.
     pub regexes: Arc<RegexCache>,
+    /// The configuration revision `table` was last built from (or failed to build from:
+    /// the old table then stays, and waiting longer would not bring a newer one).
+    pub serving: watch::Sender<u64>,
+}
+
+impl Proxy {
+    /// Waits until the table in service reflects configuration `revision`, so that an
+    /// acknowledged admin write is already routed by this node's proxy.
+    pub async fn serving_at_least(&self, revision: u64) {
+        let mut rx = self.serving.subscribe();
+        let _ = rx.wait_for(|r| *r >= revision).await;
+    }
 }
 
 pub struct ProxyHandler(pub Arc<Proxy>);
@@ -47,6 +60,7 @@ pub async fn follow_config(proxy: Arc<Proxy>, applied: Applied, mut shutdown: Sh
     let mut changes = applied.subscribe();
     loop {
         let config = applied.get();
+        let revision = config.revision;
         let previous = proxy.table.load_full();
         let regexes = proxy.regexes.clone();
         // Compiling 10,000 routes takes milliseconds of CPU: keep it off the async workers.
@@ -56,6 +70,7 @@ pub async fn follow_config(proxy: Arc<Proxy>, applied: Applied, mut shutdown: Sh
             Ok(Err(e)) => tracing::error!(error = %e, "route table rebuild failed; still serving the previous one"),
             Err(e) => tracing::error!(error = %e, "route table rebuild panicked; still serving the previous one"),
         }
+        proxy.serving.send_replace(revision);
         tokio::select! {
             _ = shutdown.wait() => return,
             changed = changes.changed() => if changed.is_err() { return },
