@@ -62,9 +62,17 @@ pub async fn follow_config(proxy: Arc<Proxy>, applied: Applied, mut shutdown: Sh
         let config = applied.get();
         let revision = config.revision;
         let previous = proxy.table.load_full();
-        let regexes = proxy.regexes.clone();
-        // Compiling 10,000 routes takes milliseconds of CPU: keep it off the async workers.
-        let built = tokio::task::spawn_blocking(move || ProxyTable::build(config, Some(&previous), &regexes)).await;
+        let built = match ProxyTable::reuse(&config, &previous) {
+            // Most writes (services without routes, consumers, credentials) end here, with
+            // nothing to compile: no hop to the blocking pool, which an admin write's answer
+            // would wait for (a few microseconds of its 0.35 ms, measured by hand).
+            Some(table) => Ok(Ok(table)),
+            None => {
+                let regexes = proxy.regexes.clone();
+                // Compiling 10,000 routes takes milliseconds of CPU: keep it off the async workers.
+                tokio::task::spawn_blocking(move || ProxyTable::build(config, Some(&previous), &regexes)).await
+            }
+        };
         match built {
             Ok(Ok(table)) => proxy.table.store(Arc::new(table)),
             Ok(Err(e)) => tracing::error!(error = %e, "route table rebuild failed; still serving the previous one"),
