@@ -70,6 +70,10 @@ fn unauthorized(cfg: &KeyAuthConfig, message: &str, ctx: &RequestContext) -> Res
     resp
 }
 
+fn has_query_param(uri: &Uri, name: &str) -> bool {
+    uri.query().is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == name))
+}
+
 fn without_query_param(uri: &Uri, name: &str) -> Uri {
     let kept: Vec<(String, String)> =
         form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().filter(|(k, _)| k != name).collect();
@@ -106,10 +110,11 @@ pub fn access(cfg: &KeyAuthConfig, snapshot: &ConfigSnapshot, parts: &mut Parts,
     // The request's borrow ends here, so the match can rewrite it.
     if let Some((known, name, in_query)) = matched {
         if cfg.hide_credentials {
-            if in_query {
+            // Wherever the key was found, the name goes from both places (as Kong): a copy
+            // the client also put in the query must not reach the upstream either.
+            parts.headers.remove(name);
+            if in_query || has_query_param(&parts.uri, name) {
                 parts.uri = without_query_param(&parts.uri, name);
-            } else {
-                parts.headers.remove(name);
             }
         }
         ctx.consumer_fields = Some(ConsumerFields { values: Arc::clone(&known.fields), anonymous: false });

@@ -88,6 +88,11 @@ async fn hide_credentials_strips_the_key_and_plugins_see_the_consumer_not_forged
     let mut p = parts("/x", &[("apikey", "s3cret")]);
     access(&cfg, &snap, &mut p, &mut ctx(), || 2.0).unwrap();
     assert!(p.headers.get("apikey").is_none());
+    // Found in the header, and also in the query: neither copy reaches the upstream.
+    let mut p = parts("/x?apikey=s3cret&z=1", &[("apikey", "s3cret")]);
+    access(&cfg, &snap, &mut p, &mut ctx(), || 2.0).unwrap();
+    assert!(p.headers.get("apikey").is_none());
+    assert_eq!(p.uri.query(), Some("z=1"));
 }
 
 #[tokio::test]
