@@ -1,26 +1,27 @@
-//! The path sent upstream, by Kong's v0 rules: with strip_path the matched part of the
-//! request path is removed, and what remains is appended to the service's path.
+//! The path sent upstream, by Kong's v0 rules (`path_handling` "v0", Kong's default): with
+//! strip_path the matched part of the request path is removed, and what remains is
+//! appended to the service's path with one slash between them; a request for exactly
+//! the matched part gets the service path without its trailing slash.
 
-/// `matched` is the part of the request path the route matched (prefix or regex).
+/// `matched` is the part of the request path the route matched (prefix or regex); a
+/// route without paths matches "/".
 pub fn upstream_path(service_path: Option<&str>, request_path: &str, matched: Option<&str>, strip_path: bool) -> String {
-    let mut rest = match (strip_path, matched) {
-        (true, Some(m)) => request_path.strip_prefix(m).unwrap_or(request_path).to_owned(),
-        _ => request_path.to_owned(),
-    };
-    if !rest.starts_with('/') {
-        rest.insert(0, '/');
+    let service = service_path.unwrap_or("/");
+    // The service path without one trailing slash ("" for the root): a remainder that
+    // starts with a slash follows it directly.
+    let joint = service.strip_suffix('/').unwrap_or(service);
+    if !strip_path {
+        // Kong keeps the service path as written for a request of "/" alone.
+        return if request_path == "/" { service.to_owned() } else { format!("{joint}{request_path}") };
     }
-    let base = service_path.unwrap_or("/");
-    if base == "/" {
-        return rest;
+    let rest = request_path.strip_prefix(matched.unwrap_or("/")).unwrap_or(request_path);
+    if rest.is_empty() {
+        return if joint.is_empty() { "/".to_owned() } else { joint.to_owned() };
     }
-    if rest == "/" {
-        return base.to_owned();
-    }
-    if base.ends_with('/') {
-        format!("{base}{}", &rest[1..])
+    if rest.starts_with('/') {
+        format!("{joint}{rest}")
     } else {
-        format!("{base}{rest}")
+        format!("{joint}/{rest}")
     }
 }
 
@@ -36,25 +37,72 @@ pub fn upstream_target(path: &str, query: Option<&str>) -> String {
 mod tests {
     use super::*;
 
+    /// Kong's own expectations for path_handling v0 (its router path-handling fixture),
+    /// every combination of its service paths, route paths and strip_path, plus the
+    /// cases this module had before (a regex match, a prefix inside a segment).
     #[test]
     fn kong_v0_cases() {
         let cases = [
-            // (service path, request, matched, strip) -> upstream
-            (None, "/bar/baz", Some("/bar"), true, "/baz"),
-            (None, "/bar/baz", Some("/bar"), false, "/bar/baz"),
-            (Some("/foo"), "/bar/baz", Some("/bar"), true, "/foo/baz"),
-            (Some("/foo"), "/bar/baz", Some("/bar"), false, "/foo/bar/baz"),
-            (Some("/foo"), "/bar", Some("/bar"), true, "/foo"),
-            (Some("/foo/"), "/bar", Some("/bar"), true, "/foo/"),
-            (Some("/foo/"), "/bar/baz", Some("/bar"), true, "/foo/baz"),
-            (Some("/"), "/bar/", Some("/bar"), true, "/"),
-            (None, "/bar", Some("/ba"), true, "/r"),
-            (None, "/users/42/x", Some("/users/42"), true, "/x"),
-            (Some("/api"), "/", None, true, "/api"),
+            // (service path, route path, strip, request) -> upstream
+            ("/", Some("/"), false, "/", "/"),
+            ("/", Some("/"), true, "/", "/"),
+            ("/", Some("/"), true, "/route", "/route"),
+            ("/", Some("/"), true, "/route/", "/route/"),
+            ("/", Some("/"), false, "/route/req", "/route/req"),
+            ("/", Some("/route"), false, "/routereq", "/routereq"),
+            ("/", Some("/route"), true, "/route", "/"),
+            ("/", Some("/route"), true, "/route/", "/"),
+            ("/", Some("/route"), true, "/routereq", "/req"),
+            ("/", Some("/route/"), true, "/route/", "/"),
+            ("/", Some("/route/"), true, "/route/req", "/req"),
+            ("/srv", Some("/rou"), false, "/roureq", "/srv/roureq"),
+            ("/srv", Some("/rou"), true, "/roureq", "/srv/req"),
+            ("/srv/", Some("/rou"), false, "/rou", "/srv/rou"),
+            ("/srv/", Some("/rou"), true, "/rou", "/srv"),
+            ("/service", Some("/"), false, "/", "/service"),
+            ("/service", Some("/"), true, "/", "/service"),
+            ("/service", Some("/"), true, "/route", "/service/route"),
+            ("/service", Some("/"), false, "/route/", "/service/route/"),
+            ("/service", Some("/"), true, "/routereq", "/service/routereq"),
+            ("/service", Some("/route"), false, "/route", "/service/route"),
+            ("/service", Some("/route"), false, "/route/", "/service/route/"),
+            ("/service", Some("/route"), true, "/route", "/service"),
+            ("/service", Some("/route"), true, "/route/", "/service/"),
+            ("/service", Some("/route"), true, "/routereq", "/service/req"),
+            ("/service", Some("/route/"), false, "/route/req", "/service/route/req"),
+            ("/service", Some("/route/"), true, "/route/", "/service"),
+            ("/service", Some("/route/"), true, "/route/req", "/service/req"),
+            ("/service/", Some("/"), false, "/", "/service/"),
+            ("/service/", Some("/"), true, "/", "/service"),
+            ("/service/", Some("/"), true, "/route/", "/service/route/"),
+            ("/service/", Some("/"), false, "/routereq", "/service/routereq"),
+            ("/service/", Some("/"), true, "/route/req", "/service/route/req"),
+            ("/service/", Some("/route"), false, "/route", "/service/route"),
+            ("/service/", Some("/route"), true, "/route", "/service"),
+            ("/service/", Some("/route"), true, "/route/", "/service/"),
+            ("/service/", Some("/route"), true, "/routereq", "/service/req"),
+            ("/service/", Some("/route/"), false, "/route/req", "/service/route/req"),
+            ("/service/", Some("/route/"), true, "/route/", "/service"),
+            ("/service/", Some("/route/"), true, "/route/req", "/service/req"),
+            // Routes by host only.
+            ("/", None, true, "/", "/"),
+            ("/", None, false, "/route/", "/route/"),
+            ("/", None, true, "/route", "/route"),
+            ("/service", None, false, "/", "/service"),
+            ("/service", None, true, "/", "/service"),
+            ("/service", None, true, "/route/", "/service/route/"),
+            ("/service/", None, false, "/", "/service/"),
+            ("/service/", None, true, "/", "/service"),
+            ("/service/", None, false, "/route", "/service/route"),
+            ("/service/", None, true, "/route/", "/service/route/"),
+            // A regex route's match.
+            ("/", Some("/users/42"), true, "/users/42/x", "/x"),
+            ("/base/", Some("/re/123"), true, "/re/123", "/base"),
         ];
-        for (svc, req, matched, strip, want) in cases {
-            assert_eq!(upstream_path(svc, req, matched, strip), want, "{svc:?} {req} {matched:?} strip={strip}");
+        for (svc, matched, strip, req, want) in cases {
+            assert_eq!(upstream_path(Some(svc), req, matched, strip), want, "{svc} {matched:?} strip={strip} {req}");
         }
+        assert_eq!(upstream_path(None, "/bar/baz", Some("/bar"), true), "/baz", "no service path is the root");
     }
 
     #[test]
