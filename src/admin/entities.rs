@@ -11,6 +11,7 @@ use super::server::{AdminContext, AdminRequest};
 use super::write::{commit, Change, WriteError};
 use crate::applied::AppliedConfig;
 use crate::http::{json_response, Body};
+use crate::model::error::codes;
 use crate::model::storage::index_key;
 use crate::model::{coerce_patch_form, create, patch, replace, unix_now, Consumer, Entity, EntityType, KeyAuthCredential, KongError, Plugin, PutKey, Route, Service, Target, Upstream};
 
@@ -121,6 +122,38 @@ pub fn lookup<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, key: &s
     E::from_entity(found)
 }
 
+/// Kong's `?tags=`: `a,b` asks for both tags, `a/b` for either; at most five.
+struct TagFilter<'q> {
+    tags: Vec<&'q str>,
+    any: bool,
+}
+
+impl<'q> TagFilter<'q> {
+    fn parse(query: Option<&'q str>) -> Result<TagFilter<'q>, KongError> {
+        let Some(query) = query else { return Ok(TagFilter { tags: Vec::new(), any: false }) };
+        let any = query.contains('/');
+        let tags: Vec<&str> = query.split(if any { '/' } else { ',' }).collect();
+        if tags.len() > 5 {
+            let reason = "cannot query more than 5 tags";
+            return Err(KongError::new(codes::INVALID_OPTIONS, format!("invalid option (tags: {reason})"), json!({ "tags": reason })));
+        }
+        Ok(TagFilter { tags, any })
+    }
+
+    fn admits(&self, entity: &Value) -> bool {
+        if self.tags.is_empty() {
+            return true;
+        }
+        let Some(has) = entity["tags"].as_array() else { return false };
+        let tagged = |t: &&str| has.iter().any(|x| x == *t);
+        if self.any {
+            self.tags.iter().any(tagged)
+        } else {
+            self.tags.iter().all(tagged)
+        }
+    }
+}
+
 pub fn list<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, req: &AdminRequest, path: &str) -> Response<Body> {
     let size = match req.query("size") {
         None => DEFAULT_PAGE,
@@ -136,7 +169,15 @@ pub fn list<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, req: &Adm
             Err(e) => return kong(KongError::invalid_offset(o, &e.to_string())),
         },
     };
-    let tags: Vec<&str> = req.query("tags").map(|t| t.split(',').collect()).unwrap_or_default();
+    if E::TABLE == "consumers" {
+        if let Some(custom_id) = req.query("custom_id") {
+            return consumer_by_custom_id(cfg, custom_id);
+        }
+    }
+    let tags = match TagFilter::parse(req.query("tags")) {
+        Ok(t) => t,
+        Err(e) => return kong(e),
+    };
     let mut page: Vec<(Uuid, Value)> = cfg
         .snapshot
         .entities()
@@ -144,7 +185,7 @@ pub fn list<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, req: &Adm
         .filter(|e| e.table() == E::TABLE && after.is_none_or(|a| e.id() > a))
         .map(|e| (e.id(), e.to_json()))
         .filter(|(_, j)| scope.is_none_or(|s| s.holds(j)))
-        .filter(|(_, j)| tags.iter().all(|t| j["tags"].as_array().is_some_and(|ts| ts.iter().any(|x| x == t))))
+        .filter(|(_, j)| tags.admits(j))
         .collect();
     page.sort_by_key(|(id, _)| *id);
     let more = page.len() > size;
@@ -163,6 +204,15 @@ pub fn list<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, req: &Adm
         body["next"] = Value::String(next);
     }
     json_response(StatusCode::OK, &body)
+}
+
+/// Kong's `GET /consumers?custom_id=`: the one consumer with that custom_id, as a page.
+fn consumer_by_custom_id(cfg: &AppliedConfig, custom_id: &str) -> Response<Body> {
+    if custom_id.is_empty() {
+        return json_response(StatusCode::BAD_REQUEST, &json!({ "message": "custom_id must be an unempty string" }));
+    }
+    let found: Vec<Value> = cfg.snapshot.consumer_by_custom_id(custom_id).map(|c| Entity::Consumer(c.clone()).to_json()).into_iter().collect();
+    json_response(StatusCode::OK, &json!({ "data": found, "next": Value::Null }))
 }
 
 pub fn get<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, key: &str) -> Response<Body> {
@@ -270,3 +320,7 @@ pub async fn delete<E: AdminEntity>(ctx: &AdminContext, scope: Option<Scope>, ke
         Err(e) => write_error(e),
     }
 }
+
+#[cfg(test)]
+#[path = "entities_tests.rs"]
+mod tests;
