@@ -50,6 +50,16 @@ async fn raw_status(addr: &str, request: &str) -> Option<String> {
     Some(line)
 }
 
+/// Everything `addr` answers a request written as raw bytes that asks to close.
+async fn raw_exchange(addr: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await.unwrap().unwrap();
+    String::from_utf8(answer).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configure_through_one_node_and_proxy_through_all() {
     let _serial = serial();
@@ -76,6 +86,19 @@ async fn configure_through_one_node_and_proxy_through_all() {
         let posted = send((Method::POST, format!("http://{}/api/anything", c.node(i).proxy()), Some("text/plain"), b"hi".to_vec())).await;
         assert_eq!(posted.status.as_u16(), 200);
         assert_gateway_fields(&posted, posted.json()["headers"]["x-gatehouse-request-id"].as_str());
+    }
+    // A chunked body reaches the upstream with a Content-Length (request_buffering, on
+    // by default), and chunked where the route turns buffering off.
+    send(form_post(&format!("http://{a1}/services/echo/routes"), "name=streamed&paths[]=/streamed&request_buffering=false")).await;
+    for (path, buffered) in [("/api/anything", true), ("/streamed", false)] {
+        let chunked = format!("POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+        let answer = raw_exchange(&c.node(1).proxy(), &chunked).await;
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 "), "{answer}");
+        let echoed: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(echoed["body"], "hello");
+        assert_eq!(echoed["headers"].get("content-length").is_some(), buffered, "{path}: {echoed}");
+        assert_eq!(echoed["headers"].get("transfer-encoding").is_some(), !buffered, "{path}: {echoed}");
     }
     // A HEAD's answer keeps the upstream's Content-Length (the GET's body's), once.
     let head = send((Method::HEAD, format!("http://{}/api/anything", c.node(1).proxy()), None, Vec::new())).await;
@@ -180,6 +203,28 @@ consumers:
     assert_eq!(ok.json()["headers"]["x-consumer-username"], "alice");
     let wrong = request(Method::GET, &format!("{url}?apikey=nope"), None, vec![]).await.unwrap();
     assert_eq!(wrong.json()["message"], "Unauthorized");
+
+    // key_in_body, with a chunked form: the key is found in the body and taken out of it,
+    // and the upstream gets the rest with a Content-Length (request_buffering).
+    let a3 = c.node(3).admin();
+    let plugins = get(&format!("http://{a3}/services/api/plugins")).await.unwrap();
+    let plugin_id = plugins.json()["data"][0]["id"].as_str().unwrap().to_owned();
+    let patch = "config.key_in_body=true&config.hide_credentials=true";
+    let patched = request(Method::PATCH, &format!("http://{a3}/plugins/{plugin_id}"), Some("application/x-www-form-urlencoded"), patch.as_bytes().to_vec()).await.unwrap();
+    assert_eq!(patched.status.as_u16(), 200, "{}", String::from_utf8_lossy(&patched.body));
+    let form = "apikey=alice-secret&q=1";
+    let chunked = format!(
+        "POST /api/anything HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{form}\r\n0\r\n\r\n",
+        form.len()
+    );
+    let answer = raw_exchange(&c.node(3).proxy(), &chunked).await;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{answer}");
+    let echoed: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(echoed["body"], "q=1");
+    assert_eq!(echoed["headers"]["content-length"], "3");
+    assert!(echoed["headers"].get("transfer-encoding").is_none(), "{echoed}");
+    assert_eq!(echoed["headers"]["x-consumer-username"], "alice");
 
     let (code, _, err) = c.cli(&["apply", "--admin", &c.node(1).admin(), "-f", "/no/such/file.yml"]);
     assert_ne!(code, 0);

@@ -35,11 +35,16 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<
 }
 
 /// A request's body as handlers see it: none, for a request the server's own HTTP/1.1
-/// path read (it takes only bodiless ones), or hyper's stream.
+/// path read (it takes only bodiless ones), or hyper's stream; the proxy may read it
+/// into memory first (`proxy::request_body`).
 #[derive(Debug)]
 pub enum RequestBody {
     Empty,
     Streaming(hyper::body::Incoming),
+    /// The whole body, read before forwarding; taken by the first poll.
+    Buffered(Option<Bytes>),
+    /// What was read of a body too large to hold, then the rest as it arrives.
+    Prefixed(Option<Bytes>, hyper::body::Incoming),
 }
 
 impl hyper::body::Body for RequestBody {
@@ -50,6 +55,11 @@ impl hyper::body::Body for RequestBody {
         match self.get_mut() {
             RequestBody::Empty => Poll::Ready(None),
             RequestBody::Streaming(body) => Pin::new(body).poll_frame(cx),
+            RequestBody::Buffered(whole) => Poll::Ready(whole.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
+            RequestBody::Prefixed(head, rest) => match head.take() {
+                Some(head) => Poll::Ready(Some(Ok(Frame::data(head)))),
+                None => Pin::new(rest).poll_frame(cx),
+            },
         }
     }
 
@@ -57,6 +67,8 @@ impl hyper::body::Body for RequestBody {
         match self {
             RequestBody::Empty => true,
             RequestBody::Streaming(body) => body.is_end_stream(),
+            RequestBody::Buffered(whole) => whole.as_ref().is_none_or(Bytes::is_empty),
+            RequestBody::Prefixed(head, rest) => head.is_none() && rest.is_end_stream(),
         }
     }
 
@@ -64,6 +76,17 @@ impl hyper::body::Body for RequestBody {
         match self {
             RequestBody::Empty => SizeHint::with_exact(0),
             RequestBody::Streaming(body) => body.size_hint(),
+            RequestBody::Buffered(whole) => SizeHint::with_exact(whole.as_ref().map_or(0, |b| b.len() as u64)),
+            RequestBody::Prefixed(head, rest) => {
+                let held = head.as_ref().map_or(0, |b| b.len() as u64);
+                let more = rest.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(more.lower() + held);
+                if let Some(upper) = more.upper() {
+                    hint.set_upper(upper + held);
+                }
+                hint
+            }
         }
     }
 }

@@ -1,11 +1,12 @@
-//! The key-auth plugin (Kong's priority 1250): finds an API key in a header or the query
-//! string, matches its hash against the consumers' credentials, and tells the upstream
-//! who the consumer is; Kong's 401 messages otherwise.
+//! The key-auth plugin (Kong's priority 1250): finds an API key in a header, the query
+//! string or (key_in_body) a form or JSON body, matches its hash against the consumers'
+//! credentials, and tells the upstream who the consumer is; Kong's 401 messages otherwise.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use hyper::header::HeaderValue;
+use bytes::Bytes;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::http::request::Parts;
 use hyper::{Response, StatusCode, Uri};
 
@@ -24,12 +25,62 @@ const DUPLICATE: &str = "Duplicate API key found";
 
 enum Found<'c, 'r> {
     None,
-    /// A key from a header is borrowed from the request; one from the query is decoded.
+    /// A key from a header is borrowed from the request; one from the query or the body
+    /// is decoded.
     Key { value: Cow<'r, str>, name: &'c str, in_query: bool },
     Duplicate,
 }
 
-fn find_key<'c, 'r>(cfg: &'c KeyAuthConfig, parts: &'r Parts) -> Found<'c, 'r> {
+/// A body key_in_body can read: a form or a JSON object, by Content-Type.
+enum BodyFields {
+    Form(Vec<(String, String)>),
+    Json(serde_json::Map<String, serde_json::Value>),
+}
+
+impl BodyFields {
+    fn parse(parts: &Parts, body: &[u8]) -> Option<BodyFields> {
+        let media = parts.headers.get(CONTENT_TYPE)?.to_str().ok()?.split(';').next()?.trim().to_ascii_lowercase();
+        match media.as_str() {
+            "application/x-www-form-urlencoded" => Some(BodyFields::Form(form_urlencoded::parse(body).into_owned().collect())),
+            "application/json" => match serde_json::from_slice(body) {
+                Ok(serde_json::Value::Object(map)) => Some(BodyFields::Json(map)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn find<'c, 'r>(&self, name: &'c str) -> Found<'c, 'r> {
+        match self {
+            BodyFields::Form(pairs) => {
+                let mut values = pairs.iter().filter(|(k, _)| k == name);
+                match (values.next(), values.next()) {
+                    (Some(_), Some(_)) => Found::Duplicate,
+                    (Some((_, v)), None) => Found::Key { value: Cow::Owned(v.clone()), name, in_query: false },
+                    _ => Found::None,
+                }
+            }
+            BodyFields::Json(map) => match map.get(name) {
+                Some(serde_json::Value::String(v)) => Found::Key { value: Cow::Owned(v.clone()), name, in_query: false },
+                Some(serde_json::Value::Array(_)) => Found::Duplicate,
+                _ => Found::None,
+            },
+        }
+    }
+
+    /// The body without `name`, re-encoded; None when it had no such field.
+    fn without(self, name: &str) -> Option<Bytes> {
+        match self {
+            BodyFields::Form(pairs) => {
+                let kept: Vec<_> = pairs.iter().filter(|(k, _)| k != name).collect();
+                (kept.len() != pairs.len()).then(|| form_urlencoded::Serializer::new(String::new()).extend_pairs(kept).finish().into())
+            }
+            BodyFields::Json(mut map) => map.remove(name).map(|_| serde_json::to_vec(&map).unwrap_or_default().into()),
+        }
+    }
+}
+
+fn find_key<'c, 'r>(cfg: &'c KeyAuthConfig, parts: &'r Parts, body: Option<&BodyFields>) -> Found<'c, 'r> {
     // Parsed only if a name is looked for there: most keys come in a header.
     let mut query: Option<Vec<(Cow<'r, str>, Cow<'r, str>)>> = None;
     for name in &cfg.key_names {
@@ -52,6 +103,12 @@ fn find_key<'c, 'r>(cfg: &'c KeyAuthConfig, parts: &'r Parts) -> Found<'c, 'r> {
                     return Found::Duplicate;
                 }
                 return Found::Key { value: v.clone(), name, in_query: true };
+            }
+        }
+        if let Some(body) = body {
+            match body.find(name) {
+                Found::None => {}
+                found => return found,
             }
         }
     }
@@ -93,12 +150,24 @@ fn without_query_param(uri: &Uri, name: &str) -> Uri {
 }
 
 /// Runs key-auth: Ok with the consumer recorded in `ctx`, or the 401 to send. `now` gives
-/// the Unix time in seconds, asked only of a credential with a ttl.
-pub fn access(cfg: &KeyAuthConfig, snapshot: &ConfigSnapshot, parts: &mut Parts, ctx: &mut RequestContext, now: impl FnOnce() -> f64) -> Result<(), Response<Body>> {
+/// the Unix time in seconds, asked only of a credential with a ttl. `body` is the whole
+/// request body when key_in_body is on (the pipeline reads it first; None if too large).
+pub fn access(
+    cfg: &KeyAuthConfig,
+    snapshot: &ConfigSnapshot,
+    parts: &mut Parts,
+    body: Option<&mut Bytes>,
+    ctx: &mut RequestContext,
+    now: impl FnOnce() -> f64,
+) -> Result<(), Response<Body>> {
     if !cfg.run_on_preflight && parts.method == hyper::Method::OPTIONS {
         return Ok(());
     }
-    let (failure, matched) = match find_key(cfg, parts) {
+    let body_fields = match &body {
+        Some(bytes) if cfg.key_in_body => BodyFields::parse(parts, bytes),
+        _ => None,
+    };
+    let (failure, matched) = match find_key(cfg, parts, body_fields.as_ref()) {
         Found::Duplicate => (DUPLICATE, None),
         Found::None => (NO_KEY, None),
         Found::Key { value, .. } if value.is_empty() => (NO_KEY, None),
@@ -115,6 +184,11 @@ pub fn access(cfg: &KeyAuthConfig, snapshot: &ConfigSnapshot, parts: &mut Parts,
             parts.headers.remove(name);
             if in_query || has_query_param(&parts.uri, name) {
                 parts.uri = without_query_param(&parts.uri, name);
+            }
+            if let (Some(fields), Some(body)) = (body_fields, body) {
+                if let Some(stripped) = fields.without(name) {
+                    *body = stripped;
+                }
             }
         }
         ctx.consumer_fields = Some(ConsumerFields { values: Arc::clone(&known.fields), anonymous: false });

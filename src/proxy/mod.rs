@@ -12,6 +12,7 @@ pub mod router;
 pub mod balancer;
 pub mod upstream_headers;
 pub mod upstream_uri;
+pub mod request_body;
 pub mod table;
 pub mod pipeline;
 pub mod server;

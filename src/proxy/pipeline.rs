@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use hyper::header::HOST;
@@ -25,6 +26,7 @@ use super::forward;
 use super::h1::UpstreamBody;
 use super::headers;
 use super::health;
+use super::request_body;
 use super::response_fields::GatewayFields;
 use super::router::{RequestView, RouteMatch};
 use super::server::Proxy;
@@ -78,7 +80,26 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
     ctx.service_id = route.service.as_ref().map(|s| s.id);
 
     // 2. access
-    if let Err(resp) = access(&proxy, &table, route, &mut parts, &mut ctx).await {
+    let mut body = body;
+    if route.buffering.wants(&body) {
+        let idle = route.service.as_ref().map_or(request_body::DEFAULT_IDLE, |s| s.timeouts.write);
+        body = match request_body::read(body, request_body::LIMIT, idle).await {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::debug!(error = %e, route = %route.label, "request body not read");
+                let resp = match e {
+                    request_body::ReadError::Idle(_) => error_response(StatusCode::REQUEST_TIMEOUT, "Request timeout", ctx.request_id()),
+                    request_body::ReadError::Client(_) => error_response(StatusCode::BAD_REQUEST, "Bad request", ctx.request_id()),
+                };
+                return gateway_response(&proxy, &mut ctx, Some(route), resp);
+            }
+        };
+    }
+    let held = match &mut body {
+        RequestBody::Buffered(Some(whole)) => Some(whole),
+        _ => None,
+    };
+    if let Err(resp) = access(&proxy, &table, route, &mut parts, held, &mut ctx).await {
         return gateway_response(&proxy, &mut ctx, Some(route), resp);
     }
     let Some(service) = route.service.clone() else {
@@ -131,7 +152,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
 }
 
 /// Runs the route's plugins; consumer-scoped ones are resolved once the consumer is known.
-async fn access(proxy: &Proxy, table: &ProxyTable, route: &RouteEntry, parts: &mut Parts, ctx: &mut RequestContext) -> Result<(), Response<Body>> {
+async fn access(proxy: &Proxy, table: &ProxyTable, route: &RouteEntry, parts: &mut Parts, mut body: Option<&mut Bytes>, ctx: &mut RequestContext) -> Result<(), Response<Body>> {
     // Consumer-scoped plugins need a consumer, which only a route plugin (key-auth) finds.
     if route.plugins.is_empty() {
         return Ok(());
@@ -141,7 +162,7 @@ async fn access(proxy: &Proxy, table: &ProxyTable, route: &RouteEntry, parts: &m
     // counted, as the router's is not).
     for plugin in &route.plugins {
         if let ActivePlugin::KeyAuth(cfg) = plugin {
-            key_auth::access(cfg, &table.config.snapshot, parts, ctx, || wall_clock::now_ms() as f64 / 1000.0)?;
+            key_auth::access(cfg, &table.config.snapshot, parts, body.as_deref_mut(), ctx, || wall_clock::now_ms() as f64 / 1000.0)?;
         }
     }
     match ctx.consumer.as_ref().map(|c| c.id) {

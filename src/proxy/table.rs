@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::balancer::{Algorithm, Balancer};
 use super::forward::Timeouts;
 use super::health;
+use super::request_body::Buffering;
 use super::router::{RegexCache, RouteSpec, Router, RouterError};
 use crate::applied::AppliedConfig;
 use crate::metrics::{RouteLabels, RouteSeries};
@@ -66,6 +67,8 @@ pub struct RouteEntry {
     pub service: Option<Arc<ServiceEntry>>,
     /// Plugins for (route, service, no consumer), in priority order, configs parsed once.
     pub plugins: Vec<ActivePlugin>,
+    /// Which request bodies are read whole before forwarding.
+    pub buffering: Buffering,
 }
 
 /// A plugin instance ready to run.
@@ -197,7 +200,13 @@ impl ProxyTable {
                 headers: r.headers.clone().unwrap_or_default(),
                 regex_priority: r.regex_priority,
             });
-            let plugins = plugin_scopes.plugins_for(snap, Some(r.id), r.service.map(|s| s.id), None).into_iter().filter_map(ActivePlugin::from_plugin).collect();
+            let plugins: Vec<ActivePlugin> = plugin_scopes.plugins_for(snap, Some(r.id), r.service.map(|s| s.id), None).into_iter().filter_map(ActivePlugin::from_plugin).collect();
+            let reads_body = plugins.iter().any(|p| matches!(p, ActivePlugin::KeyAuth(k) if k.key_in_body));
+            let buffering = match (reads_body, r.request_buffering) {
+                (true, _) => Buffering::Always,
+                (false, true) => Buffering::Unsized,
+                (false, false) => Buffering::Never,
+            };
             let label = r.name.clone().unwrap_or_else(|| r.id.to_string());
             let service_label = service.as_ref().map_or_else(String::new, |s| s.label.clone());
             entries.push(RouteEntry {
@@ -209,6 +218,7 @@ impl ProxyTable {
                 preserve_host: r.preserve_host,
                 service,
                 plugins,
+                buffering,
             });
         }
         let router = Arc::new(Router::build_with(&specs, regexes)?);
