@@ -291,6 +291,9 @@ async fn balancing_skips_a_dead_target_and_reports_its_health() {
         let r = post_json(&format!("http://{a}/upstreams/pool/targets"), &json!({ "target": t })).await.unwrap();
         assert_eq!(r.status.as_u16(), 201, "{}", String::from_utf8_lossy(&r.body));
     }
+    let all = get(&format!("http://{a}/upstreams/pool/targets/all")).await.unwrap();
+    assert_eq!(all.status.as_u16(), 200);
+    assert_eq!(all.json()["data"].as_array().unwrap().len(), 3, "Kong's targets/all lists every target");
     send(form_post(&format!("http://{a}/services"), "name=lb&host=pool")).await;
     send(form_post(&format!("http://{a}/services/lb/routes"), "paths[]=/lb")).await;
     let url = format!("http://{}/lb/anything", c.node(1).proxy());

@@ -81,6 +81,8 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
         ["upstreams", u] => op::<Upstream>(ctx, req, None, Some(u)).await,
         ["upstreams", u, "health"] if req.method == Method::GET => upstream_health(ctx, u),
         ["upstreams", u, "targets"] => nested!(ctx, req, Upstream, "upstream", u, Target, None),
+        // Kong keeps `targets/all` from the days targets had a history: the same list.
+        ["upstreams", u, "targets", "all"] if req.method == Method::GET => nested!(ctx, req, Upstream, "upstream", u, Target, None),
         ["upstreams", u, "targets", t] => nested!(ctx, req, Upstream, "upstream", u, Target, Some(t)),
 
         ["consumers"] => op::<Consumer>(ctx, req, None, None).await,
