@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use crate::http::{full, json_response, Body, Handler, RequestBody};
 
 /// Request bodies echoed back are capped: this is a test upstream, not a sink.
-const MAX_ECHO_BODY: usize = 1 << 20;
+const MAX_ECHO_BODY: usize = 4 << 20;
 const MAX_DELAY_MS: u64 = 60_000;
 const MAX_BYTES: usize = 10 << 20;
 
