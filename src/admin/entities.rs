@@ -174,6 +174,7 @@ pub fn list<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, req: &Adm
             return consumer_by_custom_id(cfg, custom_id);
         }
     }
+    let now = unix_now();
     let tags = match TagFilter::parse(req.query("tags")) {
         Ok(t) => t,
         Err(e) => return kong(e),
@@ -183,7 +184,7 @@ pub fn list<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, req: &Adm
         .entities()
         .into_iter()
         .filter(|e| e.table() == E::TABLE && after.is_none_or(|a| e.id() > a))
-        .map(|e| (e.id(), e.to_json()))
+        .filter_map(|e| Some((e.id(), shown(&e, now)?)))
         .filter(|(_, j)| scope.is_none_or(|s| s.holds(j)))
         .filter(|(_, j)| tags.admits(j))
         .collect();
@@ -216,10 +217,27 @@ fn consumer_by_custom_id(cfg: &AppliedConfig, custom_id: &str) -> Response<Body>
 }
 
 pub fn get<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, key: &str) -> Response<Body> {
-    match lookup::<E>(cfg, scope, key) {
-        Some(e) => json_response(StatusCode::OK, &serde_json::to_value(&e).unwrap_or(Value::Null)),
+    match lookup::<E>(cfg, scope, key).and_then(|e| shown(&e.into(), unix_now())) {
+        Some(json) => json_response(StatusCode::OK, &json),
         None => not_found(),
     }
+}
+
+/// What a read shows of `entity` at `now` (Unix seconds): nothing of a credential past its
+/// ttl, which Kong's database no longer returns, and the seconds a ttl has left, rounded
+/// down as Kong's are (the stored ttl counts from `created_at`).
+fn shown(entity: &Entity, now: f64) -> Option<Value> {
+    let mut json = entity.to_json();
+    if let Entity::KeyAuthCredential(c) = entity {
+        if let Some(ttl) = c.ttl.filter(|t| *t > 0) {
+            let left = (c.created_at + i64::from(ttl)) as f64 - now;
+            if left <= 0.0 {
+                return None;
+            }
+            json["ttl"] = json!(left.floor() as i64);
+        }
+    }
+    Some(json)
 }
 
 /// The body as input, with the path's parent filled in and foreign names resolved.

@@ -62,3 +62,26 @@ async fn consumers_are_found_by_custom_id() {
     assert_eq!(status, 400);
     assert_eq!(body["message"], "custom_id must be an unempty string");
 }
+
+#[tokio::test]
+async fn a_credential_shows_the_ttl_it_has_left_and_not_at_all_once_expired() {
+    let consumer: Consumer = create(&json!({ "username": "c" }), 1.0).unwrap();
+    let now = unix_now();
+    let credential = |key: &str, ttl: u32| -> Entity {
+        let c: KeyAuthCredential = create(&json!({ "consumer": { "id": consumer.id }, "key": key, "ttl": ttl }), now - 10.0).unwrap();
+        Entity::from(c)
+    };
+    let entities = [Entity::from(consumer.clone()), credential("lasting", 100), credential("gone", 5)];
+    let cfg = AppliedConfig { snapshot: ConfigSnapshot::from_entities(entities), ..AppliedConfig::default() };
+    let req = AdminRequest { method: Method::GET, segments: vec!["key-auths".into()], query: Vec::new(), content_type: None, body: Bytes::new() };
+    let listed = list::<KeyAuthCredential>(&cfg, None, &req, "/key-auths");
+    let body: Value = serde_json::from_slice(&listed.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let data = body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{body}");
+    let left = data[0]["ttl"].as_i64().unwrap();
+    assert!((85..=90).contains(&left), "{left}");
+    let id = data[0]["id"].as_str().unwrap();
+    assert_eq!(get::<KeyAuthCredential>(&cfg, None, id).status(), 200);
+    let expired = cfg.snapshot.keyauth_credentials.values().find(|c| c.ttl == Some(5)).unwrap().id.to_string();
+    assert_eq!(get::<KeyAuthCredential>(&cfg, None, &expired).status(), 404);
+}
