@@ -111,6 +111,19 @@ async fn five_per_minute_holds_across_three_nodes_with_the_cluster_policy() {
     let limit_fields: Vec<_> = refused.headers.keys().filter(|n| n.as_str().contains("ratelimit") || *n == "retry-after").collect();
     assert!(limit_fields.is_empty(), "{limit_fields:?}");
 
+    // A refusal by one period reports the others too, as Kong's does; the longer period
+    // is not charged for it.
+    admin_form(&format!("http://{a}/services/s/routes"), "name=two&paths[]=/two").await;
+    admin_form(&format!("http://{a}/routes/two/plugins"), "name=rate-limiting&config.minute=1&config.hour=50&config.policy=local").await;
+    let two = format!("http://{}/two", c.node(1).proxy());
+    well_inside_a_minute().await;
+    assert_eq!(get_as(&two, "caller").await.unwrap().status.as_u16(), 200, "node 1 acknowledged the plugin, so it runs it");
+    let refused = get_as(&two, "caller").await.unwrap();
+    assert_eq!(refused.status.as_u16(), 429);
+    assert_eq!(refused.headers["x-ratelimit-remaining-minute"], "0");
+    assert_eq!(refused.headers["x-ratelimit-limit-hour"], "50");
+    assert_eq!(refused.headers["x-ratelimit-remaining-hour"], "49", "one request admitted this hour, none charged for the refusal");
+
     // A limit lowered in the middle of a window applies at once, as Kong compares each
     // request with the limit of the moment: node 1 holds most of a slice of 100 granted
     // under hour=1200, and must not spend it under hour=2.

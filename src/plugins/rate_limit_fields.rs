@@ -72,8 +72,7 @@ impl RateLimitFields {
             field(limit, o.limit);
             field(remaining, o.remaining);
         }
-        // The period closest to running out speaks for RateLimit-*; on a tie, the longer.
-        if let Some(closest) = self.outcomes.iter().rev().min_by_key(|o| o.remaining) {
+        if let Some(closest) = self.closest() {
             field(&RATELIMIT_LIMIT, closest.limit);
             field(&RATELIMIT_REMAINING, closest.remaining);
             field(&RATELIMIT_RESET, closest.reset);
@@ -100,10 +99,16 @@ impl RateLimitFields {
         found
     }
 
-    /// Retry-After's seconds for a refused request: until the refusing period's window
-    /// (the last checked) ends.
+    /// The period closest to running out, which speaks for RateLimit-*; on a tie, the
+    /// longer (as Kong picks).
+    fn closest(&self) -> Option<&PeriodOutcome> {
+        self.outcomes.iter().rev().min_by_key(|o| o.remaining)
+    }
+
+    /// Retry-After's seconds for a refused request: RateLimit-Reset's, as in Kong. That is
+    /// the refusing period's, or a longer one's that has run out too and ends later.
     pub fn retry_after(&self) -> Option<u64> {
-        self.outcomes.last().map(|o| o.reset)
+        self.closest().map(|o| o.reset)
     }
 
     /// Appends the fields to a head being written.
@@ -153,6 +158,10 @@ mod tests {
 
         let fields = RateLimitFields::new(SmallVec::from_slice(&[outcome(Period::Hour, 100, 99, 3000), outcome(Period::Day, 1000, 5, 80_000)]));
         assert!(written(&fields).ends_with("ratelimit-limit: 1000\r\nratelimit-remaining: 5\r\nratelimit-reset: 80000\r\n"));
+        // Refused by the second, with the hour reported as it stands: retry after the second.
+        let refused = RateLimitFields::new(SmallVec::from_slice(&[outcome(Period::Second, 2, 0, 1), outcome(Period::Hour, 100, 97, 3000)]));
+        assert_eq!(refused.retry_after(), Some(1));
+        assert!(written(&refused).contains("x-ratelimit-remaining-hour: 97\r\n"));
         assert_eq!(written(&RateLimitFields::default()), "");
         assert_eq!(RateLimitFields::default().retry_after(), None);
     }

@@ -109,8 +109,8 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
     key_prefix(&mut key, plugin, parts, ctx);
     let prefix_len = key.len();
     let mut outcomes: SmallVec<[PeriodOutcome; 2]> = SmallVec::new();
-    let mut blocked = false;
-    for limit in &plugin.limits {
+    let mut blocked_at = None;
+    for (at, limit) in plugin.limits.iter().enumerate() {
         let window = Window::containing(limit.period, now_ms);
         key.truncate(prefix_len);
         window::push_window(&mut key, &window);
@@ -130,7 +130,7 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
             Decision::Rejected => {
                 outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining: 0, reset });
                 // Longer windows are not charged for a request that is refused anyway.
-                blocked = true;
+                blocked_at = Some(at);
                 break;
             }
             Decision::Unavailable => {
@@ -140,13 +140,21 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
             }
         }
     }
-    let fields = RateLimitFields::new(outcomes);
-    if !blocked {
+    let Some(blocked_at) = blocked_at else {
         if !cfg.hide_client_headers {
-            ctx.rate_limit_fields = Some(fields);
+            ctx.rate_limit_fields = Some(RateLimitFields::new(outcomes));
         }
         return Ok(());
+    };
+    // Kong reports every period on a refusal too: the longer ones as they stand.
+    for limit in &plugin.limits[blocked_at + 1..] {
+        let window = Window::containing(limit.period, now_ms);
+        key.truncate(prefix_len);
+        window::push_window(&mut key, &window);
+        let remaining = if plugin.local { limiters.local.remaining(&key, limit.count) } else { limiters.cluster.remaining(&key, limit.count) };
+        outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining, reset: window.reset_secs(now_ms) });
     }
+    let fields = RateLimitFields::new(outcomes);
     let status = StatusCode::from_u16(cfg.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
     let mut resp = error_response(status, &cfg.error_message, ctx.request_id());
     // Retry-After is one of the fields hide_client_headers hides, as in Kong.

@@ -139,6 +139,15 @@ impl ClusterLimiter {
         }
     }
 
+    /// What `key` has left as this node knows it, without admitting a request: the fields
+    /// of a refusal that another period decided report every period, as Kong's do.
+    pub fn remaining(&self, key: &str, limit: u64) -> u64 {
+        if let Some(entry) = self.lock().entries.get(key) {
+            return entry.bucket.remaining_estimate().min(limit);
+        }
+        limit.saturating_sub(self.reserver.applied_total(key))
+    }
+
     /// Whether `key` has had enough requests in its window on this node that its next
     /// windows will likely come here too.
     pub fn busy(&self, key: &str) -> bool {

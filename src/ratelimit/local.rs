@@ -30,6 +30,12 @@ impl LocalLimiter {
         }
     }
 
+    /// What `key` has left, without counting a request.
+    pub fn remaining(&self, key: &str, limit: u64) -> u64 {
+        let counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        limit.saturating_sub(counters.get(key).map_or(0, |(admitted, _)| *admitted))
+    }
+
     pub fn sweep(&self, now_ms: u64) {
         self.counters.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, (_, end)| *end > now_ms);
     }
@@ -45,7 +51,9 @@ mod tests {
         assert_eq!(l.admit("a", 2, 1000), Decision::Admitted { remaining: 1 });
         assert_eq!(l.admit("a", 2, 1000), Decision::Admitted { remaining: 0 });
         assert_eq!(l.admit("a", 2, 1000), Decision::Rejected);
+        assert_eq!((l.remaining("a", 2), l.remaining("b", 2)), (0, 2));
         assert_eq!(l.admit("b", 2, 1000), Decision::Admitted { remaining: 1 });
+        assert_eq!(l.remaining("b", 2), 1, "a look does not count");
         l.sweep(1000);
         assert_eq!(l.admit("a", 2, 2000), Decision::Admitted { remaining: 1 });
     }
