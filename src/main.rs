@@ -115,7 +115,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gatehouse: {e:#}");
+            // Every error here says its cause in its own message (the habit of this
+            // code base's error types): the alternate form would repeat each cause.
+            eprintln!("gatehouse: {e}");
             ExitCode::FAILURE
         }
     }

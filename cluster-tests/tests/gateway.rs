@@ -243,6 +243,12 @@ consumers:
     let (code, _, err) = c.cli(&["apply", "--admin", &c.node(1).admin(), "-f", "/no/such/file.yml"]);
     assert_ne!(code, 0);
     assert!(err.contains("cannot read"), "{err}");
+    // A node started where one already listens says so in one line, its cause once.
+    let clash = c.dir.path().join("clash");
+    let (code, _, err) = c.cli(&["start", "--bind-addr", "127.0.21.1", "--data-dir", clash.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert_eq!(err.matches("Address already in use").count(), 1, "{err}");
+    assert!(err.contains("cannot listen on the Admin API 127.0.21.1:8001"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
