@@ -88,9 +88,10 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
             Err(e) => {
                 tracing::debug!(error = %e, route = %route.label, "request body not read");
                 let resp = match e {
-                    request_body::ReadError::Idle(_) => error_response(StatusCode::REQUEST_TIMEOUT, "Request timeout", ctx.request_id()),
-                    request_body::ReadError::Client(_) => error_response(StatusCode::BAD_REQUEST, "Bad request", ctx.request_id()),
-                };
+                    request_body::ReadError::Idle(_) => ProxyError::ClientBodyTimeout,
+                    request_body::ReadError::Client(_) => ProxyError::ClientBodyBroken,
+                }
+                .response(ctx.request_id());
                 return gateway_response(&proxy, &mut ctx, Some(route), resp);
             }
         };
