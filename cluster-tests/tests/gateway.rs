@@ -114,6 +114,11 @@ async fn configure_through_one_node_and_proxy_through_all() {
     let echoed: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(echoed["body"].as_str().unwrap(), chunk.repeat(24));
     assert!(echoed["headers"].get("transfer-encoding").is_some(), "{}", echoed["headers"]);
+    // A chunked body that stops coming is cut after the service's write_timeout: 408.
+    send(form_post(&format!("http://{a1}/services"), "name=stall&url=http://127.0.20.100:9000&write_timeout=300")).await;
+    send(form_post(&format!("http://{a1}/services/stall/routes"), "paths[]=/stall")).await;
+    let stalled = raw_status(&c.node(1).proxy(), "POST /stall HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n").await;
+    assert!(stalled.as_deref().is_some_and(|s| s.starts_with("HTTP/1.1 408 ")), "{stalled:?}");
     // A HEAD's answer keeps the upstream's Content-Length (the GET's body's), once.
     let head = send((Method::HEAD, format!("http://{}/api/anything", c.node(1).proxy()), None, Vec::new())).await;
     let lengths: Vec<u64> = head.headers.get_all("content-length").iter().map(|v| v.to_str().unwrap().parse().unwrap()).collect();
