@@ -7,6 +7,9 @@ use rand::RngExt;
 
 const ID_FILE: &str = "node-id";
 
+/// 2^53: integers below it survive a trip through a double.
+const MAX_EXACT_IN_JSON: u64 = 1 << 53;
+
 /// Reads the node id from `data_dir`, or picks and persists a new one. Returns the id
 /// and whether it was new (a new node with no data of its own).
 pub fn load_or_create(data_dir: &Path) -> std::io::Result<(u64, bool)> {
@@ -20,8 +23,9 @@ pub fn load_or_create(data_dir: &Path) -> std::io::Result<(u64, bool)> {
             Ok((id, false))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // Never 0: some tools treat 0 as "no node".
-            let id = rand::rng().random_range(1..u64::MAX >> 1);
+            // Never 0: some tools treat 0 as "no node". Below 2^53: ids go out as JSON
+            // numbers (/status, /cluster), which jq and JavaScript read as doubles.
+            let id = rand::rng().random_range(1..MAX_EXACT_IN_JSON);
             let tmp = data_dir.join(format!("{ID_FILE}.tmp"));
             std::fs::write(&tmp, format!("{id}\n"))?;
             std::fs::File::open(&tmp)?.sync_all()?;
@@ -43,6 +47,16 @@ mod tests {
         let (id, new) = load_or_create(dir.path()).unwrap();
         assert!(new && id > 0);
         assert_eq!(load_or_create(dir.path()).unwrap(), (id, false));
+    }
+
+    #[test]
+    fn new_ids_read_back_exactly_from_json_numbers() {
+        for _ in 0..64 {
+            let dir = tempfile::tempdir().unwrap();
+            let (id, _) = load_or_create(dir.path()).unwrap();
+            let through_a_double = serde_json::from_str::<f64>(&id.to_string()).unwrap();
+            assert_eq!(through_a_double as u64, id);
+        }
     }
 
     #[test]
