@@ -27,7 +27,7 @@ enum Found<'c, 'r> {
     None,
     /// A key from a header is borrowed from the request; one from the query or the body
     /// is decoded.
-    Key { value: Cow<'r, str>, name: &'c str, in_query: bool },
+    Key { value: Cow<'r, str>, name: &'c str },
     Duplicate,
 }
 
@@ -52,16 +52,9 @@ impl BodyFields {
 
     fn find<'c, 'r>(&self, name: &'c str) -> Found<'c, 'r> {
         match self {
-            BodyFields::Form(pairs) => {
-                let mut values = pairs.iter().filter(|(k, _)| k == name);
-                match (values.next(), values.next()) {
-                    (Some(_), Some(_)) => Found::Duplicate,
-                    (Some((_, v)), None) => Found::Key { value: Cow::Owned(v.clone()), name, in_query: false },
-                    _ => Found::None,
-                }
-            }
+            BodyFields::Form(pairs) => only_value(pairs, name),
             BodyFields::Json(map) => match map.get(name) {
-                Some(serde_json::Value::String(v)) => Found::Key { value: Cow::Owned(v.clone()), name, in_query: false },
+                Some(serde_json::Value::String(v)) => Found::Key { value: Cow::Owned(v.clone()), name },
                 Some(serde_json::Value::Array(_)) => Found::Duplicate,
                 _ => Found::None,
             },
@@ -71,13 +64,27 @@ impl BodyFields {
     /// The body without `name`, re-encoded; None when it had no such field.
     fn without(self, name: &str) -> Option<Bytes> {
         match self {
-            BodyFields::Form(pairs) => {
-                let kept: Vec<_> = pairs.iter().filter(|(k, _)| k != name).collect();
-                (kept.len() != pairs.len()).then(|| form_urlencoded::Serializer::new(String::new()).extend_pairs(kept).finish().into())
-            }
+            BodyFields::Form(pairs) => form_without(&pairs, name).map(Bytes::from),
             BodyFields::Json(mut map) => map.remove(name).map(|_| serde_json::to_vec(&map).unwrap_or_default().into()),
         }
     }
+}
+
+/// `name`'s value among decoded pairs (a query or a form): one is a key, two are a
+/// duplicate.
+fn only_value<'c, 'r, K: AsRef<str>, V: Clone + Into<Cow<'r, str>>>(pairs: &[(K, V)], name: &'c str) -> Found<'c, 'r> {
+    let mut values = pairs.iter().filter(|(k, _)| k.as_ref() == name);
+    match (values.next(), values.next()) {
+        (Some(_), Some(_)) => Found::Duplicate,
+        (Some((_, v)), None) => Found::Key { value: v.clone().into(), name },
+        _ => Found::None,
+    }
+}
+
+/// `pairs` encoded again without `name`; None when they have no such pair.
+fn form_without(pairs: &[(String, String)], name: &str) -> Option<String> {
+    let kept: Vec<_> = pairs.iter().filter(|(k, _)| k != name).collect();
+    (kept.len() != pairs.len()).then(|| form_urlencoded::Serializer::new(String::new()).extend_pairs(kept).finish())
 }
 
 fn find_key<'c, 'r>(cfg: &'c KeyAuthConfig, parts: &'r Parts, body: Option<&BodyFields>) -> Found<'c, 'r> {
@@ -91,18 +98,15 @@ fn find_key<'c, 'r>(cfg: &'c KeyAuthConfig, parts: &'r Parts, body: Option<&Body
                     return Found::Duplicate;
                 }
                 if let Ok(v) = v.to_str() {
-                    return Found::Key { value: Cow::Borrowed(v), name, in_query: false };
+                    return Found::Key { value: Cow::Borrowed(v), name };
                 }
             }
         }
         if cfg.key_in_query {
             let query = query.get_or_insert_with(|| form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).collect());
-            let mut values = query.iter().filter(|(k, _)| k == name);
-            if let Some((_, v)) = values.next() {
-                if values.next().is_some() {
-                    return Found::Duplicate;
-                }
-                return Found::Key { value: v.clone(), name, in_query: true };
+            match only_value(query, name) {
+                Found::None => {}
+                found => return found,
             }
         }
         if let Some(body) = body {
@@ -127,17 +131,14 @@ fn unauthorized(cfg: &KeyAuthConfig, message: &str, ctx: &RequestContext) -> Res
     resp
 }
 
-fn has_query_param(uri: &Uri, name: &str) -> bool {
-    uri.query().is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == name))
-}
-
-fn without_query_param(uri: &Uri, name: &str) -> Uri {
-    let kept: Vec<(String, String)> =
-        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().filter(|(k, _)| k != name).collect();
+/// `uri` without `name` in its query; None when its query has no such pair.
+fn without_query_param(uri: &Uri, name: &str) -> Option<Uri> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(uri.query()?.as_bytes()).into_owned().collect();
+    let kept = form_without(&pairs, name)?;
     let mut pq = uri.path().to_owned();
     if !kept.is_empty() {
         pq.push('?');
-        pq.push_str(&form_urlencoded::Serializer::new(String::new()).extend_pairs(kept).finish());
+        pq.push_str(&kept);
     }
     let mut builder = Uri::builder();
     if let Some(s) = uri.scheme() {
@@ -146,7 +147,7 @@ fn without_query_param(uri: &Uri, name: &str) -> Uri {
     if let Some(a) = uri.authority() {
         builder = builder.authority(a.clone());
     }
-    builder.path_and_query(pq).build().unwrap_or_else(|_| uri.clone())
+    builder.path_and_query(pq).build().ok()
 }
 
 /// Runs key-auth: Ok with the consumer recorded in `ctx`, or the 401 to send. `now` gives
@@ -171,19 +172,19 @@ pub fn access(
         Found::Duplicate => (DUPLICATE, None),
         Found::None => (NO_KEY, None),
         Found::Key { value, .. } if value.is_empty() => (NO_KEY, None),
-        Found::Key { value, name, in_query } => match key_auth_cache::lookup(snapshot, &value) {
-            Some(known) if !known.credential.is_expired(now) => (UNAUTHORIZED, Some((known, name, in_query))),
+        Found::Key { value, name } => match key_auth_cache::lookup(snapshot, &value) {
+            Some(known) if !known.credential.is_expired(now) => (UNAUTHORIZED, Some((known, name))),
             _ => (UNAUTHORIZED, None),
         },
     };
     // The request's borrow ends here, so the match can rewrite it.
-    if let Some((known, name, in_query)) = matched {
+    if let Some((known, name)) = matched {
         if cfg.hide_credentials {
             // Wherever the key was found, the name goes from both places (as Kong): a copy
             // the client also put in the query must not reach the upstream either.
             parts.headers.remove(name);
-            if in_query || has_query_param(&parts.uri, name) {
-                parts.uri = without_query_param(&parts.uri, name);
+            if let Some(uri) = without_query_param(&parts.uri, name) {
+                parts.uri = uri;
             }
             if let (Some(fields), Some(body)) = (body_fields, body) {
                 if let Some(stripped) = fields.without(name) {
