@@ -109,17 +109,24 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
     key_prefix(&mut key, plugin, parts, ctx);
     let prefix_len = key.len();
     let mut outcomes: SmallVec<[PeriodOutcome; 2]> = SmallVec::new();
-    let mut blocked_at = None;
-    for (at, limit) in plugin.limits.iter().enumerate() {
+    let mut blocked = false;
+    for limit in &plugin.limits {
         let window = Window::containing(limit.period, now_ms);
         key.truncate(prefix_len);
         window::push_window(&mut key, &window);
+        let reset = window.reset_secs(now_ms);
+        if blocked {
+            // Kong reports every period on a refusal: the longer ones as they stand, not
+            // charged for a request that is refused anyway.
+            let remaining = if plugin.local { limiters.local.remaining(&key, limit.count) } else { limiters.cluster.remaining(&key, limit.count) };
+            outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining, reset });
+            continue;
+        }
         let decision = if plugin.local {
             limiters.local.admit(&key, limit.count, window.end_ms())
         } else {
             limiters.cluster.admit(&key, limit.count, window, cfg.fault_tolerant).await
         };
-        let reset = window.reset_secs(now_ms);
         match decision {
             Decision::Admitted { remaining } => {
                 if !plugin.local && window.ending(now_ms, RESERVE_AHEAD_MAX_MS) {
@@ -129,9 +136,7 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
             }
             Decision::Rejected => {
                 outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining: 0, reset });
-                // Longer windows are not charged for a request that is refused anyway.
-                blocked_at = Some(at);
-                break;
+                blocked = true;
             }
             Decision::Unavailable => {
                 // Kong answers 500 here; 503 says what it is: temporary, retry elsewhere.
@@ -140,21 +145,13 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
             }
         }
     }
-    let Some(blocked_at) = blocked_at else {
+    let fields = RateLimitFields::new(outcomes);
+    if !blocked {
         if !cfg.hide_client_headers {
-            ctx.rate_limit_fields = Some(RateLimitFields::new(outcomes));
+            ctx.rate_limit_fields = Some(fields);
         }
         return Ok(());
-    };
-    // Kong reports every period on a refusal too: the longer ones as they stand.
-    for limit in &plugin.limits[blocked_at + 1..] {
-        let window = Window::containing(limit.period, now_ms);
-        key.truncate(prefix_len);
-        window::push_window(&mut key, &window);
-        let remaining = if plugin.local { limiters.local.remaining(&key, limit.count) } else { limiters.cluster.remaining(&key, limit.count) };
-        outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining, reset: window.reset_secs(now_ms) });
     }
-    let fields = RateLimitFields::new(outcomes);
     let status = StatusCode::from_u16(cfg.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
     let mut resp = error_response(status, &cfg.error_message, ctx.request_id());
     // Retry-After is one of the fields hide_client_headers hides, as in Kong.
