@@ -197,8 +197,10 @@ upstreams:
   - target: 127.0.21.100:9000
 consumers:
 - username: alice
+  custom_id: alice-1
   keyauth_credentials:
   - key: alice-secret
+- username: bob
 "#,
     )
     .unwrap();
@@ -222,6 +224,10 @@ consumers:
     assert_eq!(ok.json()["headers"]["x-consumer-username"], "alice");
     let wrong = request(Method::GET, &format!("{url}?apikey=nope"), None, vec![]).await.unwrap();
     assert_eq!(wrong.json()["message"], "Unauthorized");
+    // Kong's lookup by custom_id on the consumers endpoint.
+    let found = get(&format!("http://{}/consumers?custom_id=alice-1", c.node(2).admin())).await.unwrap().json();
+    assert_eq!(found["data"][0]["username"], "alice", "{found}");
+    assert_eq!(found["data"].as_array().unwrap().len(), 1);
 
     // key_in_body, with a chunked form: the key is found in the body and taken out of it,
     // and the upstream gets the rest with a Content-Length (request_buffering).

@@ -169,11 +169,6 @@ pub fn list<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, req: &Adm
             Err(e) => return kong(KongError::invalid_offset(o, &e.to_string())),
         },
     };
-    if E::TABLE == "consumers" {
-        if let Some(custom_id) = req.query("custom_id") {
-            return consumer_by_custom_id(cfg, custom_id);
-        }
-    }
     let now = unix_now();
     let tags = match TagFilter::parse(req.query("tags")) {
         Ok(t) => t,
@@ -208,7 +203,7 @@ pub fn list<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, req: &Adm
 }
 
 /// Kong's `GET /consumers?custom_id=`: the one consumer with that custom_id, as a page.
-fn consumer_by_custom_id(cfg: &AppliedConfig, custom_id: &str) -> Response<Body> {
+pub fn consumer_by_custom_id(cfg: &AppliedConfig, custom_id: &str) -> Response<Body> {
     if custom_id.is_empty() {
         return json_response(StatusCode::BAD_REQUEST, &json!({ "message": "custom_id must be an unempty string" }));
     }

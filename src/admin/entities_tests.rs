@@ -17,6 +17,16 @@ fn config() -> AppliedConfig {
     AppliedConfig { snapshot: ConfigSnapshot::from_entities(entities), ..AppliedConfig::default() }
 }
 
+async fn status_and_json(resp: Response<Body>) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+async fn by_custom_id(custom_id: &str) -> (u16, Value) {
+    status_and_json(consumer_by_custom_id(&config(), custom_id)).await
+}
+
 async fn list_consumers(query: &[(&str, &str)]) -> (u16, Value) {
     let req = AdminRequest {
         method: Method::GET,
@@ -25,10 +35,7 @@ async fn list_consumers(query: &[(&str, &str)]) -> (u16, Value) {
         content_type: None,
         body: Bytes::new(),
     };
-    let resp = list::<Consumer>(&config(), None, &req, "/consumers");
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap())
+    status_and_json(list::<Consumer>(&config(), None, &req, "/consumers")).await
 }
 
 fn usernames(body: &Value) -> Vec<String> {
@@ -53,12 +60,12 @@ async fn tags_joined_by_commas_ask_for_all_and_by_slashes_for_any() {
 
 #[tokio::test]
 async fn consumers_are_found_by_custom_id() {
-    let (status, body) = list_consumers(&[("custom_id", "c-b")]).await;
+    let (status, body) = by_custom_id("c-b").await;
     assert_eq!(status, 200);
     assert_eq!(usernames(&body), ["b"]);
     assert_eq!(body["next"], Value::Null);
-    assert_eq!(list_consumers(&[("custom_id", "nobody")]).await.1["data"], json!([]));
-    let (status, body) = list_consumers(&[("custom_id", "")]).await;
+    assert_eq!(by_custom_id("nobody").await.1["data"], json!([]));
+    let (status, body) = by_custom_id("").await;
     assert_eq!(status, 400);
     assert_eq!(body["message"], "custom_id must be an unempty string");
 }
@@ -74,8 +81,7 @@ async fn a_credential_shows_the_ttl_it_has_left_and_not_at_all_once_expired() {
     let entities = [Entity::from(consumer.clone()), credential("lasting", 100), credential("gone", 5)];
     let cfg = AppliedConfig { snapshot: ConfigSnapshot::from_entities(entities), ..AppliedConfig::default() };
     let req = AdminRequest { method: Method::GET, segments: vec!["key-auths".into()], query: Vec::new(), content_type: None, body: Bytes::new() };
-    let listed = list::<KeyAuthCredential>(&cfg, None, &req, "/key-auths");
-    let body: Value = serde_json::from_slice(&listed.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let (_, body) = status_and_json(list::<KeyAuthCredential>(&cfg, None, &req, "/key-auths")).await;
     let data = body["data"].as_array().unwrap();
     assert_eq!(data.len(), 1, "{body}");
     let left = data[0]["ttl"].as_i64().unwrap();

@@ -85,6 +85,10 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
         ["upstreams", u, "targets", "all"] if req.method == Method::GET => nested!(ctx, req, Upstream, "upstream", u, Target, None),
         ["upstreams", u, "targets", t] => nested!(ctx, req, Upstream, "upstream", u, Target, Some(t)),
 
+        // Kong's consumers endpoint answers a lookup by custom_id in place of a page.
+        ["consumers"] if req.method == Method::GET && req.query("custom_id").is_some() => {
+            entities::consumer_by_custom_id(&ctx.applied.get(), req.query("custom_id").unwrap_or_default())
+        }
         ["consumers"] => op::<Consumer>(ctx, req, None, None).await,
         ["consumers", c] => op::<Consumer>(ctx, req, None, Some(c)).await,
         ["consumers", c, "key-auth"] => nested!(ctx, req, Consumer, "consumer", c, KeyAuthCredential, None),
