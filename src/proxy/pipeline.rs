@@ -62,7 +62,7 @@ fn strip_port(raw: &str) -> &str {
 pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAddr) -> (Response<Body>, GatewayFields) {
     let mut ctx = RequestContext::new(peer);
     let table = proxy.table.load_full();
-    let (mut parts, body) = req.into_parts();
+    let (mut parts, mut body) = req.into_parts();
 
     // 1. route
     if parts.method == Method::CONNECT {
@@ -80,7 +80,6 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
     ctx.service_id = route.service.as_ref().map(|s| s.id);
 
     // 2. access
-    let mut body = body;
     if route.buffering.wants(&body) {
         let idle = route.service.as_ref().map_or(request_body::DEFAULT_IDLE, |s| s.timeouts.write);
         body = match request_body::read(body, request_body::LIMIT, idle).await {

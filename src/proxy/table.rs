@@ -134,16 +134,15 @@ impl ProxyTable {
         })
     }
 
-    /// Fails only on a route the router cannot compile (validation rejects those before
-    /// they are stored); the caller then keeps serving the previous table.
+    /// Compiles the table for `config`, keeping only `previous`'s upstream balancers (and
+    /// their health) where unchanged; callers try `reuse` first. Fails only on a route
+    /// the router cannot compile (validation rejects those before they are stored); the
+    /// caller then keeps serving the previous table.
     pub fn build(
         config: Arc<AppliedConfig>,
         previous: Option<&ProxyTable>,
         regexes: &RegexCache,
     ) -> Result<ProxyTable, RouterError> {
-        if let Some(reused) = previous.and_then(|p| ProxyTable::reuse(&config, p)) {
-            return Ok(reused);
-        }
         let snap = &config.snapshot;
         let old_upstreams: HashMap<Uuid, &Arc<UpstreamEntry>> = previous.map(|p| p.upstreams.iter().map(|(id, u)| (*id, u)).collect()).unwrap_or_default();
         let mut upstreams: HashMap<String, Arc<UpstreamEntry>> = HashMap::new();

@@ -12,8 +12,12 @@ fn service(name: &str, port: u16) -> Service {
 }
 
 fn table_of(snapshot: &ConfigSnapshot, previous: Option<&ProxyTable>) -> ProxyTable {
-    let config = AppliedConfig { revision: 1, snapshot: snapshot.clone(), mod_revisions: Default::default() };
-    ProxyTable::build(Arc::new(config), previous, &RegexCache::default()).unwrap()
+    let config = Arc::new(AppliedConfig { revision: 1, snapshot: snapshot.clone(), mod_revisions: Default::default() });
+    // As `server::follow_config` does: reuse where routing is unchanged, else rebuild.
+    match previous.and_then(|p| ProxyTable::reuse(&config, p)) {
+        Some(reused) => reused,
+        None => ProxyTable::build(config, previous, &RegexCache::default()).unwrap(),
+    }
 }
 
 fn addr_of_first_route(table: &ProxyTable) -> String {
