@@ -158,6 +158,13 @@ fn pending(limiter: &ClusterLimiter, key: &str) -> bool {
 }
 
 /// Waits until the store has applied a counter for `key`; fails after 10 s.
+/// `n` consecutive windows from `FAR`, and `client`'s key in each.
+fn far_windows_of(client: &str, n: usize) -> (Vec<Window>, Vec<String>) {
+    let windows: Vec<Window> = std::iter::successors(Some(FAR), |w| Some(w.next())).take(n).collect();
+    let keys = windows.iter().map(|w| counter_key("p", client, w)).collect();
+    (windows, keys)
+}
+
 async fn applied_counter(store: &Store, key: &str) -> u64 {
     let mut metrics = store.raft().metrics();
     let applied = async {
@@ -196,9 +203,8 @@ async fn a_key_that_comes_back_has_its_next_windows_reserved_before_they_begin()
     let (limiter, trigger) = limiter_over(&store);
     // One request a window, far below AHEAD_MIN_USE; slices of 12000 / (4 x 3) = 1000.
     let limit = 12_000;
-    let windows: Vec<Window> = std::iter::successors(Some(FAR), |w| Some(w.next())).take(10).collect();
-    let keys: Vec<String> = windows.iter().map(|w| counter_key("p", "10.0.0.7", w)).collect();
-    let other: Vec<String> = windows.iter().map(|w| counter_key("p", "10.0.0.8", w)).collect();
+    let (windows, keys) = far_windows_of("10.0.0.7", 10);
+    let other = far_windows_of("10.0.0.8", 10).1;
 
     limiter.admit(&keys[0], limit, windows[0], true).await;
     // Another key seen only from window 1 on: it has not come back yet.
@@ -241,8 +247,7 @@ async fn a_key_that_skipped_a_window_is_not_reserved_ahead() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir, true).await;
     let (limiter, trigger) = limiter_over(&store);
-    let windows: Vec<Window> = std::iter::successors(Some(FAR), |w| Some(w.next())).take(4).collect();
-    let keys: Vec<String> = windows.iter().map(|w| counter_key("p", "10.0.0.7", w)).collect();
+    let (windows, keys) = far_windows_of("10.0.0.7", 4);
     limiter.admit(&keys[0], 12_000, windows[0], true).await;
     limiter.admit(&keys[2], 12_000, windows[2], true).await;
     assert!(!limiter.knows(&keys[3]), "window 1 had no request: window 2's is not a return");
@@ -318,8 +323,7 @@ async fn a_key_busy_in_its_first_window_here_reserves_its_next_windows() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir, true).await;
     let (limiter, trigger) = limiter_over(&store);
-    let windows: Vec<Window> = std::iter::successors(Some(FAR), |w| Some(w.next())).take(6).collect();
-    let keys: Vec<String> = windows.iter().map(|w| counter_key("p", "10.0.0.7", w)).collect();
+    let (windows, keys) = far_windows_of("10.0.0.7", 6);
     for _ in 1..AHEAD_MIN_USE {
         limiter.admit(&keys[0], 12_000, windows[0], true).await;
     }
