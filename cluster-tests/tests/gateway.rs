@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cluster_tests::http::{get, post_json, request};
+use cluster_tests::http::{get, post_json, request, request_with_headers};
 use cluster_tests::{form, serial, wait_for, Cluster};
 use hyper::Method;
 use serde_json::json;
@@ -136,7 +136,18 @@ async fn configure_through_one_node_and_proxy_through_all() {
     send(form_post(&format!("http://{a1}/services"), "name=dead&url=http://127.0.20.100:9")).await;
     send(form_post(&format!("http://{a1}/services/dead/routes"), "paths[]=/dead")).await;
     let bad = wait_status(&format!("http://{}/dead", c.node(2).proxy()), 502).await;
-    assert_eq!(bad.json()["message"], "An invalid response was received from the upstream server");
+    // An upstream's failure is typed by Kong's error page: with neither Accept nor
+    // Content-Type, text/plain (error_default_type); a bare curl's */* gets JSON.
+    assert_eq!(bad.headers["content-type"], "text/plain; charset=utf-8");
+    let bad_id = bad.headers["x-gatehouse-request-id"].to_str().unwrap();
+    assert_eq!(String::from_utf8_lossy(&bad.body), format!("An invalid response was received from the upstream server\nrequest_id: {bad_id}\n"));
+    let curl_like = request_with_headers(Method::GET, &format!("http://{}/dead", c.node(2).proxy()), &[("accept", "*/*")], Vec::new()).await.unwrap();
+    assert_eq!((curl_like.status.as_u16(), curl_like.json()["message"].as_str()), (502, Some("An invalid response was received from the upstream server")));
+    // The gateway's own errors follow Accept, as kong.response.error does.
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let page = request_with_headers(Method::GET, &format!("http://{}/nowhere", c.node(2).proxy()), &[("accept", browser)], Vec::new()).await.unwrap();
+    assert_eq!((page.status.as_u16(), page.headers["content-type"].to_str().unwrap()), (404, "text/html; charset=utf-8"));
+    assert!(String::from_utf8_lossy(&page.body).contains("no Route matched with those values"));
 
     send(form_post(&format!("http://{a1}/upstreams"), "name=empty-pool")).await;
     send(form_post(&format!("http://{a1}/services"), "name=pooled&host=empty-pool")).await;
@@ -147,7 +158,7 @@ async fn configure_through_one_node_and_proxy_through_all() {
     send(form_post(&format!("http://{a1}/services"), "name=slow&url=http://127.0.20.100:9000&read_timeout=200")).await;
     send(form_post(&format!("http://{a1}/services/slow/routes"), "paths[]=/slow")).await;
     wait_status(&format!("http://{}/slow/delay/0", c.node(1).proxy()), 200).await;
-    let timed_out = get(&format!("http://{}/slow/delay/2000", c.node(1).proxy())).await.unwrap();
+    let timed_out = request_with_headers(Method::GET, &format!("http://{}/slow/delay/2000", c.node(1).proxy()), &[("accept", "application/json")], Vec::new()).await.unwrap();
     assert_eq!(timed_out.status.as_u16(), 504);
     assert_eq!(timed_out.json()["message"], "The upstream server is timing out");
 

@@ -119,8 +119,8 @@ fn find_key<'c, 'r>(cfg: &'c KeyAuthConfig, parts: &'r Parts, body: Option<&Body
     Found::None
 }
 
-fn unauthorized(cfg: &KeyAuthConfig, message: &str, ctx: &RequestContext) -> Response<Body> {
-    let mut resp = error_response(StatusCode::UNAUTHORIZED, message, ctx.request_id());
+fn unauthorized(cfg: &KeyAuthConfig, message: &str, parts: &Parts, ctx: &RequestContext) -> Response<Body> {
+    let mut resp = error_response(StatusCode::UNAUTHORIZED, message, ctx.request_id(), &parts.headers);
     let challenge = match &cfg.realm {
         Some(realm) => format!("Key realm=\"{realm}\""),
         None => "Key".to_owned(),
@@ -209,10 +209,11 @@ pub fn access(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &format!("anonymous consumer {anon} is configured but doesn't exist"),
                 ctx.request_id(),
+                &parts.headers,
             )),
         };
     }
-    Err(unauthorized(cfg, failure, ctx))
+    Err(unauthorized(cfg, failure, parts, ctx))
 }
 
 #[cfg(test)]

@@ -141,7 +141,7 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
             Decision::Unavailable => {
                 // Kong answers 500 here; 503 says what it is: temporary, retry elsewhere.
                 let message = "Rate limiting is unavailable: the cluster has no quorum";
-                return Err(error_response(StatusCode::SERVICE_UNAVAILABLE, message, ctx.request_id()));
+                return Err(error_response(StatusCode::SERVICE_UNAVAILABLE, message, ctx.request_id(), &parts.headers));
             }
         }
     }
@@ -153,7 +153,7 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
         return Ok(());
     }
     let status = StatusCode::from_u16(cfg.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
-    let mut resp = error_response(status, &cfg.error_message, ctx.request_id());
+    let mut resp = error_response(status, &cfg.error_message, ctx.request_id(), &parts.headers);
     // Retry-After is one of the fields hide_client_headers hides, as in Kong.
     if !cfg.hide_client_headers {
         fields.add_to(resp.headers_mut());

@@ -1,10 +1,10 @@
 //! Typed proxy errors: where a failure came from, whether another target may be tried,
 //! and the one place that maps each to Kong's status code and message.
 
-use hyper::{Response, StatusCode};
-use serde_json::json;
+use hyper::{HeaderMap, Response, StatusCode};
 
-use crate::http::{json_response, Body};
+use super::error_format::{ErrorFormat, Raiser};
+use crate::http::Body;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProxyError {
@@ -65,15 +65,30 @@ impl ProxyError {
         matches!(self, ProxyError::UpstreamBroken { .. } | ProxyError::UpstreamTimeout)
     }
 
-    /// Kong's JSON error body, with the request id Kong adds since 3.5.
-    pub fn response(&self, request_id: &str) -> Response<Body> {
-        error_response(self.status(), &self.to_string(), request_id)
+    /// Where Kong raises it: the failures nginx meets on its own (the upstream's, the
+    /// client body's, a crash) go through its error page, the rest through its code.
+    fn raiser(&self) -> Raiser {
+        match self {
+            ProxyError::NoRoute | ProxyError::NoHealthyTarget | ProxyError::NameResolution | ProxyError::TunnelRefused => Raiser::Gateway,
+            ProxyError::UpstreamBroken { .. }
+            | ProxyError::UpstreamTimeout
+            | ProxyError::ClientBodyTimeout
+            | ProxyError::ClientBodyBroken
+            | ProxyError::Internal(_) => Raiser::Server,
+        }
+    }
+
+    /// Kong's error body in the format the client's headers ask for, with the request
+    /// id Kong adds since 3.5.
+    pub fn response(&self, request_id: &str, client: &HeaderMap) -> Response<Body> {
+        ErrorFormat::for_request(client, self.raiser()).response(self.status(), &self.to_string(), request_id)
     }
 }
 
-/// A gateway-generated error in Kong's shape: `{"message": ..., "request_id": ...}`.
-pub fn error_response(status: StatusCode, message: &str, request_id: &str) -> Response<Body> {
-    json_response(status, &json!({ "message": message, "request_id": request_id }))
+/// An error the gateway's own logic raises (a plugin's refusal), in Kong's shape:
+/// `{"message": ..., "request_id": ...}` unless the client's Accept asks for another.
+pub fn error_response(status: StatusCode, message: &str, request_id: &str, client: &HeaderMap) -> Response<Body> {
+    ErrorFormat::for_request(client, Raiser::Gateway).response(status, message, request_id)
 }
 
 #[cfg(test)]
@@ -94,13 +109,26 @@ mod tests {
             (ProxyError::ClientBodyBroken, 400, "Bad request"),
             (ProxyError::Internal("x".into()), 500, "An unexpected error occurred"),
         ];
+        let asks_json = HeaderMap::from_iter([(hyper::header::ACCEPT, "application/json".parse().unwrap())]);
         for (err, status, text) in cases {
-            let resp = err.response("abc");
+            let resp = err.response("abc", &asks_json);
             assert_eq!(resp.status().as_u16(), status);
             let body = resp.into_body().collect().await.unwrap().to_bytes();
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(v["message"], text);
             assert_eq!(v["request_id"], "abc");
+        }
+    }
+
+    #[test]
+    fn without_accept_the_upstreams_failures_are_text_and_the_gateways_own_json() {
+        let bare = HeaderMap::new();
+        let content_type = |e: ProxyError| e.response("abc", &bare).headers()[hyper::header::CONTENT_TYPE].clone();
+        for e in [ProxyError::UpstreamBroken { retryable: false, detail: String::new() }, ProxyError::UpstreamTimeout, ProxyError::ClientBodyTimeout] {
+            assert_eq!(content_type(e), "text/plain; charset=utf-8");
+        }
+        for e in [ProxyError::NoRoute, ProxyError::NoHealthyTarget, ProxyError::NameResolution] {
+            assert_eq!(content_type(e), "application/json; charset=utf-8");
         }
     }
 

@@ -3,6 +3,7 @@
 pub mod consumer_fields;
 pub mod context;
 pub mod errors;
+pub mod error_format;
 pub mod forward;
 pub mod h1;
 pub mod pool;

@@ -66,13 +66,13 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
 
     // 1. route
     if parts.method == Method::CONNECT {
-        let resp = ProxyError::TunnelRefused.response(ctx.request_id());
+        let resp = ProxyError::TunnelRefused.response(ctx.request_id(), &parts.headers);
         return gateway_response(&proxy, &mut ctx, None, resp);
     }
     let host = host_of(&parts);
     let found = table.router.find(&RequestView { method: parts.method.as_str(), host: &host, path: parts.uri.path(), headers: &parts.headers });
     let Some(RouteMatch { route, matched_path }) = found else {
-        let resp = ProxyError::NoRoute.response(ctx.request_id());
+        let resp = ProxyError::NoRoute.response(ctx.request_id(), &parts.headers);
         return gateway_response(&proxy, &mut ctx, None, resp);
     };
     let route = &table.routes[route];
@@ -90,7 +90,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
                     request_body::ReadError::Idle(_) => ProxyError::ClientBodyTimeout,
                     request_body::ReadError::Client(_) => ProxyError::ClientBodyBroken,
                 }
-                .response(ctx.request_id());
+                .response(ctx.request_id(), &parts.headers);
                 return gateway_response(&proxy, &mut ctx, Some(route), resp);
             }
         };
@@ -103,7 +103,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
         return gateway_response(&proxy, &mut ctx, Some(route), resp);
     }
     let Some(service) = route.service.clone() else {
-        let resp = error_response(StatusCode::SERVICE_UNAVAILABLE, "no Service found with those values", ctx.request_id());
+        let resp = error_response(StatusCode::SERVICE_UNAVAILABLE, "no Service found with those values", ctx.request_id(), &parts.headers);
         return gateway_response(&proxy, &mut ctx, Some(route), resp);
     };
 
@@ -137,7 +137,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
         }
         Err(e) => {
             tracing::debug!(error = %e, route = %route.label, "upstream failed");
-            let resp = e.response(ctx.request_id());
+            let resp = e.response(ctx.request_id(), &parts.headers);
             return gateway_response(&proxy, &mut ctx, Some(route), resp);
         }
     };
