@@ -110,6 +110,8 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
     let prefix_len = key.len();
     let mut outcomes: SmallVec<[PeriodOutcome; 2]> = SmallVec::new();
     let mut blocked = false;
+    // The periods that took a token before one refused: a prefix of `limits`.
+    let mut charged = 0;
     for limit in &plugin.limits {
         let window = Window::containing(limit.period, now_ms);
         key.truncate(prefix_len);
@@ -132,13 +134,15 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
                 if !plugin.local && window.ending(now_ms, RESERVE_AHEAD_MAX_MS) {
                     limiters.cluster.reserve_ahead_if_busy(&key, window, limit.count);
                 }
-                outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining, reset })
+                outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining, reset });
+                charged += 1;
             }
             Decision::Rejected => {
                 outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining: 0, reset });
                 blocked = true;
             }
             Decision::Unavailable => {
+                refund(plugin, limiters, &mut key, prefix_len, charged, now_ms);
                 // Kong answers 500 here; 503 says what it is: temporary, retry elsewhere.
                 let message = "Rate limiting is unavailable: the cluster has no quorum";
                 return Err(error_response(StatusCode::SERVICE_UNAVAILABLE, message, ctx.request_id(), &parts.headers));
@@ -152,6 +156,7 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
         }
         return Ok(());
     }
+    refund(plugin, limiters, &mut key, prefix_len, charged, now_ms);
     let status = StatusCode::from_u16(cfg.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
     let mut resp = error_response(status, &cfg.error_message, ctx.request_id(), &parts.headers);
     // Retry-After is one of the fields hide_client_headers hides, as in Kong.
@@ -164,78 +169,24 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
     Err(resp)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::proxy::context::ConsumerInfo;
-    use crate::ratelimit::window::counter_key;
-
-    fn config(limit_by: &str) -> RateLimitingConfig {
-        RateLimitingConfig {
-            second: None,
-            minute: Some(5.0),
-            hour: None,
-            day: None,
-            month: None,
-            year: None,
-            limit_by: limit_by.into(),
-            header_name: Some("x-who".into()),
-            path: Some("/only".into()),
-            policy: "cluster".into(),
-            fault_tolerant: true,
-            hide_client_headers: false,
-            error_code: 429.0,
-            error_message: "API rate limit exceeded".into(),
+/// Gives back the tokens the first `charged` periods took for a request refused after
+/// them: Kong checks every period before it counts the request in any, so a refused
+/// request costs no period. Their fields still show the request counted, as Kong's
+/// remaining-minus-one does. (Windows nest and limits grow with the period, so this
+/// changes no later decision in the longer window; it keeps the counters true, and a
+/// node that lost quorum does not lose the shorter periods' tokens to a 503.)
+fn refund(plugin: &RateLimitPlugin, limiters: &Limiters, key: &mut String, prefix_len: usize, charged: usize, now_ms: u64) {
+    for limit in &plugin.limits[..charged] {
+        key.truncate(prefix_len);
+        window::push_window(key, &Window::containing(limit.period, now_ms));
+        if plugin.local {
+            limiters.local.refund(key);
+        } else {
+            limiters.cluster.refund(key, limit.count);
         }
-    }
-
-    /// The key `access` uses for `cfg` and a request to `uri` with `headers`, from 10.0.0.7.
-    fn key(cfg: &RateLimitingConfig, uri: &str, headers: &[(&str, &str)], consumer: Option<Uuid>) -> String {
-        let mut req = hyper::Request::get(uri);
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        let parts = req.body(()).unwrap().into_parts().0;
-        let mut ctx = RequestContext::new("10.0.0.7:5555".parse().unwrap());
-        ctx.consumer = consumer.map(|id| Arc::new(ConsumerInfo { id, username: None, custom_id: None }));
-        let mut key = String::new();
-        key_prefix(&mut key, &RateLimitPlugin::new(PLUGIN, cfg.clone()), &parts, &ctx);
-        window::push_window(&mut key, &WINDOW);
-        key
-    }
-
-    const PLUGIN: Uuid = Uuid::from_u128(0x1234);
-    const WINDOW: Window = Window { period: Period::Minute, start_ms: 120_000 };
-
-    fn expected(identifier: &str) -> String {
-        counter_key(&PLUGIN.to_string(), identifier, &WINDOW)
-    }
-
-    #[test]
-    fn the_key_counts_whom_limit_by_names_and_falls_back_to_the_client_address() {
-        let consumer = Uuid::from_u128(0xabc);
-        assert_eq!(key(&config("ip"), "/", &[], None), expected("10.0.0.7"));
-        assert_eq!(key(&config("header"), "/", &[("x-who", "alice")], None), expected("alice"));
-        assert_eq!(key(&config("header"), "/", &[], None), expected("10.0.0.7"));
-        assert_eq!(key(&config("path"), "/only", &[], None), expected("/only"));
-        assert_eq!(key(&config("path"), "/other", &[], None), expected("10.0.0.7"));
-        assert_eq!(key(&config("consumer"), "/", &[], Some(consumer)), expected(&consumer.to_string()));
-        assert_eq!(key(&config("consumer"), "/", &[], None), expected("10.0.0.7"));
-    }
-
-    #[test]
-    fn a_header_limit_on_a_consumer_field_counts_the_consumer_found_not_the_field_sent() {
-        use crate::model::{create, Consumer};
-        use crate::proxy::consumer_fields::{ConsumerFields, ConsumerValues};
-        let mut cfg = config("header");
-        cfg.header_name = Some("X-Consumer-Username".into());
-        let parts = hyper::Request::get("/").header("x-consumer-username", "eve").body(()).unwrap().into_parts().0;
-        let mut ctx = RequestContext::new("10.0.0.7:5555".parse().unwrap());
-        let bob: Consumer = create(&serde_json::json!({"username": "bob"}), 1.0).unwrap();
-        ctx.consumer_fields = Some(ConsumerFields { values: Arc::new(ConsumerValues::new(&bob, None)), anonymous: false });
-        let mut key = String::new();
-        key_prefix(&mut key, &RateLimitPlugin::new(PLUGIN, cfg), &parts, &ctx);
-        window::push_window(&mut key, &WINDOW);
-        assert_eq!(key, expected("bob"));
     }
 }
+
+#[cfg(test)]
+#[path = "rate_limiting_tests.rs"]
+mod tests;

@@ -117,6 +117,12 @@ impl Bucket {
         })
     }
 
+    /// Takes back an admission (normal or fallback) for a request another period then
+    /// refused: its token is this node's to use again.
+    pub fn refund(&mut self) {
+        self.used = self.used.saturating_sub(1);
+    }
+
     /// Gives up the tokens granted here and not used. They stay counted in the cluster's
     /// total: nobody else gets them, which errs toward admitting fewer.
     pub fn give_up_unused(&mut self) {

@@ -148,6 +148,18 @@ impl ClusterLimiter {
         limit.saturating_sub(self.reserver.applied_total(key))
     }
 
+    /// Takes back an admission to `key` made under `limit`, for a request that another
+    /// period then refused: Kong charges a refused request to no period. A token granted
+    /// under a limit changed since is not handed back for use (see `Bucket::change_limit`).
+    pub fn refund(&self, key: &str, limit: u64) {
+        if let Some(entry) = self.lock().entries.get_mut(key) {
+            entry.bucket.refund();
+            if entry.bucket.limit != limit {
+                entry.bucket.give_up_unused();
+            }
+        }
+    }
+
     /// Whether `key` has had enough requests in its window on this node that its next
     /// windows will likely come here too.
     pub fn busy(&self, key: &str) -> bool {
@@ -404,4 +416,4 @@ impl ClusterLimiter {
 
 #[cfg(test)]
 #[path = "limiter_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -13,7 +13,7 @@ use crate::shutdown::ShutdownTrigger;
 /// A window that ends long after any test: no sweep forgets it.
 const FAR: Window = Window { period: Period::Second, start_ms: 9_000_000_000_000_000 };
 
-async fn store(dir: &tempfile::TempDir, initialize: bool) -> Store {
+pub(crate) async fn store(dir: &tempfile::TempDir, initialize: bool) -> Store {
     let store = Store::open(StoreConfig::new(1, "127.0.0.1:0".parse().unwrap(), dir.path())).await.unwrap();
     if initialize {
         store.initialize().await.unwrap();
@@ -24,7 +24,7 @@ async fn store(dir: &tempfile::TempDir, initialize: bool) -> Store {
 
 /// A limiter over `store` that counts three live nodes, with the trigger that stops its
 /// reserver.
-fn limiter_over(store: &Store) -> (Arc<ClusterLimiter>, ShutdownTrigger) {
+pub(crate) fn limiter_over(store: &Store) -> (Arc<ClusterLimiter>, ShutdownTrigger) {
     let trigger = ShutdownTrigger::new();
     let reserver = Reserver::start(store.clone(), Duration::from_secs(2), trigger.signal());
     (ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2)), trigger)
@@ -336,6 +336,25 @@ async fn a_key_busy_in_its_first_window_here_reserves_its_next_windows() {
     for (w, key) in keys.iter().enumerate().take(5).skip(1) {
         assert_eq!(applied_counter(&store, key).await, 1_000, "window {w}");
     }
+    trigger.trigger();
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_gives_the_token_back_unless_the_limit_changed_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, true).await;
+    let (limiter, trigger) = limiter_over(&store);
+    assert!(matches!(limiter.admit("k", 120, FAR, true).await, Decision::Admitted { .. }));
+    let after_one = limiter.remaining("k", 120);
+    assert!(matches!(limiter.admit("k", 120, FAR, true).await, Decision::Admitted { .. }));
+    limiter.refund("k", 120);
+    assert_eq!(limiter.remaining("k", 120), after_one);
+    // Lowered to 2 since the admission: the slice granted under 120 is given up, and the
+    // refunded token with it.
+    assert!(matches!(limiter.admit("k", 2, FAR, true).await, Decision::Rejected));
+    limiter.refund("k", 120);
+    assert!(matches!(limiter.admit("k", 2, FAR, true).await, Decision::Rejected));
     trigger.trigger();
     store.shutdown().await;
 }

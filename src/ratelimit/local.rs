@@ -30,6 +30,13 @@ impl LocalLimiter {
         }
     }
 
+    /// Takes back an admission to `key` for a request another period then refused.
+    pub fn refund(&self, key: &str) {
+        if let Some(entry) = self.counters.lock().unwrap_or_else(PoisonError::into_inner).get_mut(key) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
+    }
+
     /// What `key` has left, without counting a request.
     pub fn remaining(&self, key: &str, limit: u64) -> u64 {
         let counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
@@ -54,6 +61,10 @@ mod tests {
         assert_eq!((l.remaining("a", 2), l.remaining("b", 2)), (0, 2));
         assert_eq!(l.admit("b", 2, 1000), Decision::Admitted { remaining: 1 });
         assert_eq!(l.remaining("b", 2), 1, "a look does not count");
+        l.refund("b");
+        assert_eq!(l.remaining("b", 2), 2, "a refund gives the token back");
+        l.refund("b");
+        assert_eq!(l.admit("b", 2, 1000), Decision::Admitted { remaining: 1 }, "no more than was taken");
         l.sweep(1000);
         assert_eq!(l.admit("a", 2, 2000), Decision::Admitted { remaining: 1 });
     }
