@@ -74,7 +74,7 @@ fn a_header_limit_on_a_consumer_field_counts_the_consumer_found_not_the_field_se
 }
 
 /// A time in a minute's first second, far from any clock a sweep would read.
-const MINUTE_START: u64 = 9_000_000_000_000_000 - 9_000_000_000_000_000 % 60_000;
+const MINUTE_START: u64 = 150_000_000_000_000 * 60_000;
 
 fn limits(policy: &str, second: u64, minute: u64) -> RateLimitPlugin {
     let mut cfg = config("ip");
