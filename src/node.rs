@@ -12,11 +12,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
-use crate::admin::{AdminApi, AdminContext};
+use crate::admin::{target_health, AdminApi, AdminContext};
 use crate::applied::Applied;
 use crate::cluster::autopilot::Autopilot;
 use crate::cluster::gossip_view::GossipView;
 use crate::cluster::peers::{meta, PeerView};
+use crate::cluster::calls::ClusterCalls;
 use crate::cluster::{identity, join, status};
 use crate::config::{StartArgs, CLUSTER_PORT};
 use crate::echo::Echo;
@@ -79,7 +80,6 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
     cfg.heartbeat = args.raft_heartbeat;
     cfg.election_timeout = (args.raft_election_timeout, args.raft_election_timeout * 2);
     let store = Store::open(cfg).await?;
-    store.set_app_handler(Arc::new(join::JoinHandler { store: store.clone() }));
 
     // Seeds: the --join addresses, plus every member this node already knows, so a
     // restarted node finds its cluster without --join.
@@ -122,6 +122,13 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
         admin_token: args.admin_token.clone(),
         leave: leave_tx,
     });
+
+    // Set before anything joins: until then the cluster port refuses calls, and a joining
+    // node asks again.
+    let calls = ClusterCalls::default()
+        .with(join::JOIN_METHOD, Arc::new(join::JoinHandler { store: store.clone() }))
+        .with(target_health::METHOD, Arc::new(target_health::VerdictHandler { proxy: proxy.clone() }));
+    store.set_app_handler(Arc::new(calls));
 
     let mut tasks = JoinSet::new();
     tasks.spawn(http::serve(admin_listener, Arc::new(AdminApi { ctx: admin }), trigger.signal(), args.drain_timeout, args.client_timeouts(), "admin"));

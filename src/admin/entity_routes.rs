@@ -6,7 +6,7 @@ use hyper::{Method, Response, StatusCode};
 
 use super::entities::{self, lookup, not_found, AdminEntity, Scope};
 use super::server::{message, AdminContext, AdminRequest};
-use super::write;
+use super::{target_health, write};
 use crate::http::Body;
 use crate::model::{Consumer, KeyAuthCredential, Plugin, Route, Service, Target, Upstream};
 
@@ -84,6 +84,12 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
         // Kong keeps `targets/all` from the days targets had a history: the same list.
         ["upstreams", u, "targets", "all"] if req.method == Method::GET => nested!(ctx, req, Upstream, "upstream", u, Target, None),
         ["upstreams", u, "targets", t] => nested!(ctx, req, Upstream, "upstream", u, Target, Some(t)),
+        ["upstreams", u, "targets", t, verdict @ ("healthy" | "unhealthy")] if req.method == Method::POST => {
+            target_health::post(ctx, u, t, None, *verdict == "healthy").await
+        }
+        ["upstreams", u, "targets", t, address, verdict @ ("healthy" | "unhealthy")] if req.method == Method::POST => {
+            target_health::post(ctx, u, t, Some(address), *verdict == "healthy").await
+        }
 
         // Kong's consumers endpoint answers a lookup by custom_id in place of a page.
         ["consumers"] if req.method == Method::GET && req.query("custom_id").is_some() => {
@@ -124,7 +130,9 @@ fn upstream_health(ctx: &AdminContext, key: &str) -> Response<Body> {
             .targets()
             .iter()
             .map(|t| {
-                let health = if !checks_on { "HEALTHCHECKS_OFF" } else if t.is_healthy() { "HEALTHY" } else { "UNHEALTHY" };
+                // A target an operator took out is shown so even with the checks off,
+                // since the balancer skips it.
+                let health = if !t.is_healthy() { "UNHEALTHY" } else if checks_on { "HEALTHY" } else { "HEALTHCHECKS_OFF" };
                 serde_json::json!({ "target": t.addr, "weight": t.weight, "health": health })
             })
             .collect(),

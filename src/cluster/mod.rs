@@ -2,6 +2,7 @@
 //! the voter set healthy (autopilot), how a node leaves, and the cluster status view.
 
 pub mod autopilot;
+pub mod calls;
 pub mod gossip_view;
 pub mod identity;
 pub mod join;

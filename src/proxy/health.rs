@@ -94,6 +94,22 @@ pub fn record(balancer: &Balancer, target: &TargetState, outcome: Outcome, limit
     }
 }
 
+/// An operator's verdict on target `addr` (the Admin API's healthy/unhealthy): applied
+/// at once, with the counters started over, as Kong does. The checks, if on, go on
+/// judging from there. False when `balancer` has no such target.
+pub fn set_by_operator(balancer: &Balancer, addr: &str, healthy: bool) -> bool {
+    let mut found = false;
+    for target in balancer.targets().iter().filter(|t| t.addr == addr) {
+        *target.counters() = Default::default();
+        found = true;
+    }
+    if found {
+        tracing::info!(target = %addr, healthy, "target health set by an operator");
+        balancer.set_health(addr, healthy);
+    }
+    found
+}
+
 /// Probes every target of `balancer` while it is in use (the task ends once the last
 /// route table holding it is gone).
 pub fn spawn_active(balancer: &Arc<Balancer>, checks: Healthchecks) {

@@ -84,3 +84,17 @@ async fn the_active_checker_probes_real_targets() {
     assert!(b.targets()[0].is_healthy());
     trigger.trigger();
 }
+
+#[test]
+fn an_operators_verdict_applies_at_once_and_restarts_the_counts() {
+    let b = Balancer::new(Algorithm::RoundRobin, &[("a:1".into(), 1), ("b:1".into(), 1)]);
+    let limits = Thresholds { successes: 0, tcp_failures: 2, timeouts: 0, http_failures: 0 };
+    record(&b, &b.targets()[0], Outcome::TcpFailure, &limits);
+    assert!(set_by_operator(&b, "a:1", false));
+    assert!(!b.targets()[0].is_healthy() && b.targets()[1].is_healthy());
+    assert!(set_by_operator(&b, "a:1", true));
+    // The failure counted before the verdict is forgotten: one more does not reach two.
+    record(&b, &b.targets()[0], Outcome::TcpFailure, &limits);
+    assert!(b.targets()[0].is_healthy());
+    assert!(!set_by_operator(&b, "c:1", false), "no such target");
+}
