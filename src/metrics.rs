@@ -83,6 +83,7 @@ pub struct Metrics {
     pub raft_applied_index: Gauge,
     pub raft_elections: Counter,
     pub config_revision: Gauge,
+    pub datastore_reachable: Gauge,
     pub gossip_members: Family<StateLabels, Gauge>,
     pub ratelimit_degraded: Gauge,
     pub ratelimit_degraded_admissions: Gauge,
@@ -111,6 +112,7 @@ impl Metrics {
             raft_applied_index: Gauge::default(),
             raft_elections: Counter::default(),
             config_revision: Gauge::default(),
+            datastore_reachable: Gauge::default(),
             gossip_members: Family::default(),
             ratelimit_degraded: Gauge::default(),
             ratelimit_degraded_admissions: Gauge::default(),
@@ -125,6 +127,7 @@ impl Metrics {
         r.register("raft_applied_index", "Last index applied on this node", m.raft_applied_index.clone());
         r.register("raft_elections", "Term changes seen by this node", m.raft_elections.clone());
         r.register("config_revision", "Revision of the applied replicated map", m.config_revision.clone());
+        r.register("datastore_reachable", "1 while a write through this node could commit (Kong's kong_datastore_reachable)", m.datastore_reachable.clone());
         r.register("gossip_members", "Members gossip knows, by state", m.gossip_members.clone());
         r.register("ratelimit_degraded", "1 while rate limits run on the local fallback share (no quorum)", m.ratelimit_degraded.clone());
         r.register(

@@ -327,6 +327,8 @@ async fn balancing_skips_a_dead_target_and_reports_its_health() {
     c.start_echo("127.0.24.101:9000", "echo-b");
     form(&mut c, 1, 1, &[]).await;
     let a = c.node(1).admin();
+    // The only voter reaches its store alone.
+    assert_eq!(get(&format!("http://{a}/status")).await.unwrap().json()["database"]["reachable"], true);
     let upstream = json!({"name": "pool", "healthchecks": {"passive": {"unhealthy": {"tcp_failures": 1}}}});
     assert_eq!(post_json(&format!("http://{a}/upstreams"), &upstream).await.unwrap().status.as_u16(), 201);
     for t in ["127.0.24.100:9000", "127.0.24.101:9000", "127.0.24.102:9000"] {

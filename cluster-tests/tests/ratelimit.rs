@@ -182,6 +182,8 @@ async fn without_quorum_a_node_falls_back_to_its_share_and_says_so() {
         get_as(&format!("http://{proxy}/strict"), "probe").await.filter(|r| r.headers.contains_key("x-ratelimit-limit-hour"))
     })
     .await;
+    let reachable = || async { get(&format!("http://{a}/status")).await.ok().map(|r| r.json()["database"]["reachable"].clone()) };
+    wait_for("node 1 to reach its store", Duration::from_secs(5), || async { (reachable().await? == true).then_some(()) }).await;
 
     c.kill(2);
     c.kill(3);
@@ -210,4 +212,8 @@ async fn without_quorum_a_node_falls_back_to_its_share_and_says_so() {
     assert_eq!(node["ratelimit_degraded"], true, "{cluster}");
     let metrics = String::from_utf8(get(&format!("http://{a}/metrics")).await.unwrap().body.to_vec()).unwrap();
     assert!(metrics.contains("gatehouse_ratelimit_degraded 1"), "{metrics}");
+    // Kong's /status says the same of its database: a write here could not commit.
+    wait_for("node 1 to know its store unreachable", Duration::from_secs(5), || async { (reachable().await? == false).then_some(()) }).await;
+    let metrics = String::from_utf8(get(&format!("http://{a}/metrics")).await.unwrap().body.to_vec()).unwrap();
+    assert!(metrics.contains("gatehouse_datastore_reachable 0"), "{metrics}");
 }

@@ -172,6 +172,22 @@ impl Store {
         self.inner.leader_contact.age()
     }
 
+    /// Whether a write made through this node could commit now, as far as it knows:
+    /// it leads and a quorum acknowledged it within the longest election timeout (or it
+    /// is the only voter), or it follows a leader it heard from within that time. What
+    /// Kong's `/status` calls the database being reachable.
+    pub fn reachable(&self) -> bool {
+        let bound = self.inner.cfg.election_timeout.1;
+        let m = self.raft().metrics().borrow().clone();
+        match m.state {
+            ServerState::Leader => {
+                let alone = m.membership_config.membership().voter_ids().all(|id| id == self.id());
+                alone || m.millis_since_quorum_ack.is_some_and(|ms| Duration::from_millis(ms) <= bound)
+            }
+            _ => m.current_leader.is_some() && self.leader_contact_age().is_some_and(|age| age <= bound),
+        }
+    }
+
     /// Tells the store whether another node, alive, says it leads (gossip's view, in
     /// gatehouse). A restarted voter that has not heard from a leader yet holds its
     /// campaigns while this is true (see `restart_hold`).

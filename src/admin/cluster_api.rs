@@ -26,12 +26,14 @@ pub fn root(ctx: &AdminContext) -> Response<Body> {
 }
 
 /// 200 while the node serves; the body says what it last applied and whether the
-/// cluster has a leader (the proxy keeps serving without one).
+/// cluster has a leader (the proxy keeps serving without one). `database.reachable` is
+/// Kong's field: here, whether a write through this node could commit now.
 pub fn status(ctx: &AdminContext) -> Response<Body> {
     let s = ctx.store.status();
     json_response(
         StatusCode::OK,
         &json!({
+            "database": { "reachable": ctx.store.reachable() },
             "server": { "node_id": s.id.to_string(), "role": format!("{:?}", s.role).to_lowercase() },
             "config_revision": s.revision,
             "config_digest": ctx.applied.get().digest(),
@@ -65,6 +67,7 @@ pub fn metrics(ctx: &AdminContext) -> Response<Body> {
     m.raft_last_log_index.set(s.last_log_index.unwrap_or(0) as i64);
     m.raft_applied_index.set(s.applied_index.unwrap_or(0) as i64);
     m.config_revision.set(ctx.applied.get().revision as i64);
+    m.datastore_reachable.set(i64::from(ctx.store.reachable()));
     let peers = ctx.peers.peers();
     for (state, count) in [
         ("alive", peers.iter().filter(|p| p.alive && !p.left).count()),
