@@ -66,6 +66,10 @@ pub struct StartArgs {
     #[arg(long, env = "GATEHOUSE_DEAD_NODE_GRACE", default_value = "30s", value_parser = parse_duration)]
     #[serde(with = "humantime_serde_compat")]
     pub dead_node_grace: Duration,
+    /// How often the leader deletes credentials past their ttl (reads hide them at once).
+    #[arg(long, env = "GATEHOUSE_TTL_CLEANUP_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    #[serde(with = "humantime_serde_compat")]
+    pub ttl_cleanup_interval: Duration,
     /// On SIGTERM, leave the cluster (hand off leadership and voting) before exiting.
     #[arg(long, env = "GATEHOUSE_LEAVE_ON_TERMINATE")]
     #[serde(default)]

@@ -26,6 +26,7 @@ fn defaults_follow_the_design() {
     assert_eq!(a.gossip_addr().to_string(), "127.0.0.1:7946");
     assert_eq!(a.voters, 3);
     assert_eq!(a.dead_node_grace, Duration::from_secs(30));
+    assert_eq!(a.ttl_cleanup_interval, Duration::from_secs(60));
     a.validate().unwrap();
 }
 

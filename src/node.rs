@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
-use crate::admin::{target_health, AdminApi, AdminContext};
+use crate::admin::{expiry, target_health, AdminApi, AdminContext};
 use crate::applied::Applied;
 use crate::cluster::autopilot::Autopilot;
 use crate::cluster::gossip_view::GossipView;
@@ -131,6 +131,7 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
     store.set_app_handler(Arc::new(calls));
 
     let mut tasks = JoinSet::new();
+    tasks.spawn(expiry::sweep_loop(admin.clone(), args.ttl_cleanup_interval, trigger.signal()));
     tasks.spawn(http::serve(admin_listener, Arc::new(AdminApi { ctx: admin }), trigger.signal(), args.drain_timeout, args.client_timeouts(), "admin"));
     tasks.spawn(server::follow_config(proxy.clone(), applied.clone(), trigger.signal()));
     let proxy_handler = Arc::new(ProxyHandler(proxy.clone()));

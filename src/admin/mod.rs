@@ -6,6 +6,7 @@ pub mod cluster_api;
 pub mod config_api;
 pub mod entities;
 pub mod entity_routes;
+pub mod expiry;
 pub mod server;
 pub mod target_health;
 pub mod write;
