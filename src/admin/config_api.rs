@@ -12,7 +12,7 @@ use crate::model::{diff, export_declarative, parse_declarative_with, unix_now, K
 
 pub fn export(ctx: &AdminContext, req: &AdminRequest) -> Response<Body> {
     let json = req.query("format") == Some("json");
-    let text = export_declarative(&ctx.applied.get().snapshot, !json);
+    let text = export_declarative(&ctx.applied.get().snapshot, !json, unix_now());
     let mut resp = Response::new(full(text));
     let ct = if json { "application/json" } else { "application/yaml" };
     resp.headers_mut().insert(hyper::header::CONTENT_TYPE, ct.parse().expect("static"));

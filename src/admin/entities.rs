@@ -224,12 +224,11 @@ pub fn get<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, key: &str)
 fn shown(entity: &Entity, now: f64) -> Option<Value> {
     let mut json = entity.to_json();
     if let Entity::KeyAuthCredential(c) = entity {
-        if let Some(ttl) = c.ttl.filter(|t| *t > 0) {
-            let left = (c.created_at + i64::from(ttl)) as f64 - now;
-            if left <= 0.0 {
+        if let Some(left) = c.ttl_left(now) {
+            if c.is_expired(|| now) {
                 return None;
             }
-            json["ttl"] = json!(left.floor() as i64);
+            json["ttl"] = json!(left);
         }
     }
     Some(json)

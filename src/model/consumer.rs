@@ -180,6 +180,13 @@ impl KeyAuthCredential {
             _ => false,
         }
     }
+    /// The seconds its ttl has left at `now` (Unix seconds), rounded down as Kong's are;
+    /// `Some(0)` once expired, None without a ttl (the stored ttl counts from created_at).
+    pub fn ttl_left(&self, now: f64) -> Option<u32> {
+        let ttl = self.ttl.filter(|t| *t > 0)?;
+        let left = (self.created_at + i64::from(ttl)) as f64 - now;
+        Some(left.max(0.0).floor() as u32)
+    }
     /// Whether `key` is this credential's key.
     pub fn matches(&self, key: &str) -> bool {
         hash_key(key) == self.key_hash

@@ -186,7 +186,7 @@ proptest! {
         es.extend(cons.into_iter().map(Entity::from));
         let snap = ConfigSnapshot::from_entities(es);
 
-        let text = export_declarative(&snap, yaml);
+        let text = export_declarative(&snap, yaml, NOW);
         let parsed = parse_declarative_with(&text, &snap, NOW + 10.0).unwrap();
         let d = diff(&snap, &parsed);
         prop_assert!(d.is_empty(), "{}\n{}", d.summary(), text);

@@ -40,7 +40,11 @@ fn sorted<'a, T: EntityType>(items: impl Iterator<Item = &'a T>) -> Vec<&'a T> {
 /// services, route-only plugins under routes, targets under upstreams, credentials
 /// (with `key_hash`) and consumer-only plugins under consumers; global and multi-scope
 /// plugins at the top. Ids are included; timestamps and null fields are left out.
-pub fn export_declarative(snap: &ConfigSnapshot, yaml: bool) -> String {
+/// Credentials past their ttl at `now` are left out, and the others' ttl is what they
+/// have left: a ttl counts from creation, which an import sets anew, so the file must
+/// not bring an expired key back nor give a live one its whole ttl again. (What is left
+/// counts from the import, as Kong's relative ttl does.)
+pub fn export_declarative(snap: &ConfigSnapshot, yaml: bool, now: f64) -> String {
     let scope = |p: &Plugin| (p.route.is_some(), p.service.is_some(), p.consumer.is_some());
     let plugins_with =
         |want: (bool, bool, bool), id: Option<uuid::Uuid>, drop: &[&str]| -> Vec<Value> {
@@ -112,14 +116,16 @@ pub fn export_declarative(snap: &ConfigSnapshot, yaml: bool) -> String {
         .map(|c| {
             let mut m = clean(serde_json::to_value(c).unwrap_or_default(), &[]);
             let mut creds: Vec<&KeyAuthCredential> = snap.credentials_of(c.id);
+            creds.retain(|k| !k.is_expired(|| now));
             creds.sort_by_key(|k| (k.key_hash.clone(), k.id));
             let creds: Vec<Value> = creds
                 .into_iter()
                 .map(|k| {
-                    Value::Object(clean(
-                        serde_json::to_value(k).unwrap_or_default(),
-                        &["consumer"],
-                    ))
+                    let mut m = clean(serde_json::to_value(k).unwrap_or_default(), &["consumer"]);
+                    if let Some(left) = k.ttl_left(now) {
+                        m.insert("ttl".into(), Value::from(left));
+                    }
+                    Value::Object(m)
                 })
                 .collect();
             if !creds.is_empty() {

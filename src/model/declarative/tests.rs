@@ -186,7 +186,7 @@ fn export_then_parse_is_an_empty_diff() {
         parse_declarative_with(KONG_FILE, &ConfigSnapshot::new(), 1.0).unwrap(),
     );
     for yaml in [true, false] {
-        let text = export_declarative(&snap, yaml);
+        let text = export_declarative(&snap, yaml, 5.0);
         let again = parse_declarative_with(&text, &snap, 5.0).unwrap();
         let d = diff(&snap, &again);
         assert!(d.is_empty(), "yaml={yaml}: {:?}\n{text}", d.summary());
@@ -194,7 +194,7 @@ fn export_then_parse_is_an_empty_diff() {
         let fresh = parse_declarative_with(&text, &ConfigSnapshot::new(), 5.0).unwrap();
         assert!(diff(&ConfigSnapshot::from_entities(fresh), &again).is_empty());
     }
-    let text = export_declarative(&snap, true);
+    let text = export_declarative(&snap, true, 5.0);
     assert!(
         text.starts_with("_format_version: '3.0'") || text.starts_with("_format_version: \"3.0\""),
         "{text}"
@@ -202,6 +202,26 @@ fn export_then_parse_is_an_empty_diff() {
     assert!(text.contains("key_hash"));
     assert!(!text.contains("alice-secret"));
     assert!(!text.contains("created_at"));
+}
+
+#[test]
+fn an_export_keeps_a_credentials_expiry_and_leaves_out_the_expired() {
+    let doc = json!({"_format_version": "3.0", "consumers": [{"username": "a", "keyauth_credentials": [
+        {"key": "short", "ttl": 100}, {"key": "kept"}]}]});
+    let snap = ConfigSnapshot::from_entities(parse_declarative_with(&doc.to_string(), &ConfigSnapshot::new(), 1_000.0).unwrap());
+    let creds_at = |text: &str| -> Vec<serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        v["consumers"][0]["keyauth_credentials"].as_array().unwrap().clone()
+    };
+    let text = export_declarative(&snap, false, 1_030.5);
+    let ttls: Vec<_> = creds_at(&text).iter().map(|c| c.get("ttl").cloned()).collect();
+    assert!(ttls.contains(&Some(json!(69))) && ttls.contains(&None), "{text}");
+    // Imported at once, the credential still expires when it would have.
+    let imported = ConfigSnapshot::from_entities(parse_declarative_with(&text, &ConfigSnapshot::new(), 1_031.0).unwrap());
+    let short = imported.keyauth_credentials.values().find(|c| c.ttl.is_some()).unwrap();
+    assert!(!short.is_expired(|| 1_099.0) && short.is_expired(|| 1_100.0));
+    // Past its ttl it is not exported at all.
+    assert_eq!(creds_at(&export_declarative(&snap, false, 1_100.0)).len(), 1);
 }
 
 #[test]
