@@ -56,3 +56,14 @@ pub async fn admin_form(url: &str, body: &str) -> Reply {
     assert!(r.status.is_success(), "{url} {body}: {} {}", r.status, String::from_utf8_lossy(&r.body));
     r
 }
+
+/// Everything `addr` answers a request written as raw bytes that asks to close: for what
+/// a client library would hide (framing, hop-by-hop fields) or not send.
+pub async fn raw_exchange(addr: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await.unwrap().unwrap();
+    String::from_utf8(answer).unwrap()
+}

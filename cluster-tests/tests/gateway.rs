@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cluster_tests::http::{get, post_json, request, request_with_headers};
+use cluster_tests::http::{get, post_json, raw_exchange, request, request_with_headers};
 use cluster_tests::{form, serial, wait_for, Cluster};
 use hyper::Method;
 use serde_json::json;
@@ -48,16 +48,6 @@ async fn raw_status(addr: &str, request: &str) -> Option<String> {
     let mut line = String::new();
     tokio::time::timeout(Duration::from_secs(5), BufReader::new(stream).read_line(&mut line)).await.ok()?.ok()?;
     Some(line)
-}
-
-/// Everything `addr` answers a request written as raw bytes that asks to close.
-async fn raw_exchange(addr: &str, request: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await.unwrap().unwrap();
-    String::from_utf8(answer).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,9 +16,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
-use hyper::header::HOST;
+use hyper::header::{HeaderValue, CONNECTION, HOST, LOCATION, UPGRADE};
 use hyper::http::request::Parts;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode, Version};
 
 use super::context::RequestContext;
 use super::errors::{error_response, ProxyError};
@@ -78,6 +78,12 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
     let route = &table.routes[route];
     ctx.route_id = Some(route.id);
     ctx.service_id = route.service.as_ref().map(|s| s.id);
+    // Every request here came in the clear: the proxy has no TLS listener, and no
+    // trusted proxy vouches for an X-Forwarded-Proto.
+    if let Some(code) = route.https_only {
+        let resp = https_required(code, &parts, ctx.request_id());
+        return gateway_response(&proxy, &mut ctx, Some(route), resp);
+    }
 
     // 2. access
     if route.buffering.wants(&body) {
@@ -266,6 +272,36 @@ fn hash_key(hash_on: &str, header: Option<&str>, parts: &Parts, ctx: &RequestCon
         "path" => Some(parts.uri.path().as_bytes().to_vec()),
         _ => None,
     }
+}
+
+/// Kong's answer to plain HTTP on a route that takes only HTTPS: the same URL over https
+/// when the route's https_redirect_status_code is a redirect, else 426 with an Upgrade
+/// offer. A Host that is not a plain name or address gets the 426: it is not echoed
+/// into a Location.
+fn https_required(code: u16, parts: &Parts, request_id: &str) -> Response<Body> {
+    let raw = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| parts.uri.authority().map(|a| a.as_str())).unwrap_or("");
+    let host = match raw.find(']') {
+        Some(end) if raw.starts_with('[') => &raw[..=end],
+        _ => strip_port(raw),
+    };
+    let plain = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    let redirect = StatusCode::from_u16(code).ok().filter(|s| matches!(s.as_u16(), 301 | 302 | 307 | 308));
+    if let (Some(status), true) = (redirect, plain) {
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        if let Ok(location) = HeaderValue::from_str(&format!("https://{host}{target}")) {
+            let mut resp = Response::new(empty());
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(LOCATION, location);
+            return resp;
+        }
+    }
+    let mut resp = error_response(StatusCode::UPGRADE_REQUIRED, "Please use HTTPS protocol", request_id, &parts.headers);
+    // HTTP/2 has no Upgrade (RFC 9113 §8.6): the 426 alone says it there.
+    if parts.version <= Version::HTTP_11 {
+        resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        resp.headers_mut().insert(UPGRADE, HeaderValue::from_static("TLS/1.2, HTTP/1.1"));
+    }
+    resp
 }
 
 /// A response the gateway made itself: Kong's fields for those, and metrics.

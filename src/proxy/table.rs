@@ -69,6 +69,9 @@ pub struct RouteEntry {
     pub plugins: Vec<ActivePlugin>,
     /// Which request bodies are read whole before forwarding.
     pub buffering: Buffering,
+    /// For a route that does not take plain HTTP (protocols without "http"): its
+    /// https_redirect_status_code, Kong's answer to a request that arrives in the clear.
+    pub https_only: Option<u16>,
 }
 
 /// A plugin instance ready to run.
@@ -218,6 +221,7 @@ impl ProxyTable {
                 service,
                 plugins,
                 buffering,
+                https_only: (!r.protocols.iter().any(|p| p == "http")).then_some(r.https_redirect_status_code),
             });
         }
         let router = Arc::new(Router::build_with(&specs, regexes)?);

@@ -52,7 +52,13 @@ pub async fn write<W: AsyncWrite + Unpin>(out: &mut W, buf: &mut Vec<u8>, resp: 
             continue;
         }
         if *name == CONNECTION {
-            close |= value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+            let has = |token: &[u8]| value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token));
+            close |= has(b"close");
+            // A 426's Upgrade field is hop-by-hop, so Connection must name it (RFC 9110
+            // §7.6.1); the response stays an offer and the connection HTTP/1.1.
+            if has(b"upgrade") {
+                write_field(buf, b"connection", b"upgrade");
+            }
             continue;
         }
         has_date |= *name == DATE;

@@ -179,3 +179,16 @@ async fn large_data_goes_out_whole() {
     assert_eq!(head_and_body(&text).1, big);
     assert!(reusable);
 }
+
+#[tokio::test]
+async fn an_upgrade_offer_keeps_its_connection_token_and_close_is_added_once() {
+    let mut resp = Response::new(full("use https"));
+    *resp.status_mut() = StatusCode::UPGRADE_REQUIRED;
+    resp.headers_mut().insert(CONNECTION, "Upgrade".parse().unwrap());
+    resp.headers_mut().insert("upgrade", "TLS/1.2, HTTP/1.1".parse().unwrap());
+    let (text, reusable) = written(resp, false, true).await;
+    let (head, _) = head_and_body(&text);
+    assert!(head.contains("\r\nconnection: upgrade\r\n") && head.contains("\r\nupgrade: TLS/1.2, HTTP/1.1"), "{head}");
+    assert_eq!(head.matches("connection: close").count(), 1, "{head}");
+    assert!(!reusable);
+}

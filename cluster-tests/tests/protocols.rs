@@ -1,0 +1,43 @@
+//! Routes by protocol: one that takes only HTTPS is not served in the clear (the proxy
+//! listens in plain HTTP), as Kong answers such a request with 426 or a redirect.
+
+use cluster_tests::http::{admin_form, raw_exchange, request};
+use cluster_tests::{form, serial, Cluster};
+use hyper::Method;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_only_route_is_refused_in_the_clear_or_redirected() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.29", 1);
+    c.start_echo("127.0.29.100:9000", "echo-p");
+    form(&mut c, 1, 1, &[]).await;
+    let a = c.node(1).admin();
+    let proxy = c.node(1).proxy();
+    admin_form(&format!("http://{a}/services"), "name=s&url=http://127.0.29.100:9000").await;
+    admin_form(&format!("http://{a}/services/s/routes"), "name=both&paths[]=/both&protocols[]=http&protocols[]=https").await;
+    admin_form(&format!("http://{a}/services/s/routes"), "name=sec&paths[]=/sec&protocols[]=https").await;
+
+    let both = raw_exchange(&proxy, "GET /both HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n").await;
+    assert!(both.starts_with("HTTP/1.1 200 "), "{both}");
+
+    // Kong's default https_redirect_status_code, 426: an Upgrade offer and Kong's message.
+    let refused = raw_exchange(&proxy, "GET /sec HTTP/1.1\r\nHost: api.test\r\nAccept: application/json\r\nConnection: close\r\n\r\n").await;
+    let (head, body) = refused.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 426 "), "{head}");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("\r\nupgrade: tls/1.2, http/1.1") && head.contains("\r\nconnection: upgrade"), "{head}");
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["message"], "Please use HTTPS protocol");
+    let nothing_proxied = request(Method::GET, &format!("http://{proxy}/sec/anything"), None, Vec::new()).await.unwrap();
+    assert_eq!(nothing_proxied.status.as_u16(), 426);
+
+    // A redirect code sends the client to the same URL over https (port left to 443).
+    let r = request(Method::PATCH, &format!("http://{a}/routes/sec"), Some("application/x-www-form-urlencoded"), b"https_redirect_status_code=308".to_vec()).await.unwrap();
+    assert_eq!(r.status.as_u16(), 200);
+    let moved = raw_exchange(&proxy, "GET /sec/x?q=1 HTTP/1.1\r\nHost: api.test:8000\r\nConnection: close\r\n\r\n").await;
+    assert!(moved.starts_with("HTTP/1.1 308 "), "{moved}");
+    assert!(moved.to_ascii_lowercase().contains("\r\nlocation: https://api.test/sec/x?q=1\r\n"), "{moved}");
+    // A Host that is not a plain name is not echoed into a Location.
+    let odd = raw_exchange(&proxy, "GET /sec HTTP/1.1\r\nHost: evil.test@api.test\r\nConnection: close\r\n\r\n").await;
+    assert!(odd.starts_with("HTTP/1.1 426 "), "{odd}");
+}
