@@ -112,6 +112,7 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
     let mut blocked = false;
     // The periods that took a token before one refused: a prefix of `limits`.
     let mut charged = 0;
+    let mut on_fallback_share = false;
     for limit in &plugin.limits {
         let window = Window::containing(limit.period, now_ms);
         key.truncate(prefix_len);
@@ -130,7 +131,8 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
             limiters.cluster.admit(&key, limit.count, window, cfg.fault_tolerant).await
         };
         match decision {
-            Decision::Admitted { remaining } => {
+            Decision::Admitted { remaining, on_share } => {
+                on_fallback_share |= on_share;
                 if !plugin.local && window.ending(now_ms, RESERVE_AHEAD_MAX_MS) {
                     limiters.cluster.reserve_ahead_if_busy(&key, window, limit.count);
                 }
@@ -149,14 +151,23 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
             }
         }
     }
-    let fields = RateLimitFields::new(outcomes);
     if !blocked {
+        if on_fallback_share {
+            limiters.cluster.count_admission_on_share();
+        }
+        let fields = RateLimitFields::new(outcomes);
         if !cfg.hide_client_headers {
             ctx.rate_limit_fields = Some(fields);
         }
         return Ok(());
     }
     refund(plugin, limiters, &mut key, prefix_len, charged, now_ms);
+    // As Kong's, the fields of a refusal count the request only in the period that
+    // refused it: the others show what they have left, the request given back.
+    for outcome in &mut outcomes[..charged] {
+        outcome.remaining = (outcome.remaining + 1).min(outcome.limit);
+    }
+    let fields = RateLimitFields::new(outcomes);
     let status = StatusCode::from_u16(cfg.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
     let mut resp = error_response(status, &cfg.error_message, ctx.request_id(), &parts.headers);
     // Retry-After is one of the fields hide_client_headers hides, as in Kong.
@@ -171,8 +182,7 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
 
 /// Gives back the tokens the first `charged` periods took for a request refused after
 /// them: Kong checks every period before it counts the request in any, so a refused
-/// request costs no period. Their fields still show the request counted, as Kong's
-/// remaining-minus-one does. (Windows nest and limits grow with the period, so this
+/// request costs no period. (Windows nest and limits grow with the period, so this
 /// changes no later decision in the longer window; it keeps the counters true, and a
 /// node that lost quorum does not lose the shorter periods' tokens to a 503.)
 fn refund(plugin: &RateLimitPlugin, limiters: &Limiters, key: &mut String, prefix_len: usize, charged: usize, now_ms: u64) {

@@ -85,9 +85,14 @@ fn limits(policy: &str, second: u64, minute: u64) -> RateLimitPlugin {
 
 /// One request from 10.0.0.7 at `now_ms`: admitted or not.
 async fn request(plugin: &RateLimitPlugin, limiters: &Limiters, now_ms: u64) -> bool {
+    refusal(plugin, limiters, now_ms).await.is_none()
+}
+
+/// One request from 10.0.0.7 at `now_ms`: the refusal's fields, if it is refused.
+async fn refusal(plugin: &RateLimitPlugin, limiters: &Limiters, now_ms: u64) -> Option<hyper::HeaderMap> {
     let parts = hyper::Request::get("/").body(()).unwrap().into_parts().0;
     let mut ctx = RequestContext::new("10.0.0.7:5555".parse().unwrap());
-    access(plugin, limiters, &parts, &mut ctx, now_ms).await.is_ok()
+    access(plugin, limiters, &parts, &mut ctx, now_ms).await.err().map(|resp| resp.headers().clone())
 }
 
 fn key_at(period: Period, now_ms: u64) -> String {
@@ -112,12 +117,33 @@ async fn a_request_the_minute_refuses_costs_its_second_nothing_on_either_policy(
         let next_second = MINUTE_START + 1_000;
         assert!(request(&plugin, &limiters, next_second).await, "{policy}: the minute's third");
         // The second admits the fourth and the minute refuses it: the second gives its
-        // token back, so it has one left however many more the minute refuses.
+        // token back, so it has one left however many more the minute refuses, and the
+        // refusal says so, counting the request only where it was refused (as Kong).
         for _ in 0..3 {
-            assert!(!request(&plugin, &limiters, next_second + 10).await, "{policy}");
+            let fields = refusal(&plugin, &limiters, next_second + 10).await.expect(policy);
             assert_eq!(remaining_second(next_second), 1, "{policy}");
+            assert_eq!((&fields["x-ratelimit-remaining-second"], &fields["x-ratelimit-remaining-minute"]), (&"1".parse().unwrap(), &"0".parse().unwrap()), "{policy}");
         }
     }
+    trigger.trigger();
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_quorum_a_request_on_the_share_counts_once_and_its_fields_say_what_is_left() {
+    use crate::ratelimit::limiter::tests::{leaderless_limiter, store};
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, false).await;
+    let (cluster, _reserver, trigger) = leaderless_limiter(&store);
+    let limiters = Limiters { cluster, local: Arc::default() };
+    // Shares of a third (three live nodes): 2 of 6 a second, 3 of 9 a minute.
+    let plugin = limits("cluster", 6, 9);
+    assert!(request(&plugin, &limiters, MINUTE_START).await);
+    assert!(request(&plugin, &limiters, MINUTE_START + 10).await);
+    assert_eq!(limiters.cluster.degraded_admissions(), 2, "two requests, each on the share in two periods");
+    let fields = refusal(&plugin, &limiters, MINUTE_START + 20).await.expect("the second's share is spent");
+    assert_eq!(fields["x-ratelimit-remaining-second"], "0");
+    assert_eq!(fields["x-ratelimit-remaining-minute"], "1", "the minute's share less its two");
     trigger.trigger();
     store.shutdown().await;
 }

@@ -145,9 +145,10 @@ impl Bucket {
     }
 
     /// Estimated tokens left in the whole cluster for this window: what nobody has
-    /// reserved yet plus this node's unused slice.
+    /// reserved yet plus this node's unused slice, less what it admitted on the fallback
+    /// share and has not reserved yet.
     pub fn remaining_estimate(&self) -> u64 {
-        self.limit.saturating_sub(self.cluster_granted) + self.local_tokens()
+        self.limit.saturating_sub(self.cluster_granted).saturating_sub(self.debt()) + self.local_tokens()
     }
 }
 

@@ -43,12 +43,17 @@ fn windows_ahead(window: &Window) -> usize {
     usize::try_from(AHEAD_HORIZON_MS / window.len_ms()).unwrap_or(WINDOWS_AHEAD).min(WINDOWS_AHEAD)
 }
 
+/// How long a node admits from its fallback share after a reservation failed, before it
+/// asks again (in the background; requests do not wait for that one).
+const FALLBACK_SPELL: Duration = Duration::from_secs(1);
+
 /// Counts of live nodes, for slice sizes and the fallback share.
 pub type LiveNodes = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    Admitted { remaining: u64 },
+    /// `on_share`: admitted from the fallback share, without quorum.
+    Admitted { remaining: u64, on_share: bool },
     Rejected,
     /// No quorum and the plugin is not fault tolerant.
     Unavailable,
@@ -84,6 +89,10 @@ impl Entry {
 type Entries = HashMap<String, Entry, foldhash::fast::RandomState>;
 
 struct Counters {
+    /// Until when reservations are known to fail here (no quorum): a window opened
+    /// meanwhile starts on the fallback share at once, rather than each key's first
+    /// request of each window waiting for a reservation that would fail too.
+    unreachable_until: Option<Instant>,
     entries: Entries,
     /// Keys used here (hashed with `entries`' hasher, so the record is 16 bytes, not the
     /// key), each until the window after its own ends: a key whose window before was used
@@ -94,7 +103,7 @@ struct Counters {
 
 impl Counters {
     fn new() -> Counters {
-        Counters { entries: Entries::default(), recent: HashMap::default() }
+        Counters { unreachable_until: None, entries: Entries::default(), recent: HashMap::default() }
     }
 }
 
@@ -129,6 +138,12 @@ impl ClusterLimiter {
         self.degraded_admissions.load(Ordering::Relaxed)
     }
 
+    /// Counts a request admitted with at least one period on the fallback share (the
+    /// plugin knows the request; a decision here is one period's).
+    pub fn count_admission_on_share(&self) {
+        self.degraded_admissions.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Decides one request against `key`'s budget for `window`.
     pub async fn admit(self: &Arc<Self>, key: &str, limit: u64, window: Window, fault_tolerant: bool) -> Decision {
         match self.try_decide(key, limit, window, fault_tolerant) {
@@ -143,6 +158,10 @@ impl ClusterLimiter {
     /// of a refusal that another period decided report every period, as Kong's do.
     pub fn remaining(&self, key: &str, limit: u64) -> u64 {
         if let Some(entry) = self.lock().entries.get(key) {
+            // On the fallback share, what is left is the share's rest, as its admissions say.
+            if entry.degraded_until.is_some() {
+                return entry.bucket.fallback_share((self.live_nodes)()).saturating_sub(entry.bucket.used).min(limit);
+            }
             return entry.bucket.remaining_estimate().min(limit);
         }
         limit.saturating_sub(self.reserver.applied_total(key))
@@ -300,31 +319,46 @@ impl ClusterLimiter {
     /// The decision, if it can be made now; else what tells of the next completed
     /// reservation for `key` (subscribed under the lock, so none is missed).
     fn try_decide(self: &Arc<Self>, key: &str, limit: u64, window: Window, fault_tolerant: bool) -> Result<Decision, watch::Receiver<u64>> {
-        let mut counters = self.lock();
+        let mut guard = self.lock();
+        let counters = &mut *guard;
         // Looked up before inserting, so that a known key is neither copied nor hashed
         // twice per request.
         let entry = match counters.entries.get_mut(key) {
             Some(entry) => entry,
-            None => counters.entries.entry(key.to_owned()).or_insert_with(|| Entry::new(limit, window)),
+            None => {
+                let mut entry = Entry::new(limit, window);
+                if let Some(until) = counters.unreachable_until.filter(|until| *until > Instant::now()) {
+                    entry.bucket.observe_cluster_total(self.reserver.applied_total(key));
+                    entry.degraded_until = Some(until);
+                }
+                counters.entries.entry(key.to_owned()).or_insert(entry)
+            }
         };
         if entry.bucket.limit != limit {
             entry.bucket.change_limit(limit);
         }
         let live = (self.live_nodes)();
         if let Some(until) = entry.degraded_until {
-            if until > Instant::now() {
+            if until <= Instant::now() && !entry.bucket.pending {
+                // Time to see whether reservations work again: one is asked for in the
+                // background (with the debt), and requests go on with the share meanwhile.
+                match entry.bucket.refill(live) {
+                    Some(want) => {
+                        entry.bucket.pending = true;
+                        self.spawn_reservation(key.to_owned(), want, limit, window);
+                    }
+                    None => entry.degraded_until = None,
+                }
+            }
+            if entry.degraded_until.is_some() {
                 if !fault_tolerant {
                     return Ok(Decision::Unavailable);
                 }
                 return Ok(match entry.bucket.try_admit_fallback(live) {
-                    Some(remaining) => {
-                        self.degraded_admissions.fetch_add(1, Ordering::Relaxed);
-                        Decision::Admitted { remaining }
-                    }
+                    Some(remaining) => Decision::Admitted { remaining, on_share: true },
                     None => Decision::Rejected,
                 });
             }
-            entry.degraded_until = None;
         }
         let admission = entry.bucket.try_admit();
         let reserve = match admission {
@@ -337,14 +371,14 @@ impl ClusterLimiter {
             self.spawn_reservation(key.to_owned(), want, limit, window);
         }
         let decision = match admission {
-            Admission::Admitted => Decision::Admitted { remaining: entry.bucket.remaining_estimate() },
+            Admission::Admitted => Decision::Admitted { remaining: entry.bucket.remaining_estimate(), on_share: false },
             Admission::Rejected => Decision::Rejected,
             Admission::NeedTokens => return Err(entry.changed.subscribe()),
         };
         if admission == Admission::Admitted && entry.bucket.used == 1 {
             let ahead = entry.ahead;
-            let wants = self.on_first_use(&mut counters, key, limit, window, ahead);
-            drop(counters);
+            let wants = self.on_first_use(counters, key, limit, window, ahead);
+            drop(guard);
             self.spawn_reservations(wants);
         }
         Ok(decision)
@@ -361,7 +395,11 @@ impl ClusterLimiter {
     /// Records the outcome of a reservation made under `limit` and wakes the requests
     /// waiting on it.
     fn finish_reservation(&self, key: &str, want: u64, limit: u64, result: Result<(u64, u64), ReserveError>) {
-        let mut counters = self.lock();
+        let mut guard = self.lock();
+        let counters = &mut *guard;
+        if result.is_ok() {
+            counters.unreachable_until = None;
+        }
         let Some(entry) = counters.entries.get_mut(key) else { return };
         match result {
             Ok((granted, total)) => {
@@ -383,26 +421,31 @@ impl ClusterLimiter {
                 return;
             }
             Err(e) => {
-                tracing::warn!(%key, error = %e, "rate-limit reservation failed; using the local share");
+                if entry.degraded_until.is_none() {
+                    tracing::warn!(%key, error = %e, "rate-limit reservation failed; using the local share");
+                }
                 entry.bucket.pending = false;
-                self.fall_back(entry, key);
+                self.fall_back(counters, key);
             }
         }
-        entry.changed.send_modify(|v| *v += 1);
+        if let Some(entry) = counters.entries.get(key) {
+            entry.changed.send_modify(|v| *v += 1);
+        }
     }
 
     fn mark_degraded(&self, key: &str) {
-        let mut counters = self.lock();
-        if let Some(entry) = counters.entries.get_mut(key) {
-            self.fall_back(entry, key);
-        }
+        self.fall_back(&mut self.lock(), key);
     }
 
-    /// Admits from the fallback share for the next second, starting from the freshest
-    /// cluster total this node has applied.
-    fn fall_back(&self, entry: &mut Entry, key: &str) {
-        entry.bucket.observe_cluster_total(self.reserver.applied_total(key));
-        entry.degraded_until = Some(Instant::now() + Duration::from_secs(1));
+    /// Admits `key` from the fallback share for the next second, starting from the
+    /// freshest cluster total this node has applied; windows opened meanwhile start so.
+    fn fall_back(&self, counters: &mut Counters, key: &str) {
+        let until = Instant::now() + FALLBACK_SPELL;
+        counters.unreachable_until = Some(until);
+        if let Some(entry) = counters.entries.get_mut(key) {
+            entry.bucket.observe_cluster_total(self.reserver.applied_total(key));
+            entry.degraded_until = Some(until);
+        }
     }
 
     /// Forgets windows that have ended, and uses recorded for windows after them that

@@ -33,7 +33,7 @@ pub(crate) fn limiter_over(store: &Store) -> (Arc<ClusterLimiter>, ShutdownTrigg
 /// A limiter over a store never initialised: no leader, so every reservation fails (after
 /// 200 ms), and a request waits 300 ms before it falls back. With the reserver, for a
 /// second limiter.
-fn leaderless_limiter(store: &Store) -> (Arc<ClusterLimiter>, Reserver, ShutdownTrigger) {
+pub(crate) fn leaderless_limiter(store: &Store) -> (Arc<ClusterLimiter>, Reserver, ShutdownTrigger) {
     let trigger = ShutdownTrigger::new();
     let reserver = Reserver::start(store.clone(), Duration::from_millis(200), trigger.signal());
     (ClusterLimiter::new(reserver.clone(), Arc::new(|| 3), Duration::from_millis(300)), reserver, trigger)
@@ -82,7 +82,8 @@ async fn without_quorum_a_node_admits_its_local_share_or_refuses() {
     let (ok, rejected, _) = admit_many(&limiter, 30, 20, true).await;
     assert_eq!((ok, rejected), (7, 23), "ceil(20 / 3 live nodes)");
     assert!(limiter.degraded());
-    assert_eq!(limiter.degraded_admissions(), 7);
+    let next = limiter.admit("k2", 20, FAR, true).await;
+    assert!(matches!(next, Decision::Admitted { on_share: true, .. }), "another window, on the share too: {next:?}");
 
     let strict = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_millis(300));
     let (ok, _, unavailable) = admit_many(&strict, 5, 20, false).await;
@@ -355,6 +356,38 @@ async fn a_refund_gives_the_token_back_unless_the_limit_changed_since() {
     assert!(matches!(limiter.admit("k", 2, FAR, true).await, Decision::Rejected));
     limiter.refund("k", 120);
     assert!(matches!(limiter.admit("k", 2, FAR, true).await, Decision::Rejected));
+    trigger.trigger();
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_reservations_fail_new_windows_decide_without_waiting_until_a_probe_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, false).await;
+    let (limiter, _reserver, trigger) = leaderless_limiter(&store);
+    // The first window waits out its reservation, then falls back.
+    assert!(matches!(limiter.admit("a", 20, FAR, true).await, Decision::Admitted { .. }));
+    assert!(limiter.degraded());
+    // Windows opened meanwhile decide at once, from the share or by refusing.
+    assert!(matches!(limiter.try_decide("b", 20, FAR, true), Ok(Decision::Admitted { .. })));
+    assert!(matches!(limiter.try_decide("c", 20, FAR, false), Ok(Decision::Unavailable)));
+
+    // The quorum comes back: once the spell is over, a request starts a reservation in
+    // the background and is itself admitted from the share; the reservation ends it.
+    store.initialize().await.unwrap();
+    store.raft().wait(Some(Duration::from_secs(5))).current_leader(1, "leader").await.unwrap();
+    tokio::time::sleep(FALLBACK_SPELL).await;
+    assert!(matches!(limiter.try_decide("b", 20, FAR, true), Ok(Decision::Admitted { .. })));
+    assert!(pending(&limiter, "b"), "a reservation is in flight for b");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while limiter.degraded() || counter(&store, "b").is_none() {
+        assert!(std::time::Instant::now() < deadline, "b never left the fallback share");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // b's two admissions from the share were reserved with its first slice.
+    assert!(counter(&store, "b").unwrap() >= 2);
+    let fresh = limiter.try_decide("d", 20, FAR, true);
+    assert!(matches!(fresh, Err(_)), "a new window reserves again, as before the failure: {fresh:?}");
     trigger.trigger();
     store.shutdown().await;
 }

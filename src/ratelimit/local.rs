@@ -24,7 +24,7 @@ impl LocalLimiter {
         };
         if entry.0 < limit {
             entry.0 += 1;
-            Decision::Admitted { remaining: limit - entry.0 }
+            Decision::Admitted { remaining: limit - entry.0, on_share: false }
         } else {
             Decision::Rejected
         }
@@ -55,17 +55,17 @@ mod tests {
     #[test]
     fn admits_the_limit_per_key_then_rejects_until_swept() {
         let l = LocalLimiter::default();
-        assert_eq!(l.admit("a", 2, 1000), Decision::Admitted { remaining: 1 });
-        assert_eq!(l.admit("a", 2, 1000), Decision::Admitted { remaining: 0 });
+        assert_eq!(l.admit("a", 2, 1000), Decision::Admitted { remaining: 1, on_share: false });
+        assert_eq!(l.admit("a", 2, 1000), Decision::Admitted { remaining: 0, on_share: false });
         assert_eq!(l.admit("a", 2, 1000), Decision::Rejected);
         assert_eq!((l.remaining("a", 2), l.remaining("b", 2)), (0, 2));
-        assert_eq!(l.admit("b", 2, 1000), Decision::Admitted { remaining: 1 });
+        assert_eq!(l.admit("b", 2, 1000), Decision::Admitted { remaining: 1, on_share: false });
         assert_eq!(l.remaining("b", 2), 1, "a look does not count");
         l.refund("b");
         assert_eq!(l.remaining("b", 2), 2, "a refund gives the token back");
         l.refund("b");
-        assert_eq!(l.admit("b", 2, 1000), Decision::Admitted { remaining: 1 }, "no more than was taken");
+        assert_eq!(l.admit("b", 2, 1000), Decision::Admitted { remaining: 1, on_share: false }, "no more than was taken");
         l.sweep(1000);
-        assert_eq!(l.admit("a", 2, 2000), Decision::Admitted { remaining: 1 });
+        assert_eq!(l.admit("a", 2, 2000), Decision::Admitted { remaining: 1, on_share: false });
     }
 }
