@@ -52,6 +52,18 @@ async fn a_verdict_through_one_node_holds_on_every_node_at_once() {
         assert_eq!(health_of(&c.node(i).admin(), A).await, "HEALTHCHECKS_OFF");
     }
 
+    // Each entry is the target as stored, with its verdict and address, as Kong's.
+    let health = get(&format!("http://{a1}/upstreams/pool/health")).await.unwrap().json();
+    let a_entry = health["data"].as_array().unwrap().iter().find(|t| t["target"] == A).unwrap().clone();
+    assert_eq!(a_entry["id"], target_a["id"], "{health}");
+    assert_eq!(a_entry["data"]["addresses"][0]["ip"], "127.0.27.100", "{health}");
+    let whole = get(&format!("http://{a1}/upstreams/pool/health?balancer_health=1")).await.unwrap().json();
+    assert_eq!(whole["data"]["health"], "HEALTHCHECKS_OFF", "{whole}");
+    // One method per endpoint, and targets/all is no target to write.
+    assert_eq!(request(Method::PUT, &format!("http://{a1}/upstreams/pool/targets/all"), None, Vec::new()).await.unwrap().status.as_u16(), 405);
+    assert_eq!(request(Method::GET, &format!("http://{a1}/upstreams/pool/targets/{A}/healthy"), None, Vec::new()).await.unwrap().status.as_u16(), 405);
+    assert_eq!(post(&format!("http://{a1}/upstreams/pool/health")).await, 405);
+
     // Taken out through node 1: no node sends it anything from the answer on.
     assert_eq!(post(&format!("http://{a1}/upstreams/pool/targets/{A}/unhealthy")).await, 204);
     for i in 1..=3 {
@@ -80,4 +92,16 @@ async fn a_verdict_through_one_node_holds_on_every_node_at_once() {
         assert_eq!(health_of(&c.node(i).admin(), B).await, "UNHEALTHY", "node {i}");
         assert_eq!(servers_behind(&c.node(i).proxy()).await, BTreeSet::from(["echo-a".to_owned()]), "node {i}");
     }
+
+    // A target whose name does not resolve costs no request: the one sent its way goes
+    // on to A, and the target leaves the rotation, shown as Kong's DNS_ERROR.
+    admin_form(&format!("http://{a1}/upstreams/pool/targets"), "target=nowhere.invalid:80").await;
+    let proxy = c.node(1).proxy();
+    wait_for("the new target in node 1's balancer", Duration::from_secs(5), || async {
+        let shown = health_of(&a1, "nowhere.invalid:80").await;
+        (!shown.is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(servers_behind(&proxy).await, BTreeSet::from(["echo-a".to_owned()]));
+    assert_eq!(health_of(&a1, "nowhere.invalid:80").await, "DNS_ERROR");
 }

@@ -69,26 +69,30 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
         ["routes", r] => op::<Route>(ctx, req, None, Some(r)).await,
         ["routes", r, "plugins"] => nested!(ctx, req, Route, "route", r, Plugin, None),
         ["routes", r, "plugins", p] => nested!(ctx, req, Route, "route", r, Plugin, Some(p)),
-        ["routes", r, "service"] if req.method == Method::GET => {
-            let cfg = ctx.applied.get();
-            match lookup::<Route>(&cfg, None, r).and_then(|route| route.service) {
-                Some(fk) => entities::get::<Service>(&cfg, None, &fk.id.to_string()),
-                None => not_found(),
-            }
+        ["routes", r, "service"] => {
+            only(req, Method::GET, || async {
+                let cfg = ctx.applied.get();
+                match lookup::<Route>(&cfg, None, r).and_then(|route| route.service) {
+                    Some(fk) => entities::get::<Service>(&cfg, None, &fk.id.to_string()),
+                    None => not_found(),
+                }
+            })
+            .await
         }
 
         ["upstreams"] => op::<Upstream>(ctx, req, None, None).await,
         ["upstreams", u] => op::<Upstream>(ctx, req, None, Some(u)).await,
-        ["upstreams", u, "health"] if req.method == Method::GET => upstream_health(ctx, u),
+        ["upstreams", u, "health"] => only(req, Method::GET, || async { target_health::get(ctx, u, req) }).await,
         ["upstreams", u, "targets"] => nested!(ctx, req, Upstream, "upstream", u, Target, None),
-        // Kong keeps `targets/all` from the days targets had a history: the same list.
-        ["upstreams", u, "targets", "all"] if req.method == Method::GET => nested!(ctx, req, Upstream, "upstream", u, Target, None),
+        // Kong keeps `targets/all` from the days targets had a history: the same list,
+        // read-only (a write there is not a target named "all").
+        ["upstreams", u, "targets", "all"] => only(req, Method::GET, || async { nested!(ctx, req, Upstream, "upstream", u, Target, None) }).await,
         ["upstreams", u, "targets", t] => nested!(ctx, req, Upstream, "upstream", u, Target, Some(t)),
-        ["upstreams", u, "targets", t, verdict @ ("healthy" | "unhealthy")] if req.method == Method::POST => {
-            target_health::post(ctx, u, t, None, *verdict == "healthy").await
+        ["upstreams", u, "targets", t, verdict @ ("healthy" | "unhealthy")] => {
+            only(req, Method::POST, || target_health::post(ctx, u, t, None, *verdict == "healthy")).await
         }
-        ["upstreams", u, "targets", t, address, verdict @ ("healthy" | "unhealthy")] if req.method == Method::POST => {
-            target_health::post(ctx, u, t, Some(address), *verdict == "healthy").await
+        ["upstreams", u, "targets", t, address, verdict @ ("healthy" | "unhealthy")] => {
+            only(req, Method::POST, || target_health::post(ctx, u, t, Some(address), *verdict == "healthy")).await
         }
 
         // Kong's consumers endpoint answers a lookup by custom_id in place of a page.
@@ -114,32 +118,12 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
     }
 }
 
-/// Kong's `GET /upstreams/{u}/health`: this node's view of each target.
-fn upstream_health(ctx: &AdminContext, key: &str) -> Response<Body> {
-    let Some(upstream) = lookup::<Upstream>(&ctx.applied.get(), None, key) else { return not_found() };
-    let table = ctx.proxy.table.load();
-    let checks_on = {
-        let h = &upstream.healthchecks;
-        h.active.healthy.interval.0 > 0.0
-            || h.active.unhealthy.interval.0 > 0.0
-            || crate::proxy::health::Thresholds::passive(h).enabled()
-    };
-    let data: Vec<serde_json::Value> = match table.upstreams.get(&upstream.id) {
-        Some(entry) => entry
-            .balancer
-            .targets()
-            .iter()
-            .map(|t| {
-                // A target an operator took out is shown so even with the checks off,
-                // since the balancer skips it.
-                let health = if !t.is_healthy() { "UNHEALTHY" } else if checks_on { "HEALTHY" } else { "HEALTHCHECKS_OFF" };
-                serde_json::json!({ "target": t.addr, "weight": t.weight, "health": health })
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    crate::http::json_response(
-        StatusCode::OK,
-        &serde_json::json!({ "data": data, "node_id": ctx.store.id().to_string(), "upstream": { "id": upstream.id } }),
-    )
+/// Runs `serve` for the one method an endpoint takes; Kong's 405 for the others.
+async fn only<F: std::future::Future<Output = Response<Body>>>(req: &AdminRequest, method: Method, serve: impl FnOnce() -> F) -> Response<Body> {
+    if req.method == method {
+        serve().await
+    } else {
+        message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+    }
 }
+

@@ -1,22 +1,26 @@
-//! Kong's `POST /upstreams/{u}/targets/{t}[/{address}]/healthy|unhealthy`: an operator's
-//! verdict on a target, applied to this node's balancer and sent to every other member
-//! over the authenticated cluster port, as Kong broadcasts it to its nodes. It is not
-//! stored, as in Kong: a node that starts later sees the target healthy until its own
-//! checks say otherwise.
+//! Targets' health on the Admin API. `GET /upstreams/{u}/health` reads this node's
+//! balancer, as Kong's does. `POST /upstreams/{u}/targets/{t}[/{address}]/healthy|unhealthy`
+//! is an operator's verdict on a target, applied to this node's balancer and sent to
+//! every other member over the authenticated cluster port, as Kong broadcasts it to its
+//! nodes. It is not stored, as in Kong: a node that starts later sees the target healthy
+//! until its own checks say otherwise.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_raft::{AppFuture, AppHandler};
 use hyper::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::entities::{self, lookup, not_found, Scope};
-use super::server::{message, AdminContext};
+use super::server::{message, AdminContext, AdminRequest};
 use super::write;
-use crate::http::{empty, Body};
-use crate::model::{Target, Upstream};
+use crate::http::{empty, json_response, Body};
+use crate::model::{Entity, Target, Upstream};
+use crate::proxy::balancer::TargetState;
 use crate::proxy::health;
 use crate::proxy::server::Proxy;
 
@@ -35,6 +39,54 @@ struct Verdict {
     /// The config revision the sender found the target in: the receiver's proxy must
     /// route by it before the target can be found there.
     revision: u64,
+}
+
+/// Kong's `GET /upstreams/{u}/health`: each target as stored, with this node's verdict
+/// and its address; `?balancer_health=1` gives the upstream's as a whole instead.
+pub fn get(ctx: &AdminContext, upstream_key: &str, req: &AdminRequest) -> Response<Body> {
+    let cfg = ctx.applied.get();
+    let Some(upstream) = lookup::<Upstream>(&cfg, None, upstream_key) else { return not_found() };
+    let checks_on = {
+        let h = &upstream.healthchecks;
+        h.active.healthy.interval.0 > 0.0 || h.active.unhealthy.interval.0 > 0.0 || health::Thresholds::passive(h).enabled()
+    };
+    let table = ctx.proxy.table.load();
+    let states = table.upstreams.get(&upstream.id).map(|entry| entry.balancer.targets().to_vec()).unwrap_or_default();
+    let state_of = |addr: &str| states.iter().find(|t| t.addr == addr);
+    // A target an operator took out shows so even with the checks off, since the
+    // balancer skips it; one whose name does not resolve shows Kong's DNS_ERROR.
+    let verdict = |state: Option<&Arc<TargetState>>| match state {
+        Some(t) if t.has_dns_error() => "DNS_ERROR",
+        Some(t) if !t.is_healthy() => "UNHEALTHY",
+        _ if checks_on => "HEALTHY",
+        _ => "HEALTHCHECKS_OFF",
+    };
+    let node_id = ctx.store.id().to_string();
+    if req.query("balancer_health") == Some("1") {
+        let usable = states.iter().any(|t| t.weight > 0 && t.is_healthy() && !t.has_dns_error());
+        let health = if !checks_on && usable { "HEALTHCHECKS_OFF" } else if usable { "HEALTHY" } else { "UNHEALTHY" };
+        let data = json!({ "id": upstream.id, "health": health });
+        return json_response(StatusCode::OK, &json!({ "data": data, "next": null, "node_id": node_id }));
+    }
+    let data: Vec<Value> = cfg
+        .snapshot
+        .targets_of(upstream.id)
+        .into_iter()
+        .map(|target| {
+            let state = state_of(&target.target);
+            let health = verdict(state);
+            let mut entry = Entity::Target(target.clone()).to_json();
+            entry["health"] = json!(health);
+            // Addresses are what a name resolved to; a target given as an address is its own.
+            let addresses: Vec<Value> = match target.target.parse::<SocketAddr>() {
+                Ok(addr) => vec![json!({ "ip": addr.ip().to_string(), "port": addr.port(), "weight": target.weight, "health": health })],
+                Err(_) => Vec::new(),
+            };
+            entry["data"] = json!({ "addresses": addresses });
+            entry
+        })
+        .collect();
+    json_response(StatusCode::OK, &json!({ "data": data, "next": null, "node_id": node_id, "upstream": { "id": upstream.id } }))
 }
 
 pub async fn post(ctx: &AdminContext, upstream_key: &str, target_key: &str, address: Option<&str>, healthy: bool) -> Response<Body> {

@@ -39,6 +39,8 @@ pub struct TargetState {
     pub addr: String,
     pub weight: u32,
     healthy: AtomicBool,
+    /// Its name did not resolve: out of the rotation until it does (`target_dns`).
+    dns_error: AtomicBool,
     in_flight: AtomicU64,
     /// Held only to bump a counter.
     counters: Mutex<HealthCounters>,
@@ -51,6 +53,15 @@ impl TargetState {
 
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+
+    pub fn has_dns_error(&self) -> bool {
+        self.dns_error.load(Ordering::Relaxed)
+    }
+
+    /// Marks the name unresolvable (true) or resolvable again; says whether that changed.
+    pub fn set_dns_error(&self, failed: bool) -> bool {
+        self.dns_error.swap(failed, Ordering::Relaxed) != failed
     }
 
     pub fn in_flight(&self) -> u64 {
@@ -98,6 +109,7 @@ impl Balancer {
                     addr: addr.clone(),
                     weight: *weight,
                     healthy: AtomicBool::new(true),
+                    dns_error: AtomicBool::new(false),
                     in_flight: AtomicU64::new(0),
                     counters: Mutex::default(),
                 })
@@ -119,6 +131,23 @@ impl Balancer {
         &self.targets
     }
 
+    /// Takes over `old`'s verdicts on the targets both have, so that a change to the
+    /// target list does not put back a target that the checks or an operator took out.
+    /// Returns the targets whose name did not resolve there, for `target_dns` to retry.
+    pub fn carry_health_from(&self, old: &Balancer) -> Vec<Arc<TargetState>> {
+        let old: std::collections::HashMap<&str, &Arc<TargetState>> = old.targets.iter().map(|t| (t.addr.as_str(), t)).collect();
+        let mut unresolved = Vec::new();
+        for target in &self.targets {
+            let Some(before) = old.get(target.addr.as_str()) else { continue };
+            target.healthy.store(before.is_healthy(), Ordering::Relaxed);
+            *target.counters() = *before.counters();
+            if before.has_dns_error() {
+                unresolved.push(Arc::clone(target));
+            }
+        }
+        unresolved
+    }
+
     pub fn set_health(&self, addr: &str, healthy: bool) {
         for t in self.targets.iter().filter(|t| t.addr == addr) {
             t.healthy.store(healthy, Ordering::Relaxed);
@@ -127,7 +156,7 @@ impl Balancer {
 
     fn usable(&self, i: usize, exclude: &[usize]) -> bool {
         let t = &self.targets[i];
-        t.weight > 0 && t.is_healthy() && !exclude.contains(&i)
+        t.weight > 0 && t.is_healthy() && !t.has_dns_error() && !exclude.contains(&i)
     }
 
     /// A target for this request; `hash_key` feeds consistent hashing. None: no healthy

@@ -75,3 +75,17 @@ fn the_same_key_always_lands_on_the_same_target() {
     b.set_health(&first, false);
     assert_ne!(b.pick(Some(b"user-42"), &[]).unwrap().target.addr, first);
 }
+
+#[test]
+fn a_new_target_list_keeps_the_verdicts_on_the_targets_it_shares_with_the_old() {
+    let old = Balancer::new(Algorithm::RoundRobin, &[("a:1".into(), 1), ("b:1".into(), 1), ("gone:1".into(), 1)]);
+    old.set_health("a:1", false);
+    old.targets()[0].counters().tcp_failures = 3;
+    old.targets()[1].set_dns_error(true);
+    let new = Balancer::new(Algorithm::RoundRobin, &[("a:1".into(), 1), ("b:1".into(), 1), ("c:1".into(), 1)]);
+    let unresolved = new.carry_health_from(&old);
+    assert!(!new.targets()[0].is_healthy());
+    assert_eq!(new.targets()[0].counters().tcp_failures, 3);
+    assert_eq!(unresolved.iter().map(|t| t.addr.as_str()).collect::<Vec<_>>(), vec!["b:1"], "for the caller to retry its name");
+    assert!(new.targets()[2].is_healthy(), "a target new to the list starts healthy");
+}

@@ -55,9 +55,10 @@ impl ProxyError {
     }
 
     /// Whether the request may be sent to another target: only when it provably never
-    /// reached the upstream (connection refused), so no request runs twice.
+    /// reached the upstream (connection refused, a name that does not resolve), so no
+    /// request runs twice.
     pub fn retryable(&self) -> bool {
-        matches!(self, ProxyError::UpstreamBroken { retryable: true, .. })
+        matches!(self, ProxyError::UpstreamBroken { retryable: true, .. } | ProxyError::NameResolution)
     }
 
     /// True when the upstream (not the client or us) is to blame, for passive health checks.
@@ -133,9 +134,10 @@ mod tests {
     }
 
     #[test]
-    fn only_connection_refusals_are_retried() {
+    fn only_what_never_reached_an_upstream_is_retried() {
         assert!(ProxyError::UpstreamBroken { retryable: true, detail: String::new() }.retryable());
         assert!(!ProxyError::UpstreamBroken { retryable: false, detail: String::new() }.retryable());
         assert!(!ProxyError::UpstreamTimeout.retryable());
+        assert!(ProxyError::NameResolution.retryable(), "nothing was sent");
     }
 }

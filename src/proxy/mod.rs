@@ -18,4 +18,5 @@ pub mod table;
 pub mod pipeline;
 pub mod server;
 pub mod health;
+pub mod target_dns;
 pub mod workers;

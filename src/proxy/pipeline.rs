@@ -26,6 +26,7 @@ use super::forward;
 use super::h1::UpstreamBody;
 use super::headers;
 use super::health;
+use super::target_dns;
 use super::request_body;
 use super::response_fields::GatewayFields;
 use super::router::{RequestView, RouteMatch};
@@ -239,6 +240,9 @@ async fn forward(
         match result {
             Ok(resp) => return Ok(resp),
             Err(e) => {
+                if let (Some(p), ProxyError::NameResolution) = (&pick, &e) {
+                    target_dns::failed(&p.target, target_dns::RETRY_EVERY);
+                }
                 let retry = e.retryable() && replayable;
                 if let (Some(p), Some(u)) = (&pick, &service.upstream) {
                     tracing::debug!(upstream = %u.name, target = %p.target.addr, error = %e, "target failed");

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::balancer::{Algorithm, Balancer};
 use super::forward::Timeouts;
 use super::health;
+use super::target_dns;
 use super::request_body::Buffering;
 use super::router::{RegexCache, RouteSpec, Router, RouterError};
 use crate::applied::AppliedConfig;
@@ -161,11 +162,18 @@ impl ProxyTable {
                 {
                     Arc::clone(old)
                 }
-                _ => Arc::new(UpstreamEntry {
+                before => Arc::new(UpstreamEntry {
                     id: u.id,
                     name: u.name.clone(),
                     balancer: {
                         let balancer = Arc::new(Balancer::new(Algorithm::from_kong(&u.algorithm), &signature));
+                        // Targets added or removed: the others keep their health. New
+                        // checks (as a new healthchecker in Kong) start from healthy.
+                        if let Some(old) = before.filter(|old| old.upstream.healthchecks == u.healthchecks) {
+                            for unresolved in balancer.carry_health_from(&old.balancer) {
+                                target_dns::failed(&unresolved, target_dns::RETRY_EVERY);
+                            }
+                        }
                         health::spawn_active(&balancer, u.healthchecks.clone());
                         balancer
                     },
