@@ -9,7 +9,8 @@ use hyper::{Method, Response};
 use tokio::net::TcpStream;
 
 use super::errors::ProxyError;
-use super::h1::{self, ExchangeError, HeadFields, UpstreamBody, UpstreamConn};
+use super::h1::{self, ExchangeError, HeadFields, UpstreamBody, UpstreamConn, UpstreamStream};
+use super::tls::{self, TlsTarget};
 use super::pool;
 use crate::http::{empty, Body};
 
@@ -37,7 +38,15 @@ const REPLAY_AFTER_IDLE: Duration = Duration::ZERO;
 /// goes on the request line (origin form); `fields` must carry Host and no hop-by-hop
 /// fields. They are only read, so a caller can try another target with them. `now` is
 /// the caller's reading of the clock, taken just before (see `h1::ExchangeTimeouts`).
-pub async fn send(addr: &str, method: &Method, target: &str, fields: &dyn HeadFields, body: Body, timeouts: Timeouts, now: Instant) -> Result<Response<UpstreamBody>, ProxyError> {
+/// Where a request goes: a `host:port`, and how the connection is secured.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    pub addr: &'a str,
+    pub tls: Option<&'a TlsTarget>,
+}
+
+pub async fn send(to: Destination<'_>, method: &Method, target: &str, fields: &dyn HeadFields, body: Body, timeouts: Timeouts, now: Instant) -> Result<Response<UpstreamBody>, ProxyError> {
+    let Destination { addr, tls } = to;
     use hyper::body::Body as _;
     if !h1::valid_target(target) {
         return Err(ProxyError::Internal(format!("invalid upstream request target {target:?}")));
@@ -45,7 +54,9 @@ pub async fn send(addr: &str, method: &Method, target: &str, fields: &dyn HeadFi
     let replayable = idempotent(method) && body.is_end_stream();
     let mut exchange_timeouts = h1::ExchangeTimeouts { read: timeouts.read, write: timeouts.write, started: now };
     let mut body = Some(body);
-    let (key, idle) = pool::checkout(addr, now);
+    // TLS connections pool apart from plain ones to the same address, and by name.
+    let tls_key = tls.map(|t| t.pool_key(addr));
+    let (key, idle) = pool::checkout(tls_key.as_deref().unwrap_or(addr), now);
     if let Some((conn, idle_for)) = idle {
         let first = body.take().unwrap_or_else(empty);
         match h1::exchange(conn, method, target, fields, first, exchange_timeouts).await {
@@ -60,7 +71,7 @@ pub async fn send(addr: &str, method: &Method, target: &str, fields: &dyn HeadFi
     }
     // Boxed: connecting is rare and its future is large; inline, it would be copied
     // with every request's future.
-    let conn = Box::pin(connect(addr, key, timeouts.connect)).await?;
+    let conn = Box::pin(connect(addr, tls, key, timeouts.connect)).await?;
     exchange_timeouts.started = Instant::now();
     h1::exchange(conn, method, target, fields, body.unwrap_or_else(empty), exchange_timeouts).await.map_err(|e| sent_failure(&e))
 }
@@ -70,8 +81,9 @@ fn idempotent(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
 }
 
-/// A new connection to `addr`.
-async fn connect(addr: &str, key: std::sync::Arc<str>, timeout: Duration) -> Result<UpstreamConn, ProxyError> {
+/// A new connection to `addr`, with its TLS handshake if `tls`. The connect timeout
+/// covers the handshake, as nginx's proxy_connect_timeout does.
+async fn connect(addr: &str, tls: Option<&TlsTarget>, key: std::sync::Arc<str>, timeout: Duration) -> Result<UpstreamConn, ProxyError> {
     let connecting = async {
         // An IP address resolves at once; a name goes through the system resolver.
         let addrs = tokio::net::lookup_host(addr).await.map_err(|e| {
@@ -90,8 +102,17 @@ async fn connect(addr: &str, key: std::sync::Arc<str>, timeout: Duration) -> Res
             None => ProxyError::NameResolution,
         })
     };
-    let stream = tokio::time::timeout(timeout, connecting).await.map_err(|_| ProxyError::UpstreamTimeout)??;
-    let _ = stream.set_nodelay(true);
+    let securing = async {
+        let stream = connecting.await?;
+        let _ = stream.set_nodelay(true);
+        let Some(tls) = tls else { return Ok(UpstreamStream::from(stream)) };
+        // Nothing of the request has gone out: another target may be tried.
+        match tls::handshake(stream, tls).await {
+            Ok(secured) => Ok(UpstreamStream::from(secured)),
+            Err(e) => Err(ProxyError::UpstreamBroken { retryable: true, detail: format!("TLS handshake with {addr}: {e}") }),
+        }
+    };
+    let stream = tokio::time::timeout(timeout, securing).await.map_err(|_| ProxyError::UpstreamTimeout)??;
     Ok(UpstreamConn::new(stream, key))
 }
 
@@ -119,6 +140,10 @@ mod tests {
     use crate::http::empty;
     use hyper::HeaderMap;
 
+    fn plain(addr: &str) -> Destination<'_> {
+        Destination { addr, tls: None }
+    }
+
     fn host(addr: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(hyper::header::HOST, addr.parse().unwrap());
@@ -126,7 +151,7 @@ mod tests {
     }
 
     async fn get(addr: &str) -> Result<Response<UpstreamBody>, ProxyError> {
-        send(addr, &Method::GET, "/", &host(addr), empty(), QUICK, Instant::now()).await
+        send(plain(addr), &Method::GET, "/", &host(addr), empty(), QUICK, Instant::now()).await
     }
 
     const QUICK: Timeouts = Timeouts { connect: Duration::from_millis(500), read: Duration::from_millis(500), write: Duration::from_millis(500) };
@@ -164,7 +189,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unresolvable_host_is_a_name_resolution_failure() {
-        let err = send("no-such-host.invalid:80", &Method::GET, "/", &host("no-such-host.invalid"), empty(), QUICK, Instant::now()).await.unwrap_err();
+        let err = send(plain("no-such-host.invalid:80"), &Method::GET, "/", &host("no-such-host.invalid"), empty(), QUICK, Instant::now()).await.unwrap_err();
         assert_eq!(err, ProxyError::NameResolution);
     }
 
@@ -276,7 +301,7 @@ mod tests {
             move |cx| frames.poll_recv(cx)
         }));
         let body = crate::http::timeout::IdleTimeout::new(stalled, Duration::from_millis(50)).boxed();
-        let err = send(&addr, &Method::POST, "/", &host(&addr), body, QUICK, Instant::now()).await.unwrap_err();
+        let err = send(plain(&addr), &Method::POST, "/", &host(&addr), body, QUICK, Instant::now()).await.unwrap_err();
         assert_eq!(err, ProxyError::ClientBodyTimeout);
         assert!(!err.upstream_fault());
         hold.abort();
@@ -305,7 +330,7 @@ mod tests {
         });
         let body = http_body_util::StreamBody::new(chunks).boxed();
         let timeouts = Timeouts { connect: Duration::from_millis(300), read: Duration::from_millis(300), write: Duration::from_millis(300) };
-        let resp = send(&addr, &Method::POST, "/", &host(&addr), body, timeouts, Instant::now()).await.unwrap();
+        let resp = send(plain(&addr), &Method::POST, "/", &host(&addr), body, timeouts, Instant::now()).await.unwrap();
         assert_eq!(resp.status(), 200);
     }
 
@@ -313,7 +338,7 @@ mod tests {
     async fn a_non_idempotent_request_lost_that_way_is_not_resent() {
         let (addr, accepted) = upstream(Upstream::DropSecond).await;
         get_ok(&addr).await;
-        let err = send(&addr, &Method::POST, "/", &host(&addr), empty(), QUICK, Instant::now()).await.unwrap_err();
+        let err = send(plain(&addr), &Method::POST, "/", &host(&addr), empty(), QUICK, Instant::now()).await.unwrap_err();
         assert!(matches!(err, ProxyError::UpstreamBroken { retryable: false, .. }), "{err:?}");
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }

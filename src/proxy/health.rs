@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::balancer::{Balancer, TargetState};
 use super::errors::ProxyError;
+use super::tls::TlsTarget;
 use super::forward::{self, Timeouts};
 use crate::http::empty;
 use crate::model::upstream::Healthchecks;
@@ -155,7 +156,12 @@ async fn probe(addr: &str, checks: &Healthchecks, timeout: Duration) -> Outcome 
     let mut headers = hyper::HeaderMap::new();
     headers.insert(hyper::header::HOST, host);
     let timeouts = Timeouts { connect: timeout, read: timeout, write: timeout };
-    match forward::send(addr, &hyper::Method::GET, &checks.active.http_path, &headers, empty(), timeouts, std::time::Instant::now()).await {
+    // Kong's `https` checks: TLS, named by https_sni or else the target's host.
+    let tls = (checks.active.kind == "https")
+        .then(|| TlsTarget::for_host(checks.active.https_sni.as_deref().unwrap_or(addr), checks.active.https_verify_certificate))
+        .flatten();
+    let to = forward::Destination { addr, tls: tls.as_ref() };
+    match forward::send(to, &hyper::Method::GET, &checks.active.http_path, &headers, empty(), timeouts, std::time::Instant::now()).await {
         Ok(resp) => {
             let code = resp.status().as_u16();
             if checks.active.healthy.http_statuses.contains(&code) {

@@ -19,4 +19,5 @@ pub mod pipeline;
 pub mod server;
 pub mod health;
 pub mod target_dns;
+pub mod tls;
 pub mod workers;

@@ -27,6 +27,7 @@ use super::h1::UpstreamBody;
 use super::headers;
 use super::health;
 use super::target_dns;
+use super::tls::TlsTarget;
 use super::request_body;
 use super::response_fields::GatewayFields;
 use super::router::{RequestView, RouteMatch};
@@ -132,7 +133,13 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
         request_id: &ctx.request_id_header,
         consumer: ctx.consumer_fields.as_ref(),
     };
-    let result = forward(&service, &parts, &fields, body, &target_path, &ctx, upstream_started).await;
+    // TLS names the host the upstream is sent: the client's when the route preserves it.
+    let preserved_tls = match (&service.tls, route.preserve_host, parts.headers.get(HOST).and_then(|h| h.to_str().ok())) {
+        (Some(tls), true, Some(client_host)) => TlsTarget::for_host(client_host, tls.verify),
+        _ => None,
+    };
+    let tls = preserved_tls.as_ref().or(service.tls.as_ref());
+    let result = forward(&service, tls, &parts, &fields, body, &target_path, &ctx, upstream_started).await;
     let upstream_done = Instant::now();
     let upstream_latency = upstream_done - upstream_started;
 
@@ -199,8 +206,10 @@ async fn rate_limits<'p>(proxy: &Proxy, plugins: impl Iterator<Item = &'p Active
 
 /// Sends the request to the service, retrying on another target only when the request
 /// has no body and provably never reached the first one.
+#[allow(clippy::too_many_arguments)]
 async fn forward(
     service: &Arc<ServiceEntry>,
+    tls: Option<&TlsTarget>,
     parts: &Parts,
     fields: &UpstreamHeaders<'_>,
     body: RequestBody,
@@ -230,7 +239,7 @@ async fn forward(
             Some(b) if !replayable => IdleTimeout::since(b, service.timeouts.write, now.into()).boxed(),
             _ => empty(),
         };
-        let result = forward::send(addr, &parts.method, target_path, fields, outgoing, service.timeouts, now).await;
+        let result = forward::send(forward::Destination { addr, tls }, &parts.method, target_path, fields, outgoing, service.timeouts, now).await;
         if let (Some(p), Some(u)) = (&pick, &service.upstream) {
             if u.passive.enabled() {
                 let outcome = health::passive_outcome(&u.upstream.healthchecks, result.as_ref().map(|r| r.status().as_u16()));

@@ -16,6 +16,7 @@ use super::balancer::{Algorithm, Balancer};
 use super::forward::Timeouts;
 use super::health;
 use super::target_dns;
+use super::tls::TlsTarget;
 use super::request_body::Buffering;
 use super::router::{RegexCache, RouteSpec, Router, RouterError};
 use crate::applied::AppliedConfig;
@@ -54,6 +55,9 @@ pub struct ServiceEntry {
     pub timeouts: Timeouts,
     pub retries: u16,
     pub upstream: Option<Arc<UpstreamEntry>>,
+    /// For protocol https: how its connections are secured, named by `host_header` (a
+    /// route that preserves the client's Host names them by that instead).
+    pub tls: Option<TlsTarget>,
 }
 
 pub struct RouteEntry {
@@ -272,8 +276,12 @@ fn routing_unchanged(old: &ConfigSnapshot, new: &ConfigSnapshot) -> bool {
 fn service_entry(s: &Service, upstreams: &HashMap<String, Arc<UpstreamEntry>>) -> ServiceEntry {
     // A service whose host names an upstream is balanced over its targets (Kong's rule).
     let upstream = upstreams.get(&s.host.to_ascii_lowercase()).cloned();
-    let authority = if s.port == 80 { s.host.clone() } else { format!("{}:{}", s.host, s.port) };
+    let https = s.protocol == "https";
+    let default_port = if https { 443 } else { 80 };
+    let authority = if s.port == default_port { s.host.clone() } else { format!("{}:{}", s.host, s.port) };
     let host_header = upstream.as_ref().and_then(|u| u.host_header.clone()).unwrap_or(authority);
+    // Kong's default leaves the certificate unchecked unless tls_verify says so.
+    let tls = https.then(|| TlsTarget::for_host(&host_header, s.tls_verify == Some(true))).flatten();
     ServiceEntry {
         id: s.id,
         label: s.name.clone().unwrap_or_else(|| s.host.clone()),
@@ -287,6 +295,7 @@ fn service_entry(s: &Service, upstreams: &HashMap<String, Arc<UpstreamEntry>>) -
         },
         retries: s.retries,
         upstream,
+        tls,
     }
 }
 

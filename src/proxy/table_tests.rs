@@ -94,3 +94,18 @@ fn plugins_are_prepared_once_per_table_only_while_some_plugin_is_consumer_scoped
     let next = table_of(&snapshot, Some(&table));
     assert!(Arc::ptr_eq(&table.prepared_plugins, &next.prepared_plugins));
 }
+
+#[test]
+fn an_https_service_is_secured_by_its_host_and_its_default_port_stays_out_of_host() {
+    let entry = |input: serde_json::Value| service_entry(&create::<Service>(&input, 1.0).unwrap(), &HashMap::new());
+    let secured = entry(json!({"url": "https://api.test"}));
+    assert_eq!(secured.addr, "api.test:443");
+    assert_eq!(secured.host_header.as_ref().unwrap(), "api.test");
+    let tls = secured.tls.unwrap();
+    assert_eq!((tls.server_name, tls.verify), (TlsTarget::for_host("api.test", false).unwrap().server_name, false), "Kong leaves it unverified by default");
+    assert!(entry(json!({"url": "https://api.test:8443", "tls_verify": true})).tls.unwrap().verify);
+    assert_eq!(entry(json!({"url": "https://api.test:8443"})).host_header.unwrap(), "api.test:8443");
+    let plain = entry(json!({"url": "http://api.test"}));
+    assert!(plain.tls.is_none());
+    assert_eq!(plain.host_header.unwrap(), "api.test");
+}

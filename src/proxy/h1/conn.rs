@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use hyper::{Method, Response};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Sleep;
 
 use super::body::UpstreamBody;
 use super::decode::{self, DecodeError, Head};
 use super::encode::{self, BodyFraming, BodyWriteError, HeadFields};
+use super::stream::UpstreamStream;
 use crate::http::Body;
 
 /// Reads go into at least this much free buffer space.
@@ -28,7 +28,7 @@ const MIN_READ_SPACE: usize = 4 * 1024;
 const READ_GROWTH: usize = 16 * 1024;
 
 pub struct UpstreamConn {
-    pub(super) stream: TcpStream,
+    pub(super) stream: UpstreamStream,
     /// Bytes read and not yet taken: the rest of a head, then body bytes. Empty between
     /// exchanges (a connection with unasked-for bytes is not reused).
     pub(super) read_buf: BytesMut,
@@ -62,8 +62,8 @@ pub enum ExchangeError {
 }
 
 impl UpstreamConn {
-    pub fn new(stream: TcpStream, key: Arc<str>) -> Self {
-        UpstreamConn { stream, read_buf: BytesMut::new(), write_buf: Vec::new(), key, read_timer: None, last_exchange: Instant::now() }
+    pub fn new(stream: impl Into<UpstreamStream>, key: Arc<str>) -> Self {
+        UpstreamConn { stream: stream.into(), read_buf: BytesMut::new(), write_buf: Vec::new(), key, read_timer: None, last_exchange: Instant::now() }
     }
 
     pub fn key(&self) -> &Arc<str> {
@@ -78,8 +78,7 @@ impl UpstreamConn {
     /// sent something unasked meanwhile. No system call unless the runtime saw the socket
     /// turn readable, which an idle, healthy connection never does.
     pub fn is_reusable(&self) -> bool {
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        self.stream.is_quiet()
     }
 }
 
@@ -145,7 +144,15 @@ async fn write_head(conn: &mut UpstreamConn, write_timeout: Duration) -> Result<
     if written == conn.write_buf.len() {
         return Ok(());
     }
-    match tokio::time::timeout(write_timeout, conn.stream.write_all(&conn.write_buf[written..])).await {
+    // Flushed: TLS holds records until told to send them.
+    let stream = &mut conn.stream;
+    let rest = &conn.write_buf[written..];
+    match tokio::time::timeout(write_timeout, async move {
+        stream.write_all(rest).await?;
+        stream.flush().await
+    })
+    .await
+    {
         Err(_) => Err(ExchangeError::TimedOut),
         Ok(result) => result.map_err(ExchangeError::NoResponse),
     }
@@ -189,7 +196,30 @@ fn poll_read_deadline(timer: &mut Option<Pin<Box<Sleep>>>, deadline: tokio::time
 /// the whole request went out.
 async fn send_body_and_read_head(conn: &mut UpstreamConn, method: &Method, body: Body, framing: BodyFraming, timeouts: ExchangeTimeouts) -> Result<(Head, bool), ExchangeError> {
     let UpstreamConn { stream, read_buf, write_buf, .. } = conn;
-    let (mut reader, mut writer) = stream.split();
+    match stream {
+        // A socket's halves are free to borrow; TLS's share one session, behind a lock.
+        UpstreamStream::Plain(tcp) => {
+            let (reader, writer) = tcp.split();
+            body_and_head(reader, writer, read_buf, write_buf, method, body, framing, timeouts).await
+        }
+        UpstreamStream::Tls(tls) => {
+            let (reader, writer) = tokio::io::split(tls.as_mut());
+            body_and_head(reader, writer, read_buf, write_buf, method, body, framing, timeouts).await
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn body_and_head<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    mut reader: R,
+    mut writer: W,
+    read_buf: &mut BytesMut,
+    write_buf: &mut Vec<u8>,
+    method: &Method,
+    body: Body,
+    framing: BodyFraming,
+    timeouts: ExchangeTimeouts,
+) -> Result<(Head, bool), ExchangeError> {
     let writing = encode::write_body(&mut writer, body, framing, write_buf, timeouts.write);
     let reading = read_head_from(&mut reader, read_buf, method);
     tokio::pin!(writing, reading);

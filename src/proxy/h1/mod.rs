@@ -8,9 +8,11 @@ mod conn;
 mod decode;
 mod encode;
 mod raw_fields;
+mod stream;
 
 pub use body::{BodyError, UpstreamBody};
 pub use conn::{exchange, ExchangeError, ExchangeTimeouts, UpstreamConn};
 pub use crate::http::fields::write_field;
 pub use encode::{valid_target, BodyWriteError, HeadFields};
 pub use raw_fields::RawFields;
+pub use stream::UpstreamStream;
