@@ -289,9 +289,22 @@ static SCHEMA: LazyLock<Arc<Record>> = LazyLock::new(|| {
             .field("destinations", Field::set(ip_port()))
             .field("tags", Field::tags())
             .field("service", Field::foreign("services"))
-            .entity_check(subschema_checks),
+            .entity_check(subschema_checks)
+            .entity_check(proxied_here),
     )
 });
+
+/// After Kong's own checks: a route gatehouse would store and never serve is refused,
+/// rather than answered 404 forever. The proxy speaks HTTP only (gRPC needs HTTP/2 to
+/// the upstream; stream routes need a stream listener).
+fn proxied_here(m: &Map<String, Value>, errors: &mut Errors) {
+    if !errors.is_empty() {
+        return;
+    }
+    if let Some(other) = protocols_of(m).into_iter().find(|p| !["http", "https"].contains(p)) {
+        errors.field("protocols", format!("gatehouse proxies 'http' and 'https' routes only, not '{other}'"));
+    }
+}
 
 impl EntityType for Route {
     const TABLE: &'static str = "routes";

@@ -228,9 +228,24 @@ static SCHEMA: LazyLock<Arc<Record>> = LazyLock::new(|| {
             .entity_check(null_unless("client_certificate", tls))
             .entity_check(null_unless("tls_verify", tls))
             .entity_check(null_unless("tls_verify_depth", tls))
-            .entity_check(null_unless("ca_certificates", tls)),
+            .entity_check(null_unless("ca_certificates", tls))
+            .entity_check(proxied_here),
     )
 });
+
+/// After Kong's own checks: a service gatehouse cannot speak to is refused rather than
+/// sent HTTP/1.1 it does not expect. Upstreams are HTTP/1.1, in the clear or over TLS.
+fn proxied_here(m: &Map<String, Value>, errors: &mut Errors) {
+    if !errors.is_empty() {
+        return;
+    }
+    match m.get("protocol").and_then(Value::as_str) {
+        Some(p) if !["http", "https"].contains(&p) => {
+            errors.field("protocol", format!("gatehouse proxies to 'http' and 'https' services only, not '{p}'"));
+        }
+        _ => {}
+    }
+}
 
 impl EntityType for Service {
     const TABLE: &'static str = "services";

@@ -116,8 +116,12 @@ fn methods_and_protocols() {
 
 #[test]
 fn grpc_and_stream_subschemas() {
-    let r = mk(json!({"protocols": ["grpc"], "paths": ["/"]})).unwrap();
-    assert!(!r.strip_path);
+    // Kong's checks come first; a route they accept is then refused as one the proxy
+    // would never serve.
+    assert_eq!(
+        msg(json!({"protocols": ["grpc"], "paths": ["/"]})),
+        "schema violation (protocols: gatehouse proxies 'http' and 'https' routes only, not 'grpc')"
+    );
     assert_eq!(
         msg(json!({"protocols": ["grpc"], "paths": ["/"], "strip_path": true})),
         "schema violation (strip_path: cannot set 'strip_path' when 'protocols' is 'grpc' or 'grpcs')"
@@ -126,7 +130,10 @@ fn grpc_and_stream_subschemas() {
         msg(json!({"protocols": ["tcp"], "paths": ["/"], "sources": [{"ip": "10.0.0.0/8"}]})),
         "schema violation (paths: cannot set 'paths' when 'protocols' is 'tcp', 'tls', 'tls_passthrough' or 'udp')"
     );
-    assert!(mk(json!({"protocols": ["tcp"], "destinations": [{"port": 80}]})).is_ok());
+    assert_eq!(
+        msg(json!({"protocols": ["tcp"], "destinations": [{"port": 80}]})),
+        "schema violation (protocols: gatehouse proxies 'http' and 'https' routes only, not 'tcp')"
+    );
     assert_eq!(
         msg(json!({"paths": ["/"], "sources": [{"ip": "10.0.0.1"}]})),
         "schema violation (sources: cannot set 'sources' when 'protocols' is 'http' or 'https')"

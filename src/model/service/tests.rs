@@ -47,7 +47,6 @@ fn url_shorthand() {
         ),
         ("//example.com:443", "https", "example.com", 443, None),
         ("//example.com:80", "http", "example.com", 80, None),
-        ("grpc://example.com", "grpc", "example.com", 80, None),
         (
             "http://user:pw@10.0.0.1:9000/x?q=1#f",
             "http",
@@ -69,6 +68,13 @@ fn url_shorthand() {
             "{url}"
         );
     }
+}
+
+#[test]
+fn a_protocol_the_proxy_does_not_speak_is_refused_after_kongs_checks() {
+    let e = mk(json!({ "url": "grpc://example.com" })).unwrap_err();
+    assert_eq!(e.to_string(), "schema violation (protocol: gatehouse proxies to 'http' and 'https' services only, not 'grpc')");
+    assert!(mk(json!({ "protocol": "tcp", "host": "example.com", "path": "/x" })).unwrap_err().to_string().contains("path"), "Kong's own error first");
 }
 
 #[test]
