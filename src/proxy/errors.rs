@@ -20,9 +20,13 @@ pub enum ProxyError {
     /// The upstream refused or reset the connection, or answered garbage.
     #[error("An invalid response was received from the upstream server")]
     UpstreamBroken { retryable: bool, detail: String },
-    /// Connect, write or read exceeded the service's timeout.
+    /// Write or read exceeded the service's timeout: the request may have reached it.
     #[error("The upstream server is timing out")]
     UpstreamTimeout,
+    /// No connection (or TLS session) within the connect timeout: nothing was sent, so
+    /// another target may be tried, as nginx's proxy_next_upstream timeout does.
+    #[error("The upstream server is timing out")]
+    ConnectTimeout,
     /// The client's request body stalled past the service's write timeout while it was
     /// being sent upstream (nginx's 408). Not the upstream's fault.
     #[error("Request timeout")]
@@ -46,7 +50,7 @@ impl ProxyError {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::NoHealthyTarget | ProxyError::NameResolution => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::UpstreamBroken { .. } => StatusCode::BAD_GATEWAY,
-            ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::UpstreamTimeout | ProxyError::ConnectTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::ClientBodyBroken => StatusCode::BAD_REQUEST,
             ProxyError::TunnelRefused => StatusCode::NOT_IMPLEMENTED,
@@ -55,15 +59,15 @@ impl ProxyError {
     }
 
     /// Whether the request may be sent to another target: only when it provably never
-    /// reached the upstream (connection refused, a name that does not resolve), so no
-    /// request runs twice.
+    /// reached the upstream (connection refused or not made in time, a name that does
+    /// not resolve), so no request runs twice.
     pub fn retryable(&self) -> bool {
-        matches!(self, ProxyError::UpstreamBroken { retryable: true, .. } | ProxyError::NameResolution)
+        matches!(self, ProxyError::UpstreamBroken { retryable: true, .. } | ProxyError::NameResolution | ProxyError::ConnectTimeout)
     }
 
     /// True when the upstream (not the client or us) is to blame, for passive health checks.
     pub fn upstream_fault(&self) -> bool {
-        matches!(self, ProxyError::UpstreamBroken { .. } | ProxyError::UpstreamTimeout)
+        matches!(self, ProxyError::UpstreamBroken { .. } | ProxyError::UpstreamTimeout | ProxyError::ConnectTimeout)
     }
 
     /// Where Kong raises it: the failures nginx meets on its own (the upstream's, the
@@ -73,6 +77,7 @@ impl ProxyError {
             ProxyError::NoRoute | ProxyError::NoHealthyTarget | ProxyError::NameResolution | ProxyError::TunnelRefused => Raiser::Gateway,
             ProxyError::UpstreamBroken { .. }
             | ProxyError::UpstreamTimeout
+            | ProxyError::ConnectTimeout
             | ProxyError::ClientBodyTimeout
             | ProxyError::ClientBodyBroken
             | ProxyError::Internal(_) => Raiser::Server,
@@ -106,6 +111,7 @@ mod tests {
             (ProxyError::NameResolution, 503, "name resolution failed"),
             (ProxyError::UpstreamBroken { retryable: false, detail: "reset".into() }, 502, "An invalid response was received from the upstream server"),
             (ProxyError::UpstreamTimeout, 504, "The upstream server is timing out"),
+            (ProxyError::ConnectTimeout, 504, "The upstream server is timing out"),
             (ProxyError::ClientBodyTimeout, 408, "Request timeout"),
             (ProxyError::ClientBodyBroken, 400, "Bad request"),
             (ProxyError::Internal("x".into()), 500, "An unexpected error occurred"),
@@ -139,5 +145,6 @@ mod tests {
         assert!(!ProxyError::UpstreamBroken { retryable: false, detail: String::new() }.retryable());
         assert!(!ProxyError::UpstreamTimeout.retryable());
         assert!(ProxyError::NameResolution.retryable(), "nothing was sent");
+        assert!(ProxyError::ConnectTimeout.retryable(), "nothing was sent");
     }
 }

@@ -112,7 +112,7 @@ async fn connect(addr: &str, tls: Option<&TlsTarget>, key: std::sync::Arc<str>, 
             Err(e) => Err(ProxyError::UpstreamBroken { retryable: true, detail: format!("TLS handshake with {addr}: {e}") }),
         }
     };
-    let stream = tokio::time::timeout(timeout, securing).await.map_err(|_| ProxyError::UpstreamTimeout)??;
+    let stream = tokio::time::timeout(timeout, securing).await.map_err(|_| ProxyError::ConnectTimeout)??;
     Ok(UpstreamConn::new(stream, key))
 }
 
@@ -176,6 +176,16 @@ mod tests {
             std::future::pending::<()>().await
         });
         (addr, hold)
+    }
+
+    #[tokio::test]
+    async fn a_tls_handshake_that_never_ends_is_a_connect_timeout_another_target_may_take() {
+        let (addr, hold) = silent_upstream().await;
+        let tls = crate::proxy::tls::TlsTarget::for_host("upstream.test", false).unwrap();
+        let err = send(Destination { addr: &addr, tls: Some(&tls) }, &Method::GET, "/", &host(&addr), empty(), QUICK, Instant::now()).await.unwrap_err();
+        assert_eq!(err, ProxyError::ConnectTimeout);
+        assert!(err.retryable());
+        hold.abort();
     }
 
     #[tokio::test]

@@ -54,7 +54,7 @@ impl Thresholds {
 /// Classifies a proxied response or error for passive checks.
 pub fn passive_outcome(h: &Healthchecks, result: Result<u16, &ProxyError>) -> Outcome {
     match result {
-        Err(ProxyError::UpstreamTimeout) => Outcome::Timeout,
+        Err(ProxyError::UpstreamTimeout | ProxyError::ConnectTimeout) => Outcome::Timeout,
         Err(ProxyError::UpstreamBroken { .. }) => Outcome::TcpFailure,
         Err(_) => Outcome::Neutral,
         Ok(code) if h.passive.unhealthy.http_statuses.contains(&code) => Outcome::HttpFailure,
@@ -172,7 +172,7 @@ async fn probe(addr: &str, checks: &Healthchecks, timeout: Duration) -> Outcome 
                 Outcome::Neutral
             }
         }
-        Err(ProxyError::UpstreamTimeout) => Outcome::Timeout,
+        Err(ProxyError::UpstreamTimeout | ProxyError::ConnectTimeout) => Outcome::Timeout,
         // A path that cannot go on a request line says nothing about the target.
         Err(ProxyError::Internal(_)) => Outcome::Neutral,
         Err(_) => Outcome::TcpFailure,
