@@ -225,6 +225,9 @@ impl StartArgs {
         if self.voters == 0 || self.voters.is_multiple_of(2) {
             return invalid(format!("--voters must be odd (1, 3, 5, ...), got {}", self.voters));
         }
+        if self.ttl_cleanup_interval.is_zero() {
+            return invalid("--ttl-cleanup-interval must be above zero".into());
+        }
         let secret = self.secret()?;
         if secret.as_deref().is_some_and(str::is_empty) {
             return invalid("the cluster secret is empty".into());

@@ -28,6 +28,8 @@ fn defaults_follow_the_design() {
     assert_eq!(a.dead_node_grace, Duration::from_secs(30));
     assert_eq!(a.ttl_cleanup_interval, Duration::from_secs(60));
     a.validate().unwrap();
+    let busy = parse(&["--ttl-cleanup-interval", "0s"]).unwrap().validate().unwrap_err();
+    assert_eq!(busy.to_string(), "--ttl-cleanup-interval must be above zero");
 }
 
 #[test]

@@ -14,7 +14,9 @@ async fn an_expired_credential_leaves_the_store_and_frees_its_key() {
     form(&mut c, 3, 3, &["--ttl-cleanup-interval", "300ms"]).await;
     let a2 = c.node(2).admin();
     admin_form(&format!("http://{a2}/consumers"), "username=alice").await;
-    let temp = admin_form(&format!("http://{a2}/consumers/alice/key-auth"), "key=temp-key&ttl=1").await.json();
+    // A ttl of 2 leaves its credential 1 to 2 s (its creation time is whole seconds):
+    // time to find the key taken before a sweep can free it.
+    let temp = admin_form(&format!("http://{a2}/consumers/alice/key-auth"), "key=temp-key&ttl=2").await.json();
     let url = format!("http://{a2}/consumers/alice/key-auth");
     let again = request(Method::POST, &url, Some("application/x-www-form-urlencoded"), b"key=temp-key".to_vec()).await.unwrap();
     assert_eq!(again.status.as_u16(), 409, "the key is taken while its credential lives");
@@ -26,8 +28,9 @@ async fn an_expired_credential_leaves_the_store_and_frees_its_key() {
     })
     .await;
     assert_ne!(fresh["id"], temp["id"]);
-    // Every node's store comes to hold the new credential alone (the others apply the
-    // write a moment after node 2 acknowledged it).
+    // The key's unique index entry was freed: the expired credential left the store.
+    // Every node comes to hold the new one (the others apply the write a moment after
+    // node 2 acknowledged it).
     let want = vec![fresh["id"].as_str().unwrap().to_owned()];
     for i in 1..=3 {
         let admin = c.node(i).admin();

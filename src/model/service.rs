@@ -245,6 +245,18 @@ fn proxied_here(m: &Map<String, Value>, errors: &mut Errors) {
         }
         _ => {}
     }
+    // TLS settings the upstream connection would not honour: refused rather than a
+    // weaker connection than asked for.
+    for field in ["client_certificate", "ca_certificates", "tls_verify_depth"] {
+        let set = match m.get(field) {
+            None | Some(Value::Null) => false,
+            Some(Value::Array(items)) => !items.is_empty(),
+            Some(_) => true,
+        };
+        if set {
+            errors.field(field, "not supported by gatehouse yet");
+        }
+    }
 }
 
 impl EntityType for Service {

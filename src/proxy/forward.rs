@@ -34,10 +34,6 @@ const REPLAY_AFTER_IDLE: Duration = Duration::from_secs(1);
 #[cfg(test)]
 const REPLAY_AFTER_IDLE: Duration = Duration::ZERO;
 
-/// Sends a request to `addr` (`host:port`) and waits for the response headers. `target`
-/// goes on the request line (origin form); `fields` must carry Host and no hop-by-hop
-/// fields. They are only read, so a caller can try another target with them. `now` is
-/// the caller's reading of the clock, taken just before (see `h1::ExchangeTimeouts`).
 /// Where a request goes: a `host:port`, and how the connection is secured.
 #[derive(Debug, Clone, Copy)]
 pub struct Destination<'a> {
@@ -45,18 +41,24 @@ pub struct Destination<'a> {
     pub tls: Option<&'a TlsTarget>,
 }
 
+/// Sends a request to `to` and waits for the response headers. `target`
+/// goes on the request line (origin form); `fields` must carry Host and no hop-by-hop
+/// fields. They are only read, so a caller can try another target with them. `now` is
+/// the caller's reading of the clock, taken just before (see `h1::ExchangeTimeouts`).
 pub async fn send(to: Destination<'_>, method: &Method, target: &str, fields: &dyn HeadFields, body: Body, timeouts: Timeouts, now: Instant) -> Result<Response<UpstreamBody>, ProxyError> {
-    let Destination { addr, tls } = to;
     use hyper::body::Body as _;
+    let Destination { addr, tls } = to;
     if !h1::valid_target(target) {
         return Err(ProxyError::Internal(format!("invalid upstream request target {target:?}")));
     }
     let replayable = idempotent(method) && body.is_end_stream();
     let mut exchange_timeouts = h1::ExchangeTimeouts { read: timeouts.read, write: timeouts.write, started: now };
     let mut body = Some(body);
-    // TLS connections pool apart from plain ones to the same address, and by name.
-    let tls_key = tls.map(|t| t.pool_key(addr));
-    let (key, idle) = pool::checkout(tls_key.as_deref().unwrap_or(addr), now);
+    // TLS connections pool apart from plain ones to the same address, and by name; one
+    // named by the client is neither taken from the pool nor given back.
+    let pooled = tls.is_none_or(|t| t.pooled);
+    let tls_key = tls.filter(|_| pooled).map(|t| t.pool_key(addr));
+    let (key, idle) = if pooled { pool::checkout(tls_key.as_deref().unwrap_or(addr), now) } else { (std::sync::Arc::from(addr), None) };
     if let Some((conn, idle_for)) = idle {
         let first = body.take().unwrap_or_else(empty);
         match h1::exchange(conn, method, target, fields, first, exchange_timeouts).await {
@@ -71,7 +73,10 @@ pub async fn send(to: Destination<'_>, method: &Method, target: &str, fields: &d
     }
     // Boxed: connecting is rare and its future is large; inline, it would be copied
     // with every request's future.
-    let conn = Box::pin(connect(addr, tls, key, timeouts.connect)).await?;
+    let mut conn = Box::pin(connect(addr, tls, key, timeouts.connect)).await?;
+    if !pooled {
+        conn = conn.unpooled();
+    }
     exchange_timeouts.started = Instant::now();
     h1::exchange(conn, method, target, fields, body.unwrap_or_else(empty), exchange_timeouts).await.map_err(|e| sent_failure(&e))
 }
@@ -181,7 +186,7 @@ mod tests {
     #[tokio::test]
     async fn a_tls_handshake_that_never_ends_is_a_connect_timeout_another_target_may_take() {
         let (addr, hold) = silent_upstream().await;
-        let tls = crate::proxy::tls::TlsTarget::for_host("upstream.test", false).unwrap();
+        let tls = crate::proxy::tls::TlsTarget::for_host("upstream.test", false);
         let err = send(Destination { addr: &addr, tls: Some(&tls) }, &Method::GET, "/", &host(&addr), empty(), QUICK, Instant::now()).await.unwrap_err();
         assert_eq!(err, ProxyError::ConnectTimeout);
         assert!(err.retryable());

@@ -157,9 +157,7 @@ async fn probe(addr: &str, checks: &Healthchecks, timeout: Duration) -> Outcome 
     headers.insert(hyper::header::HOST, host);
     let timeouts = Timeouts { connect: timeout, read: timeout, write: timeout };
     // Kong's `https` checks: TLS, named by https_sni or else the target's host.
-    let tls = (checks.active.kind == "https")
-        .then(|| TlsTarget::for_host(checks.active.https_sni.as_deref().unwrap_or(addr), checks.active.https_verify_certificate))
-        .flatten();
+    let tls = (checks.active.kind == "https").then(|| TlsTarget::for_host(checks.active.https_sni.as_deref().unwrap_or(addr), checks.active.https_verify_certificate));
     let to = forward::Destination { addr, tls: tls.as_ref() };
     match forward::send(to, &hyper::Method::GET, &checks.active.http_path, &headers, empty(), timeouts, std::time::Instant::now()).await {
         Ok(resp) => {

@@ -135,7 +135,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
     };
     // TLS names the host the upstream is sent: the client's when the route preserves it.
     let preserved_tls = match (&service.tls, route.preserve_host, parts.headers.get(HOST).and_then(|h| h.to_str().ok())) {
-        (Some(tls), true, Some(client_host)) => TlsTarget::for_host(client_host, tls.verify),
+        (Some(tls), true, Some(client_host)) => TlsTarget::named(client_host, tls.verify).map(|named| TlsTarget { pooled: false, ..named }),
         _ => None,
     };
     let tls = preserved_tls.as_ref().or(service.tls.as_ref());

@@ -281,7 +281,7 @@ fn service_entry(s: &Service, upstreams: &HashMap<String, Arc<UpstreamEntry>>) -
     let authority = if s.port == default_port { s.host.clone() } else { format!("{}:{}", s.host, s.port) };
     let host_header = upstream.as_ref().and_then(|u| u.host_header.clone()).unwrap_or(authority);
     // Kong's default leaves the certificate unchecked unless tls_verify says so.
-    let tls = https.then(|| TlsTarget::for_host(&host_header, s.tls_verify == Some(true))).flatten();
+    let tls = https.then(|| TlsTarget::for_host(&host_header, s.tls_verify == Some(true)));
     ServiceEntry {
         id: s.id,
         label: s.name.clone().unwrap_or_else(|| s.host.clone()),

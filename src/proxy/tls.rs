@@ -5,6 +5,7 @@
 //! host the upstream is sent in Host, as Kong's `proxy_ssl_name $upstream_host`.
 
 use std::io;
+use std::net::Ipv4Addr;
 use std::sync::{Arc, LazyLock};
 
 use tokio::net::TcpStream;
@@ -22,19 +23,29 @@ pub struct TlsTarget {
     /// address sends no SNI.
     pub server_name: ServerName<'static>,
     pub verify: bool,
+    /// False when the name is the client's (a route that preserves Host): such
+    /// connections are closed after use, so that clients sending ever new names cannot
+    /// make this node hold ever more upstream connections.
+    pub pooled: bool,
 }
 
 impl TlsTarget {
-    /// For the host the upstream is sent (a Host value: a port, if any, comes off). None
-    /// for a value that is neither a DNS name nor an address.
-    pub fn for_host(host: &str, verify: bool) -> Option<TlsTarget> {
+    /// For the host the upstream is sent (a Host value: a port, if any, comes off). A
+    /// value that is neither a DNS name nor an address still gets TLS, never the clear:
+    /// without SNI, and refused if verifying, since no certificate can name it.
+    pub fn for_host(host: &str, verify: bool) -> TlsTarget {
+        TlsTarget::named(host, verify).unwrap_or(TlsTarget { server_name: ServerName::IpAddress(Ipv4Addr::UNSPECIFIED.into()), verify, pooled: true })
+    }
+
+    /// As `for_host`, or None for a value that names nothing.
+    pub fn named(host: &str, verify: bool) -> Option<TlsTarget> {
         let host = match host.rsplit_once(':') {
             Some((name, port)) if !name.ends_with(']') && !name.contains(':') && port.parse::<u16>().is_ok() => name,
             Some((name, port)) if name.ends_with(']') && port.parse::<u16>().is_ok() => name,
             _ => host,
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        ServerName::try_from(host.to_owned()).ok().map(|server_name| TlsTarget { server_name, verify })
+        ServerName::try_from(host.to_owned()).ok().map(|server_name| TlsTarget { server_name, verify, pooled: true })
     }
 
     /// What tells its pooled connections apart from others to the same address.

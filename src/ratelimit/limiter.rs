@@ -2,14 +2,13 @@
 //! the window's budget with no I/O; a slice running low is refilled through the batching
 //! reserver in the background, and the next windows (within a minute) of a key that
 //! comes back (used here in the window before, or in a window reserved ahead for it) or
-//! is busy are reserved, together, before they begin; only a node with no token at all
-//! waits for a reservation. A limit changed in a window's middle applies at once.
-//! When reservations fail (no quorum) the node falls back to a local share of the budget
-//! (limit / live nodes of what was left when it last heard; see `Bucket::fallback_share`),
-//! and says so.
+//! is busy are reserved, together, before they begin (`ahead`); only a node with no
+//! token at all waits for a reservation. A limit changed in a window's middle applies at
+//! once. When reservations fail (no quorum) the node falls back to a local share of the
+//! budget (limit / live nodes of what was left when it last heard; see
+//! `Bucket::fallback_share`), opens new windows on it without waiting, and says so.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -18,7 +17,7 @@ use tokio::sync::watch;
 
 use super::bucket::{Admission, Bucket};
 use super::reserver::{ReserveError, Reserver};
-use super::window::{sibling_key, Window};
+use super::window::Window;
 
 /// Counters outlive their window a little, so late reservations still find them.
 const COUNTER_GRACE_MS: u64 = 5_000;
@@ -27,21 +26,6 @@ const COUNTER_GRACE_MS: u64 = 5_000;
 /// windows ahead in that window: a key seen a few times (one client address among many)
 /// is not worth the counters and Raft entries until it comes back in the next window.
 const AHEAD_MIN_USE: u64 = 64;
-
-/// The most windows a key reserves ahead, in one Raft entry: a key that keeps coming back
-/// then costs one round per this many windows.
-const WINDOWS_AHEAD: usize = 4;
-
-/// How far ahead windows are reserved: a minute. A wait for a Raft round once an hour is
-/// nothing, while an hour's or a day's slice held ahead would stay out of the other
-/// nodes' reach (and its counter in the store) for that long if the key went elsewhere.
-const AHEAD_HORIZON_MS: u64 = 60_000;
-
-/// How many windows after `window` a key reserves ahead: 4 seconds, 1 minute, none of the
-/// longer periods.
-fn windows_ahead(window: &Window) -> usize {
-    usize::try_from(AHEAD_HORIZON_MS / window.len_ms()).unwrap_or(WINDOWS_AHEAD).min(WINDOWS_AHEAD)
-}
 
 /// How long a node admits from its fallback share after a reservation failed, before it
 /// asks again (in the background; requests do not wait for that one).
@@ -190,77 +174,6 @@ impl ClusterLimiter {
         self.lock().entries.contains_key(key)
     }
 
-    /// Reserves the first slice of each of `windows` (key, window), windows not yet
-    /// begun, in one Raft entry: their first requests on this node then find tokens, and a
-    /// key costs one Raft round per that many windows rather than one per window, off the
-    /// request path. Each Raft round takes CPU from every node, which showed in the
-    /// proxy's tail. Only while slices are large, as for a prefetch (see
-    /// `Bucket::prefetch`), since tokens held here are tokens the other nodes cannot use.
-    pub fn reserve_ahead(self: &Arc<Self>, windows: Vec<(String, Window)>, limit: u64) {
-        let Some(want) = self.ahead_want(limit) else { return };
-        let wants = self.claim_ahead(&mut self.lock().entries, windows, limit, want);
-        self.spawn_reservations(wants);
-    }
-
-    /// Reserves the next windows of `key`, the key of `window`, if it is busy here: a key
-    /// new here that is busy at once. (A key that came in the window before has had them
-    /// reserved at its first request in this one; see `on_first_use`.)
-    pub fn reserve_ahead_if_busy(self: &Arc<Self>, key: &str, window: Window, limit: u64) {
-        let Some(want) = self.ahead_want(limit) else { return };
-        let wants = {
-            let mut counters = self.lock();
-            if !counters.entries.get(key).is_some_and(Entry::busy) {
-                return;
-            }
-            // At least the next one: a busy key's wait at its next window's start is a
-            // wait for many requests, whatever the period.
-            let count = windows_ahead(&window).max(1);
-            self.claim_after(&mut counters.entries, key, window, count, (limit, want))
-        };
-        self.spawn_reservations(wants);
-    }
-
-    /// The first slice of a window not begun, if slices are large enough to reserve ahead.
-    /// Every such window starts alike, so one fresh bucket says for all of them.
-    fn ahead_want(&self, limit: u64) -> Option<u64> {
-        Bucket::new(limit).prefetch((self.live_nodes)())
-    }
-
-    /// Claims the `count` windows after `window` for `key`, the key of `window`, unless the
-    /// next one is known already (the windows after it are claimed at its first use).
-    /// `reserve` is the limit and each window's first slice (`ahead_want`).
-    fn claim_after(&self, entries: &mut Entries, key: &str, window: Window, count: usize, reserve: (u64, u64)) -> Vec<(String, u64, u64, u64)> {
-        let mut windows = Vec::with_capacity(count);
-        let mut next = window.next();
-        for _ in 0..count {
-            // A key not spelled by `window::counter_key` (tests') has no next windows.
-            let Some(next_key) = sibling_key(key, &window, &next) else { return Vec::new() };
-            if windows.is_empty() && entries.contains_key(&next_key) {
-                return Vec::new();
-            }
-            windows.push((next_key, next));
-            next = next.next();
-        }
-        self.claim_ahead(entries, windows, reserve.0, reserve.1)
-    }
-
-    /// Enters `windows` not known yet as reserved ahead, pending; returns the reservations
-    /// of `want` each that they need.
-    fn claim_ahead(&self, entries: &mut Entries, windows: Vec<(String, Window)>, limit: u64, want: u64) -> Vec<(String, u64, u64, u64)> {
-        let mut wants = Vec::with_capacity(windows.len());
-        for (key, window) in windows {
-            if entries.contains_key(&key) {
-                continue;
-            }
-            let mut entry = Entry::new(limit, window);
-            entry.ahead = true;
-            entry.bucket.pending = true;
-            entries.insert(key.clone(), entry);
-            wants.push((key, want, limit, window.end_ms() + COUNTER_GRACE_MS));
-        }
-        wants
-    }
-
     /// Reserves `wants` in one Raft entry, in the background.
     fn spawn_reservations(self: &Arc<Self>, wants: Vec<(String, u64, u64, u64)>) {
         if wants.is_empty() {
@@ -273,29 +186,6 @@ impl ClusterLimiter {
                 this.finish_reservation(&key, want, limit, result);
             }
         });
-    }
-
-    /// On a key's first admission in `window` here: records the use and, if the key was
-    /// used here in the window before (or this window was reserved ahead for it), claims
-    /// its next windows. A client that comes back every window, if fewer than
-    /// `AHEAD_MIN_USE` times, would otherwise wait for a Raft round at each window's start.
-    fn on_first_use(&self, counters: &mut Counters, key: &str, limit: u64, window: Window, ahead: bool) -> Vec<(String, u64, u64, u64)> {
-        let count = windows_ahead(&window);
-        if count == 0 {
-            return Vec::new();
-        }
-        let hasher = counters.entries.hasher();
-        counters.recent.insert(hasher.hash_one(key), window.next().end_ms());
-        let came_before = || {
-            let previous = window.previous().and_then(|previous| sibling_key(key, &window, &previous));
-            previous.is_some_and(|previous| counters.recent.contains_key(&hasher.hash_one(previous.as_str())))
-        };
-        // Checked first: keys are built only for a reservation that can be made.
-        let Some(want) = self.ahead_want(limit) else { return Vec::new() };
-        if !(ahead || came_before()) {
-            return Vec::new();
-        }
-        self.claim_after(&mut counters.entries, key, window, count, (limit, want))
     }
 
     /// Waits for reservations until one decides, or the wait runs out and the node falls
@@ -338,6 +228,11 @@ impl ClusterLimiter {
             entry.bucket.change_limit(limit);
         }
         let live = (self.live_nodes)();
+        // With no share to admit from, a plugin that is not fault tolerant asks again
+        // once the spell is over, and its request waits for the answer as a fresh one does.
+        if !fault_tolerant && entry.degraded_until.is_some_and(|until| until <= Instant::now()) {
+            entry.degraded_until = None;
+        }
         if let Some(until) = entry.degraded_until {
             if until <= Instant::now() && !entry.bucket.pending {
                 // Time to see whether reservations work again: one is asked for in the
@@ -456,6 +351,8 @@ impl ClusterLimiter {
         counters.recent.retain(|_, forget_at| *forget_at > now_ms);
     }
 }
+
+mod ahead;
 
 #[cfg(test)]
 #[path = "limiter_tests.rs"]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use gatehouse_raft::{Store, StoreConfig};
 
+use super::ahead::{windows_ahead, WINDOWS_AHEAD};
 use super::*;
 use crate::ratelimit::window::{counter_key, Period};
 use crate::shutdown::ShutdownTrigger;
@@ -378,7 +379,6 @@ async fn once_reservations_fail_new_windows_decide_without_waiting_until_a_probe
     store.raft().wait(Some(Duration::from_secs(5))).current_leader(1, "leader").await.unwrap();
     tokio::time::sleep(FALLBACK_SPELL).await;
     assert!(matches!(limiter.try_decide("b", 20, FAR, true), Ok(Decision::Admitted { .. })));
-    assert!(pending(&limiter, "b"), "a reservation is in flight for b");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while limiter.degraded() || counter(&store, "b").is_none() {
         assert!(std::time::Instant::now() < deadline, "b never left the fallback share");
@@ -388,6 +388,23 @@ async fn once_reservations_fail_new_windows_decide_without_waiting_until_a_probe
     assert!(counter(&store, "b").unwrap() >= 2);
     let fresh = limiter.try_decide("d", 20, FAR, true);
     assert!(fresh.is_err(), "a new window reserves again, as before the failure: {fresh:?}");
+    trigger.trigger();
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_is_not_fault_tolerant_admits_again_as_soon_as_the_quorum_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, false).await;
+    let (limiter, _reserver, trigger) = leaderless_limiter(&store);
+    assert_eq!(limiter.admit("s", 20, FAR, false).await, Decision::Unavailable);
+    store.initialize().await.unwrap();
+    store.raft().wait(Some(Duration::from_secs(5))).current_leader(1, "leader").await.unwrap();
+    // Once the spell is over, the next request asks for a reservation and waits for it,
+    // with no share to admit from meanwhile.
+    tokio::time::sleep(FALLBACK_SPELL).await;
+    let decision = limiter.admit("s", 20, FAR, false).await;
+    assert!(matches!(decision, Decision::Admitted { on_share: false, .. }), "{decision:?}");
     trigger.trigger();
     store.shutdown().await;
 }

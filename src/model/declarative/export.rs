@@ -122,8 +122,9 @@ pub fn export_declarative(snap: &ConfigSnapshot, yaml: bool, now: f64) -> String
                 .into_iter()
                 .map(|k| {
                     let mut m = clean(serde_json::to_value(k).unwrap_or_default(), &["consumer"]);
+                    // At least 1: a ttl of 0 would mean none, making a dying key permanent.
                     if let Some(left) = k.ttl_left(now) {
-                        m.insert("ttl".into(), Value::from(left));
+                        m.insert("ttl".into(), Value::from(left.max(1)));
                     }
                     Value::Object(m)
                 })

@@ -220,6 +220,9 @@ fn an_export_keeps_a_credentials_expiry_and_leaves_out_the_expired() {
     let imported = ConfigSnapshot::from_entities(parse_declarative_with(&text, &ConfigSnapshot::new(), 1_031.0).unwrap());
     let short = imported.keyauth_credentials.values().find(|c| c.ttl.is_some()).unwrap();
     assert!(!short.is_expired(|| 1_099.0) && short.is_expired(|| 1_100.0));
+    // In its last second it keeps a ttl: 0 would make it permanent.
+    let last = creds_at(&export_declarative(&snap, false, 1_099.5));
+    assert!(last.iter().any(|c| c.get("ttl") == Some(&json!(1))), "{last:?}");
     // Past its ttl it is not exported at all.
     assert_eq!(creds_at(&export_declarative(&snap, false, 1_100.0)).len(), 1);
 }

@@ -82,7 +82,7 @@ impl UpstreamBody {
     fn finish(&mut self) {
         self.state = State::Done;
         if let Some(conn) = self.conn.take() {
-            if self.reusable && conn.read_buf.is_empty() {
+            if self.reusable && conn.read_buf.is_empty() && conn.pooled {
                 pool::checkin(conn);
             }
         }
@@ -140,6 +140,13 @@ impl Body for UpstreamBody {
                 }
                 Ok(0) => return this.fail(BodyError::Truncated),
                 Ok(_) => {}
+                // TLS says so when the upstream closes without close_notify; for a body
+                // that ends with the connection, that is its end, as nginx takes it.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && matches!(this.state, State::UntilClose) => {
+                    this.reusable = false;
+                    this.finish();
+                    return Poll::Ready(None);
+                }
                 Err(e) => return this.fail(e.into()),
             }
         }

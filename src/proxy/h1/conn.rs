@@ -41,6 +41,8 @@ pub struct UpstreamConn {
     /// When its latest exchange began (the caller's clock reading): the pool counts its
     /// idleness from there, a little early, which only ever retires it sooner.
     last_exchange: Instant,
+    /// Whether it goes back to the pool after its exchange (see `TlsTarget::pooled`).
+    pub(super) pooled: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +65,13 @@ pub enum ExchangeError {
 
 impl UpstreamConn {
     pub fn new(stream: impl Into<UpstreamStream>, key: Arc<str>) -> Self {
-        UpstreamConn { stream: stream.into(), read_buf: BytesMut::new(), write_buf: Vec::new(), key, read_timer: None, last_exchange: Instant::now() }
+        UpstreamConn { stream: stream.into(), read_buf: BytesMut::new(), write_buf: Vec::new(), key, read_timer: None, last_exchange: Instant::now(), pooled: true }
+    }
+
+    /// Closed after its exchange instead of kept.
+    pub fn unpooled(mut self) -> Self {
+        self.pooled = false;
+        self
     }
 
     pub fn key(&self) -> &Arc<str> {

@@ -115,7 +115,12 @@ pub async fn write_body<W: AsyncWrite + Unpin>(out: &mut W, mut body: Body, fram
     if framing == BodyFraming::Chunked {
         write_within(out, b"0\r\n\r\n", write_timeout).await?;
     }
-    out.flush().await.map_err(BodyWriteError::Upstream)
+    // Bounded too: over TLS a write is done once encrypted, and the flush is what sends
+    // it, so an upstream that stops reading stalls here.
+    match tokio::time::timeout(write_timeout, out.flush()).await {
+        Err(_) => Err(BodyWriteError::UpstreamStalled),
+        Ok(flushed) => flushed.map_err(BodyWriteError::Upstream),
+    }
 }
 
 async fn write_within<W: AsyncWrite + Unpin>(out: &mut W, bytes: &[u8], limit: Duration) -> Result<(), BodyWriteError> {

@@ -39,9 +39,15 @@ impl UpstreamStream {
     /// Whether the peer has sent nothing and not closed: a read of the socket that finds
     /// nothing. Under TLS too: anything readable on an idle connection (a close_notify,
     /// a stray record) means it is not reused, so bytes taken from under TLS are no loss.
+    /// And rustls must hold nothing already read (plaintext, or a close_notify): those
+    /// would be taken for the next request's response.
     pub fn is_quiet(&self) -> bool {
         let mut probe = [0u8; 1];
-        matches!(self.tcp().try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        let socket_quiet = matches!(self.tcp().try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        match self {
+            UpstreamStream::Plain(_) => socket_quiet,
+            UpstreamStream::Tls(tls) => socket_quiet && tls.get_ref().1.wants_read(),
+        }
     }
 
     /// A write without waiting, as much as the socket takes now. TLS has to encrypt
