@@ -47,6 +47,17 @@ pub struct TargetState {
 }
 
 impl TargetState {
+    fn new(addr: &str, weight: u32) -> TargetState {
+        TargetState {
+            addr: addr.to_owned(),
+            weight,
+            healthy: AtomicBool::new(true),
+            dns_error: AtomicBool::new(false),
+            in_flight: AtomicU64::new(0),
+            counters: Mutex::default(),
+        }
+    }
+
     pub fn counters(&self) -> std::sync::MutexGuard<'_, HealthCounters> {
         self.counters.lock().expect("health counters lock")
     }
@@ -102,19 +113,38 @@ const POINTS_PER_WEIGHT: u32 = 4;
 
 impl Balancer {
     pub fn new(algorithm: Algorithm, targets: &[(String, u32)]) -> Balancer {
-        let targets: Vec<Arc<TargetState>> = targets
+        Balancer::of_states(algorithm, targets.iter().map(|(addr, weight)| Arc::new(TargetState::new(addr, *weight))).collect())
+    }
+
+    /// A balancer for a new target list that keeps `old`'s state for the targets both
+    /// have, so that a change to the list does not put back a target the checks or an
+    /// operator took out. A target kept as it was (same weight) is the same state, not a
+    /// copy: a verdict or an outcome that lands on `old` while this one is being built
+    /// is not lost. Returns, with it, the targets whose name did not resolve in `old` and
+    /// that are copies (a new weight), for `target_dns` to try again.
+    pub fn succeeding(algorithm: Algorithm, targets: &[(String, u32)], old: &Balancer) -> (Balancer, Vec<Arc<TargetState>>) {
+        let before: std::collections::HashMap<&str, &Arc<TargetState>> = old.targets.iter().map(|t| (t.addr.as_str(), t)).collect();
+        let mut unresolved = Vec::new();
+        let states = targets
             .iter()
-            .map(|(addr, weight)| {
-                Arc::new(TargetState {
-                    addr: addr.clone(),
-                    weight: *weight,
-                    healthy: AtomicBool::new(true),
-                    dns_error: AtomicBool::new(false),
-                    in_flight: AtomicU64::new(0),
-                    counters: Mutex::default(),
-                })
+            .map(|(addr, weight)| match before.get(addr.as_str()) {
+                Some(same) if same.weight == *weight => Arc::clone(same),
+                Some(reweighted) => {
+                    let state = Arc::new(TargetState::new(addr, *weight));
+                    state.healthy.store(reweighted.is_healthy(), Ordering::Relaxed);
+                    *state.counters() = *reweighted.counters();
+                    if reweighted.has_dns_error() {
+                        unresolved.push(Arc::clone(&state));
+                    }
+                    state
+                }
+                None => Arc::new(TargetState::new(addr, *weight)),
             })
             .collect();
+        (Balancer::of_states(algorithm, states), unresolved)
+    }
+
+    fn of_states(algorithm: Algorithm, targets: Vec<Arc<TargetState>>) -> Balancer {
         let mut ring = Vec::new();
         if algorithm == Algorithm::ConsistentHashing {
             for (i, t) in targets.iter().enumerate() {
@@ -129,23 +159,6 @@ impl Balancer {
 
     pub fn targets(&self) -> &[Arc<TargetState>] {
         &self.targets
-    }
-
-    /// Takes over `old`'s verdicts on the targets both have, so that a change to the
-    /// target list does not put back a target that the checks or an operator took out.
-    /// Returns the targets whose name did not resolve there, for `target_dns` to retry.
-    pub fn carry_health_from(&self, old: &Balancer) -> Vec<Arc<TargetState>> {
-        let old: std::collections::HashMap<&str, &Arc<TargetState>> = old.targets.iter().map(|t| (t.addr.as_str(), t)).collect();
-        let mut unresolved = Vec::new();
-        for target in &self.targets {
-            let Some(before) = old.get(target.addr.as_str()) else { continue };
-            target.healthy.store(before.is_healthy(), Ordering::Relaxed);
-            *target.counters() = *before.counters();
-            if before.has_dns_error() {
-                unresolved.push(Arc::clone(target));
-            }
-        }
-        unresolved
     }
 
     pub fn set_health(&self, addr: &str, healthy: bool) {

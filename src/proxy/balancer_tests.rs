@@ -77,15 +77,19 @@ fn the_same_key_always_lands_on_the_same_target() {
 }
 
 #[test]
-fn a_new_target_list_keeps_the_verdicts_on_the_targets_it_shares_with_the_old() {
-    let old = Balancer::new(Algorithm::RoundRobin, &[("a:1".into(), 1), ("b:1".into(), 1), ("gone:1".into(), 1)]);
+fn a_new_target_list_keeps_the_state_of_the_targets_it_shares_with_the_old() {
+    let old = Balancer::new(Algorithm::RoundRobin, &[("a:1".into(), 1), ("b:1".into(), 1), ("c:1".into(), 1), ("gone:1".into(), 1)]);
     old.set_health("a:1", false);
     old.targets()[0].counters().tcp_failures = 3;
     old.targets()[1].set_dns_error(true);
-    let new = Balancer::new(Algorithm::RoundRobin, &[("a:1".into(), 1), ("b:1".into(), 1), ("c:1".into(), 1)]);
-    let unresolved = new.carry_health_from(&old);
-    assert!(!new.targets()[0].is_healthy());
+    old.set_health("c:1", false);
+    let (new, unresolved) = Balancer::succeeding(Algorithm::RoundRobin, &[("a:1".into(), 1), ("b:1".into(), 1), ("c:1".into(), 5), ("d:1".into(), 1)], &old);
+    assert!(Arc::ptr_eq(&new.targets()[0], &old.targets()[0]), "kept as it was: the same state");
     assert_eq!(new.targets()[0].counters().tcp_failures, 3);
-    assert_eq!(unresolved.iter().map(|t| t.addr.as_str()).collect::<Vec<_>>(), vec!["b:1"], "for the caller to retry its name");
-    assert!(new.targets()[2].is_healthy(), "a target new to the list starts healthy");
+    // A verdict on the old balancer while the new one was built still counts.
+    old.set_health("a:1", true);
+    assert!(new.targets()[0].is_healthy());
+    assert!(new.targets()[1].has_dns_error() && unresolved.is_empty(), "b's retry goes on for the shared state");
+    assert!(!new.targets()[2].is_healthy() && new.targets()[2].weight == 5, "a new weight: a copy of the verdict");
+    assert!(new.targets()[3].is_healthy(), "a target new to the list starts healthy");
 }

@@ -170,14 +170,20 @@ impl ProxyTable {
                     id: u.id,
                     name: u.name.clone(),
                     balancer: {
-                        let balancer = Arc::new(Balancer::new(Algorithm::from_kong(&u.algorithm), &signature));
+                        let algorithm = Algorithm::from_kong(&u.algorithm);
                         // Targets added or removed: the others keep their health. New
                         // checks (as a new healthchecker in Kong) start from healthy.
-                        if let Some(old) = before.filter(|old| old.upstream.healthchecks == u.healthchecks) {
-                            for unresolved in balancer.carry_health_from(&old.balancer) {
-                                target_dns::failed(&unresolved, target_dns::RETRY_EVERY);
+                        let balancer = match before.filter(|old| old.upstream.healthchecks == u.healthchecks) {
+                            Some(old) => {
+                                let (balancer, unresolved) = Balancer::succeeding(algorithm, &signature, &old.balancer);
+                                for target in &unresolved {
+                                    target_dns::failed(target, target_dns::RETRY_EVERY);
+                                }
+                                balancer
                             }
-                        }
+                            None => Balancer::new(algorithm, &signature),
+                        };
+                        let balancer = Arc::new(balancer);
                         health::spawn_active(&balancer, u.healthchecks.clone());
                         balancer
                     },
