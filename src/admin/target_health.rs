@@ -46,10 +46,7 @@ struct Verdict {
 pub fn get(ctx: &AdminContext, upstream_key: &str, req: &AdminRequest) -> Response<Body> {
     let cfg = ctx.applied.get();
     let Some(upstream) = lookup::<Upstream>(&cfg, None, upstream_key) else { return not_found() };
-    let checks_on = {
-        let h = &upstream.healthchecks;
-        h.active.healthy.interval.0 > 0.0 || h.active.unhealthy.interval.0 > 0.0 || health::Thresholds::passive(h).enabled()
-    };
+    let checks_on = health::checks_on(&upstream.healthchecks);
     let table = ctx.proxy.table.load();
     let states = table.upstreams.get(&upstream.id).map(|entry| entry.balancer.targets().to_vec()).unwrap_or_default();
     let state_of = |addr: &str| states.iter().find(|t| t.addr == addr);
@@ -63,7 +60,7 @@ pub fn get(ctx: &AdminContext, upstream_key: &str, req: &AdminRequest) -> Respon
     };
     let node_id = ctx.store.id().to_string();
     if req.query("balancer_health") == Some("1") {
-        let usable = states.iter().any(|t| t.weight > 0 && t.is_healthy() && !t.has_dns_error());
+        let usable = states.iter().any(|t| t.usable());
         let health = if !checks_on && usable { "HEALTHCHECKS_OFF" } else if usable { "HEALTHY" } else { "UNHEALTHY" };
         let data = json!({ "id": upstream.id, "health": health });
         return json_response(StatusCode::OK, &json!({ "data": data, "next": null, "node_id": node_id }));

@@ -66,6 +66,11 @@ impl TargetState {
         self.healthy.load(Ordering::Relaxed)
     }
 
+    /// Whether it may be picked at all: some weight, healthy, a name that resolves.
+    pub fn usable(&self) -> bool {
+        self.weight > 0 && self.is_healthy() && !self.has_dns_error()
+    }
+
     pub fn has_dns_error(&self) -> bool {
         self.dns_error.load(Ordering::Relaxed)
     }
@@ -168,8 +173,7 @@ impl Balancer {
     }
 
     fn usable(&self, i: usize, exclude: &[usize]) -> bool {
-        let t = &self.targets[i];
-        t.weight > 0 && t.is_healthy() && !t.has_dns_error() && !exclude.contains(&i)
+        self.targets[i].usable() && !exclude.contains(&i)
     }
 
     /// A target for this request; `hash_key` feeds consistent hashing. None: no healthy

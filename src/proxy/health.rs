@@ -111,14 +111,25 @@ pub fn set_by_operator(balancer: &Balancer, addr: &str, healthy: bool) -> bool {
     found
 }
 
+/// Whether either round of active probes runs (an interval of 0 turns one off).
+fn active_on(h: &Healthchecks) -> bool {
+    h.active.healthy.interval.0 > 0.0 || h.active.unhealthy.interval.0 > 0.0
+}
+
+/// Whether any check judges the targets, active or passive: Kong's HEALTHCHECKS_OFF
+/// when not.
+pub fn checks_on(h: &Healthchecks) -> bool {
+    active_on(h) || Thresholds::passive(h).enabled()
+}
+
 /// Probes every target of `balancer` while it is in use (the task ends once the last
 /// route table holding it is gone).
 pub fn spawn_active(balancer: &Arc<Balancer>, checks: Healthchecks) {
-    let healthy_every = checks.active.healthy.interval.0;
-    let unhealthy_every = checks.active.unhealthy.interval.0;
-    if healthy_every <= 0.0 && unhealthy_every <= 0.0 {
+    if !active_on(&checks) {
         return;
     }
+    let healthy_every = checks.active.healthy.interval.0;
+    let unhealthy_every = checks.active.unhealthy.interval.0;
     let weak: Weak<Balancer> = Arc::downgrade(balancer);
     let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
     runtime.spawn(async move {

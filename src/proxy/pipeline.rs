@@ -41,9 +41,14 @@ use crate::metrics::RequestLabels;
 use crate::plugins::{key_auth, rate_limiting};
 use crate::ratelimit::wall_clock::{self, unix_ms_at};
 
+/// The host the client asked for, as sent (a port, if any, included): the Host field,
+/// else the request target's authority.
+fn raw_host(parts: &Parts) -> &str {
+    parts.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| parts.uri.authority().map(|a| a.as_str())).unwrap_or("")
+}
+
 fn host_of(parts: &Parts) -> Cow<'_, str> {
-    let raw = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| parts.uri.authority().map(|a| a.as_str())).unwrap_or("");
-    let host = strip_port(raw);
+    let host = strip_port(raw_host(parts));
     if host.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(host.to_ascii_lowercase())
     } else {
@@ -292,7 +297,7 @@ fn hash_key(hash_on: &str, header: Option<&str>, parts: &Parts, ctx: &RequestCon
 /// offer. A Host that is not a plain name or address gets the 426: it is not echoed
 /// into a Location.
 fn https_required(code: u16, parts: &Parts, request_id: &str) -> Response<Body> {
-    let raw = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| parts.uri.authority().map(|a| a.as_str())).unwrap_or("");
+    let raw = raw_host(parts);
     let host = match raw.find(']') {
         Some(end) if raw.starts_with('[') => &raw[..=end],
         _ => strip_port(raw),
