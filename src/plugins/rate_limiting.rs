@@ -26,6 +26,26 @@ pub struct Limiters {
     pub local: Arc<LocalLimiter>,
 }
 
+impl Limiters {
+    /// What `key` has left under its policy (`local` or cluster), counting no request.
+    fn remaining(&self, local: bool, key: &str, limit: u64) -> u64 {
+        if local {
+            self.local.remaining(key, limit)
+        } else {
+            self.cluster.remaining(key, limit)
+        }
+    }
+
+    /// Takes back an admission to `key` under its policy.
+    fn refund(&self, local: bool, key: &str, limit: u64) {
+        if local {
+            self.local.refund(key);
+        } else {
+            self.cluster.refund(key, limit);
+        }
+    }
+}
+
 /// One configured limit.
 #[derive(Clone)]
 struct Limit {
@@ -121,7 +141,7 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
         if blocked {
             // Kong reports every period on a refusal: the longer ones as they stand, not
             // charged for a request that is refused anyway.
-            let remaining = if plugin.local { limiters.local.remaining(&key, limit.count) } else { limiters.cluster.remaining(&key, limit.count) };
+            let remaining = limiters.remaining(plugin.local, &key, limit.count);
             outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining, reset });
             continue;
         }
@@ -189,11 +209,7 @@ fn refund(plugin: &RateLimitPlugin, limiters: &Limiters, key: &mut String, prefi
     for limit in &plugin.limits[..charged] {
         key.truncate(prefix_len);
         window::push_window(key, &Window::containing(limit.period, now_ms));
-        if plugin.local {
-            limiters.local.refund(key);
-        } else {
-            limiters.cluster.refund(key, limit.count);
-        }
+        limiters.refund(plugin.local, key, limit.count);
     }
 }
 

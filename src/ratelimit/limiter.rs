@@ -228,20 +228,17 @@ impl ClusterLimiter {
             entry.bucket.change_limit(limit);
         }
         let live = (self.live_nodes)();
-        // With no share to admit from, a plugin that is not fault tolerant asks again
-        // once the spell is over, and its request waits for the answer as a fresh one does.
-        if !fault_tolerant && entry.degraded_until.is_some_and(|until| until <= Instant::now()) {
-            entry.degraded_until = None;
-        }
         if let Some(until) = entry.degraded_until {
-            if until <= Instant::now() && !entry.bucket.pending {
+            let spell_over = until <= Instant::now();
+            if spell_over && !fault_tolerant {
+                // With no share to admit from, it asks again, and this request waits for
+                // the answer as a fresh one does.
+                entry.degraded_until = None;
+            } else if spell_over && !entry.bucket.pending {
                 // Time to see whether reservations work again: one is asked for in the
                 // background (with the debt), and requests go on with the share meanwhile.
                 match entry.bucket.refill(live) {
-                    Some(want) => {
-                        entry.bucket.pending = true;
-                        self.spawn_reservation(key.to_owned(), want, limit, window);
-                    }
+                    Some(want) => self.ask(entry, key, want, limit, window),
                     None => entry.degraded_until = None,
                 }
             }
@@ -262,8 +259,7 @@ impl ClusterLimiter {
             Admission::Rejected => None,
         };
         if let Some(want) = reserve {
-            entry.bucket.pending = true;
-            self.spawn_reservation(key.to_owned(), want, limit, window);
+            self.ask(entry, key, want, limit, window);
         }
         let decision = match admission {
             Admission::Admitted => Decision::Admitted { remaining: entry.bucket.remaining_estimate(), on_share: false },
@@ -279,8 +275,12 @@ impl ClusterLimiter {
         Ok(decision)
     }
 
-    fn spawn_reservation(self: &Arc<Self>, key: String, want: u64, limit: u64, window: Window) {
+    /// Reserves `want` more tokens of `key`'s window in the background; requests that
+    /// need them wait on `changed`.
+    fn ask(self: &Arc<Self>, entry: &mut Entry, key: &str, want: u64, limit: u64, window: Window) {
+        entry.bucket.pending = true;
         let this = self.clone();
+        let key = key.to_owned();
         tokio::spawn(async move {
             let result = this.reserver.reserve(key.clone(), want, limit, window.end_ms() + COUNTER_GRACE_MS).await;
             this.finish_reservation(&key, want, limit, result);
