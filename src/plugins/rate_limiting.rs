@@ -14,6 +14,7 @@ use crate::http::Body;
 use crate::model::plugins::rate_limiting::RateLimitingConfig;
 use crate::proxy::context::RequestContext;
 use crate::proxy::errors::error_response;
+use crate::ratelimit::bucket::LimitSpec;
 use crate::ratelimit::limiter::{ClusterLimiter, Decision};
 use crate::ratelimit::local::LocalLimiter;
 use crate::proxy::headers::ip_value;
@@ -37,7 +38,7 @@ impl Limiters {
     }
 
     /// Takes back an admission to `key` under its policy.
-    fn refund(&self, local: bool, key: &str, limit: u64) {
+    fn refund(&self, local: bool, key: &str, limit: LimitSpec) {
         if local {
             self.local.refund(key);
         } else {
@@ -60,6 +61,8 @@ struct Limit {
 pub struct RateLimitPlugin {
     pub id: Uuid,
     pub config: RateLimitingConfig,
+    /// The plugin's store revision: its limits' `LimitSpec::generation`.
+    pub generation: u64,
     id_text: String,
     limits: SmallVec<[Limit; 2]>,
     local: bool,
@@ -81,7 +84,16 @@ impl RateLimitPlugin {
             })
             .collect();
         let local = config.policy == "local";
-        RateLimitPlugin { id, id_text: id.hyphenated().to_string(), limits, local, config }
+        RateLimitPlugin { id, id_text: id.hyphenated().to_string(), limits, local, config, generation: 0 }
+    }
+
+    /// As configured at store revision `generation` (see `LimitSpec`).
+    pub fn at_revision(self, generation: u64) -> RateLimitPlugin {
+        RateLimitPlugin { generation, ..self }
+    }
+
+    fn spec(&self, limit: &Limit) -> LimitSpec {
+        LimitSpec { count: limit.count, generation: self.generation }
     }
 }
 
@@ -148,13 +160,13 @@ pub async fn access(plugin: &RateLimitPlugin, limiters: &Limiters, parts: &Parts
         let decision = if plugin.local {
             limiters.local.admit(&key, limit.count, window.end_ms())
         } else {
-            limiters.cluster.admit(&key, limit.count, window, cfg.fault_tolerant).await
+            limiters.cluster.admit(&key, plugin.spec(limit), window, cfg.fault_tolerant).await
         };
         match decision {
             Decision::Admitted { remaining, on_share } => {
                 on_fallback_share |= on_share;
                 if !plugin.local && window.ending(now_ms, RESERVE_AHEAD_MAX_MS) {
-                    limiters.cluster.reserve_ahead_if_busy(&key, window, limit.count);
+                    limiters.cluster.reserve_ahead_if_busy(&key, window, plugin.spec(limit));
                 }
                 outcomes.push(PeriodOutcome { period: limit.period, limit: limit.count, remaining, reset });
                 charged += 1;
@@ -209,7 +221,7 @@ fn refund(plugin: &RateLimitPlugin, limiters: &Limiters, key: &mut String, prefi
     for limit in &plugin.limits[..charged] {
         key.truncate(prefix_len);
         window::push_window(key, &Window::containing(limit.period, now_ms));
-        limiters.refund(plugin.local, key, limit.count);
+        limiters.refund(plugin.local, key, plugin.spec(limit));
     }
 }
 

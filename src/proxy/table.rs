@@ -25,7 +25,8 @@ use crate::model::plugins::key_auth::KeyAuthConfig;
 use crate::model::plugins::rate_limiting::RateLimitingConfig;
 use crate::plugins::rate_limiting::RateLimitPlugin;
 use crate::model::plugin_scopes::PluginScopes;
-use crate::model::{ConfigSnapshot, Plugin, Route, Service, Upstream};
+use crate::model::storage::entity_key;
+use crate::model::{ConfigSnapshot, EntityType, Plugin, Route, Service, Upstream};
 
 pub struct UpstreamEntry {
     pub id: Uuid,
@@ -89,10 +90,14 @@ pub enum ActivePlugin {
 impl ActivePlugin {
     /// None for plugins this data plane does not run (or an unreadable config, which
     /// validation prevents).
-    pub fn from_plugin(p: &Plugin) -> Option<ActivePlugin> {
+    /// `config` is where `p` was read, for the store revision of its configuration.
+    pub fn from_plugin(p: &Plugin, config: &AppliedConfig) -> Option<ActivePlugin> {
         match p.name.as_str() {
             "key-auth" => KeyAuthConfig::from_value(&p.config).ok().map(ActivePlugin::KeyAuth),
-            "rate-limiting" => RateLimitingConfig::from_value(&p.config).ok().map(|config| ActivePlugin::RateLimiting(RateLimitPlugin::new(p.id, config))),
+            "rate-limiting" => RateLimitingConfig::from_value(&p.config).ok().map(|limits| {
+                let revision = config.mod_revision(&entity_key(Plugin::TABLE, p.id));
+                ActivePlugin::RateLimiting(RateLimitPlugin::new(p.id, limits).at_revision(revision))
+            }),
             _ => None,
         }
     }
@@ -220,7 +225,7 @@ impl ProxyTable {
                 headers: r.headers.clone().unwrap_or_default(),
                 regex_priority: r.regex_priority,
             });
-            let plugins: Vec<ActivePlugin> = plugin_scopes.plugins_for(snap, Some(r.id), r.service.map(|s| s.id), None).into_iter().filter_map(ActivePlugin::from_plugin).collect();
+            let plugins: Vec<ActivePlugin> = plugin_scopes.plugins_for(snap, Some(r.id), r.service.map(|s| s.id), None).into_iter().filter_map(|p| ActivePlugin::from_plugin(p, &config)).collect();
             let reads_body = plugins.iter().any(|p| matches!(p, ActivePlugin::KeyAuth(k) if k.key_in_body));
             let buffering = match (reads_body, r.request_buffering) {
                 (true, _) => Buffering::Always,
@@ -245,7 +250,7 @@ impl ProxyTable {
         let router = Arc::new(Router::build_with(&specs, regexes)?);
         let upstreams = upstreams.into_values().map(|u| (u.id, u)).collect();
         let prepared_plugins = match plugin_scopes.any_consumer_scoped() {
-            true => snap.plugins.values().filter(|p| p.enabled).filter_map(|p| Some((p.id, ActivePlugin::from_plugin(p)?))).collect(),
+            true => snap.plugins.values().filter(|p| p.enabled).filter_map(|p| Some((p.id, ActivePlugin::from_plugin(p, &config)?))).collect(),
             false => HashMap::new(),
         };
         Ok(ProxyTable {

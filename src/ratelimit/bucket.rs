@@ -10,6 +10,22 @@ pub fn slice_size(limit: u64, cluster_granted: u64, live_nodes: u64) -> u64 {
     (remaining / (4 * live_nodes.max(1))).max(1).min(remaining.max(1))
 }
 
+/// A window's limit as configured: its count, and which configuration it comes from (the
+/// plugin's store revision). A change is a new limit even back to an earlier count: a
+/// node that missed 2 -> 16 -> 2 must not keep tokens it got under the first 2 while the
+/// others spent under 16.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitSpec {
+    pub count: u64,
+    pub generation: u64,
+}
+
+impl From<u64> for LimitSpec {
+    fn from(count: u64) -> Self {
+        LimitSpec { count, generation: 0 }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
     /// A token was taken from the local slice.
@@ -23,6 +39,8 @@ pub enum Admission {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Bucket {
     pub limit: u64,
+    /// `LimitSpec::generation` of `limit`.
+    pub generation: u64,
     /// Tokens this node has been granted in this window.
     pub granted: u64,
     /// Tokens this node has used.
@@ -36,8 +54,14 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    pub fn new(limit: u64) -> Bucket {
-        Bucket { limit, ..Bucket::default() }
+    pub fn new(limit: impl Into<LimitSpec>) -> Bucket {
+        let LimitSpec { count, generation } = limit.into();
+        Bucket { limit: count, generation, ..Bucket::default() }
+    }
+
+    /// Whether tokens were granted here under `limit`, this very configuration.
+    pub fn is_under(&self, limit: LimitSpec) -> bool {
+        self.limit == limit.count && self.generation == limit.generation
     }
 
     pub fn local_tokens(&self) -> u64 {
@@ -133,10 +157,12 @@ impl Bucket {
     /// the old one and not used are given up, so that a lowered limit admits nothing more
     /// here than the new one leaves, and whether the budget is spent is judged again
     /// (a raised limit may be reserved from once more).
-    pub fn change_limit(&mut self, limit: u64) {
-        self.limit = limit;
+    pub fn change_limit(&mut self, limit: impl Into<LimitSpec>) {
+        let LimitSpec { count, generation } = limit.into();
+        self.limit = count;
+        self.generation = generation;
         self.give_up_unused();
-        self.exhausted = self.cluster_granted >= limit;
+        self.exhausted = self.cluster_granted >= count;
     }
 
     /// A cluster total learned other than by a grant (this node's applied counter).

@@ -59,19 +59,21 @@ fn steps_with(nodes: usize, fallback_weight: u32, change_weight: u32) -> impl St
 /// change, the limit is the new one or what had been admitted by then, if more: nodes
 /// learn of the change at their next request, as the limiter does, and a reservation in
 /// flight is answered under the limit it was made with.
-fn play(mut limit: u64, nodes: usize, steps: Vec<Step>) -> Result<(), TestCaseError> {
+fn play(limit: u64, nodes: usize, steps: Vec<Step>) -> Result<(), TestCaseError> {
+    // Each change of the limit is a new configuration, as a plugin write is.
+    let mut spec = LimitSpec::from(limit);
     let mut counter = Counter::default();
-    let mut buckets: Vec<Bucket> = (0..nodes).map(|_| Bucket::new(limit)).collect();
+    let mut buckets: Vec<Bucket> = (0..nodes).map(|_| Bucket::new(spec)).collect();
     // Each node's reservation in flight: (want, the limit it was made under).
-    let mut pending: Vec<Option<(u64, u64)>> = vec![None; nodes];
+    let mut pending: Vec<Option<(u64, LimitSpec)>> = vec![None; nodes];
     let (mut admitted, mut beyond_grants) = (0u64, 0u64);
     // The most the window may admit (before fallbacks), and the most its counter may hold.
     let (mut bound, mut counter_bound) = (limit, limit);
     for step in steps {
         match step {
             Step::Request(n) if n < nodes => {
-                if buckets[n].limit != limit {
-                    buckets[n].change_limit(limit);
+                if !buckets[n].is_under(spec) {
+                    buckets[n].change_limit(spec);
                 }
                 let reserve = match buckets[n].try_admit() {
                     Admission::Admitted => {
@@ -84,7 +86,7 @@ fn play(mut limit: u64, nodes: usize, steps: Vec<Step>) -> Result<(), TestCaseEr
                 if let Some(want) = reserve {
                     prop_assert!(want >= buckets[n].debt(), "a reservation covers the debt");
                     buckets[n].pending = true;
-                    pending[n] = Some((want, limit));
+                    pending[n] = Some((want, spec));
                 }
             }
             Step::Fallback(n) if n < nodes => {
@@ -96,30 +98,30 @@ fn play(mut limit: u64, nodes: usize, steps: Vec<Step>) -> Result<(), TestCaseEr
             }
             Step::Answer(n) if n < nodes => {
                 if let Some((want, made_under)) = pending[n].take() {
-                    let (granted, total) = counter.reserve(want, made_under);
+                    let (granted, total) = counter.reserve(want, made_under.count);
                     buckets[n].on_grant(want, granted, total);
-                    if buckets[n].limit != made_under {
+                    if !buckets[n].is_under(made_under) {
                         buckets[n].give_up_unused();
                     }
                 }
             }
             Step::Crash(n) if n < nodes => {
-                buckets[n] = Bucket::new(limit);
+                buckets[n] = Bucket::new(spec);
                 // A reservation in flight may still commit; its tokens are simply lost.
                 if let Some((want, made_under)) = pending[n].take() {
-                    counter.reserve(want, made_under);
+                    counter.reserve(want, made_under.count);
                 }
             }
             Step::NextWindow => {
                 counter = Counter::default();
-                buckets = (0..nodes).map(|_| Bucket::new(limit)).collect();
+                buckets = (0..nodes).map(|_| Bucket::new(spec)).collect();
                 pending = vec![None; nodes];
                 admitted = 0;
                 beyond_grants = 0;
-                (bound, counter_bound) = (limit, limit);
+                (bound, counter_bound) = (spec.count, spec.count);
             }
             Step::ChangeLimit(new) => {
-                limit = new;
+                spec = LimitSpec { count: new, generation: spec.generation + 1 };
                 bound = admitted.max(new);
                 counter_bound = counter_bound.max(new);
             }

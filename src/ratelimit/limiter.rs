@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::bucket::{Admission, Bucket};
+use super::bucket::{Admission, Bucket, LimitSpec};
 use super::reserver::{ReserveError, Reserver};
 use super::window::Window;
 
@@ -56,7 +56,7 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(limit: u64, window: Window) -> Entry {
+    fn new(limit: LimitSpec, window: Window) -> Entry {
         Entry { bucket: Bucket::new(limit), window, ahead: false, degraded_until: None, changed: watch::channel(0).0 }
     }
 
@@ -129,7 +129,8 @@ impl ClusterLimiter {
     }
 
     /// Decides one request against `key`'s budget for `window`.
-    pub async fn admit(self: &Arc<Self>, key: &str, limit: u64, window: Window, fault_tolerant: bool) -> Decision {
+    pub async fn admit(self: &Arc<Self>, key: &str, limit: impl Into<LimitSpec>, window: Window, fault_tolerant: bool) -> Decision {
+        let limit = limit.into();
         match self.try_decide(key, limit, window, fault_tolerant) {
             Ok(decision) => decision,
             // Boxed: the waiting future is large, and only a node out of tokens needs it;
@@ -154,10 +155,11 @@ impl ClusterLimiter {
     /// Takes back an admission to `key` made under `limit`, for a request that another
     /// period then refused: Kong charges a refused request to no period. A token granted
     /// under a limit changed since is not handed back for use (see `Bucket::change_limit`).
-    pub fn refund(&self, key: &str, limit: u64) {
+    pub fn refund(&self, key: &str, limit: impl Into<LimitSpec>) {
+        let limit = limit.into();
         if let Some(entry) = self.lock().entries.get_mut(key) {
             entry.bucket.refund();
-            if entry.bucket.limit != limit {
+            if !entry.bucket.is_under(limit) {
                 entry.bucket.give_up_unused();
             }
         }
@@ -175,13 +177,14 @@ impl ClusterLimiter {
     }
 
     /// Reserves `wants` in one Raft entry, in the background.
-    fn spawn_reservations(self: &Arc<Self>, wants: Vec<(String, u64, u64, u64)>) {
+    fn spawn_reservations(self: &Arc<Self>, wants: Vec<(String, u64, LimitSpec, u64)>) {
         if wants.is_empty() {
             return;
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let results = this.reserver.reserve_many(wants.clone()).await;
+            let counts = wants.iter().map(|(key, want, limit, expires)| (key.clone(), *want, limit.count, *expires)).collect();
+            let results = this.reserver.reserve_many(counts).await;
             for ((key, want, limit, _), result) in wants.into_iter().zip(results) {
                 this.finish_reservation(&key, want, limit, result);
             }
@@ -190,7 +193,7 @@ impl ClusterLimiter {
 
     /// Waits for reservations until one decides, or the wait runs out and the node falls
     /// back to its local share.
-    async fn admit_after_wait(self: &Arc<Self>, key: &str, limit: u64, window: Window, fault_tolerant: bool, mut changed: watch::Receiver<u64>) -> Decision {
+    async fn admit_after_wait(self: &Arc<Self>, key: &str, limit: LimitSpec, window: Window, fault_tolerant: bool, mut changed: watch::Receiver<u64>) -> Decision {
         // The clock is read only here: most requests are admitted without waiting.
         let deadline = Instant::now() + self.wait;
         loop {
@@ -208,7 +211,8 @@ impl ClusterLimiter {
 
     /// The decision, if it can be made now; else what tells of the next completed
     /// reservation for `key` (subscribed under the lock, so none is missed).
-    fn try_decide(self: &Arc<Self>, key: &str, limit: u64, window: Window, fault_tolerant: bool) -> Result<Decision, watch::Receiver<u64>> {
+    fn try_decide(self: &Arc<Self>, key: &str, limit: impl Into<LimitSpec>, window: Window, fault_tolerant: bool) -> Result<Decision, watch::Receiver<u64>> {
+        let limit = limit.into();
         let mut guard = self.lock();
         let counters = &mut *guard;
         // Looked up before inserting, so that a known key is neither copied nor hashed
@@ -224,7 +228,7 @@ impl ClusterLimiter {
                 counters.entries.entry(key.to_owned()).or_insert(entry)
             }
         };
-        if entry.bucket.limit != limit {
+        if !entry.bucket.is_under(limit) {
             entry.bucket.change_limit(limit);
         }
         let live = (self.live_nodes)();
@@ -277,19 +281,19 @@ impl ClusterLimiter {
 
     /// Reserves `want` more tokens of `key`'s window in the background; requests that
     /// need them wait on `changed`.
-    fn ask(self: &Arc<Self>, entry: &mut Entry, key: &str, want: u64, limit: u64, window: Window) {
+    fn ask(self: &Arc<Self>, entry: &mut Entry, key: &str, want: u64, limit: LimitSpec, window: Window) {
         entry.bucket.pending = true;
         let this = self.clone();
         let key = key.to_owned();
         tokio::spawn(async move {
-            let result = this.reserver.reserve(key.clone(), want, limit, window.end_ms() + COUNTER_GRACE_MS).await;
+            let result = this.reserver.reserve(key.clone(), want, limit.count, window.end_ms() + COUNTER_GRACE_MS).await;
             this.finish_reservation(&key, want, limit, result);
         });
     }
 
     /// Records the outcome of a reservation made under `limit` and wakes the requests
     /// waiting on it.
-    fn finish_reservation(&self, key: &str, want: u64, limit: u64, result: Result<(u64, u64), ReserveError>) {
+    fn finish_reservation(&self, key: &str, want: u64, limit: LimitSpec, result: Result<(u64, u64), ReserveError>) {
         let mut guard = self.lock();
         let counters = &mut *guard;
         if result.is_ok() {
@@ -301,7 +305,7 @@ impl ClusterLimiter {
                 entry.bucket.on_grant(want, granted, total);
                 // The limit changed while the reservation was in flight: what it granted
                 // under the old one stays counted, unused.
-                if entry.bucket.limit != limit {
+                if !entry.bucket.is_under(limit) {
                     entry.bucket.give_up_unused();
                 }
                 entry.degraded_until = None;

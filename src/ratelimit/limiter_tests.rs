@@ -408,3 +408,23 @@ async fn a_plugin_that_is_not_fault_tolerant_admits_again_as_soon_as_the_quorum_
     trigger.trigger();
     store.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_granted_under_an_earlier_configuration_of_the_same_count_are_given_up() {
+    use crate::ratelimit::bucket::LimitSpec;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, true).await;
+    let (limiter, trigger) = limiter_over(&store);
+    let first = LimitSpec { count: 120, generation: 1 };
+    assert!(matches!(limiter.admit("g", first, FAR, true).await, Decision::Admitted { .. }));
+    settled(&limiter, "g").await;
+    let granted = counter(&store, "g").unwrap();
+    // The limit went elsewhere and back to 120 while this node saw no request: what it
+    // holds from the first 120 is not spent under the second, it asks again.
+    let again = LimitSpec { count: 120, generation: 3 };
+    assert!(matches!(limiter.admit("g", again, FAR, true).await, Decision::Admitted { .. }));
+    settled(&limiter, "g").await;
+    assert!(counter(&store, "g").unwrap() > granted, "a new reservation, not the old slice");
+    trigger.trigger();
+    store.shutdown().await;
+}

@@ -7,7 +7,7 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use super::{ClusterLimiter, Counters, Entries, Entry, COUNTER_GRACE_MS};
-use crate::ratelimit::bucket::Bucket;
+use crate::ratelimit::bucket::{Bucket, LimitSpec};
 use crate::ratelimit::window::{sibling_key, Window};
 
 /// The most windows a key reserves ahead, in one Raft entry: a key that keeps coming back
@@ -32,7 +32,8 @@ impl ClusterLimiter {
     /// request path. Each Raft round takes CPU from every node, which showed in the
     /// proxy's tail. Only while slices are large, as for a prefetch (see
     /// `Bucket::prefetch`), since tokens held here are tokens the other nodes cannot use.
-    pub fn reserve_ahead(self: &Arc<Self>, windows: Vec<(String, Window)>, limit: u64) {
+    pub fn reserve_ahead(self: &Arc<Self>, windows: Vec<(String, Window)>, limit: impl Into<LimitSpec>) {
+        let limit = limit.into();
         let Some(want) = self.ahead_want(limit) else { return };
         let wants = self.claim_ahead(&mut self.lock().entries, windows, limit, want);
         self.spawn_reservations(wants);
@@ -41,7 +42,8 @@ impl ClusterLimiter {
     /// Reserves the next windows of `key`, the key of `window`, if it is busy here: a key
     /// new here that is busy at once. (A key that came in the window before has had them
     /// reserved at its first request in this one; see `on_first_use`.)
-    pub fn reserve_ahead_if_busy(self: &Arc<Self>, key: &str, window: Window, limit: u64) {
+    pub fn reserve_ahead_if_busy(self: &Arc<Self>, key: &str, window: Window, limit: impl Into<LimitSpec>) {
+        let limit = limit.into();
         let Some(want) = self.ahead_want(limit) else { return };
         let wants = {
             let mut counters = self.lock();
@@ -58,14 +60,14 @@ impl ClusterLimiter {
 
     /// The first slice of a window not begun, if slices are large enough to reserve ahead.
     /// Every such window starts alike, so one fresh bucket says for all of them.
-    fn ahead_want(&self, limit: u64) -> Option<u64> {
+    fn ahead_want(&self, limit: LimitSpec) -> Option<u64> {
         Bucket::new(limit).prefetch((self.live_nodes)())
     }
 
     /// Claims the `count` windows after `window` for `key`, the key of `window`, unless the
     /// next one is known already (the windows after it are claimed at its first use).
     /// `reserve` is the limit and each window's first slice (`ahead_want`).
-    fn claim_after(&self, entries: &mut Entries, key: &str, window: Window, count: usize, reserve: (u64, u64)) -> Vec<(String, u64, u64, u64)> {
+    fn claim_after(&self, entries: &mut Entries, key: &str, window: Window, count: usize, reserve: (LimitSpec, u64)) -> Vec<(String, u64, LimitSpec, u64)> {
         let mut windows = Vec::with_capacity(count);
         let mut next = window.next();
         for _ in 0..count {
@@ -82,7 +84,7 @@ impl ClusterLimiter {
 
     /// Enters `windows` not known yet as reserved ahead, pending; returns the reservations
     /// of `want` each that they need.
-    fn claim_ahead(&self, entries: &mut Entries, windows: Vec<(String, Window)>, limit: u64, want: u64) -> Vec<(String, u64, u64, u64)> {
+    fn claim_ahead(&self, entries: &mut Entries, windows: Vec<(String, Window)>, limit: LimitSpec, want: u64) -> Vec<(String, u64, LimitSpec, u64)> {
         let mut wants = Vec::with_capacity(windows.len());
         for (key, window) in windows {
             if entries.contains_key(&key) {
@@ -101,7 +103,7 @@ impl ClusterLimiter {
     /// used here in the window before (or this window was reserved ahead for it), claims
     /// its next windows. A client that comes back every window, if fewer than
     /// `AHEAD_MIN_USE` times, would otherwise wait for a Raft round at each window's start.
-    pub(super) fn on_first_use(&self, counters: &mut Counters, key: &str, limit: u64, window: Window, ahead: bool) -> Vec<(String, u64, u64, u64)> {
+    pub(super) fn on_first_use(&self, counters: &mut Counters, key: &str, limit: LimitSpec, window: Window, ahead: bool) -> Vec<(String, u64, LimitSpec, u64)> {
         let count = windows_ahead(&window);
         if count == 0 {
             return Vec::new();
