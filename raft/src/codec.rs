@@ -30,3 +30,33 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let (value, _read) = bincode::serde::decode_from_slice(bytes, config())?;
     Ok(value)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::types::KeyValue;
+
+    /// `KeyValue` as it was stored and replicated before its value became shared.
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct OwnedKeyValue {
+        value: Vec<u8>,
+        create_revision: u64,
+        mod_revision: u64,
+        version: u64,
+        expires_at: Option<u64>,
+    }
+
+    /// Data written by a node before `KeyValue::value` was an `Arc<[u8]>` must read back
+    /// on one after it, and the other way round, byte for byte.
+    #[test]
+    fn a_shared_value_is_encoded_as_an_owned_one_was() {
+        let owned = OwnedKeyValue { value: b"{\"id\":1}".to_vec(), create_revision: 3, mod_revision: 900, version: 2, expires_at: Some(1 << 40) };
+        let shared = KeyValue { value: owned.value.clone().into(), create_revision: 3, mod_revision: 900, version: 2, expires_at: Some(1 << 40) };
+        let bytes = encode(&owned).unwrap();
+        assert_eq!(encode(&shared).unwrap(), bytes);
+        assert_eq!(decode::<KeyValue>(&bytes).unwrap(), shared);
+        assert_eq!(decode::<OwnedKeyValue>(&encode(&shared).unwrap()).unwrap(), owned);
+    }
+}

@@ -139,7 +139,7 @@ impl KvState {
         let revision = self.revision;
         let prev = self.entries.get(key).cloned();
         let kv = KeyValue {
-            value,
+            value: value.into(),
             create_revision: prev.as_ref().map_or(revision, |p| p.create_revision),
             mod_revision: revision,
             version: prev.as_ref().map_or(1, |p| p.version + 1),

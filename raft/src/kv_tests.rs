@@ -111,7 +111,7 @@ impl Model {
 
     fn kv(&self, key: &str) -> Option<KeyValue> {
         self.map.get(key).map(|e| KeyValue {
-            value: e.0.clone(),
+            value: e.0.clone().into(),
             create_revision: e.1,
             mod_revision: e.2,
             version: e.3,

@@ -26,6 +26,9 @@ use crate::state_machine::StateMachine;
 use crate::types::{Command, KeyValue, NodeId, Raft, RaftMetrics, RaftNode, Response};
 use crate::watch::{WatchError, Watcher};
 
+/// What sled may keep in memory of its files. Its default is 1 GiB.
+const SLED_CACHE_BYTES: u64 = 16 << 20;
+
 /// A write's result: where it landed in the log and what applying it returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
@@ -69,6 +72,10 @@ impl Store {
             .path(&path)
             // Flushes are explicit at every durability point; sled's timer flush is only a backstop.
             .flush_every_ms(Some(1000))
+            // sled would otherwise cache up to 1 GiB, keeping every whole-map snapshot it
+            // writes: the map itself is in memory already (KvState), and the log entries
+            // read back are the recent ones.
+            .cache_capacity(SLED_CACHE_BYTES)
             .open()
             .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
         let log_store = LogStore::open(&db).map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Cursor;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -57,7 +58,10 @@ impl fmt::Display for RaftNode {
 /// A stored value with etcd-style revisions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyValue {
-    pub value: Vec<u8>,
+    /// Shared, not copied, by the map, the change's event and the watch history: with
+    /// 10,000 routes that is three copies of every entity fewer. Serialized as a
+    /// `Vec<u8>` would be, so stored and replicated data reads back unchanged.
+    pub value: Arc<[u8]>,
     /// Global revision of the change that created the key (since its last deletion).
     pub create_revision: u64,
     /// Global revision of the last change to the key.

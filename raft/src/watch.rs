@@ -36,7 +36,9 @@ pub enum WatchError {
 /// never misses an event between its backlog and the live stream.
 pub(crate) struct WatchHub {
     tx: broadcast::Sender<Arc<WatchEvent>>,
-    history: VecDeque<Event>,
+    /// Each a `WatchEvent::Change`, the same allocation the broadcast's ring holds: the
+    /// two keep up to `capacity` recent events each, so copies would double them.
+    history: VecDeque<Arc<WatchEvent>>,
     capacity: usize,
     /// Every event with a revision above this one is still in `history`.
     complete_after: u64,
@@ -51,15 +53,16 @@ impl WatchHub {
     pub(crate) fn publish(&mut self, events: Vec<Event>) {
         for event in events {
             if self.history.len() == self.capacity {
-                if let Some(old) = self.history.pop_front() {
+                if let Some(WatchEvent::Change(old)) = self.history.pop_front().as_deref() {
                     // Other events of the same revision may remain, so that revision is
                     // no longer complete either.
                     self.complete_after = old.revision;
                 }
             }
+            let event = Arc::new(WatchEvent::Change(event));
             self.history.push_back(event.clone());
             // No receivers is fine: nobody is watching.
-            let _ = self.tx.send(Arc::new(WatchEvent::Change(event)));
+            let _ = self.tx.send(event);
         }
     }
 
@@ -78,9 +81,8 @@ impl WatchHub {
         let backlog = self
             .history
             .iter()
-            .filter(|e| e.revision > after && e.key.starts_with(prefix))
-            .cloned()
-            .map(WatchEvent::Change)
+            .filter(|e| matches!(&***e, WatchEvent::Change(c) if c.revision > after && c.key.starts_with(prefix)))
+            .map(|e| WatchEvent::clone(e))
             .collect();
         Ok(Watcher { prefix: prefix.to_owned(), backlog, rx: self.tx.subscribe() })
     }
@@ -137,7 +139,7 @@ mod tests {
     use crate::types::{EventKind, KeyValue};
 
     fn put(revision: u64, key: &str) -> Event {
-        let kv = KeyValue { value: vec![], create_revision: revision, mod_revision: revision, version: 1, expires_at: None };
+        let kv = KeyValue { value: Arc::from(&[][..]), create_revision: revision, mod_revision: revision, version: 1, expires_at: None };
         Event { revision, key: key.into(), kind: EventKind::Put(kv) }
     }
 
