@@ -315,6 +315,52 @@ pub async fn patch_one<E: AdminEntity>(ctx: &AdminContext, scope: Option<Scope>,
     }
 }
 
+/// PUT on the entity another one refers to (`/routes/{r}/service`), as Kong does it: the
+/// one referred to is replaced; when there is none, a new one is created and the holder
+/// is made to refer to it, in one transaction where Kong takes two writes. 404 when the
+/// holder does not exist.
+pub async fn put_referenced<H: AdminEntity, T: AdminEntity>(
+    ctx: &AdminContext,
+    holder_key: &str,
+    field: &'static str,
+    target_of: fn(&H) -> Option<Uuid>,
+    req: &AdminRequest,
+) -> Response<Body> {
+    let input = match input_for::<T>(req, None) {
+        Ok(i) => i,
+        Err(resp) => return resp,
+    };
+    let now = unix_now();
+    // Chosen once, so that a retried transaction creates the same entity.
+    let fresh = Uuid::new_v4();
+    let result = commit(ctx, |cfg| {
+        let Some(holder) = lookup::<H>(cfg, None, holder_key) else {
+            return Ok((vec![], None));
+        };
+        let mut input = input.clone();
+        cfg.snapshot.resolve_foreign_names(&mut input)?;
+        let referred = target_of(&holder);
+        let id = referred.unwrap_or(fresh);
+        let existing = cfg.snapshot.get(T::TABLE, id).and_then(T::from_entity);
+        let replaced: T = replace(existing.as_ref(), &PutKey::from_segment(&id.to_string()), &Value::Object(input), now)?;
+        let target = checked(cfg, replaced.clone().into())?;
+        let mut changes = vec![Change::Put { new: target, old: existing.map(Into::into) }];
+        if referred.is_none() {
+            // The holder's only change is a reference to the entity created beside it,
+            // which the snapshot cannot show yet: its other checks still apply.
+            let referring: Entity = patch(&holder, &json!({ field: { "id": id } }), now)?.into();
+            cfg.snapshot.unique_conflict(&referring)?;
+            changes.push(Change::Put { new: referring, old: Some(holder.into()) });
+        }
+        Ok((changes, Some(replaced)))
+    })
+    .await;
+    match result {
+        Ok(None) => not_found(),
+        other => respond(StatusCode::OK, other.map(|e| e.expect("None handled above"))),
+    }
+}
+
 pub async fn delete<E: AdminEntity>(ctx: &AdminContext, scope: Option<Scope>, key: &str) -> Response<Body> {
     let result = commit(ctx, |cfg| {
         let Some(existing) = lookup::<E>(cfg, scope, key) else {

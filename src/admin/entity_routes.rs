@@ -1,14 +1,16 @@
 //! Kong's entity paths mapped onto the generic handlers: top-level tables, nested
 //! collections under a parent (`/services/{s}/routes`), and the parent-of-child reads
-//! (`/routes/{r}/service`).
+//! (`/routes/{r}/service` and the like, in `referenced`).
 
 use hyper::{Method, Response, StatusCode};
+use uuid::Uuid;
 
 use super::entities::{self, lookup, not_found, AdminEntity, Scope};
 use super::server::{message, AdminContext, AdminRequest};
-use super::{target_health, write};
+use super::referenced::{self, Writes};
+use super::target_health;
 use crate::http::Body;
-use crate::model::{Consumer, KeyAuthCredential, Plugin, Route, Service, Target, Upstream};
+use crate::model::{Consumer, ForeignKey, KeyAuthCredential, Plugin, Route, Service, Target, Upstream};
 
 const TABLES: &[&str] = &["services", "routes", "upstreams", "consumers", "plugins", "key-auths", "targets"];
 
@@ -33,17 +35,12 @@ async fn op<E: AdminEntity>(ctx: &AdminContext, req: &AdminRequest, scope: Optio
 /// The parent named in the path, as a scope for its children; `Err` is the response when
 /// it does not exist (or, for a write, when whether it exists cannot be known).
 async fn parent<P: AdminEntity>(ctx: &AdminContext, req: &AdminRequest, key: &str, field: &'static str) -> Result<Scope, Response<Body>> {
-    let scope = |cfg: &crate::applied::AppliedConfig| lookup::<P>(cfg, None, key).map(|p| Scope { field, id: p.id() });
-    if let Some(found) = scope(&ctx.applied.get()) {
-        return Ok(found);
-    }
-    if req.method == Method::GET {
-        return Err(not_found());
-    }
-    // A write under a parent this node has not applied yet, such as one created through
-    // another node a moment ago: catch up with the leader before saying it does not exist.
-    write::catch_up(ctx).await.map_err(entities::write_error)?;
-    scope(&ctx.applied.get()).ok_or_else(not_found)
+    let found = if req.method == Method::GET {
+        lookup::<P>(&ctx.applied.get(), None, key).ok_or_else(not_found)?
+    } else {
+        referenced::holder::<P>(ctx, key).await?
+    };
+    Ok(Scope { field, id: found.id() })
 }
 
 /// Runs `op` on child type `C` under parent `P`, or 404 when the parent is missing.
@@ -69,16 +66,7 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
         ["routes", r] => op::<Route>(ctx, req, None, Some(r)).await,
         ["routes", r, "plugins"] => nested!(ctx, req, Route, "route", r, Plugin, None),
         ["routes", r, "plugins", p] => nested!(ctx, req, Route, "route", r, Plugin, Some(p)),
-        ["routes", r, "service"] => {
-            only(req, Method::GET, || async {
-                let cfg = ctx.applied.get();
-                match lookup::<Route>(&cfg, None, r).and_then(|route| route.service) {
-                    Some(fk) => entities::get::<Service>(&cfg, None, &fk.id.to_string()),
-                    None => not_found(),
-                }
-            })
-            .await
-        }
+        ["routes", r, "service"] => referenced::serve::<Route, Service>(ctx, req, r, "service", |r| fk(&r.service), Writes::Allowed).await,
 
         ["upstreams"] => op::<Upstream>(ctx, req, None, None).await,
         ["upstreams", u] => op::<Upstream>(ctx, req, None, Some(u)).await,
@@ -108,14 +96,24 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
 
         ["key-auths"] if req.method == Method::GET => op::<KeyAuthCredential>(ctx, req, None, None).await,
         ["key-auths", k] => op::<KeyAuthCredential>(ctx, req, None, Some(k)).await,
+        ["key-auths", k, "consumer"] => {
+            referenced::serve::<KeyAuthCredential, Consumer>(ctx, req, k, "consumer", |c| Some(c.consumer.id), Writes::ReadOnly).await
+        }
 
         ["plugins"] => op::<Plugin>(ctx, req, None, None).await,
         ["plugins", p] => op::<Plugin>(ctx, req, None, Some(p)).await,
+        ["plugins", p, "route"] => referenced::serve::<Plugin, Route>(ctx, req, p, "route", |p| fk(&p.route), Writes::Allowed).await,
+        ["plugins", p, "service"] => referenced::serve::<Plugin, Service>(ctx, req, p, "service", |p| fk(&p.service), Writes::Allowed).await,
+        ["plugins", p, "consumer"] => referenced::serve::<Plugin, Consumer>(ctx, req, p, "consumer", |p| fk(&p.consumer), Writes::Allowed).await,
 
         // Kong disables the top-level target endpoints: targets live under upstreams.
         ["targets", ..] => message(StatusCode::NOT_FOUND, "Not found"),
         _ => message(StatusCode::NOT_FOUND, "Not found"),
     }
+}
+
+fn fk(reference: &Option<ForeignKey>) -> Option<Uuid> {
+    reference.map(|r| r.id)
 }
 
 /// Runs `serve` for the one method an endpoint takes; Kong's 405 for the others.
