@@ -57,6 +57,8 @@ wait_until() {
 }
 
 rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+# peak_rss_mib PID: the most the process has had resident since it started.
+peak_rss_mib() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 # ---------------------------------------------------------------------------------------
 # Reference servers' configs.

@@ -40,7 +40,16 @@ macro_rules! admin_entity {
         }
     )*};
 }
-admin_entity!(Service, Route, Upstream, Consumer, Plugin);
+admin_entity!(Service, Route, Consumer, Plugin);
+
+impl AdminEntity for Upstream {
+    fn from_entity(e: Entity) -> Option<Self> {
+        match e {
+            Entity::Upstream(x) => Some(*x),
+            _ => None,
+        }
+    }
+}
 
 impl AdminEntity for Target {
     fn from_entity(e: Entity) -> Option<Self> {

@@ -90,7 +90,7 @@ impl ConfigSnapshot {
                 self.routes.insert(r.id, r);
             }
             Entity::Upstream(u) => {
-                self.upstreams.insert(u.id, u);
+                self.upstreams.insert(u.id, *u);
             }
             Entity::Target(t) => {
                 self.targets_by_upstream
