@@ -25,7 +25,7 @@ async fn three_nodes_elect_one_leader_and_every_node_takes_writes() {
         let key = format!("k/{i}");
         let w = store.put(key.clone(), format!("v{i}")).await.unwrap();
         assert!(matches!(w.response, Response::Put { prev: None, .. }));
-        assert_eq!(store.get(&key).unwrap().value, format!("v{i}").into_bytes(), "read-your-writes on node {}", i + 1);
+        assert_eq!(&*store.get(&key).unwrap().value, format!("v{i}").as_bytes(), "read-your-writes on node {}", i + 1);
     }
     let last = cluster.node(cluster.index_of(leader)).status().last_log_index.unwrap();
     cluster.wait_applied(last).await;
