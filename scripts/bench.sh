@@ -335,8 +335,8 @@ sleep 3
 RSS_ROUTES=$(rss_mib "$(pid_of n9)")
 RSS_PEAK=$(peak_rss_mib "$(pid_of n9)")
 W_BIG=$(driver writes --kind gatehouse --addr "$(g 9):8001" --sequential "$((SEQ_WRITES / 5))" --concurrency 1 --seconds 0.1)
-# The allocator hands freed pages back lazily, when the thread that freed them allocates
-# again: after the writes, what the load left behind has mostly gone.
+# Read again after the writes: mimalloc returns a thread's freed pages only once that
+# thread allocates again, so the reading 3 s after the load can still count its garbage.
 RSS_AFTER_WRITES=$(rss_mib "$(pid_of n9)")
 stop_all
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -50,7 +50,7 @@ async fn a_routes_service_is_read_updated_and_replaced_at_the_routes_path() {
     // PUT on a route with a service replaces that one: same id, the fields given.
     let (code, replaced) = status(Method::PUT, &format!("http://{a2}/routes/r1/service"), "name=s1&url=http://127.0.33.102:9001").await;
     assert_eq!((code, replaced["id"].clone(), replaced["port"].as_u64(), replaced["retries"].as_u64()), (200, s1["id"].clone(), Some(9001), Some(5)), "{replaced}");
-    // Bad input is Kong's schema error, and nothing is created.
+    // No route, no service made; bad input is Kong's schema error.
     let (code, body) = status(Method::PUT, &format!("http://{a2}/routes/nope/service"), "url=http://127.0.33.103").await;
     assert_eq!(code, 404, "{body}");
     let (code, body) = status(Method::PUT, &format!("http://{a2}/routes/r1/service"), "url=not a url").await;
@@ -60,6 +60,7 @@ async fn a_routes_service_is_read_updated_and_replaced_at_the_routes_path() {
     assert_eq!(status(Method::DELETE, &format!("http://{a1}/routes/r1/service"), "").await.0, 405);
     admin_form(&format!("http://{a1}/routes"), "name=bare2&paths[]=/bare2").await;
     assert_eq!(status(Method::DELETE, &format!("http://{a1}/routes/bare2/service"), "").await.0, 404);
+    assert_eq!(status(Method::DELETE, &format!("http://{a1}/routes/nope/service"), "").await.0, 404);
     assert_eq!(status(Method::POST, &format!("http://{a1}/routes/r1/service"), "").await.0, 405);
     let services = get(&format!("http://{a1}/services")).await.unwrap().json();
     assert_eq!(services["data"].as_array().unwrap().len(), 2, "{services}");
@@ -74,5 +75,27 @@ async fn a_routes_service_is_read_updated_and_replaced_at_the_routes_path() {
     let cred_consumer = format!("http://{a1}/key-auths/{}/consumer", cred["id"].as_str().unwrap());
     let (code, body) = status(Method::GET, &cred_consumer, "").await;
     assert_eq!((code, body["username"].as_str()), (200, Some("ann")), "{body}");
-    assert_eq!(status(Method::PATCH, &cred_consumer, "username=bob").await.0, 405);
+    for method in [Method::PATCH, Method::PUT, Method::DELETE] {
+        assert_eq!(status(method, &cred_consumer, "username=bob").await.0, 405);
+    }
+    // A credential past its ttl is gone, and so is the way to its consumer.
+    let brief = admin_form(&format!("http://{a1}/consumers/ann/key-auth"), "key=k2&ttl=1").await.json();
+    let brief_id = brief["id"].as_str().unwrap();
+    wait_for("the credential to expire", Duration::from_secs(5), || async {
+        (get(&format!("http://{a1}/key-auths/{brief_id}")).await.ok()?.status == 404).then_some(())
+    })
+    .await;
+    assert_eq!(status(Method::GET, &format!("http://{a1}/key-auths/{brief_id}/consumer"), "").await.0, 404);
+
+    // PUT through a global plugin makes a route and scopes the plugin to it.
+    let global = admin_form(&format!("http://{a1}/plugins"), "name=rate-limiting&config.minute=100").await.json();
+    let global_route = format!("http://{a2}/plugins/{}/route", global["id"].as_str().unwrap());
+    let (code, made) = status(Method::PUT, &global_route, "name=via-plugin&paths[]=/via").await;
+    assert_eq!((code, made["name"].as_str()), (200, Some("via-plugin")), "{made}");
+    let scoped = get(&format!("http://{a2}/plugins/{}", global["id"].as_str().unwrap())).await.unwrap().json();
+    assert_eq!(scoped["route"]["id"], made["id"], "{scoped}");
+    // key-auth takes no consumer: the PUT is refused whole, and no consumer is left behind.
+    let (code, body) = status(Method::PUT, &format!("http://{a2}/plugins/{}/consumer", plugin["id"].as_str().unwrap()), "username=stray").await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(status(Method::GET, &format!("http://{a2}/consumers/stray"), "").await.0, 404);
 }

@@ -29,6 +29,10 @@ fn declarative_text(req: &AdminRequest) -> Result<String, KongError> {
         config: Option<String>,
     }
     let text = std::str::from_utf8(&req.body).map_err(|_| KongError::declarative_config(json!({ "config": "not UTF-8" })))?;
+    // serde would also read a struct from an array (`["..."]`): only an object wraps.
+    if !text.trim_start().starts_with('{') {
+        return Ok(text.to_owned());
+    }
     match serde_json::from_str::<Wrapped>(text) {
         Ok(Wrapped { config: Some(inner) }) => Ok(inner),
         _ => Ok(text.to_owned()),
@@ -90,6 +94,7 @@ mod tests {
             r#"{"config":null}"#,
             "_format_version: \"3.0\"\n",
             "[1, 2]",
+            r#"["_format_version: \"3.0\""]"#,
         ] {
             assert_eq!(declarative_text(&post(body)).unwrap(), body, "{body}");
         }

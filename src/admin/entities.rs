@@ -11,7 +11,6 @@ use super::server::{AdminContext, AdminRequest};
 use super::write::{commit, Change, WriteError};
 use crate::applied::AppliedConfig;
 use crate::http::{json_response, Body};
-use crate::model::error::codes;
 use crate::model::storage::index_key;
 use crate::model::{coerce_patch_form, create, patch, replace, unix_now, Consumer, Entity, EntityType, KeyAuthCredential, KongError, Plugin, PutKey, Route, Service, Target, Upstream};
 
@@ -28,6 +27,11 @@ pub trait AdminEntity: EntityType + Into<Entity> {
     /// The JSON of a write's response (a new credential shows its plain key once).
     fn response(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+    /// Whether it is past its ttl at `now` (Unix seconds): gone for the Admin API, as
+    /// from Kong's database, though the sweep may not have deleted it yet.
+    fn expired_at(&self, _now: f64) -> bool {
+        false
     }
 }
 
@@ -74,6 +78,9 @@ impl AdminEntity for KeyAuthCredential {
     fn response(&self) -> Value {
         self.response_json()
     }
+    fn expired_at(&self, now: f64) -> bool {
+        self.is_expired(|| now)
+    }
     /// Keys are stored hashed: look the credential up by the hash of the key given.
     fn endpoint_index(key: &str, _scope: Option<Scope>) -> Option<String> {
         Some(index_key(Self::TABLE, "key_hash", &crate::model::hash_key(key)))
@@ -104,7 +111,7 @@ pub fn write_error(e: WriteError) -> Response<Body> {
 }
 
 /// The answer to a write: the entity as its response JSON, or the write's error.
-fn respond<E: AdminEntity>(status: StatusCode, result: Result<E, WriteError>) -> Response<Body> {
+pub(super) fn respond<E: AdminEntity>(status: StatusCode, result: Result<E, WriteError>) -> Response<Body> {
     match result {
         Ok(e) => json_response(status, &e.response()),
         Err(e) => write_error(e),
@@ -143,8 +150,7 @@ impl<'q> TagFilter<'q> {
         let any = query.contains('/');
         let tags: Vec<&str> = query.split(if any { '/' } else { ',' }).collect();
         if tags.len() > 5 {
-            let reason = "cannot query more than 5 tags";
-            return Err(KongError::new(codes::INVALID_OPTIONS, format!("invalid option (tags: {reason})"), json!({ "tags": reason })));
+            return Err(KongError::invalid_option("tags", "cannot query more than 5 tags"));
         }
         Ok(TagFilter { tags, any })
     }
@@ -244,7 +250,7 @@ fn shown(entity: &Entity, now: f64) -> Option<Value> {
 }
 
 /// The body as input, with the path's parent filled in and foreign names resolved.
-fn input_for<E: AdminEntity>(req: &AdminRequest, scope: Option<Scope>) -> Result<Map<String, Value>, Response<Body>> {
+pub(super) fn input_for<E: AdminEntity>(req: &AdminRequest, scope: Option<Scope>) -> Result<Map<String, Value>, Response<Body>> {
     let mut input = entity_input::<E>(req).map_err(|b| json_response(b.status, &json!({ "message": b.message })))?;
     if let Some(scope) = scope {
         input.insert(scope.field.to_owned(), json!({ "id": scope.id }));
@@ -253,7 +259,7 @@ fn input_for<E: AdminEntity>(req: &AdminRequest, scope: Option<Scope>) -> Result
 }
 
 /// The checks every upsert makes against the view it is computed on.
-fn checked(cfg: &AppliedConfig, entity: Entity) -> Result<Entity, KongError> {
+pub(super) fn checked(cfg: &AppliedConfig, entity: Entity) -> Result<Entity, KongError> {
     cfg.snapshot.missing_references(&entity)?;
     cfg.snapshot.unique_conflict(&entity)?;
     Ok(entity)
@@ -298,6 +304,17 @@ pub async fn put<E: AdminEntity>(ctx: &AdminContext, scope: Option<Scope>, key: 
 }
 
 pub async fn patch_one<E: AdminEntity>(ctx: &AdminContext, scope: Option<Scope>, key: &str, req: &AdminRequest) -> Response<Body> {
+    patch_where::<E>(ctx, req, |cfg| lookup::<E>(cfg, scope, key).map(|e| (e, None))).await
+}
+
+/// PATCH on what `find` finds in the config the write is planned against: the entity,
+/// and one that must not change meanwhile (the holder it was reached through). 404 when
+/// it finds nothing.
+pub async fn patch_where<E: AdminEntity>(
+    ctx: &AdminContext,
+    req: &AdminRequest,
+    find: impl Fn(&AppliedConfig) -> Option<(E, Option<Entity>)>,
+) -> Response<Body> {
     let input = match input_for::<E>(req, None) {
         Ok(i) => i,
         Err(resp) => return resp,
@@ -305,7 +322,7 @@ pub async fn patch_one<E: AdminEntity>(ctx: &AdminContext, scope: Option<Scope>,
     let now = unix_now();
     let form = is_form(req);
     let result = commit(ctx, |cfg| {
-        let Some(existing) = lookup::<E>(cfg, scope, key) else {
+        let Some((existing, through)) = find(cfg).filter(|(e, _)| !e.expired_at(now)) else {
             return Ok((vec![], None));
         };
         let mut input = input.clone();
@@ -315,53 +332,9 @@ pub async fn patch_one<E: AdminEntity>(ctx: &AdminContext, scope: Option<Scope>,
         cfg.snapshot.resolve_foreign_names(&mut input)?;
         let updated: E = patch(&existing, &Value::Object(input), now)?;
         let entity = checked(cfg, updated.clone().into())?;
-        Ok((vec![Change::Put { new: entity, old: Some(existing.into()) }], Some(updated)))
-    })
-    .await;
-    match result {
-        Ok(None) => not_found(),
-        other => respond(StatusCode::OK, other.map(|e| e.expect("None handled above"))),
-    }
-}
-
-/// PUT on the entity another one refers to (`/routes/{r}/service`), as Kong does it: the
-/// one referred to is replaced; when there is none, a new one is created and the holder
-/// is made to refer to it, in one transaction where Kong takes two writes. 404 when the
-/// holder does not exist.
-pub async fn put_referenced<H: AdminEntity, T: AdminEntity>(
-    ctx: &AdminContext,
-    holder_key: &str,
-    field: &'static str,
-    target_of: fn(&H) -> Option<Uuid>,
-    req: &AdminRequest,
-) -> Response<Body> {
-    let input = match input_for::<T>(req, None) {
-        Ok(i) => i,
-        Err(resp) => return resp,
-    };
-    let now = unix_now();
-    // Chosen once, so that a retried transaction creates the same entity.
-    let fresh = Uuid::new_v4();
-    let result = commit(ctx, |cfg| {
-        let Some(holder) = lookup::<H>(cfg, None, holder_key) else {
-            return Ok((vec![], None));
-        };
-        let mut input = input.clone();
-        cfg.snapshot.resolve_foreign_names(&mut input)?;
-        let referred = target_of(&holder);
-        let id = referred.unwrap_or(fresh);
-        let existing = cfg.snapshot.get(T::TABLE, id).and_then(T::from_entity);
-        let replaced: T = replace(existing.as_ref(), &PutKey::from_segment(&id.to_string()), &Value::Object(input), now)?;
-        let target = checked(cfg, replaced.clone().into())?;
-        let mut changes = vec![Change::Put { new: target, old: existing.map(Into::into) }];
-        if referred.is_none() {
-            // The holder's only change is a reference to the entity created beside it,
-            // which the snapshot cannot show yet: its other checks still apply.
-            let referring: Entity = patch(&holder, &json!({ field: { "id": id } }), now)?.into();
-            cfg.snapshot.unique_conflict(&referring)?;
-            changes.push(Change::Put { new: referring, old: Some(holder.into()) });
-        }
-        Ok((changes, Some(replaced)))
+        let mut changes = vec![Change::Put { new: entity, old: Some(existing.into()) }];
+        changes.extend(through.map(Change::Unchanged));
+        Ok((changes, Some(updated)))
     })
     .await;
     match result {

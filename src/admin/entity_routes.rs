@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::entities::{self, lookup, not_found, AdminEntity, Scope};
 use super::server::{message, AdminContext, AdminRequest};
-use super::referenced::{self, Writes};
+use super::referenced::{self, Reference, Writes};
 use super::target_health;
 use crate::http::Body;
 use crate::model::{Consumer, ForeignKey, KeyAuthCredential, Plugin, Route, Service, Target, Upstream};
@@ -66,7 +66,10 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
         ["routes", r] => op::<Route>(ctx, req, None, Some(r)).await,
         ["routes", r, "plugins"] => nested!(ctx, req, Route, "route", r, Plugin, None),
         ["routes", r, "plugins", p] => nested!(ctx, req, Route, "route", r, Plugin, Some(p)),
-        ["routes", r, "service"] => referenced::serve::<Route, Service>(ctx, req, r, "service", |r| fk(&r.service), Writes::Allowed).await,
+        ["routes", r, "service"] => {
+            let reference = Reference { holder_key: r, field: "service", target_of: |r: &Route| fk(&r.service) };
+            referenced::serve::<Route, Service>(ctx, req, reference, Writes::Allowed).await
+        },
 
         ["upstreams"] => op::<Upstream>(ctx, req, None, None).await,
         ["upstreams", u] => op::<Upstream>(ctx, req, None, Some(u)).await,
@@ -97,14 +100,24 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
         ["key-auths"] if req.method == Method::GET => op::<KeyAuthCredential>(ctx, req, None, None).await,
         ["key-auths", k] => op::<KeyAuthCredential>(ctx, req, None, Some(k)).await,
         ["key-auths", k, "consumer"] => {
-            referenced::serve::<KeyAuthCredential, Consumer>(ctx, req, k, "consumer", |c| Some(c.consumer.id), Writes::ReadOnly).await
+            let reference = Reference { holder_key: k, field: "consumer", target_of: |c: &KeyAuthCredential| Some(c.consumer.id) };
+            referenced::serve::<KeyAuthCredential, Consumer>(ctx, req, reference, Writes::ReadOnly).await
         }
 
         ["plugins"] => op::<Plugin>(ctx, req, None, None).await,
         ["plugins", p] => op::<Plugin>(ctx, req, None, Some(p)).await,
-        ["plugins", p, "route"] => referenced::serve::<Plugin, Route>(ctx, req, p, "route", |p| fk(&p.route), Writes::Allowed).await,
-        ["plugins", p, "service"] => referenced::serve::<Plugin, Service>(ctx, req, p, "service", |p| fk(&p.service), Writes::Allowed).await,
-        ["plugins", p, "consumer"] => referenced::serve::<Plugin, Consumer>(ctx, req, p, "consumer", |p| fk(&p.consumer), Writes::Allowed).await,
+        ["plugins", p, "route"] => {
+            let reference = Reference { holder_key: p, field: "route", target_of: |p: &Plugin| fk(&p.route) };
+            referenced::serve::<Plugin, Route>(ctx, req, reference, Writes::Allowed).await
+        }
+        ["plugins", p, "service"] => {
+            let reference = Reference { holder_key: p, field: "service", target_of: |p: &Plugin| fk(&p.service) };
+            referenced::serve::<Plugin, Service>(ctx, req, reference, Writes::Allowed).await
+        }
+        ["plugins", p, "consumer"] => {
+            let reference = Reference { holder_key: p, field: "consumer", target_of: |p: &Plugin| fk(&p.consumer) };
+            referenced::serve::<Plugin, Consumer>(ctx, req, reference, Writes::Allowed).await
+        }
 
         // Kong disables the top-level target endpoints: targets live under upstreams.
         ["targets", ..] => message(StatusCode::NOT_FOUND, "Not found"),

@@ -22,6 +22,9 @@ const ATTEMPTS: usize = 8;
 pub enum Change {
     Put { new: Entity, old: Option<Entity> },
     Delete(Entity),
+    /// No write, a precondition: the transaction fails (and is planned again) if this
+    /// entity changed meanwhile, as when a write reaches its target through it.
+    Unchanged(Entity),
 }
 
 /// Why a write did not happen.
@@ -83,7 +86,7 @@ pub fn build_txn(cfg: &AppliedConfig, changes: &[Change]) -> Command {
         .iter()
         .map(|c| match c {
             Change::Put { new, .. } => new.storage_key(),
-            Change::Delete(e) => e.storage_key(),
+            Change::Delete(e) | Change::Unchanged(e) => e.storage_key(),
         })
         .collect();
     let mut expect = |key: &str| {
@@ -92,6 +95,9 @@ pub fn build_txn(cfg: &AppliedConfig, changes: &[Change]) -> Command {
     // Deletes first, so that a unique key handed from one entity to another in the same
     // transaction ends up written.
     for change in changes {
+        if let Change::Unchanged(e) = change {
+            expect(&e.storage_key());
+        }
         if let Change::Delete(e) = change {
             expect(&e.storage_key());
             ops.insert(e.storage_key(), None);
@@ -200,4 +206,29 @@ pub async fn commit<T>(ctx: &AdminContext, mut plan: impl FnMut(&AppliedConfig) 
         }
     }
     Err(WriteError::Kong(KongError::new(5, "the configuration kept changing under this request; retry it", Value::Null)))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::{create, ConfigSnapshot, Route, Service};
+
+    /// A write that reached its target through a holder fails if the holder changed:
+    /// the holder's key is compared at the revision this view saw, and left as it is.
+    #[test]
+    fn an_unchanged_entity_is_compared_and_not_written() {
+        let service: Service = create(&json!({ "name": "s", "url": "http://u" }), 1.0).unwrap();
+        let route: Route = create(&json!({ "name": "r", "paths": ["/r"], "service": { "id": service.id } }), 1.0).unwrap();
+        let (service, route) = (Entity::from(service), Entity::from(route));
+        let mut cfg = AppliedConfig { snapshot: ConfigSnapshot::from_entities([service.clone(), route.clone()]), ..AppliedConfig::default() };
+        cfg.mod_revisions.insert(route.storage_key(), 7);
+        let Command::Txn { compares, ops } = build_txn(&cfg, &[Change::Put { new: service.clone(), old: Some(service.clone()) }, Change::Unchanged(route.clone())]) else {
+            panic!("a config write is a transaction");
+        };
+        assert!(compares.iter().any(|c| c.key == route.storage_key() && c.mod_revision == 7), "{compares:?}");
+        assert!(ops.iter().all(|op| !matches!(op, TxnOp::Put { key, .. } | TxnOp::Delete { key } if *key == route.storage_key())), "{ops:?}");
+        assert!(ops.iter().any(|op| matches!(op, TxnOp::Put { key, .. } if *key == service.storage_key())), "{ops:?}");
+    }
 }

@@ -72,6 +72,11 @@ impl KongError {
         }
     }
 
+    /// Code 11, for one option (Kong's `ttl`, or a query's `tags`) and why it is refused.
+    pub fn invalid_option(option: &str, reason: &str) -> Self {
+        KongError::new(codes::INVALID_OPTIONS, format!("invalid option ({option}: {reason})"), json!({ option: reason }))
+    }
+
     /// The HTTP status the Admin API answers with (`ERRORS_HTTP_CODES`).
     pub fn http_status(&self) -> u16 {
         match self.code {
