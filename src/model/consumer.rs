@@ -105,7 +105,8 @@ static CREDENTIAL: LazyLock<Arc<Record>> = LazyLock::new(|| {
                 }),
             )
             .field("tags", Field::tags())
-            .field("ttl", Field::integer().between(0.0, 100_000_000.0))
+            // Any number here: its range is checked as Kong checks an option's.
+            .field("ttl", Field::number())
             .entity_check(|m, errors| {
                 let set = |k: &str| m.get(k).is_some_and(|v| !v.is_null());
                 if set("key") && set("key_hash") {
@@ -123,6 +124,21 @@ impl EntityType for KeyAuthCredential {
 
     fn schema_for(_: &Map<String, Value>) -> Result<Arc<Record>, KongError> {
         Ok(CREDENTIAL.clone())
+    }
+    /// Kong's `ttl` is an option of the write: an integer from 0 to 100,000,000 seconds
+    /// (a bound that keeps `now + ttl` from overflowing).
+    fn check_options(record: &mut Map<String, Value>) -> Result<(), KongError> {
+        const MOST: f64 = 100_000_000.0;
+        let Some(ttl) = record.get("ttl").filter(|v| !v.is_null()) else {
+            return Ok(());
+        };
+        match ttl.as_f64() {
+            Some(t) if t.fract() == 0.0 && (0.0..=MOST).contains(&t) => {
+                record.insert("ttl".into(), Value::from(t as u32));
+                Ok(())
+            }
+            _ => Err(KongError::invalid_option("ttl", "must be an integer between 0 and 100000000")),
+        }
     }
     /// A key is generated when neither `key` nor `key_hash` is given.
     fn prepare(input: &mut Map<String, Value>) -> Result<(), KongError> {
@@ -305,5 +321,36 @@ mod tests {
         )
         .unwrap();
         assert_eq!((r.created_at, r.key.as_deref()), (100, Some("k3")));
+    }
+
+    /// Kong checks a `ttl` as an option of the write, after the schema: code 11 with its
+    /// message; a form's "60" and a JSON 60.0 are the integer 60.
+    #[test]
+    fn a_ttl_out_of_range_is_an_invalid_option() {
+        let with_ttl = |ttl: Value| json!({"consumer": {"id": Uuid::new_v4()}, "key": "k", "ttl": ttl});
+        for bad in [json!(-1), json!(100_000_001), json!(1.5)] {
+            let e = create::<KeyAuthCredential>(&with_ttl(bad.clone()), 1.0).unwrap_err();
+            assert_eq!(
+                e.to_json(),
+                json!({"code": 11, "name": "invalid options",
+                       "message": "invalid option (ttl: must be an integer between 0 and 100000000)",
+                       "fields": {"ttl": "must be an integer between 0 and 100000000"}}),
+                "{bad}"
+            );
+        }
+        for (good, stored) in [(json!(0), 0), (json!(60.0), 60), (json!(100_000_000), 100_000_000)] {
+            let c = create::<KeyAuthCredential>(&with_ttl(good), 1.0).unwrap();
+            assert_eq!(c.ttl, Some(stored));
+        }
+        let mut form = serde_json::Map::new();
+        form.insert("ttl".into(), json!("60"));
+        crate::model::coerce_form::<KeyAuthCredential>(&mut form);
+        assert_eq!(form["ttl"], json!(60));
+        // A schema violation is reported before the option, as Kong validates in that order.
+        let e = create::<KeyAuthCredential>(&json!({"key": "k", "ttl": -1}), 1.0).unwrap_err();
+        assert_eq!(e.code, 2, "{}", e.message);
+        // A PATCH is checked the same way.
+        let c = create::<KeyAuthCredential>(&with_ttl(json!(60)), 1.0).unwrap();
+        assert_eq!(patch(&c, &json!({"ttl": -5}), 2.0).unwrap_err().code, 11);
     }
 }

@@ -81,6 +81,11 @@ pub trait EntityType:
     fn prepare(_input: &mut Map<String, Value>) -> Result<(), KongError> {
         Ok(())
     }
+    /// Checks what Kong takes as options rather than fields (a credential's `ttl`) once
+    /// the record has passed its schema, as Kong does: a bad option is code 11, not 2.
+    fn check_options(_record: &mut Map<String, Value>) -> Result<(), KongError> {
+        Ok(())
+    }
     /// Adjusts the stored record before a PATCH input is merged into it.
     fn before_patch(_existing: &mut Map<String, Value>, _input: &Map<String, Value>) {}
     /// Builds the typed entity from a validated record.
@@ -161,7 +166,8 @@ pub(crate) fn timestamp_field(ms: bool) -> Field {
 fn finish<E: EntityType>(mut map: Map<String, Value>, shorthands: bool) -> Result<E, KongError> {
     E::prepare(&mut map)?;
     let schema = E::schema_for(&map)?;
-    let out = schema.process_opts(&map, shorthands)?;
+    let mut out = schema.process_opts(&map, shorthands)?;
+    E::check_options(&mut out)?;
     E::from_record(out)
 }
 
