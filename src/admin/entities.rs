@@ -76,7 +76,7 @@ impl AdminEntity for KeyAuthCredential {
         }
     }
     fn response(&self) -> Value {
-        self.response_json()
+        self.response_json(unix_now())
     }
     fn expired_at(&self, now: f64) -> bool {
         self.is_expired(|| now)

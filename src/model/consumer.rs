@@ -126,19 +126,26 @@ impl EntityType for KeyAuthCredential {
         Ok(CREDENTIAL.clone())
     }
     /// Kong's `ttl` is an option of the write: an integer from 0 to 100,000,000 seconds
-    /// (a bound that keeps `now + ttl` from overflowing).
-    fn check_options(record: &mut Map<String, Value>) -> Result<(), KongError> {
+    /// (a bound that keeps `now + ttl` from overflowing), counted from the write, as
+    /// Kong's expiry is set to now + ttl on an insert, update or upsert. The record holds
+    /// it counted from `created_at`, which an update keeps, so it is shifted by the
+    /// credential's age; `before_patch` turns a stored ttl back into one from now.
+    fn check_options(record: &mut Map<String, Value>, now: f64) -> Result<(), KongError> {
         const MOST: f64 = 100_000_000.0;
         let Some(ttl) = record.get("ttl").filter(|v| !v.is_null()) else {
             return Ok(());
         };
-        match ttl.as_f64() {
-            Some(t) if t.fract() == 0.0 && (0.0..=MOST).contains(&t) => {
-                record.insert("ttl".into(), Value::from(t as u32));
-                Ok(())
-            }
-            _ => Err(KongError::invalid_option("ttl", "must be an integer between 0 and 100000000")),
-        }
+        let from_now = match ttl.as_f64() {
+            Some(t) if t.fract() == 0.0 && (0.0..=MOST).contains(&t) => t as i64,
+            _ => return Err(KongError::invalid_option("ttl", "must be an integer between 0 and 100000000")),
+        };
+        // Counted from the next whole second: `created_at` is whole seconds, and a ttl is
+        // better up to a second long than up to a second short (a ttl of 1 would live
+        // almost no time).
+        let age = record.get("created_at").and_then(Value::as_i64).map_or(0, |created| (now.ceil() as i64 - created).max(0));
+        let stored = if from_now == 0 { 0 } else { from_now + age };
+        record.insert("ttl".into(), Value::from(stored));
+        Ok(())
     }
     /// A key is generated when neither `key` nor `key_hash` is given.
     fn prepare(input: &mut Map<String, Value>) -> Result<(), KongError> {
@@ -148,10 +155,17 @@ impl EntityType for KeyAuthCredential {
         }
         Ok(())
     }
-    /// A new `key` replaces the stored hash.
-    fn before_patch(existing: &mut Map<String, Value>, input: &Map<String, Value>) {
+    /// A new `key` replaces the stored hash. A stored ttl becomes the seconds it has left
+    /// (at least 1, so that a credential due to expire does not become permanent), the
+    /// form a ttl given in the PATCH has, for `check_options` to shift back.
+    fn before_patch(existing: &mut Map<String, Value>, input: &Map<String, Value>, now: f64) {
         if input.get("key").is_some_and(|v| !v.is_null()) {
             existing.remove("key_hash");
+        }
+        let stored = existing.get("ttl").and_then(Value::as_i64).filter(|t| *t > 0);
+        if let (Some(ttl), Some(created)) = (stored, existing.get("created_at").and_then(Value::as_i64)) {
+            let left = (created + ttl - now.ceil() as i64).max(1);
+            existing.insert("ttl".into(), Value::from(left));
         }
     }
     fn from_record(mut m: Map<String, Value>) -> Result<Self, KongError> {
@@ -180,11 +194,17 @@ impl EntityType for KeyAuthCredential {
 }
 
 impl KeyAuthCredential {
-    /// The JSON for a create/replace response: the stored fields plus the plain `key`.
-    pub fn response_json(&self) -> Value {
+    /// The JSON for a write's response: the stored fields, the plain `key` when it was
+    /// just given, and the ttl it has left at `now`, as a read shows it.
+    pub fn response_json(&self, now: f64) -> Value {
         let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
-        if let (Some(k), Value::Object(m)) = (&self.key, &mut v) {
-            m.insert("key".into(), Value::String(k.clone()));
+        if let Value::Object(m) = &mut v {
+            if let Some(k) = &self.key {
+                m.insert("key".into(), Value::String(k.clone()));
+            }
+            if let Some(left) = self.ttl_left(now) {
+                m.insert("ttl".into(), Value::from(left));
+            }
         }
         v
     }
@@ -246,7 +266,7 @@ mod tests {
         let stored = serde_json::to_value(&c).unwrap();
         assert!(stored.get("key").is_none());
         assert_eq!(stored["key_hash"], json!(hash_key("secret")));
-        assert_eq!(c.response_json()["key"], json!("secret"));
+        assert_eq!(c.response_json(1.0)["key"], json!("secret"));
         let back = KeyAuthCredential::from_bytes(&c.to_bytes()).unwrap();
         assert_eq!(back.key, None);
         assert!(back.matches("secret"));
@@ -352,5 +372,33 @@ mod tests {
         // A PATCH is checked the same way.
         let c = create::<KeyAuthCredential>(&with_ttl(json!(60)), 1.0).unwrap();
         assert_eq!(patch(&c, &json!({"ttl": -5}), 2.0).unwrap_err().code, 11);
+    }
+
+    /// As Kong's, a ttl runs from the write that sets it: a PATCH or PUT on an old
+    /// credential gives it the ttl asked for, not what is left of it since `created_at`;
+    /// a PATCH that leaves the ttl out leaves the expiry where it was. Never early: at
+    /// most a second late, since `created_at` is whole seconds.
+    #[test]
+    fn a_ttl_counts_from_the_write_that_sets_it() {
+        let consumer = json!({"id": Uuid::new_v4()});
+        let c = create::<KeyAuthCredential>(&json!({"consumer": consumer, "key": "k", "ttl": 60}), 100.5).unwrap();
+        assert_eq!((c.created_at, c.ttl_left(100.5)), (100, Some(60)));
+        assert!(!c.is_expired(|| 160.9) && c.is_expired(|| 161.0));
+        assert_eq!(c.response_json(100.5)["ttl"], json!(60));
+
+        let stored = KeyAuthCredential::from_bytes(&c.to_bytes()).unwrap();
+        let shortened = patch(&stored, &json!({"ttl": 10}), 130.2).unwrap();
+        assert_eq!((shortened.created_at, shortened.ttl_left(130.2)), (100, Some(10)));
+        assert!(!shortened.is_expired(|| 140.9) && shortened.is_expired(|| 141.0));
+        let untouched = patch(&stored, &json!({"tags": ["a"]}), 130.2).unwrap();
+        assert!(!untouched.is_expired(|| 160.9) && untouched.is_expired(|| 161.0));
+        let again = patch(&untouched, &json!({"tags": ["b"]}), 150.7).unwrap();
+        assert!(!again.is_expired(|| 160.9) && again.is_expired(|| 161.0));
+        assert_eq!(patch(&stored, &json!({"ttl": 0}), 130.2).unwrap().ttl_left(1e9), None);
+
+        let replaced = replace::<KeyAuthCredential>(Some(&stored), &PutKey::Id(stored.id), &json!({"consumer": consumer, "key": "k", "ttl": 20}), 130.2).unwrap();
+        assert_eq!((replaced.created_at, replaced.ttl_left(130.2)), (100, Some(20)));
+        let lasting = replace::<KeyAuthCredential>(Some(&stored), &PutKey::Id(stored.id), &json!({"consumer": consumer, "key": "k"}), 130.2).unwrap();
+        assert!(!lasting.is_expired(|| 1e9));
     }
 }

@@ -83,11 +83,11 @@ pub trait EntityType:
     }
     /// Checks what Kong takes as options rather than fields (a credential's `ttl`) once
     /// the record has passed its schema, as Kong does: a bad option is code 11, not 2.
-    fn check_options(_record: &mut Map<String, Value>) -> Result<(), KongError> {
+    fn check_options(_record: &mut Map<String, Value>, _now: f64) -> Result<(), KongError> {
         Ok(())
     }
     /// Adjusts the stored record before a PATCH input is merged into it.
-    fn before_patch(_existing: &mut Map<String, Value>, _input: &Map<String, Value>) {}
+    fn before_patch(_existing: &mut Map<String, Value>, _input: &Map<String, Value>, _now: f64) {}
     /// Builds the typed entity from a validated record.
     fn from_record(m: Map<String, Value>) -> Result<Self, KongError> {
         serde_json::from_value(Value::Object(m))
@@ -163,11 +163,11 @@ pub(crate) fn timestamp_field(ms: bool) -> Field {
     })
 }
 
-fn finish<E: EntityType>(mut map: Map<String, Value>, shorthands: bool) -> Result<E, KongError> {
+fn finish<E: EntityType>(mut map: Map<String, Value>, shorthands: bool, now: f64) -> Result<E, KongError> {
     E::prepare(&mut map)?;
     let schema = E::schema_for(&map)?;
     let mut out = schema.process_opts(&map, shorthands)?;
-    E::check_options(&mut out)?;
+    E::check_options(&mut out, now)?;
     E::from_record(out)
 }
 
@@ -202,7 +202,7 @@ pub fn create<E: EntityType>(input: &Value, now: f64) -> Result<E, KongError> {
     if E::HAS_UPDATED_AT {
         map.insert("updated_at".into(), timestamp_value::<E>(now));
     }
-    finish(map, true)
+    finish(map, true, now)
 }
 
 /// PUT: the entity is replaced by `input` with defaults re-applied. The id and
@@ -236,7 +236,7 @@ pub fn replace<E: EntityType>(
     if E::HAS_UPDATED_AT {
         map.insert("updated_at".into(), timestamp_value::<E>(now));
     }
-    finish(map, true)
+    finish(map, true, now)
 }
 
 /// PATCH: `input` merged into `existing` (records such as plugin `config` and upstream
@@ -250,12 +250,12 @@ pub fn patch<E: EntityType>(existing: &E, input: &Value, now: f64) -> Result<E, 
     input.remove("updated_at");
     let schema = E::schema_for(&base)?;
     schema.apply_shorthands(&mut input)?;
-    E::before_patch(&mut base, &input);
+    E::before_patch(&mut base, &input, now);
     schema.merge(&mut base, input);
     if E::HAS_UPDATED_AT {
         base.insert("updated_at".into(), timestamp_value::<E>(now));
     }
-    finish(base, false)
+    finish(base, false, now)
 }
 
 #[cfg(test)]
