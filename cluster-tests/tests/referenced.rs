@@ -78,6 +78,8 @@ async fn a_routes_service_is_read_updated_and_replaced_at_the_routes_path() {
     for method in [Method::PATCH, Method::PUT, Method::DELETE] {
         assert_eq!(status(method, &cred_consumer, "username=bob").await.0, 405);
     }
+    // Credentials are listed at /key-auths and made under their consumer.
+    assert_eq!(status(Method::POST, &format!("http://{a1}/key-auths"), "key=k9").await.0, 405);
     // A credential past its ttl is gone, and so is the way to its consumer.
     let brief = admin_form(&format!("http://{a1}/consumers/ann/key-auth"), "key=k2&ttl=1").await.json();
     let brief_id = brief["id"].as_str().unwrap();

@@ -39,12 +39,26 @@ fn declarative_text(req: &AdminRequest) -> Result<String, KongError> {
     }
 }
 
+/// A yes/no query flag, read as Kong reads its own (`1`, `true`, `yes`, `on` and their
+/// opposites): anything else is refused, since taking it for "no" would apply a file the
+/// caller meant only to check.
+fn truthy(value: &str) -> Result<bool, KongError> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(KongError::invalid_option("dry_run", "must be a boolean (true or false)")),
+    }
+}
+
 pub async fn apply(ctx: &AdminContext, req: &AdminRequest) -> Response<Body> {
     let text = match declarative_text(req) {
         Ok(t) => t,
         Err(e) => return json_response(StatusCode::BAD_REQUEST, &e.to_json()),
     };
-    let dry_run = req.query("dry_run") == Some("true");
+    let dry_run = match req.query("dry_run").map(truthy).transpose() {
+        Ok(flag) => flag.unwrap_or(false),
+        Err(e) => return json_response(StatusCode::BAD_REQUEST, &e.to_json()),
+    };
     let now = unix_now();
     let result = commit(ctx, |cfg| {
         let desired = parse_declarative_with(&text, &cfg.snapshot, now)?;
@@ -97,6 +111,19 @@ mod tests {
             r#"["_format_version: \"3.0\""]"#,
         ] {
             assert_eq!(declarative_text(&post(body)).unwrap(), body, "{body}");
+        }
+    }
+
+    #[test]
+    fn dry_run_takes_kongs_flag_words_and_refuses_the_rest() {
+        for yes in ["true", "1", "YES", "on"] {
+            assert_eq!(truthy(yes).unwrap(), true, "{yes}");
+        }
+        for no in ["false", "0", "no", "Off"] {
+            assert_eq!(truthy(no).unwrap(), false, "{no}");
+        }
+        for bad in ["", "2", "maybe", "truee"] {
+            assert_eq!(truthy(bad).unwrap_err().code, 11, "{bad}");
         }
     }
 

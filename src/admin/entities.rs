@@ -138,6 +138,12 @@ pub fn lookup<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, key: &s
     E::from_entity(found)
 }
 
+/// The bytes a tag may hold in a filter (Kong's `tag_bytes`): printable ASCII but the
+/// separators `,` and `/`, and the bytes of non-ASCII UTF-8.
+fn tag_byte(b: u8) -> bool {
+    matches!(b, 0x20..=0x2B | 0x2D | 0x2E | 0x30..=0x7E | 0x80..=0xF4)
+}
+
 /// Kong's `?tags=`: `a,b` asks for both tags, `a/b` for either; at most five.
 struct TagFilter<'q> {
     tags: Vec<&'q str>,
@@ -148,7 +154,14 @@ impl<'q> TagFilter<'q> {
     fn parse(query: Option<&'q str>) -> Result<TagFilter<'q>, KongError> {
         let Some(query) = query else { return Ok(TagFilter { tags: Vec::new(), any: false }) };
         let any = query.contains('/');
-        let tags: Vec<&str> = query.split(if any { '/' } else { ',' }).collect();
+        let mut tags: Vec<&str> = query.split(if any { '/' } else { ',' }).collect();
+        // One separator kind throughout, as Kong's patterns ask; a trailing one is allowed.
+        if tags.len() > 1 && tags.last() == Some(&"") {
+            tags.pop();
+        }
+        if (any && query.contains(',')) || tags.iter().any(|t| t.is_empty() || !t.bytes().all(tag_byte)) {
+            return Err(KongError::invalid_option("tags", "invalid filter syntax"));
+        }
         if tags.len() > 5 {
             return Err(KongError::invalid_option("tags", "cannot query more than 5 tags"));
         }

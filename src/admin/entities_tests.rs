@@ -56,6 +56,12 @@ async fn tags_joined_by_commas_ask_for_all_and_by_slashes_for_any() {
     assert_eq!(status, 400);
     assert_eq!(body["code"], 11);
     assert_eq!(body["fields"]["tags"], "cannot query more than 5 tags");
+    // Both separators at once, an empty tag, a separator's neighbour byte: Kong's 400.
+    for bad in ["t0/t1,t2", "", ",t0", "t0,,t1", "t0\t"] {
+        let (status, body) = list_consumers(&[("tags", bad)]).await;
+        assert_eq!((status, body["message"].as_str()), (400, Some("invalid option (tags: invalid filter syntax)")), "{bad:?}");
+    }
+    assert_eq!(usernames(&list_consumers(&[("tags", "t0,")]).await.1), ["a", "ab"]);
 }
 
 #[tokio::test]

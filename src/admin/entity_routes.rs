@@ -97,7 +97,8 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
         ["consumers", c, "plugins"] => nested!(ctx, req, Consumer, "consumer", c, Plugin, None),
         ["consumers", c, "plugins", p] => nested!(ctx, req, Consumer, "consumer", c, Plugin, Some(p)),
 
-        ["key-auths"] if req.method == Method::GET => op::<KeyAuthCredential>(ctx, req, None, None).await,
+        // Kong's key-auth plugin lists credentials here; they are created under a consumer.
+        ["key-auths"] => only(req, Method::GET, || op::<KeyAuthCredential>(ctx, req, None, None)).await,
         ["key-auths", k] => op::<KeyAuthCredential>(ctx, req, None, Some(k)).await,
         ["key-auths", k, "consumer"] => {
             let reference = Reference { holder_key: k, field: "consumer", target_of: |c: &KeyAuthCredential| Some(c.consumer.id) };
