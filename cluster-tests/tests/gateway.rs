@@ -275,7 +275,7 @@ async fn a_route_added_while_traffic_flows_fails_no_request() {
     let routes: Vec<_> = std::iter::once("/old".to_owned()).chain((0..2000).map(|n| format!("/bulk{n}"))).map(|p| json!({ "paths": [p] })).collect();
     let file = json!({ "_format_version": "3.0", "services": [{ "name": "s", "url": "http://127.0.22.100:9000", "routes": routes }] });
     let loaded = post_json(&format!("http://{a1}/config"), &file).await.unwrap();
-    assert_eq!(loaded.status.as_u16(), 200, "{}", String::from_utf8_lossy(&loaded.body));
+    assert_eq!(loaded.status.as_u16(), 201, "{}", String::from_utf8_lossy(&loaded.body));
     for i in 1..=3 {
         wait_status(&format!("http://{}/old", c.node(i).proxy()), 200).await;
     }

@@ -1,11 +1,13 @@
 //! Request bodies as the Admin API accepts them: JSON, or form data as curl sends it
-//! (`--data name=x --data 'paths[]=/a'`), coerced to the types the entity's schema wants.
+//! (`--data name=x --data 'paths[]=/a'`, or multipart with `-F`), coerced to the types
+//! the entity's schema wants.
 
 use hyper::StatusCode;
 use serde_json::{Map, Value};
 
 use super::server::AdminRequest;
-use crate::model::input::form_to_json;
+use super::multipart;
+use crate::model::input::{fields_to_json, form_to_json};
 use crate::model::{coerce_form, EntityType};
 
 /// A body the Admin API refuses before looking at it, with Kong's status and message.
@@ -37,11 +39,17 @@ pub fn raw_input(req: &AdminRequest) -> Result<Map<String, Value>, BadBody> {
     match ct.as_str() {
         "application/json" => json(),
         "application/x-www-form-urlencoded" => form(),
+        "multipart/form-data" => multipart_fields(req).map(fields_to_json),
         // No content type: guess as curl users expect.
         "" if req.body.first() == Some(&b'{') => json(),
         "" => form(),
-        _ => Err(bad(StatusCode::UNSUPPORTED_MEDIA_TYPE, &format!("Unsupported content type {ct:?}: use application/json or form data"))),
+        _ => Err(bad(StatusCode::UNSUPPORTED_MEDIA_TYPE, &format!("Unsupported content type {ct:?}: use application/json, form data or multipart"))),
     }
+}
+
+/// A multipart body's fields, as a form's.
+pub fn multipart_fields(req: &AdminRequest) -> Result<Vec<(String, String)>, BadBody> {
+    multipart::fields(req.content_type.as_deref().unwrap_or(""), req.body.clone()).map_err(|e| bad(StatusCode::BAD_REQUEST, &e.to_string()))
 }
 
 /// The body as input for entity `E`: form values become the numbers, booleans and arrays
@@ -83,6 +91,10 @@ mod tests {
         let j = entity_input::<Route>(&req(Some("application/json"), r#"{"paths":["/a"],"strip_path":false}"#)).unwrap();
         let f = entity_input::<Route>(&req(Some("application/x-www-form-urlencoded"), "paths[]=/a&strip_path=false")).unwrap();
         assert_eq!(j, f);
+        let parts = "--x\r\nContent-Disposition: form-data; name=\"paths[]\"\r\n\r\n/a\r\n--x\r\nContent-Disposition: form-data; name=\"strip_path\"\r\n\r\nfalse\r\n--x--\r\n";
+        let m = entity_input::<Route>(&req(Some("multipart/form-data; boundary=x"), parts)).unwrap();
+        assert_eq!(j, m);
+        assert_eq!(raw_input(&req(Some("multipart/form-data; boundary=x"), "--x\r\n")).unwrap_err().status, StatusCode::BAD_REQUEST);
     }
 
     #[test]

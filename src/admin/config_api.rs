@@ -6,6 +6,7 @@ use hyper::{Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::body::multipart_fields;
 use super::server::{AdminContext, AdminRequest};
 use super::write::{commit, Change};
 use crate::http::{full, json_response, Body};
@@ -28,7 +29,22 @@ fn declarative_text(req: &AdminRequest) -> Result<String, KongError> {
     struct Wrapped {
         config: Option<String>,
     }
+    let media = req.content_type.as_deref().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if media == "multipart/form-data" {
+        // `curl -F config=@kong.yml`, as Kong's docs load a file.
+        let fields = multipart_fields(req).map_err(|b| KongError::declarative_config(json!({ "config": b.message })))?;
+        let config = fields.into_iter().find(|(name, _)| name == "config").map(|(_, text)| text);
+        return config.ok_or_else(|| KongError::declarative_config(json!({ "config": "required field missing" })));
+    }
     let text = std::str::from_utf8(&req.body).map_err(|_| KongError::declarative_config(json!({ "config": "not UTF-8" })))?;
+    // `--data-urlencode config@kong.yml`; but `--data-binary @kong.yml` is sent with the
+    // same content type and is the file itself, as in Kong, which reads the raw body
+    // when there is no `config` parameter.
+    if media == "application/x-www-form-urlencoded" {
+        if let Some((_, config)) = form_urlencoded::parse(text.as_bytes()).find(|(name, _)| name == "config") {
+            return Ok(config.into_owned());
+        }
+    }
     // serde would also read a struct from an array (`["..."]`): only an object wraps.
     if !text.trim_start().starts_with('{') {
         return Ok(text.to_owned());
@@ -74,7 +90,8 @@ pub async fn apply(ctx: &AdminContext, req: &AdminRequest) -> Response<Body> {
     })
     .await;
     match result {
-        Ok(summary) => json_response(StatusCode::OK, &summary),
+        // Kong answers a load with 201; a dry run creates nothing.
+        Ok(summary) => json_response(if dry_run { StatusCode::OK } else { StatusCode::CREATED }, &summary),
         Err(e) => {
             let (status, body) = e.status_and_body();
             json_response(status, &body)
@@ -117,14 +134,31 @@ mod tests {
     #[test]
     fn dry_run_takes_kongs_flag_words_and_refuses_the_rest() {
         for yes in ["true", "1", "YES", "on"] {
-            assert_eq!(truthy(yes).unwrap(), true, "{yes}");
+            assert!(truthy(yes).unwrap(), "{yes}");
         }
         for no in ["false", "0", "no", "Off"] {
-            assert_eq!(truthy(no).unwrap(), false, "{no}");
+            assert!(!truthy(no).unwrap(), "{no}");
         }
         for bad in ["", "2", "maybe", "truee"] {
             assert_eq!(truthy(bad).unwrap_err().code, 11, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_form_or_multipart_config_field_is_the_text() {
+        let yaml = "_format_version: \"3.0\"\nservices: []\n";
+        let form = form_urlencoded::Serializer::new(String::new()).append_pair("config", yaml).finish();
+        let req = AdminRequest { content_type: Some("application/x-www-form-urlencoded".into()), ..post(&form) };
+        assert_eq!(declarative_text(&req).unwrap(), yaml);
+        // curl --data-binary @kong.yml: the same content type, the file itself.
+        let req = AdminRequest { content_type: Some("application/x-www-form-urlencoded".into()), ..post(yaml) };
+        assert_eq!(declarative_text(&req).unwrap(), yaml);
+        let multipart = format!("--b1\r\nContent-Disposition: form-data; name=\"config\"; filename=\"kong.yml\"\r\n\r\n{yaml}\r\n--b1--\r\n");
+        let req = AdminRequest { content_type: Some("multipart/form-data; boundary=b1".into()), ..post(&multipart) };
+        assert_eq!(declarative_text(&req).unwrap(), yaml);
+        let other = "--b1\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--b1--\r\n";
+        let req = AdminRequest { content_type: Some("multipart/form-data; boundary=b1".into()), ..post(other) };
+        assert_eq!(declarative_text(&req).unwrap_err().code, 14);
     }
 
     #[test]

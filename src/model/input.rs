@@ -180,13 +180,20 @@ fn to_json(node: Node) -> Value {
 /// arrays and objects. Pass the result through the entity's form coercion (see
 /// [`super::entity::coerce_form`]) to get numbers and booleans where the schema wants them.
 pub fn form_to_json(body: &str) -> Map<String, Value> {
+    fields_to_json(form_urlencoded::parse(body.as_bytes()))
+}
+
+/// The same input object from name/value pairs however they came (a multipart body's
+/// fields): `paths[]`, `config.minute` and the like nest as in a urlencoded form.
+pub fn fields_to_json<K: AsRef<str>, V: Into<String>>(fields: impl IntoIterator<Item = (K, V)>) -> Map<String, Value> {
     let mut root = Node::Obj(BTreeMap::new());
-    for (k, v) in form_urlencoded::parse(body.as_bytes()) {
+    for (k, v) in fields {
+        let k = k.as_ref();
         if k.is_empty() {
             continue;
         }
-        let segs = split_key(&k);
-        insert(&mut root, &segs, v.into_owned());
+        let segs = split_key(k);
+        insert(&mut root, &segs, v.into());
     }
     match to_json(root) {
         Value::Object(m) => m,
