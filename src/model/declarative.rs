@@ -359,12 +359,15 @@ pub fn parse_declarative_with(
             &[],
             json!({"_format_version": "required field missing"}),
         ),
-        Some(v) if v.as_str() == Some(FORMAT_VERSION) || v.as_f64() == Some(3.0) => {}
-        Some(_) => set_error(
-            &mut errors,
-            &[],
-            json!({"_format_version": format!("expected one of: {FORMAT_VERSION}")}),
-        ),
+        Some(v) => match legacy::is_legacy(v) {
+            Some(false) => {}
+            Some(true) => legacy::mark_regex_paths(&mut doc),
+            None => set_error(
+                &mut errors,
+                &[],
+                json!({"_format_version": format!("expected one of: {}", legacy::ACCEPTED.join(", "))}),
+            ),
+        },
     }
     doc.remove("_format_version");
     let mut raws = collect(doc, &mut errors);
@@ -470,6 +473,7 @@ pub fn parse_declarative_with(
 }
 
 mod export;
+mod legacy;
 pub use export::export_declarative;
 
 #[cfg(test)]

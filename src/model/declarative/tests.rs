@@ -247,8 +247,12 @@ fn errors() {
         "declarative config is invalid: {_format_version=\"required field missing\"}"
     );
 
-    let e = parse_declarative("_format_version: \"1.1\"").unwrap_err();
-    assert_eq!(e.fields, json!({"_format_version": "expected one of: 3.0"}));
+    let e = parse_declarative("_format_version: \"2.0\"").unwrap_err();
+    assert_eq!(e.fields, json!({"_format_version": "expected one of: 1.1, 2.1, 3.0"}));
+    // Kong 3 still loads 2.1 files, their regex paths marked as 3.0 wants them.
+    let old = parse_declarative("_format_version: \"2.1\"\nservices:\n- name: s\n  url: http://u\n  routes:\n  - paths: [/users/\\d+, /plain]\n").unwrap();
+    let paths: Vec<Value> = old.iter().filter_map(|e| e.to_json().get("paths").cloned()).collect();
+    assert_eq!(paths, [json!(["~/users/\\d+", "/plain"])]);
 
     let e = parse_declarative("_format_version: \"3.0\"\ncertificates: []").unwrap_err();
     assert_eq!(e.fields, json!({"certificates": "unknown field"}));
