@@ -147,8 +147,20 @@ impl EntityType for KeyAuthCredential {
         record.insert("ttl".into(), Value::from(stored));
         Ok(())
     }
-    /// A key is generated when neither `key` nor `key_hash` is given.
+    /// A key is generated when neither `key` nor `key_hash` is given. A ttl written as
+    /// text (`"30"` in JSON) is the number, as Kong's `tonumber` makes it; anything else
+    /// that is not a number is refused as the option it is.
     fn prepare(input: &mut Map<String, Value>) -> Result<(), KongError> {
+        match input.get("ttl") {
+            Some(Value::String(text)) => match text.trim().parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+                Some(n) => {
+                    input.insert("ttl".into(), Value::Number(n));
+                }
+                None => return Err(KongError::invalid_option("ttl", "must be an integer between 0 and 100000000")),
+            },
+            Some(Value::Number(_) | Value::Null) | None => {}
+            Some(_) => return Err(KongError::invalid_option("ttl", "must be an integer between 0 and 100000000")),
+        }
         let set = |k: &str| input.get(k).is_some_and(|v| !v.is_null());
         if !set("key") && !set("key_hash") {
             input.insert("key".into(), Value::String(generate_key()));
@@ -366,6 +378,11 @@ mod tests {
         form.insert("ttl".into(), json!("60"));
         crate::model::coerce_form::<KeyAuthCredential>(&mut form);
         assert_eq!(form["ttl"], json!(60));
+        // Text is read as Kong's tonumber reads it; other types are the option's error.
+        assert_eq!(create::<KeyAuthCredential>(&with_ttl(json!("30")), 1.0).unwrap().ttl, Some(30));
+        for bad in [json!("abc"), json!(true), json!([1])] {
+            assert_eq!(create::<KeyAuthCredential>(&with_ttl(bad.clone()), 1.0).unwrap_err().code, 11, "{bad}");
+        }
         // A schema violation is reported before the option, as Kong validates in that order.
         let e = create::<KeyAuthCredential>(&json!({"key": "k", "ttl": -1}), 1.0).unwrap_err();
         assert_eq!(e.code, 2, "{}", e.message);
