@@ -21,9 +21,14 @@ fn bad(status: StatusCode, message: &str) -> BadBody {
     BadBody { status, message: message.to_owned() }
 }
 
+/// The request's media type, lower-cased, without parameters (`; charset=`, `; boundary=`).
+pub fn media_type(req: &AdminRequest) -> String {
+    req.content_type.as_deref().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
 /// The body as an input object, without schema coercion.
 pub fn raw_input(req: &AdminRequest) -> Result<Map<String, Value>, BadBody> {
-    let ct = req.content_type.as_deref().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = media_type(req);
     if req.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }

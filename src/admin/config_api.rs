@@ -6,7 +6,7 @@ use hyper::{Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::body::multipart_fields;
+use super::body::{media_type, multipart_fields};
 use super::server::{AdminContext, AdminRequest};
 use super::write::{commit, Change};
 use crate::http::{full, json_response, Body};
@@ -29,7 +29,7 @@ fn declarative_text(req: &AdminRequest) -> Result<String, KongError> {
     struct Wrapped {
         config: Option<String>,
     }
-    let media = req.content_type.as_deref().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = media_type(req);
     if media == "multipart/form-data" {
         // `curl -F config=@kong.yml`, as Kong's docs load a file.
         let fields = multipart_fields(req).map_err(|b| KongError::declarative_config(json!({ "config": b.message })))?;

@@ -3,7 +3,6 @@
 //! (`/routes/{r}/service` and the like, in `referenced`).
 
 use hyper::{Method, Response, StatusCode};
-use uuid::Uuid;
 
 use super::entities::{self, lookup, not_found, AdminEntity, Scope};
 use super::server::{message, AdminContext, AdminRequest};
@@ -67,7 +66,7 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
         ["routes", r, "plugins"] => nested!(ctx, req, Route, "route", r, Plugin, None),
         ["routes", r, "plugins", p] => nested!(ctx, req, Route, "route", r, Plugin, Some(p)),
         ["routes", r, "service"] => {
-            let reference = Reference { holder_key: r, field: "service", target_of: |r: &Route| fk(&r.service) };
+            let reference = Reference { holder_key: r, field: "service", target_of: |r: &Route| ForeignKey::id_of(&r.service) };
             referenced::serve::<Route, Service>(ctx, req, reference, Writes::Allowed).await
         },
 
@@ -108,15 +107,15 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
         ["plugins"] => op::<Plugin>(ctx, req, None, None).await,
         ["plugins", p] => op::<Plugin>(ctx, req, None, Some(p)).await,
         ["plugins", p, "route"] => {
-            let reference = Reference { holder_key: p, field: "route", target_of: |p: &Plugin| fk(&p.route) };
+            let reference = Reference { holder_key: p, field: "route", target_of: |p: &Plugin| ForeignKey::id_of(&p.route) };
             referenced::serve::<Plugin, Route>(ctx, req, reference, Writes::Allowed).await
         }
         ["plugins", p, "service"] => {
-            let reference = Reference { holder_key: p, field: "service", target_of: |p: &Plugin| fk(&p.service) };
+            let reference = Reference { holder_key: p, field: "service", target_of: |p: &Plugin| ForeignKey::id_of(&p.service) };
             referenced::serve::<Plugin, Service>(ctx, req, reference, Writes::Allowed).await
         }
         ["plugins", p, "consumer"] => {
-            let reference = Reference { holder_key: p, field: "consumer", target_of: |p: &Plugin| fk(&p.consumer) };
+            let reference = Reference { holder_key: p, field: "consumer", target_of: |p: &Plugin| ForeignKey::id_of(&p.consumer) };
             referenced::serve::<Plugin, Consumer>(ctx, req, reference, Writes::Allowed).await
         }
 
@@ -124,10 +123,6 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
         ["targets", ..] => message(StatusCode::NOT_FOUND, "Not found"),
         _ => message(StatusCode::NOT_FOUND, "Not found"),
     }
-}
-
-fn fk(reference: &Option<ForeignKey>) -> Option<Uuid> {
-    reference.map(|r| r.id)
 }
 
 /// Runs `serve` for the one method an endpoint takes; Kong's 405 for the others.

@@ -24,6 +24,10 @@ impl ForeignKey {
     pub fn new(id: Uuid) -> Self {
         ForeignKey { id }
     }
+    /// The id an optional reference (a route's `service`, a plugin's scope) names.
+    pub fn id_of(reference: &Option<ForeignKey>) -> Option<Uuid> {
+        reference.map(|r| r.id)
+    }
 }
 
 /// A schema `number`: an `f64` that serialises without a fraction when it has none, so

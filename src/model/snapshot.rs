@@ -39,10 +39,6 @@ pub struct ConfigSnapshot {
     targets_by_upstream: imbl::HashMap<Uuid, IdSet>,
 }
 
-fn fk_of(fk: &Option<ForeignKey>) -> Option<Uuid> {
-    fk.map(|f| f.id)
-}
-
 impl ConfigSnapshot {
     pub fn new() -> Self {
         Self::default()
@@ -84,7 +80,7 @@ impl ConfigSnapshot {
                 self.services.insert(s.id, s);
             }
             Entity::Route(r) => {
-                if let Some(s) = fk_of(&r.service) {
+                if let Some(s) = ForeignKey::id_of(&r.service) {
                     self.routes_by_service.entry(s).or_default().insert(r.id);
                 }
                 self.routes.insert(r.id, r);
@@ -117,7 +113,7 @@ impl ConfigSnapshot {
             "services" => self.services.remove(&id)?.into(),
             "routes" => {
                 let r = self.routes.remove(&id)?;
-                if let Some(s) = fk_of(&r.service) {
+                if let Some(s) = ForeignKey::id_of(&r.service) {
                     if let Some(set) = self.routes_by_service.get_mut(&s) {
                         set.remove(&id);
                     }
@@ -422,8 +418,8 @@ impl ConfigSnapshot {
                 .collect()
         };
         match e {
-            Entity::Service(_) => out.extend(plugins_where(|p| fk_of(&p.service))),
-            Entity::Route(_) => out.extend(plugins_where(|p| fk_of(&p.route))),
+            Entity::Service(_) => out.extend(plugins_where(|p| ForeignKey::id_of(&p.service))),
+            Entity::Route(_) => out.extend(plugins_where(|p| ForeignKey::id_of(&p.route))),
             Entity::Consumer(_) => {
                 out.extend(
                     self.credentials_of(id)
@@ -431,7 +427,7 @@ impl ConfigSnapshot {
                         .cloned()
                         .map(Entity::from),
                 );
-                out.extend(plugins_where(|p| fk_of(&p.consumer)));
+                out.extend(plugins_where(|p| ForeignKey::id_of(&p.consumer)));
             }
             Entity::Upstream(_) => {
                 out.extend(self.targets_of(id).into_iter().cloned().map(Entity::from))
