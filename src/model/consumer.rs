@@ -117,6 +117,11 @@ static CREDENTIAL: LazyLock<Arc<Record>> = LazyLock::new(|| {
     )
 });
 
+/// Kong's answer to a ttl that is not a whole number of seconds from 0 to 100,000,000.
+fn bad_ttl() -> KongError {
+    KongError::invalid_option("ttl", "must be an integer between 0 and 100000000")
+}
+
 impl EntityType for KeyAuthCredential {
     const TABLE: &'static str = "keyauth_credentials";
     const ENDPOINT_KEY: Option<&'static str> = Some("key");
@@ -137,7 +142,7 @@ impl EntityType for KeyAuthCredential {
         };
         let from_now = match ttl.as_f64() {
             Some(t) if t.fract() == 0.0 && (0.0..=MOST).contains(&t) => t as i64,
-            _ => return Err(KongError::invalid_option("ttl", "must be an integer between 0 and 100000000")),
+            _ => return Err(bad_ttl()),
         };
         // Counted from the next whole second: `created_at` is whole seconds, and a ttl is
         // better up to a second long than up to a second short (a ttl of 1 would live
@@ -156,10 +161,10 @@ impl EntityType for KeyAuthCredential {
                 Some(n) => {
                     input.insert("ttl".into(), Value::Number(n));
                 }
-                None => return Err(KongError::invalid_option("ttl", "must be an integer between 0 and 100000000")),
+                None => return Err(bad_ttl()),
             },
             Some(Value::Number(_) | Value::Null) | None => {}
-            Some(_) => return Err(KongError::invalid_option("ttl", "must be an integer between 0 and 100000000")),
+            Some(_) => return Err(bad_ttl()),
         }
         let set = |k: &str| input.get(k).is_some_and(|v| !v.is_null());
         if !set("key") && !set("key_hash") {

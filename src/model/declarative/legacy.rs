@@ -5,8 +5,10 @@
 
 use serde_json::{Map, Value};
 
+use super::FORMAT_VERSION;
+
 /// The versions accepted, newest last.
-pub const ACCEPTED: [&str; 3] = ["1.1", "2.1", "3.0"];
+pub const ACCEPTED: [&str; 3] = ["1.1", "2.1", FORMAT_VERSION];
 
 /// Whether `version` (a string, or a YAML number such as `2.1`) names a format before
 /// 3.0 that Kong still loads; `None` when it names none Kong knows.
@@ -16,7 +18,7 @@ pub fn is_legacy(version: &Value) -> Option<bool> {
         Value::Number(n) => n.as_f64().map(|f| format!("{f:.1}"))?,
         _ => return None,
     };
-    ACCEPTED.contains(&text.as_str()).then(|| text != "3.0")
+    ACCEPTED.contains(&text.as_str()).then(|| text != FORMAT_VERSION)
 }
 
 /// Marks each regex path of the document's routes, top-level or under a service.
