@@ -78,11 +78,15 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
         // read-only (a write there is not a target named "all").
         ["upstreams", u, "targets", "all"] => only(req, Method::GET, || async { nested!(ctx, req, Upstream, "upstream", u, Target, None) }).await,
         ["upstreams", u, "targets", t] => nested!(ctx, req, Upstream, "upstream", u, Target, Some(t)),
-        ["upstreams", u, "targets", t, verdict @ ("healthy" | "unhealthy")] => {
-            only(req, Method::POST, || target_health::post(ctx, u, t, None, *verdict == "healthy")).await
+        // Kong 3 takes a verdict by PUT; Kong 2 took POST, which scripts still send.
+        ["upstreams", u, "targets", t, verdict @ ("healthy" | "unhealthy")] if matches!(req.method, Method::PUT | Method::POST) => {
+            target_health::give_verdict(ctx, u, t, None, *verdict == "healthy").await
         }
-        ["upstreams", u, "targets", t, address, verdict @ ("healthy" | "unhealthy")] => {
-            only(req, Method::POST, || target_health::post(ctx, u, t, Some(address), *verdict == "healthy")).await
+        ["upstreams", u, "targets", t, address, verdict @ ("healthy" | "unhealthy")] if matches!(req.method, Method::PUT | Method::POST) => {
+            target_health::give_verdict(ctx, u, t, Some(address), *verdict == "healthy").await
+        }
+        ["upstreams", _, "targets", _, "healthy" | "unhealthy"] | ["upstreams", _, "targets", _, _, "healthy" | "unhealthy"] => {
+            message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
         }
 
         // Kong's consumers endpoint answers a lookup by custom_id in place of a page.

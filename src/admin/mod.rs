@@ -7,6 +7,7 @@ pub mod config_api;
 pub mod entities;
 pub mod entity_routes;
 pub mod expiry;
+pub mod methods;
 pub mod multipart;
 pub mod referenced;
 pub mod server;

@@ -12,7 +12,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{cluster_api, config_api, entity_routes};
+use super::{cluster_api, config_api, entity_routes, methods};
 use crate::cluster::PeerView;
 use crate::http::{json_response, Body, Handler, RequestBody};
 
@@ -79,7 +79,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 async fn handle(ctx: Arc<AdminContext>, req: Request<RequestBody>) -> Response<Body> {
     // Health probes (load balancers, Kubernetes readiness) cannot carry a token; /status
     // tells only whether the node serves and what it applied.
-    let health_probe = req.method() == Method::GET && req.uri().path() == "/status";
+    let health_probe = matches!(*req.method(), Method::GET | Method::HEAD) && req.uri().path() == "/status";
+    // A browser's preflight carries no credentials, and the answer is the same for all.
+    if req.method() == Method::OPTIONS {
+        let segments: Vec<String> = path_segments(req.uri().path());
+        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+        return match methods::allowed(&segs) {
+            Some(list) => methods::options(list, req.headers()),
+            None => message(StatusCode::NOT_FOUND, "Not found"),
+        };
+    }
     if !health_probe && !authorized(&ctx, &req) {
         let mut resp = message(StatusCode::UNAUTHORIZED, "Unauthorized");
         resp.headers_mut().insert("www-authenticate", "Bearer".parse().expect("static"));
@@ -93,17 +102,17 @@ async fn handle(ctx: Arc<AdminContext>, req: Request<RequestBody>) -> Response<B
         }
         Err(_) => return message(StatusCode::BAD_REQUEST, "could not read the request body"),
     };
-    let segments = parts
-        .uri
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect();
+    let segments = path_segments(parts.uri.path());
     let query = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
     let content_type = parts.headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let req = AdminRequest { method: parts.method, segments, query, content_type, body };
+    // HEAD is GET's answer without its body, which the server leaves out (as Kong does).
+    let method = if parts.method == Method::HEAD { Method::GET } else { parts.method };
+    let req = AdminRequest { method, segments, query, content_type, body };
     route(&ctx, req).await
+}
+
+fn path_segments(path: &str) -> Vec<String> {
+    path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect()
 }
 
 fn percent_decode(segment: &str) -> String {
@@ -124,10 +133,8 @@ async fn route(ctx: &AdminContext, req: AdminRequest) -> Response<Body> {
         (&Method::GET, ["config"]) => config_api::export(ctx, &req),
         (&Method::GET, ["metrics"]) => cluster_api::metrics(ctx),
         (&Method::POST, ["config"]) => config_api::apply(ctx, &req).await,
-        (_, ["status"] | ["cluster"] | [] | ["cluster", "leave"] | ["cluster", "members"] | ["config"]) => {
-            message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
-        }
         (_, [table, ..]) if entity_routes::serves(table) => entity_routes::dispatch(ctx, &req, &segs).await,
+        (_, path) if methods::allowed(path).is_some() => message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
         _ => message(StatusCode::NOT_FOUND, "Not found"),
     }
 }

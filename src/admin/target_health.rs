@@ -1,5 +1,5 @@
 //! Targets' health on the Admin API. `GET /upstreams/{u}/health` reads this node's
-//! balancer, as Kong's does. `POST /upstreams/{u}/targets/{t}[/{address}]/healthy|unhealthy`
+//! balancer, as Kong's does. `PUT /upstreams/{u}/targets/{t}[/{address}]/healthy|unhealthy`
 //! is an operator's verdict on a target, applied to this node's balancer and sent to
 //! every other member over the authenticated cluster port, as Kong broadcasts it to its
 //! nodes. It is not stored, as in Kong: a node that starts later sees the target healthy
@@ -86,7 +86,7 @@ pub fn get(ctx: &AdminContext, upstream_key: &str, req: &AdminRequest) -> Respon
     json_response(StatusCode::OK, &json!({ "data": data, "next": null, "node_id": node_id, "upstream": { "id": upstream.id } }))
 }
 
-pub async fn post(ctx: &AdminContext, upstream_key: &str, target_key: &str, address: Option<&str>, healthy: bool) -> Response<Body> {
+pub async fn give_verdict(ctx: &AdminContext, upstream_key: &str, target_key: &str, address: Option<&str>, healthy: bool) -> Response<Body> {
     let found = |cfg: &crate::applied::AppliedConfig| {
         let upstream = lookup::<Upstream>(cfg, None, upstream_key)?;
         let target = lookup::<Target>(cfg, Some(Scope { field: "upstream", id: upstream.id }), target_key)?;
