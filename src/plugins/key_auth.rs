@@ -90,9 +90,9 @@ fn form_without(pairs: &[(String, String)], name: &str) -> Option<String> {
 fn find_key<'c, 'r>(cfg: &'c KeyAuthConfig, parts: &'r Parts, body: Option<&BodyFields>) -> Found<'c, 'r> {
     // Parsed only if a name is looked for there: most keys come in a header.
     let mut query: Option<Vec<(Cow<'r, str>, Cow<'r, str>)>> = None;
-    for name in &cfg.key_names {
-        if cfg.key_in_header {
-            let mut values = parts.headers.get_all(name.as_str()).iter();
+    for (name, header) in cfg.key_names.iter().zip(&cfg.header_names) {
+        if let (true, Some(header)) = (cfg.key_in_header, header) {
+            let mut values = parts.headers.get_all(header).iter();
             if let Some(v) = values.next() {
                 if values.next().is_some() {
                     return Found::Duplicate;

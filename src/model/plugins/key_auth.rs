@@ -1,5 +1,6 @@
 //! The key-auth plugin's config schema (Kong's `kong/plugins/key-auth/schema.lua`).
 
+use hyper::header::HeaderName;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -25,11 +26,17 @@ pub struct KeyAuthConfig {
     pub run_on_preflight: bool,
     /// `WWW-Authenticate: Key realm="<realm>"` when set.
     pub realm: Option<String>,
+    /// `key_names` as header names, beside them: a lookup by text parses the name again
+    /// on every request. The schema admits only valid names, so none is `None` in use.
+    #[serde(skip)]
+    pub header_names: Vec<Option<HeaderName>>,
 }
 
 impl KeyAuthConfig {
     pub fn from_value(config: &Value) -> Result<Self, serde_json::Error> {
-        serde_json::from_value(config.clone())
+        let mut cfg: KeyAuthConfig = serde_json::from_value(config.clone())?;
+        cfg.header_names = cfg.key_names.iter().map(|name| HeaderName::from_bytes(name.as_bytes()).ok()).collect();
+        Ok(cfg)
     }
 }
 
