@@ -11,7 +11,7 @@ use hyper::http::request::Parts;
 use hyper::{Response, StatusCode, Uri};
 
 use crate::http::Body;
-use crate::model::plugins::key_auth::KeyAuthConfig;
+use crate::model::plugins::key_auth::{KeyAuthConfig, KeyName};
 
 use super::key_auth_cache;
 use crate::model::ConfigSnapshot;
@@ -90,7 +90,7 @@ fn form_without(pairs: &[(String, String)], name: &str) -> Option<String> {
 fn find_key<'c, 'r>(cfg: &'c KeyAuthConfig, parts: &'r Parts, body: Option<&BodyFields>) -> Found<'c, 'r> {
     // Parsed only if a name is looked for there: most keys come in a header.
     let mut query: Option<Vec<(Cow<'r, str>, Cow<'r, str>)>> = None;
-    for (name, header) in cfg.key_names.iter().zip(&cfg.header_names) {
+    for KeyName { text: name, header } in &cfg.key_names {
         if let (true, Some(header)) = (cfg.key_in_header, header) {
             let mut values = parts.headers.get_all(header).iter();
             if let Some(v) = values.next() {

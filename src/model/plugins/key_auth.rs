@@ -14,7 +14,7 @@ pub const NAME: &str = "key-auth";
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct KeyAuthConfig {
     /// Header, query-argument and body-field names that carry the key.
-    pub key_names: Vec<String>,
+    pub key_names: Vec<KeyName>,
     /// Remove the key from the request before proxying.
     pub hide_credentials: bool,
     /// Consumer id or username to use when authentication fails.
@@ -26,17 +26,28 @@ pub struct KeyAuthConfig {
     pub run_on_preflight: bool,
     /// `WWW-Authenticate: Key realm="<realm>"` when set.
     pub realm: Option<String>,
-    /// `key_names` as header names, beside them: a lookup by text parses the name again
-    /// on every request. The schema admits only valid names, so none is `None` in use.
-    #[serde(skip)]
-    pub header_names: Vec<Option<HeaderName>>,
+}
+
+/// A name the key may come under, with its header form parsed as it is read: a header
+/// lookup by text would parse the name again on every request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyName {
+    pub text: String,
+    /// `None` for a name that is no header name; the schema admits none such.
+    pub header: Option<HeaderName>,
+}
+
+impl<'de> Deserialize<'de> for KeyName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let header = HeaderName::from_bytes(text.as_bytes()).ok();
+        Ok(KeyName { text, header })
+    }
 }
 
 impl KeyAuthConfig {
     pub fn from_value(config: &Value) -> Result<Self, serde_json::Error> {
-        let mut cfg: KeyAuthConfig = serde_json::from_value(config.clone())?;
-        cfg.header_names = cfg.key_names.iter().map(|name| HeaderName::from_bytes(name.as_bytes()).ok()).collect();
-        Ok(cfg)
+        serde_json::from_value(config.clone())
     }
 }
 
@@ -97,7 +108,7 @@ mod tests {
         );
         assert_eq!(p.protocols, vec!["grpc", "grpcs", "http", "https"]);
         let c = KeyAuthConfig::from_value(&p.config).unwrap();
-        assert_eq!(c.key_names, vec!["apikey"]);
+        assert_eq!(c.key_names, vec![KeyName { text: "apikey".into(), header: Some(HeaderName::from_static("apikey")) }]);
         assert!(c.key_in_header && c.key_in_query && !c.key_in_body && c.run_on_preflight);
     }
 
