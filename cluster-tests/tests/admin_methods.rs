@@ -41,6 +41,7 @@ async fn every_endpoint_lists_its_methods_and_refuses_the_others() {
     let target = created(&format!("http://{a}/upstreams/u/targets"), "target=127.0.34.101:9000").await;
     created(&format!("http://{a}/consumers"), "username=c").await;
     let key = created(&format!("http://{a}/consumers/c/key-auth"), "key=k").await;
+    let consumer_plugin = created(&format!("http://{a}/consumers/c/plugins"), "name=rate-limiting&config.minute=100").await;
 
     let paths = [
         "/".to_owned(),
@@ -77,6 +78,8 @@ async fn every_endpoint_lists_its_methods_and_refuses_the_others() {
         "/consumers".into(),
         "/consumers/c".into(),
         "/consumers/c/plugins".into(),
+        format!("/consumers/c/plugins/{consumer_plugin}"),
+        "/consumers?custom_id=nobody".into(),
         "/consumers/c/key-auth".into(),
         format!("/consumers/c/key-auth/{key}"),
         "/key-auths".into(),
@@ -122,6 +125,11 @@ async fn every_endpoint_lists_its_methods_and_refuses_the_others() {
         }
     }
 
+    // A method the path does not take is 405 before the parent is looked for.
+    for (method, path) in [(Method::DELETE, "/services/nope/routes"), (Method::POST, "/upstreams/nope/targets/all"), (Method::PUT, "/consumers/nope/key-auth")] {
+        assert_eq!(call(method.clone(), &format!("http://{a}{path}"), "").await.status.as_u16(), 405, "{method} {path}");
+    }
+
     // Nothing there: 404 to every method, OPTIONS included.
     for path in ["/nope", "/targets", "/services/s/nope"] {
         let r = request_with_headers(Method::OPTIONS, &format!("http://{a}{path}"), &[], Vec::new()).await.unwrap();
@@ -130,8 +138,10 @@ async fn every_endpoint_lists_its_methods_and_refuses_the_others() {
     // The token still guards everything but the preflight and the health probe.
     let r = request_with_headers(Method::HEAD, &format!("http://{a}/services"), &[], Vec::new()).await.unwrap();
     assert_eq!(r.status.as_u16(), 401);
-    let r = request_with_headers(Method::HEAD, &format!("http://{a}/status"), &[], Vec::new()).await.unwrap();
-    assert_eq!(r.status.as_u16(), 200);
+    for probe in ["/status", "/status/"] {
+        let r = request_with_headers(Method::HEAD, &format!("http://{a}{probe}"), &[], Vec::new()).await.unwrap();
+        assert_eq!(r.status.as_u16(), 200, "{probe}");
+    }
 
     // Kong 3 gives a target's verdict by PUT.
     let r = call(Method::PUT, &format!("http://{a}/upstreams/u/targets/{target}/unhealthy"), "").await;

@@ -65,7 +65,7 @@ async fn a_routes_service_is_read_updated_and_replaced_at_the_routes_path() {
     let services = get(&format!("http://{a1}/services")).await.unwrap().json();
     assert_eq!(services["data"].as_array().unwrap().len(), 2, "{services}");
 
-    // A plugin's route, and a credential's consumer (read-only, as Kong's key-auth API).
+    // A plugin's route, and a credential's consumer.
     let plugin = admin_form(&format!("http://{a1}/routes/r1/plugins"), "name=key-auth").await.json();
     let (code, body) = status(Method::GET, &format!("http://{a1}/plugins/{}/route", plugin["id"].as_str().unwrap()), "").await;
     assert_eq!((code, body["name"].as_str()), (200, Some("r1")), "{body}");
@@ -75,11 +75,14 @@ async fn a_routes_service_is_read_updated_and_replaced_at_the_routes_path() {
     let cred_consumer = format!("http://{a1}/key-auths/{}/consumer", cred["id"].as_str().unwrap());
     let (code, body) = status(Method::GET, &cred_consumer, "").await;
     assert_eq!((code, body["username"].as_str()), (200, Some("ann")), "{body}");
-    for method in [Method::PATCH, Method::PUT, Method::DELETE] {
-        assert_eq!(status(method, &cred_consumer, "username=bob").await.0, 405);
-    }
-    // Credentials are listed at /key-auths and made under their consumer.
-    assert_eq!(status(Method::POST, &format!("http://{a1}/key-auths"), "key=k9").await.0, 405);
+    let (code, body) = status(Method::PATCH, &cred_consumer, "custom_id=ann-1").await;
+    assert_eq!((code, body["username"].as_str(), body["custom_id"].as_str()), (200, Some("ann"), Some("ann-1")), "{body}");
+    assert_eq!(status(Method::DELETE, &cred_consumer, "").await.0, 405);
+    // Kong 3 also makes a credential at /key-auths, its consumer named in the body.
+    let (code, body) = status(Method::POST, &format!("http://{a1}/key-auths"), &format!("key=k9&consumer.id={}", body["id"].as_str().unwrap())).await;
+    assert_eq!((code, body["consumer"]["id"].clone()), (201, cred["consumer"]["id"].clone()), "{body}");
+    let (code, body) = status(Method::POST, &format!("http://{a1}/key-auths"), "key=k10").await;
+    assert_eq!((code, body["code"].as_u64()), (400, Some(2)), "a credential needs its consumer: {body}");
     // A credential past its ttl is gone, and so is the way to its consumer.
     let brief = admin_form(&format!("http://{a1}/consumers/ann/key-auth"), "key=k2&ttl=1").await.json();
     let brief_id = brief["id"].as_str().unwrap();

@@ -6,7 +6,7 @@ use hyper::{Method, Response, StatusCode};
 
 use super::entities::{self, lookup, not_found, AdminEntity, Scope};
 use super::server::{message, AdminContext, AdminRequest};
-use super::referenced::{self, Reference, Writes};
+use super::referenced::{self, Reference};
 use super::target_health;
 use crate::http::Body;
 use crate::model::{Consumer, ForeignKey, KeyAuthCredential, Plugin, Route, Service, Target, Upstream};
@@ -67,7 +67,7 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
         ["routes", r, "plugins", p] => nested!(ctx, req, Route, "route", r, Plugin, Some(p)),
         ["routes", r, "service"] => {
             let reference = Reference { holder_key: r, field: "service", target_of: |r: &Route| ForeignKey::id_of(&r.service) };
-            referenced::serve::<Route, Service>(ctx, req, reference, Writes::Allowed).await
+            referenced::serve::<Route, Service>(ctx, req, reference).await
         },
 
         ["upstreams"] => op::<Upstream>(ctx, req, None, None).await,
@@ -100,27 +100,28 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
         ["consumers", c, "plugins"] => nested!(ctx, req, Consumer, "consumer", c, Plugin, None),
         ["consumers", c, "plugins", p] => nested!(ctx, req, Consumer, "consumer", c, Plugin, Some(p)),
 
-        // Kong's key-auth plugin lists credentials here; they are created under a consumer.
-        ["key-auths"] => only(req, Method::GET, || op::<KeyAuthCredential>(ctx, req, None, None)).await,
+        // Kong's key-auth plugin serves its credentials here too: one is created with its
+        // consumer in the body.
+        ["key-auths"] => op::<KeyAuthCredential>(ctx, req, None, None).await,
         ["key-auths", k] => op::<KeyAuthCredential>(ctx, req, None, Some(k)).await,
         ["key-auths", k, "consumer"] => {
             let reference = Reference { holder_key: k, field: "consumer", target_of: |c: &KeyAuthCredential| Some(c.consumer.id) };
-            referenced::serve::<KeyAuthCredential, Consumer>(ctx, req, reference, Writes::ReadOnly).await
+            referenced::serve::<KeyAuthCredential, Consumer>(ctx, req, reference).await
         }
 
         ["plugins"] => op::<Plugin>(ctx, req, None, None).await,
         ["plugins", p] => op::<Plugin>(ctx, req, None, Some(p)).await,
         ["plugins", p, "route"] => {
             let reference = Reference { holder_key: p, field: "route", target_of: |p: &Plugin| ForeignKey::id_of(&p.route) };
-            referenced::serve::<Plugin, Route>(ctx, req, reference, Writes::Allowed).await
+            referenced::serve::<Plugin, Route>(ctx, req, reference).await
         }
         ["plugins", p, "service"] => {
             let reference = Reference { holder_key: p, field: "service", target_of: |p: &Plugin| ForeignKey::id_of(&p.service) };
-            referenced::serve::<Plugin, Service>(ctx, req, reference, Writes::Allowed).await
+            referenced::serve::<Plugin, Service>(ctx, req, reference).await
         }
         ["plugins", p, "consumer"] => {
             let reference = Reference { holder_key: p, field: "consumer", target_of: |p: &Plugin| ForeignKey::id_of(&p.consumer) };
-            referenced::serve::<Plugin, Consumer>(ctx, req, reference, Writes::Allowed).await
+            referenced::serve::<Plugin, Consumer>(ctx, req, reference).await
         }
 
         // Kong disables the top-level target endpoints: targets live under upstreams.

@@ -1,8 +1,8 @@
 //! Which methods each Admin API path takes, as Kong's router lists them: the `Allow`
 //! answer to OPTIONS (Kong adds HEAD wherever GET is served, and OPTIONS everywhere).
-//! `entity_routes::dispatch` and `server::route` serve these; a black-box test
-//! (`cluster-tests/tests/admin_methods.rs`) checks that every method left out of a list
-//! gets 405 there.
+//! `server::route` answers 405 to a method left out of its path's list before any
+//! handler runs, as Kong's router does; a black-box test
+//! (`cluster-tests/tests/admin_methods.rs`) checks that the handlers serve the rest.
 
 use hyper::header::{HeaderValue, ALLOW};
 use hyper::{HeaderMap, Response, StatusCode};
@@ -18,25 +18,30 @@ const READ: &str = "GET, HEAD, OPTIONS";
 const VERDICT: &str = "OPTIONS, POST, PUT";
 
 /// Kong's sorted list of the methods `segs` takes, or `None` when no endpoint is there.
+/// HEAD is served as GET, so the list names it wherever it names GET.
 pub fn allowed(segs: &[&str]) -> Option<&'static str> {
     let list = match segs {
         [] | ["status"] | ["cluster"] | ["cluster", "members"] | ["metrics"] => READ,
         ["cluster", "leave"] => "OPTIONS, POST",
         ["config"] => COLLECTION,
 
-        ["key-auths"] => READ,
-        ["services" | "routes" | "upstreams" | "consumers" | "plugins"] => COLLECTION,
+        ["services" | "routes" | "upstreams" | "consumers" | "plugins" | "key-auths"] => COLLECTION,
         ["services" | "routes" | "upstreams" | "consumers" | "plugins" | "key-auths", _] => ENTITY,
         ["services", _, "routes" | "plugins"] | ["routes", _, "plugins"] | ["upstreams", _, "targets"] | ["consumers", _, "key-auth" | "plugins"] => COLLECTION,
         ["services", _, "routes" | "plugins", _] | ["routes", _, "plugins", _] | ["consumers", _, "key-auth" | "plugins", _] => ENTITY,
         ["upstreams", _, "targets", "all"] => READ,
         ["upstreams", _, "targets", _] => ENTITY,
-        ["routes", _, "service"] | ["plugins", _, "route" | "service" | "consumer"] => ENTITY,
-        ["key-auths", _, "consumer"] | ["upstreams", _, "health"] => READ,
+        ["routes", _, "service"] | ["plugins", _, "route" | "service" | "consumer"] | ["key-auths", _, "consumer"] => ENTITY,
+        ["upstreams", _, "health"] => READ,
         ["upstreams", _, "targets", _, "healthy" | "unhealthy"] | ["upstreams", _, "targets", _, _, "healthy" | "unhealthy"] => VERDICT,
         _ => return None,
     };
     Some(list)
+}
+
+/// Whether `method` is in `list`.
+pub fn lists(list: &str, method: &hyper::Method) -> bool {
+    list.split(", ").any(|m| m == method.as_str())
 }
 
 /// Kong's answer to OPTIONS on an endpoint: 204, the methods it takes, and the request
@@ -63,7 +68,7 @@ mod tests {
         assert_eq!(allowed(&["services", "s", "routes", "r"]), Some(ENTITY));
         assert_eq!(allowed(&["upstreams", "u", "targets", "all"]), Some(READ));
         assert_eq!(allowed(&["upstreams", "u", "targets", "t", "10.0.0.1:80", "healthy"]), Some(VERDICT));
-        assert_eq!(allowed(&["key-auths"]), Some(READ));
+        assert_eq!(allowed(&["key-auths"]), Some(COLLECTION));
         assert_eq!(allowed(&["targets"]), None);
         assert_eq!(allowed(&["services", "s", "nope"]), None);
     }

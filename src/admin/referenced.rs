@@ -17,14 +17,6 @@ use crate::applied::AppliedConfig;
 use crate::http::Body;
 use crate::model::{patch, replace, unix_now, Entity, PutKey};
 
-/// Which of the methods above an endpoint takes (Kong's key-auth plugin serves only GET
-/// on `/key-auths/{k}/consumer`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Writes {
-    Allowed,
-    ReadOnly,
-}
-
 /// One entity's reference to another: the holder's key in the path, the field, and how
 /// to read the id it holds.
 pub struct Reference<'k, H> {
@@ -34,7 +26,7 @@ pub struct Reference<'k, H> {
 }
 
 /// Serves `req` on the `T` that the holder `H` refers to.
-pub async fn serve<H: AdminEntity, T: AdminEntity>(ctx: &AdminContext, req: &AdminRequest, reference: Reference<'_, H>, writes: Writes) -> Response<Body> {
+pub async fn serve<H: AdminEntity, T: AdminEntity>(ctx: &AdminContext, req: &AdminRequest, reference: Reference<'_, H>) -> Response<Body> {
     let method = &req.method;
     if *method == Method::GET {
         let cfg = ctx.applied.get();
@@ -43,7 +35,7 @@ pub async fn serve<H: AdminEntity, T: AdminEntity>(ctx: &AdminContext, req: &Adm
             None => not_found(),
         };
     }
-    if writes == Writes::ReadOnly || ![Method::PUT, Method::PATCH, Method::DELETE].contains(method) {
+    if ![Method::PUT, Method::PATCH, Method::DELETE].contains(method) {
         return message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
     }
     if *method == Method::PUT {

@@ -79,7 +79,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 async fn handle(ctx: Arc<AdminContext>, req: Request<RequestBody>) -> Response<Body> {
     // Health probes (load balancers, Kubernetes readiness) cannot carry a token; /status
     // tells only whether the node serves and what it applied.
-    let health_probe = matches!(*req.method(), Method::GET | Method::HEAD) && req.uri().path() == "/status";
+    let health_probe = matches!(*req.method(), Method::GET | Method::HEAD) && req.uri().path().trim_end_matches('/') == "/status";
     // A browser's preflight carries no credentials, and the answer is the same for all.
     if req.method() == Method::OPTIONS {
         let segments: Vec<String> = path_segments(req.uri().path());
@@ -124,6 +124,11 @@ fn percent_decode(segment: &str) -> String {
 
 async fn route(ctx: &AdminContext, req: AdminRequest) -> Response<Body> {
     let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    // As Kong's router: a method the path does not take is 405 before anything is looked
+    // up (a missing parent would otherwise make it 404).
+    if methods::allowed(&segs).is_some_and(|list| !methods::lists(list, &req.method)) {
+        return message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
+    }
     match (&req.method, segs.as_slice()) {
         (&Method::GET, []) => cluster_api::root(ctx),
         (&Method::GET, ["status"]) => cluster_api::status(ctx),
@@ -134,7 +139,6 @@ async fn route(ctx: &AdminContext, req: AdminRequest) -> Response<Body> {
         (&Method::GET, ["metrics"]) => cluster_api::metrics(ctx),
         (&Method::POST, ["config"]) => config_api::apply(ctx, &req).await,
         (_, [table, ..]) if entity_routes::serves(table) => entity_routes::dispatch(ctx, &req, &segs).await,
-        (_, path) if methods::allowed(path).is_some() => message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
         _ => message(StatusCode::NOT_FOUND, "Not found"),
     }
 }
