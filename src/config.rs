@@ -77,6 +77,11 @@ pub struct StartArgs {
     /// Bearer token the Admin API requires; required when it is not on loopback.
     #[arg(long, env = "GATEHOUSE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Origins whose web pages may call the Admin API (Kong's admin_gui_origin), repeated
+    /// or comma-separated; none by default, so no page elsewhere can read it.
+    #[arg(long, env = "GATEHOUSE_ADMIN_GUI_ORIGIN", value_delimiter = ',')]
+    #[serde(default)]
+    pub admin_gui_origin: Vec<String>,
     /// Proxy worker threads, each with its own event loop [default: one per usable core].
     #[arg(long, env = "GATEHOUSE_PROXY_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub proxy_workers: Option<u16>,
@@ -241,6 +246,9 @@ impl StartArgs {
         if self.admin_token.is_none() && !self.admin_addr().ip().is_loopback() {
             return invalid(format!("the Admin API {} is not on loopback: set --admin-token", self.admin_addr()));
         }
+        if let Some(bad) = self.admin_gui_origin.iter().find(|o| !is_origin(o)) {
+            return invalid(format!("--admin-gui-origin {bad:?} is not an origin (scheme://host[:port], as a browser sends it)"));
+        }
         if self.bind_addr.is_unspecified() && self.advertise_addr.is_none() {
             return invalid("--bind-addr 0.0.0.0 needs --advertise-addr (the address other nodes use)".into());
         }
@@ -269,3 +277,10 @@ fn has_port(addr: &str) -> bool {
 #[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;
+
+/// Whether `text` is an origin as a browser writes it: http(s), a host, maybe a port,
+/// and nothing after.
+fn is_origin(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://")) else { return false };
+    !rest.is_empty() && !rest.contains(['/', '?', '#', '@', ' ']) && text.parse::<hyper::Uri>().is_ok_and(|u| u.authority().is_some())
+}

@@ -75,6 +75,17 @@ fn off_loopback_needs_a_secret_and_an_admin_token() {
 }
 
 #[test]
+fn admin_gui_origins_must_be_origins() {
+    let a = parse(&["--admin-gui-origin", "https://admin.example,http://localhost:8002"]).unwrap();
+    assert_eq!(a.admin_gui_origin, ["https://admin.example", "http://localhost:8002"]);
+    a.validate().unwrap();
+    for bad in ["admin.example", "https://admin.example/", "https://", "ftp://admin.example", "https://a b", "*"] {
+        let err = parse(&["--admin-gui-origin", bad]).unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains("--admin-gui-origin") && err.contains("not an origin"), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn secret_file_is_read_and_trimmed() {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     writeln!(f, "hunter2").unwrap();

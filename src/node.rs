@@ -120,6 +120,7 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
         peers: peers.clone(),
         cluster_name: args.cluster_name.clone(),
         admin_token: args.admin_token.clone(),
+        gui_origins: args.admin_gui_origin.clone(),
         leave: leave_tx,
     });
 

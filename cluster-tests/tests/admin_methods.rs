@@ -1,7 +1,7 @@
 //! The Admin API's methods, as Kong's router has them: OPTIONS on every endpoint answers
 //! 204 with the methods it takes (without the admin token, as a browser's preflight
 //! has none), every method left out of that list is 405, GET's are served, and HEAD is
-//! GET without the body.
+//! GET without the body; CORS fields for the origin `--admin-gui-origin` names.
 
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use cluster_tests::{serial, wait_for, Cluster};
 use hyper::Method;
 
 const TOKEN: &str = "Bearer methods-test-token";
+const GUI: &str = "http://127.0.34.200:8002";
 
 async fn call(method: Method, url: &str, body: &str) -> Reply {
     let headers = [("authorization", TOKEN), ("content-type", "application/x-www-form-urlencoded")];
@@ -26,7 +27,7 @@ async fn created(url: &str, body: &str) -> String {
 async fn every_endpoint_lists_its_methods_and_refuses_the_others() {
     let _serial = serial();
     let mut c = Cluster::new("127.0.34", 1);
-    c.start(1, &["--voters", "1", "--admin-token", "methods-test-token"]);
+    c.start(1, &["--voters", "1", "--admin-token", "methods-test-token", "--admin-gui-origin", GUI]);
     let a = c.node(1).admin();
     wait_for("the node to serve", Duration::from_secs(15), || async {
         let r = request_with_headers(Method::GET, &format!("http://{a}/services"), &[("authorization", TOKEN)], Vec::new()).await.ok()?;
@@ -142,6 +143,13 @@ async fn every_endpoint_lists_its_methods_and_refuses_the_others() {
         let r = request_with_headers(Method::HEAD, &format!("http://{a}{probe}"), &[], Vec::new()).await.unwrap();
         assert_eq!(r.status.as_u16(), 200, "{probe}");
     }
+
+    // A page from the configured origin may call; another is told that one's origin, so
+    // its browser refuses the answer.
+    let preflight = request_with_headers(Method::OPTIONS, &format!("http://{a}/services"), &[("origin", GUI)], Vec::new()).await.unwrap();
+    assert_eq!((preflight.headers["access-control-allow-origin"].to_str().unwrap(), preflight.headers["access-control-allow-credentials"].to_str().unwrap()), (GUI, "true"));
+    let other = request_with_headers(Method::GET, &format!("http://{a}/services"), &[("origin", "http://127.0.34.201"), ("authorization", TOKEN)], Vec::new()).await.unwrap();
+    assert_eq!((other.status.as_u16(), other.headers["access-control-allow-origin"].to_str().unwrap()), (200, GUI));
 
     // Kong 3 gives a target's verdict by PUT.
     let r = call(Method::PUT, &format!("http://{a}/upstreams/u/targets/{target}/unhealthy"), "").await;

@@ -4,6 +4,7 @@
 pub mod body;
 pub mod cluster_api;
 pub mod config_api;
+pub mod cors;
 pub mod entities;
 pub mod entity_routes;
 pub mod expiry;

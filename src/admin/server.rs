@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::header::AUTHORIZATION;
+use hyper::header::{AUTHORIZATION, ORIGIN};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{cluster_api, config_api, entity_routes, methods};
+use super::{cluster_api, config_api, cors, entity_routes, methods};
 use crate::cluster::PeerView;
 use crate::http::{json_response, Body, Handler, RequestBody};
 
@@ -28,6 +28,8 @@ pub struct AdminContext {
     pub peers: Arc<dyn PeerView>,
     pub cluster_name: String,
     pub admin_token: Option<String>,
+    /// The origins browsers may call from (`--admin-gui-origin`); empty, no CORS fields.
+    pub gui_origins: Vec<String>,
     /// Asks the node to leave the cluster and exit; the reply says how it went.
     pub leave: mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>,
 }
@@ -77,6 +79,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn handle(ctx: Arc<AdminContext>, req: Request<RequestBody>) -> Response<Body> {
+    let origin = req.headers().get(ORIGIN).cloned();
+    let mut resp = answer(&ctx, req).await;
+    if !ctx.gui_origins.is_empty() {
+        cors::allow(&ctx.gui_origins, origin.as_ref(), resp.headers_mut());
+    }
+    resp
+}
+
+async fn answer(ctx: &AdminContext, req: Request<RequestBody>) -> Response<Body> {
     // Health probes (load balancers, Kubernetes readiness) cannot carry a token; /status
     // tells only whether the node serves and what it applied.
     let health_probe = matches!(*req.method(), Method::GET | Method::HEAD) && req.uri().path().trim_end_matches('/') == "/status";
@@ -89,7 +100,7 @@ async fn handle(ctx: Arc<AdminContext>, req: Request<RequestBody>) -> Response<B
             None => message(StatusCode::NOT_FOUND, "Not found"),
         };
     }
-    if !health_probe && !authorized(&ctx, &req) {
+    if !health_probe && !authorized(ctx, &req) {
         let mut resp = message(StatusCode::UNAUTHORIZED, "Unauthorized");
         resp.headers_mut().insert("www-authenticate", "Bearer".parse().expect("static"));
         return resp;
@@ -108,7 +119,7 @@ async fn handle(ctx: Arc<AdminContext>, req: Request<RequestBody>) -> Response<B
     // HEAD is GET's answer without its body, which the server leaves out (as Kong does).
     let method = if parts.method == Method::HEAD { Method::GET } else { parts.method };
     let req = AdminRequest { method, segments, query, content_type, body };
-    route(&ctx, req).await
+    route(ctx, req).await
 }
 
 fn path_segments(path: &str) -> Vec<String> {
