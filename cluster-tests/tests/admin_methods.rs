@@ -64,6 +64,7 @@ async fn every_endpoint_lists_its_methods_and_refuses_the_others() {
         format!("/routes/r/plugins/{plugin}"),
         "/routes/r/service".into(),
         "/plugins".into(),
+        "/plugins/enabled".into(),
         format!("/plugins/{plugin}"),
         format!("/plugins/{plugin}/route"),
         format!("/plugins/{plugin}/service"),
@@ -150,6 +151,22 @@ async fn every_endpoint_lists_its_methods_and_refuses_the_others() {
     assert_eq!((preflight.headers["access-control-allow-origin"].to_str().unwrap(), preflight.headers["access-control-allow-credentials"].to_str().unwrap()), (GUI, "true"));
     let other = request_with_headers(Method::GET, &format!("http://{a}/services"), &[("origin", "http://127.0.34.201"), ("authorization", TOKEN)], Vec::new()).await.unwrap();
     assert_eq!((other.status.as_u16(), other.headers["access-control-allow-origin"].to_str().unwrap()), (200, GUI));
+
+    // `enabled` under /plugins is the list of what this build runs, not a plugin's name.
+    let enabled = call(Method::GET, &format!("http://{a}/plugins/enabled"), "").await;
+    assert_eq!(enabled.json()["enabled_plugins"], serde_json::json!(["key-auth", "rate-limiting"]));
+
+    // Deleting what is not there is done at the top level, and 404 under a parent, where
+    // it may be another parent's: that one is left alone.
+    assert_eq!(call(Method::DELETE, &format!("http://{a}/services/nope"), "").await.status.as_u16(), 204);
+    created(&format!("http://{a}/consumers"), "username=d").await;
+    assert_eq!(call(Method::DELETE, &format!("http://{a}/consumers/d/key-auth/{key}"), "").await.status.as_u16(), 404);
+    assert_eq!(call(Method::GET, &format!("http://{a}/consumers/c/key-auth/{key}"), "").await.status.as_u16(), 200);
+    assert_eq!(call(Method::DELETE, &format!("http://{a}/upstreams/u/targets/127.0.34.109:9000"), "").await.status.as_u16(), 404);
+
+    // The token's scheme is case-insensitive.
+    let lower = request_with_headers(Method::GET, &format!("http://{a}/services"), &[("authorization", "bearer methods-test-token")], Vec::new()).await.unwrap();
+    assert_eq!(lower.status.as_u16(), 200);
 
     // Kong 3 gives a target's verdict by PUT.
     let r = call(Method::PUT, &format!("http://{a}/upstreams/u/targets/{target}/unhealthy"), "").await;

@@ -359,17 +359,20 @@ pub async fn patch_where<E: AdminEntity>(
 pub async fn delete<E: AdminEntity>(ctx: &AdminContext, scope: Option<Scope>, key: &str) -> Response<Body> {
     let result = commit(ctx, |cfg| {
         let Some(existing) = lookup::<E>(cfg, scope, key) else {
-            return Ok((vec![], ()));
+            return Ok((vec![], false));
         };
         let entity: Entity = existing.into();
         cfg.snapshot.referenced_by(&entity)?;
         let mut changes: Vec<Change> = cfg.snapshot.cascade_of(&entity).into_iter().map(Change::Delete).collect();
         changes.push(Change::Delete(entity));
-        Ok((changes, ()))
+        Ok((changes, true))
     })
     .await;
     match result {
-        Ok(()) => Response::builder().status(StatusCode::NO_CONTENT).body(crate::http::empty()).expect("static response"),
+        // As Kong: deleting what is not there is done, but under a parent it is 404 (the
+        // entity may be another parent's, which this path does not reach).
+        Ok(false) if scope.is_some() => not_found(),
+        Ok(_) => Response::builder().status(StatusCode::NO_CONTENT).body(crate::http::empty()).expect("static response"),
         Err(e) => write_error(e),
     }
 }

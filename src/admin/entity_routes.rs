@@ -8,7 +8,7 @@ use super::entities::{self, lookup, not_found, AdminEntity, Scope};
 use super::server::{message, AdminContext, AdminRequest};
 use super::referenced::{self, Reference};
 use super::target_health;
-use crate::http::Body;
+use crate::http::{json_response, Body};
 use crate::model::{Consumer, ForeignKey, KeyAuthCredential, Plugin, Route, Service, Target, Upstream};
 
 const TABLES: &[&str] = &["services", "routes", "upstreams", "consumers", "plugins", "key-auths", "targets"];
@@ -110,6 +110,8 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
         }
 
         ["plugins"] => op::<Plugin>(ctx, req, None, None).await,
+        // Not a plugin's name: what this build can run, as Kong lists its loaded plugins.
+        ["plugins", "enabled"] => json_response(StatusCode::OK, &serde_json::json!({ "enabled_plugins": crate::model::plugins::names() })),
         ["plugins", p] => op::<Plugin>(ctx, req, None, Some(p)).await,
         ["plugins", p, "route"] => {
             let reference = Reference { holder_key: p, field: "route", target_of: |p: &Plugin| ForeignKey::id_of(&p.route) };

@@ -26,6 +26,7 @@ pub fn allowed(segs: &[&str]) -> Option<&'static str> {
         ["config"] => COLLECTION,
 
         ["services" | "routes" | "upstreams" | "consumers" | "plugins" | "key-auths"] => COLLECTION,
+        ["plugins", "enabled"] => READ,
         ["services" | "routes" | "upstreams" | "consumers" | "plugins" | "key-auths", _] => ENTITY,
         ["services", _, "routes" | "plugins"] | ["routes", _, "plugins"] | ["upstreams", _, "targets"] | ["consumers", _, "key-auth" | "plugins"] => COLLECTION,
         ["services", _, "routes" | "plugins", _] | ["routes", _, "plugins", _] | ["consumers", _, "key-auth" | "plugins", _] => ENTITY,

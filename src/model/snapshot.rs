@@ -437,32 +437,42 @@ impl ConfigSnapshot {
         out
     }
 
-    /// Resolves `{"name": ..}` / `{"username": ..}` foreign references in an input
-    /// (`service.name=x` in a form) to `{"id": ..}`; a name that names nothing is Kong's
-    /// "foreign key unresolved" (code 13).
+    /// Resolves foreign references by a unique field in an input (`service.name=x`,
+    /// `consumer.custom_id=y` in a form) to `{"id": ..}`, trying the unique fields in
+    /// Kong's order; a value that names nothing is Kong's "foreign key unresolved" (code 13).
     pub fn resolve_foreign_names(&self, input: &mut Map<String, Value>) -> Result<(), KongError> {
-        let specs: [(&str, &str, &str); 4] = [
-            ("service", "services", "name"),
-            ("route", "routes", "name"),
-            ("upstream", "upstreams", "name"),
-            ("consumer", "consumers", "username"),
+        let specs: [(&str, &str, &[&str]); 4] = [
+            ("service", "services", &["name"]),
+            ("route", "routes", &["name"]),
+            ("upstream", "upstreams", &["name"]),
+            ("consumer", "consumers", &["username", "custom_id"]),
         ];
-        for (field, table, key) in specs {
+        for (field, table, keys) in specs {
             let Some(Value::Object(fk)) = input.get_mut(field) else {
                 continue;
             };
             if fk.get("id").is_some_and(|v| !v.is_null()) {
                 continue;
             }
-            let Some(name) = fk.get(key).and_then(Value::as_str).map(str::to_string) else {
-                continue;
-            };
-            match self.by_key(table, key, &name) {
-                Some(id) => {
+            let mut unresolved = None;
+            let mut found = None;
+            for key in keys {
+                let Some(value) = fk.get(*key).and_then(Value::as_str) else { continue };
+                match self.by_key(table, key, value) {
+                    Some(id) => {
+                        found = Some(id);
+                        break;
+                    }
+                    None => unresolved = unresolved.or(Some((*key, value.to_owned()))),
+                }
+            }
+            match (found, unresolved) {
+                (Some(id), _) => {
                     *fk = Map::new();
                     fk.insert("id".into(), Value::String(id.to_string()));
                 }
-                None => return Err(KongError::foreign_key_unresolved(field, key, &name, table)),
+                (None, Some((key, value))) => return Err(KongError::foreign_key_unresolved(field, key, &value, table)),
+                (None, None) => {}
             }
         }
         Ok(())

@@ -180,3 +180,17 @@ fn targets_and_name_resolution() {
         "foreign key unresolved (service.name: the foreign key cannot be resolved with '{name=\"nope\"}' for an existing 'services' entity)"
     );
 }
+
+#[test]
+fn a_consumer_is_resolved_by_username_or_custom_id() {
+    let c: Consumer = create(&json!({"username": "carol", "custom_id": "cid-carol"}), 1.0).unwrap();
+    let snap = ConfigSnapshot::from_entities([Entity::from(c.clone())]);
+    for given in [json!({"username": "carol"}), json!({"custom_id": "cid-carol"}), json!({"username": "nobody", "custom_id": "cid-carol"})] {
+        let mut input = json!({ "consumer": given }).as_object().unwrap().clone();
+        snap.resolve_foreign_names(&mut input).unwrap();
+        assert_eq!(input["consumer"], json!({"id": c.id.to_string()}), "{given}");
+    }
+    let mut input = json!({"consumer": {"custom_id": "nobody"}}).as_object().unwrap().clone();
+    let e = snap.resolve_foreign_names(&mut input).unwrap_err();
+    assert_eq!((e.code, e.message.contains("consumer.custom_id")), (13, true), "{}", e.message);
+}
