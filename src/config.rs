@@ -282,5 +282,9 @@ mod tests;
 /// and nothing after.
 fn is_origin(text: &str) -> bool {
     let Some(rest) = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://")) else { return false };
-    !rest.is_empty() && !rest.contains(['/', '?', '#', '@', ' ']) && text.parse::<hyper::Uri>().is_ok_and(|u| u.authority().is_some())
+    let port_ok = |u: &hyper::Uri| match u.authority().and_then(|a| a.as_str().rsplit_once(':')) {
+        Some((_, port)) if !port.ends_with(']') => port.parse::<u16>().is_ok_and(|p| p != 0),
+        _ => true,
+    };
+    !rest.is_empty() && !rest.contains(['/', '?', '#', '@', ' ']) && text.parse::<hyper::Uri>().is_ok_and(|u| u.authority().is_some() && port_ok(&u))
 }

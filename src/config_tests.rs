@@ -79,7 +79,8 @@ fn admin_gui_origins_must_be_origins() {
     let a = parse(&["--admin-gui-origin", "https://admin.example,http://localhost:8002"]).unwrap();
     assert_eq!(a.admin_gui_origin, ["https://admin.example", "http://localhost:8002"]);
     a.validate().unwrap();
-    for bad in ["admin.example", "https://admin.example/", "https://", "ftp://admin.example", "https://a b", "*"] {
+    parse(&["--admin-gui-origin", "http://[::1]:8002"]).unwrap().validate().unwrap();
+    for bad in ["admin.example", "https://admin.example/", "https://", "ftp://admin.example", "https://a b", "*", "http://admin.example:99999", "http://admin.example:0"] {
         let err = parse(&["--admin-gui-origin", bad]).unwrap().validate().unwrap_err().to_string();
         assert!(err.contains("--admin-gui-origin") && err.contains("not an origin"), "{bad}: {err}");
     }

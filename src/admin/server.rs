@@ -67,7 +67,11 @@ pub fn message(status: StatusCode, text: &str) -> Response<Body> {
 
 fn authorized(ctx: &AdminContext, req: &Request<RequestBody>) -> bool {
     let Some(token) = &ctx.admin_token else { return true };
-    let bearer = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    // The scheme's name is case-insensitive (RFC 9110, 11.1).
+    let bearer = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+        let (scheme, token) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim_start())
+    });
     // Kong's own header for admin tokens, so Kong tooling works unchanged.
     let kong = req.headers().get("kong-admin-token").and_then(|v| v.to_str().ok());
     let given = bearer.or(kong).unwrap_or("");

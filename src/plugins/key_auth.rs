@@ -97,7 +97,9 @@ fn find_key<'c, 'r>(cfg: &'c KeyAuthConfig, parts: &'r Parts, body: Option<&Body
                 if values.next().is_some() {
                     return Found::Duplicate;
                 }
-                if let Ok(v) = v.to_str() {
+                // Any UTF-8 the client sent, as Kong reads the field's bytes (`to_str` takes
+                // visible ASCII only).
+                if let Ok(v) = std::str::from_utf8(v.as_bytes()) {
                     return Found::Key { value: Cow::Borrowed(v), name };
                 }
             }

@@ -175,3 +175,14 @@ async fn key_in_body_reads_a_form_or_a_json_object_and_hide_credentials_takes_th
     assert!(access(&off, &snap, &mut parts("/x", &[form]), Some(&mut kept), &mut ctx(), || 2.0).is_err());
     assert_eq!(kept, "apikey=s3cret");
 }
+
+#[tokio::test]
+async fn a_key_in_a_header_may_be_any_utf8() {
+    let consumer: Consumer = create(&json!({"username": "ü"}), 1.0).unwrap();
+    let cred: KeyAuthCredential = create(&json!({"consumer": {"id": consumer.id}, "key": "ü-key"}), 1.0).unwrap();
+    let snap = ConfigSnapshot::from_entities([Entity::from(consumer.clone()), Entity::from(cred)]);
+    let mut p = Request::builder().uri("/x").header("apikey", hyper::header::HeaderValue::from_bytes("ü-key".as_bytes()).unwrap()).body(()).unwrap().into_parts().0;
+    let mut c = ctx();
+    access(&config(json!({})), &snap, &mut p, None, &mut c, || 2.0).unwrap();
+    assert_eq!(c.consumer.unwrap().id, consumer.id);
+}
