@@ -15,6 +15,11 @@ async fn post(url: &str) -> u16 {
     request(Method::POST, url, None, Vec::new()).await.unwrap().status.as_u16()
 }
 
+/// Kong 3's form of a verdict (`post` is Kong 2's, which still works).
+async fn put(url: &str) -> u16 {
+    request(Method::PUT, url, None, Vec::new()).await.unwrap().status.as_u16()
+}
+
 /// The echo servers that answered 12 requests through `proxy`.
 async fn servers_behind(proxy: &str) -> BTreeSet<String> {
     let mut servers = BTreeSet::new();
@@ -58,7 +63,7 @@ async fn a_verdict_through_one_node_holds_on_every_node_at_once() {
     assert_eq!(a_entry["id"], target_a["id"], "{health}");
     assert_eq!(a_entry["data"]["addresses"][0]["ip"], "127.0.27.100", "{health}");
     let whole = get(&format!("http://{a1}/upstreams/pool/health?balancer_health=1")).await.unwrap().json();
-    assert_eq!(whole["data"]["health"], "HEALTHCHECKS_OFF", "{whole}");
+    assert_eq!((whole["data"]["health"].as_str(), whole["data"]["balancer_health"].as_str()), (Some("HEALTHCHECKS_OFF"), Some("HEALTHY")), "{whole}");
     // One method per endpoint, and targets/all is no target to write.
     assert_eq!(request(Method::PUT, &format!("http://{a1}/upstreams/pool/targets/all"), None, Vec::new()).await.unwrap().status.as_u16(), 405);
     assert_eq!(request(Method::GET, &format!("http://{a1}/upstreams/pool/targets/{A}/healthy"), None, Vec::new()).await.unwrap().status.as_u16(), 405);
@@ -92,6 +97,11 @@ async fn a_verdict_through_one_node_holds_on_every_node_at_once() {
         assert_eq!(health_of(&c.node(i).admin(), B).await, "UNHEALTHY", "node {i}");
         assert_eq!(servers_behind(&c.node(i).proxy()).await, BTreeSet::from(["echo-a".to_owned()]), "node {i}");
     }
+    // Both out: the balancer has nowhere to send, whatever the (absent) checks say.
+    assert_eq!(put(&format!("http://{a1}/upstreams/pool/targets/{A}/unhealthy")).await, 204);
+    let whole = get(&format!("http://{a1}/upstreams/pool/health?balancer_health=1")).await.unwrap().json();
+    assert_eq!((whole["data"]["health"].as_str(), whole["data"]["balancer_health"].as_str()), (Some("HEALTHCHECKS_OFF"), Some("UNHEALTHY")), "{whole}");
+    assert_eq!(put(&format!("http://{a1}/upstreams/pool/targets/{A}/healthy")).await, 204);
 
     // A target whose name does not resolve costs no request: the one sent its way goes
     // on to A, and the target leaves the rotation, shown as Kong's DNS_ERROR.

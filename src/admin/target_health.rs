@@ -60,9 +60,11 @@ pub fn get(ctx: &AdminContext, upstream_key: &str, req: &AdminRequest) -> Respon
     };
     let node_id = ctx.store.id().to_string();
     if req.query("balancer_health") == Some("1") {
-        let usable = states.iter().any(|t| t.usable());
-        let health = if !checks_on && usable { "HEALTHCHECKS_OFF" } else if usable { "HEALTHY" } else { "UNHEALTHY" };
-        let data = json!({ "id": upstream.id, "health": health });
+        // As Kong's: `health` is the checks' verdict, off when there are none;
+        // `balancer_health` whether the balancer has a target to send to.
+        let balancer_health = if states.iter().any(|t| t.usable()) { "HEALTHY" } else { "UNHEALTHY" };
+        let health = if checks_on { balancer_health } else { "HEALTHCHECKS_OFF" };
+        let data = json!({ "id": upstream.id, "health": health, "balancer_health": balancer_health });
         return json_response(StatusCode::OK, &json!({ "data": data, "next": null, "node_id": node_id }));
     }
     let data: Vec<Value> = cfg
