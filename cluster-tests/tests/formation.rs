@@ -128,7 +128,7 @@ async fn a_dead_voter_is_replaced_by_a_learner() {
     // Still dead after the grace: removed from the membership altogether.
     wait_for("the dead node to be removed", Duration::from_secs(15), || async {
         let s = c.status(observer).await?;
-        s["nodes"].as_array()?.iter().all(|n| n["id"] != victim_id || n["role"] == "joining").then_some(())
+        s["nodes"].as_array()?.iter().all(|n| n["id"] != victim_id || n["role"] == "gone").then_some(())
     })
     .await;
     // Restarted with its data dir (and a stale membership that still lists it), it

@@ -29,7 +29,9 @@ pub struct NodeStatus {
     pub admin_addr: Option<String>,
     pub proxy_addr: Option<String>,
     pub cluster_addr: Option<String>,
-    /// leader, follower, candidate, learner, or joining (seen by gossip, not yet a member).
+    /// leader, follower, candidate, learner; joining (seen alive by gossip, not yet a
+    /// member) or gone (not a member and dead: removed, or died before it joined; gossip
+    /// forgets it after an hour).
     pub role: String,
     pub voter: bool,
     /// Gossip's verdict; "left" nodes departed on purpose.
@@ -103,14 +105,14 @@ pub fn cluster_status(store: &Store, peers: &[PeerInfo], cluster: &str, degraded
             }
         })
         .collect();
-    // Nodes gossip knows that Raft does not (yet): joining, or removed and gone.
+    // Nodes gossip knows that Raft does not: joining, or gone.
     for p in peers.iter().filter(|p| s.members.iter().all(|m| m.id != p.node_id) && !p.left) {
         nodes.push(NodeStatus {
             id: p.node_id,
             admin_addr: p.get(meta::ADMIN_ADDR).map(str::to_owned),
             proxy_addr: p.get(meta::PROXY_ADDR).map(str::to_owned),
             cluster_addr: p.get(meta::CLUSTER_ADDR).map(str::to_owned),
-            role: "joining".to_owned(),
+            role: if p.alive { "joining" } else { "gone" }.to_owned(),
             voter: false,
             alive: p.alive,
             left: p.left,
