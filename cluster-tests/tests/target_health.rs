@@ -110,4 +110,10 @@ async fn a_verdict_through_one_node_holds_on_every_node_at_once() {
     let proxy = c.node(1).proxy();
     assert_eq!(servers_behind(&proxy).await, BTreeSet::from(["echo-a".to_owned()]));
     assert_eq!(health_of(&a1, "nowhere.invalid:80").await, "DNS_ERROR");
+
+    // A target of weight 0 takes no traffic: no verdict applies, even one given.
+    admin_form(&format!("http://{a1}/upstreams/pool/targets"), "target=127.0.27.102:9000&weight=0").await;
+    assert_eq!(health_of(&a1, "127.0.27.102:9000").await, "HEALTHCHECKS_OFF");
+    assert_eq!(put(&format!("http://{a1}/upstreams/pool/targets/127.0.27.102:9000/unhealthy")).await, 204);
+    assert_eq!(health_of(&a1, "127.0.27.102:9000").await, "HEALTHCHECKS_OFF");
 }

@@ -73,7 +73,8 @@ pub fn get(ctx: &AdminContext, upstream_key: &str, req: &AdminRequest) -> Respon
         .into_iter()
         .map(|target| {
             let state = state_of(&target.target);
-            let health = verdict(state);
+            // As Kong's: a target of weight 0 takes no traffic, so no verdict applies.
+            let health = if target.weight == 0 { "HEALTHCHECKS_OFF" } else { verdict(state) };
             let mut entry = Entity::Target(target.clone()).to_json();
             entry["health"] = json!(health);
             // Addresses are what a name resolved to; a target given as an address is its own.
