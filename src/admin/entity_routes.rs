@@ -52,6 +52,8 @@ macro_rules! nested {
     };
 }
 
+/// Serves an entity path. `server::route` has already answered 405 to a method the path
+/// does not take (`methods::allowed`), so an arm sees only the methods listed there.
 pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> Response<Body> {
     match segs {
         ["services"] => op::<Service>(ctx, req, None, None).await,
@@ -72,21 +74,18 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
 
         ["upstreams"] => op::<Upstream>(ctx, req, None, None).await,
         ["upstreams", u] => op::<Upstream>(ctx, req, None, Some(u)).await,
-        ["upstreams", u, "health"] => only(req, Method::GET, || async { target_health::get(ctx, u, req) }).await,
+        ["upstreams", u, "health"] => target_health::get(ctx, u, req),
         ["upstreams", u, "targets"] => nested!(ctx, req, Upstream, "upstream", u, Target, None),
         // Kong keeps `targets/all` from the days targets had a history: the same list,
         // read-only (a write there is not a target named "all").
-        ["upstreams", u, "targets", "all"] => only(req, Method::GET, || async { nested!(ctx, req, Upstream, "upstream", u, Target, None) }).await,
+        ["upstreams", u, "targets", "all"] => nested!(ctx, req, Upstream, "upstream", u, Target, None),
         ["upstreams", u, "targets", t] => nested!(ctx, req, Upstream, "upstream", u, Target, Some(t)),
         // Kong 3 takes a verdict by PUT; Kong 2 took POST, which scripts still send.
-        ["upstreams", u, "targets", t, verdict @ ("healthy" | "unhealthy")] if matches!(req.method, Method::PUT | Method::POST) => {
+        ["upstreams", u, "targets", t, verdict @ ("healthy" | "unhealthy")] => {
             target_health::give_verdict(ctx, u, t, None, *verdict == "healthy").await
         }
-        ["upstreams", u, "targets", t, address, verdict @ ("healthy" | "unhealthy")] if matches!(req.method, Method::PUT | Method::POST) => {
+        ["upstreams", u, "targets", t, address, verdict @ ("healthy" | "unhealthy")] => {
             target_health::give_verdict(ctx, u, t, Some(address), *verdict == "healthy").await
-        }
-        ["upstreams", _, "targets", _, "healthy" | "unhealthy"] | ["upstreams", _, "targets", _, _, "healthy" | "unhealthy"] => {
-            message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
         }
 
         // Kong's consumers endpoint answers a lookup by custom_id in place of a page.
@@ -131,13 +130,3 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
         _ => message(StatusCode::NOT_FOUND, "Not found"),
     }
 }
-
-/// Runs `serve` for the one method an endpoint takes; Kong's 405 for the others.
-async fn only<F: std::future::Future<Output = Response<Body>>>(req: &AdminRequest, method: Method, serve: impl FnOnce() -> F) -> Response<Body> {
-    if req.method == method {
-        serve().await
-    } else {
-        message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
-    }
-}
-

@@ -35,9 +35,7 @@ pub async fn serve<H: AdminEntity, T: AdminEntity>(ctx: &AdminContext, req: &Adm
             None => not_found(),
         };
     }
-    if ![Method::PUT, Method::PATCH, Method::DELETE].contains(method) {
-        return message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
-    }
+    // Past GET: PUT, PATCH or DELETE, the methods `methods::allowed` lists here.
     if *method == Method::PUT {
         return put::<H, T>(ctx, reference, req).await;
     }
