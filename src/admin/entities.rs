@@ -14,8 +14,8 @@ use crate::http::{json_response, Body};
 use crate::model::storage::index_key;
 use crate::model::{coerce_patch_form, create, patch, replace, unix_now, Consumer, Entity, EntityType, KeyAuthCredential, KongError, Plugin, PutKey, Route, Service, Target, Upstream};
 
-const DEFAULT_PAGE: usize = 100;
-const MAX_PAGE: usize = 1000;
+pub(super) const DEFAULT_PAGE: usize = 100;
+pub(super) const MAX_PAGE: usize = 1000;
 
 /// The typed entities the Admin API serves, with their way in and out of `Entity`.
 pub trait AdminEntity: EntityType + Into<Entity> {
@@ -140,7 +140,7 @@ pub fn lookup<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, key: &s
 
 /// The bytes a tag may hold in a filter (Kong's `tag_bytes`): printable ASCII but the
 /// separators `,` and `/`, and the bytes of non-ASCII UTF-8.
-fn tag_byte(b: u8) -> bool {
+pub(super) fn tag_byte(b: u8) -> bool {
     matches!(b, 0x20..=0x2B | 0x2D | 0x2E | 0x30..=0x7E | 0x80..=0xF4)
 }
 
@@ -249,7 +249,7 @@ pub fn get<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, key: &str)
 /// What a read shows of `entity` at `now` (Unix seconds): nothing of a credential past its
 /// ttl, which Kong's database no longer returns, and the seconds a ttl has left, rounded
 /// down as Kong's are (the stored ttl counts from `created_at`).
-fn shown(entity: &Entity, now: f64) -> Option<Value> {
+pub(super) fn shown(entity: &Entity, now: f64) -> Option<Value> {
     let mut json = entity.to_json();
     if let Entity::KeyAuthCredential(c) = entity {
         if let Some(left) = c.ttl_left(now) {

@@ -24,6 +24,8 @@ pub fn allowed(segs: &[&str]) -> Option<&'static str> {
         [] | ["status"] | ["cluster"] | ["cluster", "members"] | ["metrics"] => READ,
         ["cluster", "leave"] => "OPTIONS, POST",
         ["config"] => COLLECTION,
+        ["tags"] | ["tags", _] => READ,
+        ["schemas", _, "validate"] => "OPTIONS, POST",
 
         ["services" | "routes" | "upstreams" | "consumers" | "plugins" | "key-auths"] => COLLECTION,
         ["plugins", "enabled"] => READ,

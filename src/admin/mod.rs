@@ -11,7 +11,9 @@ pub mod expiry;
 pub mod methods;
 pub mod multipart;
 pub mod referenced;
+pub mod schemas;
 pub mod server;
+pub mod tags;
 pub mod target_health;
 pub mod write;
 

@@ -12,7 +12,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{cluster_api, config_api, cors, entity_routes, methods};
+use super::{cluster_api, config_api, cors, entity_routes, methods, schemas, tags};
 use crate::cluster::PeerView;
 use crate::http::{json_response, Body, Handler, RequestBody};
 
@@ -153,6 +153,9 @@ async fn route(ctx: &AdminContext, req: AdminRequest) -> Response<Body> {
         (&Method::GET, ["config"]) => config_api::export(ctx, &req),
         (&Method::GET, ["metrics"]) => cluster_api::metrics(ctx),
         (&Method::POST, ["config"]) => config_api::apply(ctx, &req).await,
+        (&Method::GET, ["tags"]) => tags::list(&ctx.applied.get(), None, &req),
+        (&Method::GET, ["tags", tag]) => tags::list(&ctx.applied.get(), Some(tag), &req),
+        (&Method::POST, ["schemas", table, "validate"]) => schemas::validate(table, &req),
         (_, [table, ..]) if entity_routes::serves(table) => entity_routes::dispatch(ctx, &req, &segs).await,
         _ => message(StatusCode::NOT_FOUND, "Not found"),
     }
