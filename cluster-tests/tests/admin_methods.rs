@@ -91,6 +91,9 @@ async fn every_endpoint_lists_its_methods_and_refuses_the_others() {
         "/tags/t".into(),
         "/schemas/services/validate".into(),
         "/schemas/plugins/validate".into(),
+        "/schemas/services".into(),
+        "/schemas/plugins/rate-limiting".into(),
+        "/plugins/schema/key-auth".into(),
     ];
     for path in &paths {
         let url = format!("http://{a}{path}");

@@ -1,6 +1,6 @@
-//! Kong's `/tags` and `/schemas/{entity}/validate` endpoints on a running node: every
-//! tagged entity shows once per tag, pages join up to the whole list, one tag's list is
-//! that tag's rows only, and a validation writes nothing.
+//! Kong's `/tags` and `/schemas` endpoints on a running node: every tagged entity shows
+//! once per tag, pages join up to the whole list, one tag's list is that tag's rows
+//! only; a schema reads as Kong's, and a validation writes nothing.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -91,4 +91,17 @@ async fn tags_list_every_tagged_entity_and_validation_writes_nothing() {
     assert_eq!(routes["data"].as_array().unwrap().len(), 1, "{routes}");
     let none = call(Method::POST, &format!("http://{a}/schemas/nope/validate"), "{}").await;
     assert_eq!((none.status.as_u16(), none.json()["message"].as_str()), (404, Some("No entity named 'nope'")));
+
+    // Schemas in Kong's JSON form, with the defaults tools fill in from them.
+    let field = |schema: &Value, name: &str| schema["fields"].as_array().unwrap().iter().find_map(|f| f.get(name).cloned()).unwrap();
+    let services = call(Method::GET, &format!("http://{a}/schemas/services"), "").await.json();
+    assert_eq!(field(&services, "port")["default"], 80, "{services}");
+    let rate_limiting = call(Method::GET, &format!("http://{a}/schemas/plugins/rate-limiting"), "").await.json();
+    assert_eq!(field(&field(&rate_limiting, "config"), "limit_by")["default"], "consumer", "{rate_limiting}");
+    let key_auth = call(Method::GET, &format!("http://{a}/plugins/schema/key-auth"), "").await.json();
+    assert_eq!(field(&key_auth, "key_names")["default"], serde_json::json!(["apikey"]), "{key_auth}");
+    for (path, said) in [("/schemas/nope", "No entity named 'nope'"), ("/schemas/plugins/nope", "No plugin named 'nope'"), ("/plugins/schema/nope", "No plugin named 'nope'")] {
+        let r = call(Method::GET, &format!("http://{a}{path}"), "").await;
+        assert_eq!((r.status.as_u16(), r.json()["message"].as_str()), (404, Some(said)), "{path}");
+    }
 }

@@ -112,6 +112,7 @@ pub async fn dispatch(ctx: &AdminContext, req: &AdminRequest, segs: &[&str]) -> 
         // Not a plugin's name: what this build can run, as Kong lists its loaded plugins.
         ["plugins", "enabled"] => json_response(StatusCode::OK, &serde_json::json!({ "enabled_plugins": crate::model::plugins::names() })),
         ["plugins", p] => op::<Plugin>(ctx, req, None, Some(p)).await,
+        ["plugins", "schema", name] => super::schemas::plugin_config(name),
         ["plugins", p, "route"] => {
             let reference = Reference { holder_key: p, field: "route", target_of: |p: &Plugin| ForeignKey::id_of(&p.route) };
             referenced::serve::<Plugin, Route>(ctx, req, reference).await

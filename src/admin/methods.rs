@@ -26,9 +26,10 @@ pub fn allowed(segs: &[&str]) -> Option<&'static str> {
         ["config"] => COLLECTION,
         ["tags"] | ["tags", _] => READ,
         ["schemas", _, "validate"] => "OPTIONS, POST",
+        ["schemas", _] | ["schemas", "plugins", _] => READ,
 
         ["services" | "routes" | "upstreams" | "consumers" | "plugins" | "key-auths"] => COLLECTION,
-        ["plugins", "enabled"] => READ,
+        ["plugins", "enabled"] | ["plugins", "schema", _] => READ,
         ["services" | "routes" | "upstreams" | "consumers" | "plugins" | "key-auths", _] => ENTITY,
         ["services", _, "routes" | "plugins"] | ["routes", _, "plugins"] | ["upstreams", _, "targets"] | ["consumers", _, "key-auth" | "plugins"] => COLLECTION,
         ["services", _, "routes" | "plugins", _] | ["routes", _, "plugins", _] | ["consumers", _, "key-auth" | "plugins", _] => ENTITY,

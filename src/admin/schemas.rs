@@ -1,8 +1,9 @@
-//! Kong's schema validation endpoints: `POST /schemas/{entity}/validate` (and
-//! `/schemas/plugins/validate`, the same for plugins) check a body against the entity's
-//! schema as a create would, without writing anything or looking at the configuration:
-//! tooling (decK's `validate --online`, CI checks) uses them to vet a change before
-//! applying it.
+//! Kong's schema endpoints. `GET /schemas/{entity}`, `/schemas/plugins/{name}` and the
+//! older `/plugins/schema/{name}` (the config record alone) describe a schema in Kong's
+//! JSON form (`model::schema_json`). `POST /schemas/{entity}/validate` (and
+//! `/schemas/plugins/validate`) checks a body against the entity's schema as a create
+//! would, without writing anything or looking at the configuration: tooling (decK's
+//! `validate --online`, CI checks) uses it to vet a change before applying it.
 
 use hyper::{Response, StatusCode};
 use serde_json::{json, Value};
@@ -10,7 +11,43 @@ use serde_json::{json, Value};
 use super::body::entity_input;
 use super::server::{message, AdminRequest};
 use crate::http::{json_response, Body};
-use crate::model::{create, unix_now, Consumer, EntityType, KeyAuthCredential, Plugin, Route, Service, Target, Upstream};
+use crate::model::schema_json::record_json;
+use crate::model::{create, plugins, unix_now, Consumer, EntityType, KeyAuthCredential, Plugin, Route, Service, Target, Upstream};
+
+/// `GET /schemas/{table}`.
+pub fn entity(table: &str) -> Response<Body> {
+    let record = match table {
+        "services" => Service::schema_for(&Default::default()),
+        "routes" => Route::schema_for(&Default::default()),
+        "upstreams" => Upstream::schema_for(&Default::default()),
+        "targets" => Target::schema_for(&Default::default()),
+        "consumers" => Consumer::schema_for(&Default::default()),
+        "keyauth_credentials" => KeyAuthCredential::schema_for(&Default::default()),
+        "plugins" => Ok(std::sync::Arc::new(crate::model::plugin::base_schema())),
+        other => return message(StatusCode::NOT_FOUND, &format!("No entity named '{other}'")),
+    };
+    match record {
+        Ok(record) => json_response(StatusCode::OK, &record_json(&record)),
+        Err(e) => json_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_json()),
+    }
+}
+
+/// `GET /schemas/plugins/{name}`: the plugin entity with that plugin's config.
+pub fn plugin(name: &str) -> Response<Body> {
+    match plugins::schema(name) {
+        Some(record) => json_response(StatusCode::OK, &record_json(&record)),
+        None => message(StatusCode::NOT_FOUND, &format!("No plugin named '{name}'")),
+    }
+}
+
+/// `GET /plugins/schema/{name}`, deprecated in Kong since 1.2 and still served: the
+/// config record alone.
+pub fn plugin_config(name: &str) -> Response<Body> {
+    match plugins::get(name) {
+        Some(def) => json_response(StatusCode::OK, &record_json(&def.config)),
+        None => message(StatusCode::NOT_FOUND, &format!("No plugin named '{name}'")),
+    }
+}
 
 /// The answer to `POST /schemas/{table}/validate`; `table` is Kong's database name of
 /// the entity (`keyauth_credentials`, not the `key-auths` path).

@@ -156,6 +156,8 @@ async fn route(ctx: &AdminContext, req: AdminRequest) -> Response<Body> {
         (&Method::GET, ["tags"]) => tags::list(&ctx.applied.get(), None, &req),
         (&Method::GET, ["tags", tag]) => tags::list(&ctx.applied.get(), Some(tag), &req),
         (&Method::POST, ["schemas", table, "validate"]) => schemas::validate(table, &req),
+        (&Method::GET, ["schemas", "plugins", name]) => schemas::plugin(name),
+        (&Method::GET, ["schemas", table]) => schemas::entity(table),
         (_, [table, ..]) if entity_routes::serves(table) => entity_routes::dispatch(ctx, &req, &segs).await,
         _ => message(StatusCode::NOT_FOUND, "Not found"),
     }

@@ -161,7 +161,7 @@ pub(crate) fn timestamp_field(ms: bool) -> Field {
     } else {
         Field::integer()
     };
-    f.check(|v| match v.as_f64() {
+    f.fact("timestamp", Value::Bool(true)).fact("auto", Value::Bool(true)).check(|v| match v.as_f64() {
         Some(n) if n > 0.0 => Ok(()),
         _ => Err("expected a valid timestamp".into()),
     })

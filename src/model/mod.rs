@@ -29,6 +29,7 @@ pub mod plugins;
 mod proptests;
 pub mod route;
 pub mod schema;
+pub mod schema_json;
 pub mod service;
 pub mod snapshot;
 pub mod storage;

@@ -48,7 +48,19 @@ pub(crate) fn full_schema(def: &PluginDef) -> Record {
     } else {
         Field::foreign("consumers")
     };
-    let mut rec = Record::new()
+    let mut rec = entity_record(config, consumer);
+    rec.entity_checks.extend(def.entity_checks.iter().cloned());
+    rec
+}
+
+/// The plugin entity whatever its name, as Kong's `/schemas/plugins` shows it: `config`
+/// is a record each plugin defines.
+pub fn base_schema() -> Record {
+    entity_record(Field::record(Record::new()).fact("abstract", Value::Bool(true)), Field::foreign("consumers"))
+}
+
+fn entity_record(config: Field, consumer: Field) -> Record {
+    Record::new()
         .field("id", Field::uuid())
         .field("name", Field::string().required())
         .field(
@@ -63,9 +75,7 @@ pub(crate) fn full_schema(def: &PluginDef) -> Record {
         .field("config", config)
         .field("protocols", plugins::protocols_http())
         .field("enabled", Field::boolean().required().default(json!(true)))
-        .field("tags", Field::tags());
-    rec.entity_checks.extend(def.entity_checks.iter().cloned());
-    rec
+        .field("tags", Field::tags())
 }
 
 fn fk_part(fk: &Option<ForeignKey>) -> String {

@@ -49,6 +49,9 @@ pub struct Field {
     /// Replaces any validator message, like Kong's `field.err`.
     pub err: Option<String>,
     pub checks: Vec<Check>,
+    /// What the validators check, as Kong's schema JSON names it (`one_of`, `between`,
+    /// `uuid`...), for `GET /schemas/...`: the checks themselves are closures.
+    pub facts: Vec<(&'static str, Value)>,
 }
 
 impl Field {
@@ -61,7 +64,13 @@ impl Field {
             must_be_null: false,
             err: None,
             checks: vec![],
+            facts: vec![],
         }
+    }
+    /// Records a property for the schema's JSON form (`GET /schemas/...`).
+    pub fn fact(mut self, name: &'static str, value: Value) -> Self {
+        self.facts.push((name, value));
+        self
     }
     pub fn string() -> Self {
         Self::of(Ty::String)
@@ -92,7 +101,7 @@ impl Field {
     }
     /// A uuid string (`typedefs.uuid`).
     pub fn uuid() -> Self {
-        Self::string().check_str(|s| {
+        Self::string().fact("uuid", Value::Bool(true)).fact("auto", Value::Bool(true)).check_str(|s| {
             if super::validators::is_uuid(s) {
                 Ok(())
             } else {
@@ -146,7 +155,7 @@ impl Field {
     }
     /// `one_of` for strings: "expected one of: a, b".
     pub fn one_of(self, options: &'static [&'static str]) -> Self {
-        self.check(move |v| match v.as_str() {
+        self.fact("one_of", options.iter().map(|o| Value::from(*o)).collect()).check(move |v| match v.as_str() {
             Some(s) if options.contains(&s) => Ok(()),
             Some(_) => Err(format!("expected one of: {}", options.join(", "))),
             None => Ok(()),
@@ -154,7 +163,7 @@ impl Field {
     }
     /// `one_of` for integers.
     pub fn one_of_int(self, options: &'static [i64]) -> Self {
-        self.check(move |v| match v.as_i64() {
+        self.fact("one_of", options.iter().map(|o| Value::from(*o)).collect()).check(move |v| match v.as_i64() {
             Some(n) if options.contains(&n) => Ok(()),
             _ => {
                 let list: Vec<String> = options.iter().map(|n| n.to_string()).collect();
@@ -164,7 +173,7 @@ impl Field {
     }
     /// `between`: "value should be between a and b" (Kong prints the limits with %d).
     pub fn between(self, lo: f64, hi: f64) -> Self {
-        self.check(move |v| match v.as_f64() {
+        self.fact("between", serde_json::json!([lo as i64, hi as i64])).check(move |v| match v.as_f64() {
             Some(n) if n < lo || n > hi => Err(format!(
                 "value should be between {} and {}",
                 lo as i64, hi as i64
@@ -174,7 +183,7 @@ impl Field {
     }
     /// `gt`: "value must be greater than 0".
     pub fn gt(self, limit: f64) -> Self {
-        self.check(move |v| match v.as_f64() {
+        self.fact("gt", if limit.fract() == 0.0 { serde_json::json!(limit as i64) } else { serde_json::json!(limit) }).check(move |v| match v.as_f64() {
             Some(n) if n <= limit => Err(format!("value must be greater than {}", fmt_num(limit))),
             _ => Ok(()),
         })

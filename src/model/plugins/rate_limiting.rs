@@ -225,6 +225,8 @@ pub(super) fn definition() -> PluginDef {
             "policy",
             Field::string()
                 .default(json!("cluster"))
+                // Kong's list has redis too, which this build refuses (a cluster needs none).
+                .fact("one_of", json!(["local", "cluster"]))
                 .check_str(|p| match p {
                     "cluster" | "local" => Ok(()),
                     "redis" => Err(NO_REDIS.into()),
