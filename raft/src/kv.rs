@@ -61,6 +61,11 @@ impl KvState {
             }
             Command::Expire { before } => self.apply_expire(*before, events),
             Command::Batch(cmds) => Response::Batch(cmds.iter().map(|c| self.apply(c, events)).collect()),
+            Command::Enroll { node, window, expires_at } => self.apply_enroll(*node, *window, *expires_at, events),
+            Command::ReserveIn { key, want, limit, expires_at, window, slot } => {
+                self.apply_reserve_in(key, *want, *limit, *expires_at, *window, *slot, events)
+            }
+            Command::Settle { key, limit, expires_at, window, slot } => self.apply_settle(key, *limit, *expires_at, *window, *slot, events),
         }
     }
 
@@ -95,10 +100,10 @@ impl KvState {
     }
 
     fn apply_reserve(&mut self, key: &str, want: u64, limit: u64, expires_at: u64, events: &mut Vec<Event>) -> Response {
-        let total = match self.entries.get(key) {
-            None => 0,
-            Some(kv) => match decode_counter(&kv.value) {
-                Some(total) => total,
+        let mut counter = match self.entries.get(key) {
+            None => slices::Counter::default(),
+            Some(kv) => match slices::Counter::decode(&kv.value) {
+                Some(counter) => counter,
                 None => {
                     return Response::Invalid {
                         revision: self.revision,
@@ -107,15 +112,16 @@ impl KvState {
                 }
             },
         };
-        let granted = want.min(limit.saturating_sub(total));
-        let keep_until = self.entries.get(key).and_then(|kv| kv.expires_at).map_or(expires_at, |t| t.max(expires_at));
+        // First slices a counter holds are not the plain `Reserve`'s to grant either.
+        let granted = want.min(limit.saturating_sub(counter.charge()));
         if granted == 0 {
-            return Response::Reserve { revision: self.revision, granted, total };
+            return Response::Reserve { revision: self.revision, granted, total: counter.charge() };
         }
+        counter.granted += granted;
+        let keep_until = self.entries.get(key).and_then(|kv| kv.expires_at).map_or(expires_at, |t| t.max(expires_at));
         self.revision += 1;
-        let total = total + granted;
-        self.put_at(key, encode_counter(total), Some(keep_until), events);
-        Response::Reserve { revision: self.revision, granted, total }
+        self.put_at(key, counter.encode(), Some(keep_until), events);
+        Response::Reserve { revision: self.revision, granted, total: counter.charge() }
     }
 
     fn apply_expire(&mut self, before: u64, events: &mut Vec<Event>) -> Response {
@@ -175,14 +181,13 @@ impl KvState {
     }
 }
 
-/// Reservation counters are stored as 8 big-endian bytes, so that a plain `get` shows them.
-pub fn encode_counter(total: u64) -> Vec<u8> {
-    total.to_be_bytes().to_vec()
+
+/// The tokens granted so far from a counter's value, in either of its forms.
+pub fn decode_counter(value: &[u8]) -> Option<u64> {
+    slices::Counter::decode(value).map(|c| c.granted)
 }
 
-pub fn decode_counter(value: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(value.try_into().ok()?))
-}
+pub mod slices;
 
 #[cfg(test)]
 #[path = "kv_tests.rs"]

@@ -86,6 +86,30 @@ pub enum Command {
     Expire { before: u64 },
     /// Several commands in one log entry, applied in order (each with its own revision).
     Batch(Vec<Command>),
+    /// Enrolls `node` in `window`: it gets a first slice of one token of every counter of
+    /// the window created after this (see `kv::slices`). Answers the node's slot.
+    Enroll { node: NodeId, window: WindowRef, expires_at: u64 },
+    /// `Reserve` for a counter of `window` that counts its enrolled nodes' first slices,
+    /// settling the proposer's own slice first when it says how it went.
+    ReserveIn { key: String, want: u64, limit: u64, expires_at: u64, window: WindowRef, slot: Option<SlotUse> },
+    /// A node's answer to a recall: whether it used its first slice of `key`, which
+    /// then counts as granted or is handed back.
+    Settle { key: String, limit: u64, expires_at: u64, window: WindowRef, slot: SlotUse },
+}
+
+/// A rate-limit window: its length and its start, in ms since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WindowRef {
+    pub len_ms: u64,
+    pub start_ms: u64,
+}
+
+/// A node's slot in a window's enrolment, and whether it admitted a request on its first
+/// slice of a counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotUse {
+    pub slot: u8,
+    pub used: bool,
 }
 
 /// A precondition of a `Txn`: the key's `mod_revision` must equal `mod_revision`;
@@ -122,6 +146,12 @@ pub enum Response {
     Txn { revision: u64, failed: Option<FailedCompare> },
     Reserve { revision: u64, granted: u64, total: u64 },
     Expire { revision: u64, removed: u64 },
+    /// `slot` is none when the node was enrolled already (it may not use a slot it
+    /// cannot tell it has not used) or the window has no slot left.
+    Enrolled { revision: u64, slot: Option<u8> },
+    /// `total` counts the first slices not settled yet, `held` of them.
+    ReserveIn { revision: u64, granted: u64, total: u64, held: u64 },
+    Settled { revision: u64, held: u64 },
     Batch(Vec<Response>),
     /// The command was refused deterministically and changed nothing (for example a
     /// `Reserve` on a key that holds something other than a counter).
@@ -138,6 +168,9 @@ impl Response {
             | Response::Txn { revision, .. }
             | Response::Reserve { revision, .. }
             | Response::Expire { revision, .. }
+            | Response::Enrolled { revision, .. }
+            | Response::ReserveIn { revision, .. }
+            | Response::Settled { revision, .. }
             | Response::Invalid { revision, .. } => Some(*revision),
             Response::Batch(items) => items.iter().filter_map(Response::revision).max(),
         }

@@ -1,0 +1,209 @@
+//! First slices of a rate-limit window's counters, so that a key's first request on a
+//! node does not wait for a Raft round.
+//!
+//! A node enrolls in a window (`Enroll`) before the window's keys reach it, and gets a
+//! slot. Every counter of that window created afterwards counts one token for each
+//! enrolled slot below the limit, as if granted: its slot's holder may admit one
+//! request of the key with no I/O. Whether it did is settled later, by its next
+//! `ReserveIn` of the key (used) or when another node needs the token (a recall: the
+//! state machine writes a marker under [`RECALL_PREFIX`], which every node watches, and
+//! the holder answers with `Settle`, used or not). Until then the token is held: no
+//! grant can take it, so the window never admits more than its limit.
+//!
+//! A node may use its slot for a key only if it knows the key's counter was created
+//! after its enrolment, or holds its slot unsettled: it has applied its enrolment, and
+//! its applied map has no counter for the key or one whose holders include its slot.
+//! An enrolment that may have been made before (a retry, a restart) gets no slot.
+
+use super::*;
+use crate::types::{NodeId, SlotUse, WindowRef};
+
+/// Enrolment records: `{prefix}{len_ms}/{start_ms}` holds the enrolled nodes' ids, in
+/// slot order.
+pub const ENROLLED_PREFIX: &str = "ratelimit-enrolled/";
+/// Recall markers: `{prefix}{counter key}` exists while a node waits for first slices
+/// of that counter that are not settled; each short grant writes it again.
+pub const RECALL_PREFIX: &str = "ratelimit-recall/";
+/// Slots a window has: settled slots are bits of one word.
+pub const MAX_SLOTS: usize = 64;
+
+/// A counter's state: tokens granted (settled first slices used included), how many
+/// slots it holds a first slice for (slots `0..holders`), and which of those settled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counter {
+    pub granted: u64,
+    pub holders: u8,
+    pub settled: u64,
+}
+
+impl Counter {
+    /// Eight bytes (a counter from before first slices, or with none) or seventeen.
+    pub fn decode(value: &[u8]) -> Option<Counter> {
+        match value.len() {
+            8 => Some(Counter { granted: u64::from_be_bytes(value.try_into().ok()?), ..Counter::default() }),
+            17 => Some(Counter {
+                granted: u64::from_be_bytes(value[..8].try_into().ok()?),
+                holders: value[8],
+                settled: u64::from_be_bytes(value[9..].try_into().ok()?),
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        if self.holders == 0 {
+            return self.granted.to_be_bytes().to_vec();
+        }
+        let mut out = Vec::with_capacity(17);
+        out.extend_from_slice(&self.granted.to_be_bytes());
+        out.push(self.holders);
+        out.extend_from_slice(&self.settled.to_be_bytes());
+        out
+    }
+
+    /// First slices held for slots that have not settled.
+    pub fn held(&self) -> u64 {
+        let mask = if self.holders as usize >= MAX_SLOTS { u64::MAX } else { (1u64 << self.holders) - 1 };
+        u64::from(self.holders) - u64::from((self.settled & mask).count_ones())
+    }
+
+    /// What no grant may take: granted, and held.
+    pub fn charge(&self) -> u64 {
+        self.granted + self.held()
+    }
+
+    /// Whether `slot` holds a first slice of this counter not settled yet.
+    pub fn holds(&self, slot: u8) -> bool {
+        slot < self.holders && self.settled & (1 << slot) == 0
+    }
+
+    /// Settles `slot`'s first slice: used, it counts as granted; unused, it is free.
+    /// Nothing for a slot that holds none (or settled before).
+    pub fn settle(&mut self, slot: SlotUse) {
+        if self.holds(slot.slot) {
+            self.settled |= 1 << slot.slot;
+            if slot.used {
+                self.granted += 1;
+            }
+        }
+    }
+}
+
+/// The enrolment record's key for `window`.
+pub fn enrolled_key(window: WindowRef) -> String {
+    format!("{ENROLLED_PREFIX}{}/{}", window.len_ms, window.start_ms)
+}
+
+/// The ids enrolled in a window, in slot order, from its record's value.
+pub fn enrolled_nodes(value: &[u8]) -> Vec<NodeId> {
+    value.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().expect("eight bytes"))).collect()
+}
+
+/// The recall marker's value: how many first slices are held, and the counter's limit
+/// and window (a holder that never saw the key needs them to settle it).
+pub fn encode_recall(held: u64, limit: u64, window: WindowRef) -> Vec<u8> {
+    [held, limit, window.len_ms, window.start_ms].iter().flat_map(|n| n.to_be_bytes()).collect()
+}
+
+pub fn decode_recall(value: &[u8]) -> Option<(u64, u64, WindowRef)> {
+    let n: Vec<u64> = value.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().expect("eight bytes"))).collect();
+    match n[..] {
+        [held, limit, len_ms, start_ms] if value.len() == 32 => Some((held, limit, WindowRef { len_ms, start_ms })),
+        _ => None,
+    }
+}
+
+impl KvState {
+    /// The counter at `key`, or the one a grant would create there now: a slot for each
+    /// node enrolled in `window` so far, below the limit. `Err` when `key` holds
+    /// something else.
+    fn counter_or_new(&self, key: &str, limit: u64, window: WindowRef) -> Result<Counter, Response> {
+        match self.entries.get(key) {
+            Some(kv) => Counter::decode(&kv.value).ok_or_else(|| Response::Invalid {
+                revision: self.revision,
+                reason: format!("key {key:?} does not hold a reservation counter"),
+            }),
+            None => {
+                let enrolled = self.entries.get(&enrolled_key(window)).map_or(0, |kv| kv.value.len() / 8);
+                let holders = (enrolled as u64).min(limit).min(MAX_SLOTS as u64) as u8;
+                Ok(Counter { holders, ..Counter::default() })
+            }
+        }
+    }
+
+    /// Writes `counter` at `key` if it changed (a new one once it holds or grants
+    /// anything), keeping the later of the two expiry times; bumps the revision then.
+    fn store_counter(&mut self, key: &str, counter: Counter, expires_at: u64, events: &mut Vec<Event>) {
+        let before = self.entries.get(key);
+        let value = counter.encode();
+        match before {
+            Some(kv) if kv.value[..] == value[..] => return,
+            None if counter == Counter::default() => return,
+            _ => {}
+        }
+        let keep_until = before.and_then(|kv| kv.expires_at).map_or(expires_at, |t| t.max(expires_at));
+        self.revision += 1;
+        self.put_at(key, value, Some(keep_until), events);
+    }
+
+    /// Writes, moves or removes `key`'s recall marker: there while `held` slices of it
+    /// are asked back (`asked`), and renewed by every short grant so holders hear again.
+    fn mark_recall(&mut self, key: &str, held: u64, limit: u64, window: WindowRef, expires_at: u64, asked: bool, events: &mut Vec<Event>) {
+        let marker = format!("{RECALL_PREFIX}{key}");
+        let exists = self.entries.contains_key(&marker);
+        if held == 0 && exists {
+            self.revision += 1;
+            self.delete_at(&marker, events);
+        } else if held > 0 && (asked || exists) {
+            self.revision += 1;
+            self.put_at(&marker, encode_recall(held, limit, window), Some(expires_at), events);
+        }
+    }
+
+    pub(super) fn apply_enroll(&mut self, node: NodeId, window: WindowRef, expires_at: u64, events: &mut Vec<Event>) -> Response {
+        let key = enrolled_key(window);
+        let mut nodes = self.entries.get(&key).map(|kv| enrolled_nodes(&kv.value)).unwrap_or_default();
+        if nodes.contains(&node) || nodes.len() >= MAX_SLOTS {
+            return Response::Enrolled { revision: self.revision, slot: None };
+        }
+        nodes.push(node);
+        let slot = (nodes.len() - 1) as u8;
+        let keep_until = self.entries.get(&key).and_then(|kv| kv.expires_at).map_or(expires_at, |t| t.max(expires_at));
+        self.revision += 1;
+        self.put_at(&key, nodes.iter().flat_map(|n| n.to_be_bytes()).collect(), Some(keep_until), events);
+        Response::Enrolled { revision: self.revision, slot: Some(slot) }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn apply_reserve_in(&mut self, key: &str, want: u64, limit: u64, expires_at: u64, window: WindowRef, slot: Option<SlotUse>, events: &mut Vec<Event>) -> Response {
+        let mut counter = match self.counter_or_new(key, limit, window) {
+            Ok(c) => c,
+            Err(invalid) => return invalid,
+        };
+        if let Some(slot) = slot {
+            counter.settle(slot);
+        }
+        let granted = want.min(limit.saturating_sub(counter.charge()));
+        counter.granted += granted;
+        self.store_counter(key, counter, expires_at, events);
+        let held = counter.held();
+        self.mark_recall(key, held, limit, window, expires_at, granted < want, events);
+        Response::ReserveIn { revision: self.revision, granted, total: counter.charge(), held }
+    }
+
+    pub(super) fn apply_settle(&mut self, key: &str, limit: u64, expires_at: u64, window: WindowRef, slot: SlotUse, events: &mut Vec<Event>) -> Response {
+        let mut counter = match self.counter_or_new(key, limit, window) {
+            Ok(c) => c,
+            Err(invalid) => return invalid,
+        };
+        counter.settle(slot);
+        self.store_counter(key, counter, expires_at, events);
+        let held = counter.held();
+        self.mark_recall(key, held, limit, window, expires_at, false, events);
+        Response::Settled { revision: self.revision, held }
+    }
+}
+
+#[cfg(test)]
+#[path = "slices_tests.rs"]
+mod tests;

@@ -1,0 +1,214 @@
+//! First slices under any interleaving: nodes that decide from stale views of the map,
+//! proposals applied in any order, recalls answered or not. The window never admits
+//! more than its limit, and settled slices are handed on.
+
+use std::collections::{HashMap, VecDeque};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::types::Command;
+
+const WINDOW: WindowRef = WindowRef { len_ms: 1000, start_ms: 0 };
+const KEYS: [&str; 2] = ["ratelimit/p/aa/0", "ratelimit/p/bb/0"];
+const NODES: usize = 3;
+
+#[derive(Debug, Clone)]
+enum Step {
+    Enroll(usize),
+    /// The node applies the log so far.
+    Catch(usize),
+    Request(usize, usize),
+    /// The node's oldest proposal is committed and applied.
+    Commit(usize),
+    /// The node answers the recall markers its applied map shows.
+    AnswerRecalls(usize),
+}
+
+#[derive(Debug, Default)]
+struct Local {
+    tokens: u64,
+    used_slice: bool,
+    pending: bool,
+}
+
+#[derive(Default)]
+struct Node {
+    /// How much of `history` the node has applied.
+    view: usize,
+    /// Its slot, and the revision its enrolment was applied at.
+    slot: Option<(u8, u64)>,
+    enrolling: bool,
+    entries: HashMap<usize, Local>,
+    queue: VecDeque<(Option<usize>, Command)>,
+}
+
+struct Sim {
+    limit: u64,
+    history: Vec<KvState>,
+    nodes: Vec<Node>,
+    admitted: [u64; 2],
+}
+
+impl Sim {
+    fn new(limit: u64) -> Sim {
+        Sim { limit, history: vec![KvState::default()], nodes: (0..NODES).map(|_| Node::default()).collect(), admitted: [0; 2] }
+    }
+
+    fn reserve(&self, node: usize, key: usize) -> Command {
+        let n = &self.nodes[node];
+        let used = n.entries.get(&key).is_some_and(|l| l.used_slice);
+        let slot = n.slot.map(|(slot, _)| SlotUse { slot, used });
+        Command::ReserveIn { key: KEYS[key].into(), want: 1, limit: self.limit, expires_at: 9, window: WINDOW, slot }
+    }
+
+    /// What the node's applied map allows: its first slice of `key`, if it may use it.
+    fn may_use_slice(&self, node: usize, key: usize) -> bool {
+        let n = &self.nodes[node];
+        let view = &self.history[n.view];
+        let Some((slot, enrolled_at)) = n.slot else { return false };
+        view.revision() >= enrolled_at
+            && u64::from(slot) < self.limit
+            && view.get(KEYS[key]).is_none_or(|kv| Counter::decode(&kv.value).is_some_and(|c| c.holds(slot)))
+    }
+
+    fn step(&mut self, step: &Step) {
+        match *step {
+            Step::Enroll(node) => {
+                let n = &mut self.nodes[node];
+                if n.slot.is_none() && !n.enrolling {
+                    n.enrolling = true;
+                    n.queue.push_back((None, Command::Enroll { node: node as u64, window: WINDOW, expires_at: 9 }));
+                }
+            }
+            Step::Catch(node) => self.nodes[node].view = self.history.len() - 1,
+            Step::Request(node, key) => {
+                if let Some(local) = self.nodes[node].entries.get_mut(&key) {
+                    if local.tokens > 0 {
+                        local.tokens -= 1;
+                        self.admitted[key] += 1;
+                    } else if !local.pending {
+                        local.pending = true;
+                        let cmd = self.reserve(node, key);
+                        self.nodes[node].queue.push_back((Some(key), cmd));
+                    }
+                    return;
+                }
+                let used_slice = self.may_use_slice(node, key);
+                if used_slice {
+                    self.admitted[key] += 1;
+                }
+                self.nodes[node].entries.insert(key, Local { tokens: 0, used_slice, pending: true });
+                let cmd = self.reserve(node, key);
+                self.nodes[node].queue.push_back((Some(key), cmd));
+            }
+            Step::Commit(node) => {
+                let Some((key, cmd)) = self.nodes[node].queue.pop_front() else { return };
+                let mut state = self.history.last().expect("a state").clone();
+                let response = state.apply(&cmd, &mut Vec::new());
+                self.history.push(state);
+                let n = &mut self.nodes[node];
+                match response {
+                    Response::Enrolled { revision, slot } => {
+                        n.enrolling = false;
+                        n.slot = slot.map(|s| (s, revision));
+                    }
+                    Response::ReserveIn { granted, .. } => {
+                        let local = n.entries.get_mut(&key.expect("a key")).expect("an entry");
+                        local.tokens += granted;
+                        local.pending = false;
+                    }
+                    Response::Settled { .. } => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            Step::AnswerRecalls(node) => {
+                let Some((slot, _)) = self.nodes[node].slot else { return };
+                let view = &self.history[self.nodes[node].view];
+                let asked: Vec<usize> = (0..KEYS.len()).filter(|k| view.get(&format!("{RECALL_PREFIX}{}", KEYS[*k])).is_some()).collect();
+                for key in asked {
+                    // A node that never saw the key records that it will not use the
+                    // slice before it says so.
+                    let local = self.nodes[node].entries.entry(key).or_default();
+                    let used = local.used_slice;
+                    let settle = Command::Settle { key: KEYS[key].into(), limit: self.limit, expires_at: 9, window: WINDOW, slot: SlotUse { slot, used } };
+                    self.nodes[node].queue.push_back((None, settle));
+                }
+            }
+        }
+    }
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let node = 0..NODES;
+    prop_oneof![
+        1 => node.clone().prop_map(Step::Enroll),
+        2 => node.clone().prop_map(Step::Catch),
+        4 => (node.clone(), 0..KEYS.len()).prop_map(|(n, k)| Step::Request(n, k)),
+        4 => node.clone().prop_map(Step::Commit),
+        1 => node.prop_map(Step::AnswerRecalls),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn a_window_never_admits_more_than_its_limit(limit in 1u64..6, steps in proptest::collection::vec(step(), 0..80)) {
+        let mut sim = Sim::new(limit);
+        for s in &steps {
+            sim.step(s);
+            for (key, admitted) in sim.admitted.iter().enumerate() {
+                prop_assert!(*admitted <= limit, "{} admitted {} over {} after {:?}", KEYS[key], admitted, limit, steps);
+            }
+            let state = sim.history.last().unwrap();
+            for key in KEYS {
+                if let Some(kv) = state.get(key) {
+                    let c = Counter::decode(&kv.value).unwrap();
+                    prop_assert!(c.charge() <= limit, "{key} charged {} over {limit}", c.charge());
+                }
+            }
+        }
+    }
+}
+
+/// Three nodes enrolled; one of them takes every request of a key. It gets the whole
+/// limit: the two slices it does not hold are recalled and handed over.
+#[test]
+fn slices_a_node_never_used_are_recalled_and_granted() {
+    let mut sim = Sim::new(5);
+    for node in 0..NODES {
+        sim.step(&Step::Enroll(node));
+        sim.step(&Step::Commit(node));
+        sim.step(&Step::Catch(node));
+    }
+    assert!(sim.nodes.iter().all(|n| n.slot.is_some()));
+    for _ in 0..20 {
+        sim.step(&Step::Request(0, 0));
+        sim.step(&Step::Commit(0));
+        for node in 0..NODES {
+            sim.step(&Step::Catch(node));
+            sim.step(&Step::AnswerRecalls(node));
+            sim.step(&Step::Commit(node));
+        }
+    }
+    assert_eq!(sim.admitted[0], 5);
+    let state = sim.history.last().unwrap();
+    let counter = Counter::decode(&state.get(KEYS[0]).unwrap().value).unwrap();
+    assert_eq!((counter.granted, counter.held(), counter.holders), (5, 0, 3));
+    assert!(state.get(&format!("{RECALL_PREFIX}{}", KEYS[0])).is_none(), "the marker goes once nothing is held");
+}
+
+#[test]
+fn an_enrolment_made_before_gets_no_slot() {
+    let mut s = KvState::default();
+    let enroll = Command::Enroll { node: 7, window: WINDOW, expires_at: 9 };
+    assert!(matches!(s.apply(&enroll, &mut Vec::new()), Response::Enrolled { slot: Some(0), .. }));
+    assert!(matches!(s.apply(&enroll, &mut Vec::new()), Response::Enrolled { slot: None, .. }));
+}
+
+#[test]
+fn a_counter_without_slices_keeps_its_eight_byte_form() {
+    let mut s = KvState::default();
+    s.apply(&Command::Reserve { key: KEYS[0].into(), want: 2, limit: 5, expires_at: 9 }, &mut Vec::new());
+    assert_eq!(crate::kv::decode_counter(&s.get(KEYS[0]).unwrap().value), Some(2));
+    assert_eq!(s.get(KEYS[0]).unwrap().value.len(), 8);
+}
