@@ -79,6 +79,8 @@ async fn tags_list_every_tagged_entity_and_validation_writes_nothing() {
 
     let bad = call(Method::GET, &format!("http://{a}/tags/a,b"), "").await;
     assert_eq!((bad.status.as_u16(), bad.json()["code"].as_u64(), bad.json()["name"].as_str()), (400, Some(10), Some("invalid unique tag")));
+    let bad = call(Method::GET, &format!("http://{a}/tags/%FF"), "").await;
+    assert_eq!((bad.status.as_u16(), bad.json()["code"].as_u64()), (400, Some(10)), "not UTF-8");
     let bad = call(Method::GET, &format!("http://{a}/tags?offset=nope"), "").await;
     assert_eq!((bad.status.as_u16(), bad.json()["code"].as_u64()), (400, Some(7)));
 
@@ -97,6 +99,7 @@ async fn tags_list_every_tagged_entity_and_validation_writes_nothing() {
     let services = call(Method::GET, &format!("http://{a}/schemas/services"), "").await.json();
     assert_eq!(field(&services, "port")["default"], 80, "{services}");
     let rate_limiting = call(Method::GET, &format!("http://{a}/schemas/plugins/rate-limiting"), "").await.json();
+    assert!(rate_limiting["fields"].as_array().unwrap().iter().all(|f| f.get("id").is_none()), "the plugin's own fields only: {rate_limiting}");
     assert_eq!(field(&field(&rate_limiting, "config"), "limit_by")["default"], "consumer", "{rate_limiting}");
     let key_auth = call(Method::GET, &format!("http://{a}/plugins/schema/key-auth"), "").await.json();
     assert_eq!(field(&key_auth, "key_names")["default"], serde_json::json!(["apikey"]), "{key_auth}");

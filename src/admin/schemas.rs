@@ -32,10 +32,10 @@ pub fn entity(table: &str) -> Response<Body> {
     }
 }
 
-/// `GET /schemas/plugins/{name}`: the plugin entity with that plugin's config.
+/// `GET /schemas/plugins/{name}`: what the plugin defines of its entity.
 pub fn plugin(name: &str) -> Response<Body> {
-    match plugins::schema(name) {
-        Some(record) => json_response(StatusCode::OK, &record_json(&record)),
+    match plugins::get(name) {
+        Some(def) => json_response(StatusCode::OK, &record_json(&crate::model::plugin::own_schema(def))),
         None => message(StatusCode::NOT_FOUND, &format!("No plugin named '{name}'")),
     }
 }

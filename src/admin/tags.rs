@@ -36,7 +36,7 @@ impl TagRow {
 /// The position an offset names: the row it was made from.
 fn parse_offset(offset: &str) -> Result<(String, Uuid), KongError> {
     let bad = |why: &str| KongError::invalid_offset(offset, why);
-    let (id, tag) = offset.split_at_checked(36).ok_or_else(|| bad("too short"))?;
+    let (id, tag) = offset.split_at_checked(36).ok_or_else(|| bad("not an offset this node made"))?;
     let id = Uuid::try_parse(id).map_err(|e| bad(&e.to_string()))?;
     if tag.is_empty() {
         return Err(bad("no tag"));
@@ -46,10 +46,14 @@ fn parse_offset(offset: &str) -> Result<(String, Uuid), KongError> {
 
 /// Kong's check of a tag named in the path (`typedefs.tag`), as its tags DAO reports it.
 fn check_tag(tag: &str) -> Result<(), KongError> {
-    if !tag.is_empty() && tag.bytes().all(tag_byte) {
+    // The path was decoded with invalid UTF-8 replaced: a tag cannot hold such bytes.
+    let why = if let Some(at) = tag.find('\u{FFFD}') {
+        format!("invalid utf-8 character sequence detected at position {}", at + 1)
+    } else if !tag.is_empty() && tag.bytes().all(tag_byte) {
         return Ok(());
-    }
-    let why = format!("invalid tag '{tag}': expected printable ascii (except `,` and `/`) or valid utf-8 sequences");
+    } else {
+        format!("invalid tag '{tag}': expected printable ascii (except `,` and `/`) or valid utf-8 sequences")
+    };
     Err(KongError { name: "invalid unique tag".into(), ..KongError::new(codes::INVALID_UNIQUE, why, Value::Null) })
 }
 
@@ -135,6 +139,7 @@ mod tests {
         assert_eq!((e.code, e.name.as_str(), e.http_status()), (10, "invalid unique tag", 400));
         assert!(e.message.starts_with("invalid tag 'a,b': expected printable ascii"), "{}", e.message);
         assert!(check_tag("ünïcode tag").is_ok());
+        assert!(check_tag("a\u{FFFD}").unwrap_err().message.starts_with("invalid utf-8 character sequence"));
     }
 
     #[test]

@@ -53,6 +53,17 @@ pub(crate) fn full_schema(def: &PluginDef) -> Record {
     rec
 }
 
+/// What a plugin defines of its entity, as Kong's `/schemas/plugins/{name}` shows it:
+/// `consumer` when it cannot be scoped to one, `protocols` and `config`.
+pub fn own_schema(def: &PluginDef) -> Record {
+    let full = full_schema(def);
+    let own = |name: &str| full.fields.iter().find(|(n, _)| *n == name).cloned();
+    let mut record = Record::new();
+    let consumer = own("consumer").filter(|_| def.no_consumer);
+    record.fields.extend(consumer.into_iter().chain(own("protocols")).chain(own("config")));
+    record
+}
+
 /// The plugin entity whatever its name, as Kong's `/schemas/plugins` shows it: `config`
 /// is a record each plugin defines.
 pub fn base_schema() -> Record {

@@ -101,7 +101,7 @@ impl Field {
     }
     /// A uuid string (`typedefs.uuid`).
     pub fn uuid() -> Self {
-        Self::string().fact("uuid", Value::Bool(true)).fact("auto", Value::Bool(true)).check_str(|s| {
+        Self::string().fact("uuid", Value::Bool(true)).check_str(|s| {
             if super::validators::is_uuid(s) {
                 Ok(())
             } else {
