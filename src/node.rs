@@ -143,6 +143,7 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
         }
     });
     tasks.spawn(reserver::expire_loop(store.clone(), EXPIRE_EVERY, trigger.signal()));
+    tasks.spawn(proxy.limiters.cluster.clone().watch_recalls(trigger.signal()));
     tasks.spawn(sweep_limiters(proxy.clone(), peers.clone(), trigger.signal()));
     let seed_cluster_addrs = args.join_addrs().iter().filter_map(|s| s.rsplit_once(':')).map(|(host, _)| format!("{host}:{CLUSTER_PORT}")).collect();
     let membership = tokio::spawn(join::keep_membership(

@@ -146,9 +146,10 @@ pub enum Response {
     Txn { revision: u64, failed: Option<FailedCompare> },
     Reserve { revision: u64, granted: u64, total: u64 },
     Expire { revision: u64, removed: u64 },
-    /// `slot` is none when the node was enrolled already (it may not use a slot it
-    /// cannot tell it has not used) or the window has no slot left.
-    Enrolled { revision: u64, slot: Option<u8> },
+    /// `fresh` is false when the node was enrolled already, by a call it did not hear
+    /// back from or before a restart: it may not use a slot it cannot tell it has not
+    /// used, and answers recalls as if it had. `slot` is none when the window is full.
+    Enrolled { revision: u64, slot: Option<u8>, fresh: bool },
     /// `total` counts the first slices not settled yet, `held` of them.
     ReserveIn { revision: u64, granted: u64, total: u64, held: u64 },
     Settled { revision: u64, held: u64 },

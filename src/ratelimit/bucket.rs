@@ -51,6 +51,9 @@ pub struct Bucket {
     pub pending: bool,
     /// The store granted less than asked: the window's budget is gone.
     pub exhausted: bool,
+    /// The store granted less than asked while other nodes' first slices of the window
+    /// were held: they are recalled, and the next reservation waits for their answers.
+    pub awaiting: bool,
 }
 
 impl Bucket {
@@ -88,7 +91,7 @@ impl Bucket {
     /// The reservation a request that found no token needs, unless one is in flight or
     /// the budget is gone.
     pub fn refill(&self, live_nodes: u64) -> Option<u64> {
-        (!self.pending && !self.exhausted && self.local_tokens() == 0).then(|| slice_size(self.limit, self.cluster_granted, live_nodes) + self.debt())
+        (!self.pending && !self.exhausted && !self.awaiting && self.local_tokens() == 0).then(|| slice_size(self.limit, self.cluster_granted, live_nodes) + self.debt())
     }
 
     /// A reservation made ahead of need, after an admission, so that the common request
@@ -96,21 +99,31 @@ impl Bucket {
     /// tokens on nodes that may get no more requests this window, and the requests that
     /// come to the other nodes would be refused for want of them.
     pub fn prefetch(&self, live_nodes: u64) -> Option<u64> {
-        if self.pending || self.exhausted || self.debt() > 0 {
+        if self.pending || self.exhausted || self.awaiting || self.debt() > 0 {
             return None;
         }
         let slice = slice_size(self.limit, self.cluster_granted, live_nodes);
         (slice >= 4 && self.local_tokens() <= slice / 2).then_some(slice)
     }
 
-    /// Records what the store granted for a reservation of `want`.
-    pub fn on_grant(&mut self, want: u64, granted: u64, cluster_total: u64) {
+    /// Records what the store granted for a reservation of `want`. `held` of the
+    /// cluster's total are other nodes' first slices not settled yet: a short grant then
+    /// means they are recalled, not that the budget is gone.
+    pub fn on_grant(&mut self, want: u64, granted: u64, cluster_total: u64, held: u64) {
         self.pending = false;
         self.granted += granted;
         self.cluster_granted = self.cluster_granted.max(cluster_total);
-        if granted < want || cluster_total >= self.limit {
+        if held > 0 && granted < want {
+            self.awaiting = true;
+        } else if held == 0 && (granted < want || cluster_total >= self.limit) {
             self.exhausted = true;
         }
+    }
+
+    /// First slices recalled for this window were settled (or the wait for them is
+    /// over): reservations may be asked again.
+    pub fn end_await(&mut self) {
+        self.awaiting = false;
     }
 
     /// How many requests this node may admit in this window while reservations fail:
@@ -163,6 +176,7 @@ impl Bucket {
         self.generation = generation;
         self.give_up_unused();
         self.exhausted = self.cluster_granted >= count;
+        self.awaiting = false;
     }
 
     /// A cluster total learned other than by a grant (this node's applied counter).

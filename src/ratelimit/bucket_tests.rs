@@ -99,7 +99,7 @@ fn play(limit: u64, nodes: usize, steps: Vec<Step>) -> Result<(), TestCaseError>
             Step::Answer(n) if n < nodes => {
                 if let Some((want, made_under)) = pending[n].take() {
                     let (granted, total) = counter.reserve(want, made_under.count);
-                    buckets[n].on_grant(want, granted, total);
+                    buckets[n].on_grant(want, granted, total, 0);
                     if !buckets[n].is_under(made_under) {
                         buckets[n].give_up_unused();
                     }
@@ -175,11 +175,11 @@ proptest! {
                 }
                 let want = buckets[n].refill(nodes as u64).expect("a node out of tokens reserves");
                 let (granted, total) = counter.reserve(want, limit);
-                buckets[n].on_grant(want, granted, total);
+                buckets[n].on_grant(want, granted, total, 0);
             }
             if let Some(want) = buckets[n].prefetch(nodes as u64) {
                 let (granted, total) = counter.reserve(want, limit);
-                buckets[n].on_grant(want, granted, total);
+                buckets[n].on_grant(want, granted, total, 0);
             }
         }
         // Tokens prefetched by nodes that then saw no more requests are the only loss, and
@@ -202,12 +202,12 @@ fn slices_shrink_to_one_as_the_budget_runs_out() {
 fn small_budgets_are_never_prefetched() {
     let mut b = Bucket::new(5);
     assert_eq!(b.refill(3), Some(1));
-    b.on_grant(1, 1, 1);
+    b.on_grant(1, 1, 1, 0);
     assert_eq!(b.try_admit(), Admission::Admitted);
     assert_eq!(b.prefetch(3), None, "no reservation ahead of need for small slices");
     assert_eq!(b.refill(3), Some(1), "a request that finds no token reserves one");
     let mut big = Bucket::new(1200);
-    big.on_grant(100, 100, 100);
+    big.on_grant(100, 100, 100, 0);
     for _ in 0..60 {
         big.try_admit();
     }
@@ -217,7 +217,7 @@ fn small_budgets_are_never_prefetched() {
 #[test]
 fn a_short_grant_exhausts_the_bucket() {
     let mut b = Bucket::new(10);
-    b.on_grant(4, 2, 10);
+    b.on_grant(4, 2, 10, 0);
     assert!(b.exhausted);
     assert_eq!(b.try_admit(), Admission::Admitted);
     assert_eq!(b.try_admit(), Admission::Admitted);
@@ -231,7 +231,7 @@ fn the_fallback_share_is_a_part_of_what_was_left_not_a_fresh_budget() {
     assert_eq!(Bucket::new(200).fallback_share(0), 200, "a node alone takes the whole budget");
     // 150 of 200 already reserved across the cluster, 30 of them here: 30 + 50 / 2.
     let mut bucket = Bucket::new(200);
-    bucket.on_grant(30, 30, 150);
+    bucket.on_grant(30, 30, 150, 0);
     assert_eq!(bucket.fallback_share(2), 55);
     // Rounded down once the budget is partly spent: 30 + 50 / 3.
     assert_eq!(bucket.fallback_share(3), 46);
@@ -240,6 +240,6 @@ fn the_fallback_share_is_a_part_of_what_was_left_not_a_fresh_budget() {
     bucket.observe_cluster_total(170);
     assert_eq!(bucket.fallback_share(2), 35, "a stale total never lowers what is known");
     // The budget was spent before the quorum went: nothing beyond this node's grant.
-    bucket.on_grant(60, 50, 200);
+    bucket.on_grant(60, 50, 200, 0);
     assert_eq!(bucket.fallback_share(1), 80);
 }

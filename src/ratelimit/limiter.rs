@@ -3,7 +3,9 @@
 //! reserver in the background, and the next windows (within a minute) of a key that
 //! comes back (used here in the window before, or in a window reserved ahead for it) or
 //! is busy are reserved, together, before they begin (`ahead`); only a node with no
-//! token at all waits for a reservation. A limit changed in a window's middle applies at
+//! token at all waits for a reservation, except a key new here whose window this node
+//! enrolled in before: it takes the first slice every such counter holds for the node
+//! (`slices`). A limit changed in a window's middle applies at
 //! once. When reservations fail (no quorum) the node falls back to a local share of the
 //! budget (limit / live nodes of what was left when it last heard; see
 //! `Bucket::fallback_share`), opens new windows on it without waiting, and says so.
@@ -15,8 +17,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use gatehouse_raft::{SlotUse, WindowRef};
+
 use super::bucket::{Admission, Bucket, LimitSpec};
-use super::reserver::{ReserveError, Reserver};
+use super::reserver::{Enrolment, Grant, ReserveError, Reserver, Want};
 use super::window::Window;
 
 /// Counters outlive their window a little, so late reservations still find them.
@@ -53,11 +57,16 @@ struct Entry {
     /// Bumped whenever a reservation for this key completes; waiters subscribe under
     /// the lock, so a completion between unlock and wait is never missed.
     changed: watch::Sender<u64>,
+    /// This node's first slice of the counter, and whether a request was admitted on it:
+    /// told to the store with each reservation (and a recall) so that it is settled.
+    slot: Option<SlotUse>,
+    /// A recall answer (`Settle`) is in flight.
+    settling: bool,
 }
 
 impl Entry {
     fn new(limit: LimitSpec, window: Window) -> Entry {
-        Entry { bucket: Bucket::new(limit), window, ahead: false, degraded_until: None, changed: watch::channel(0).0 }
+        Entry { bucket: Bucket::new(limit), window, ahead: false, degraded_until: None, changed: watch::channel(0).0, slot: None, settling: false }
     }
 
     /// Whether the key has had enough requests in this window here that its next windows
@@ -83,11 +92,22 @@ struct Counters {
     /// here is a key that comes back, worth reserving ahead even if it is not busy. An
     /// entry would do, but would keep every sparse key's counter a window longer.
     recent: HashMap<u64, u64, foldhash::fast::RandomState>,
+    /// This node's enrolments in windows (see `slices`).
+    enrolled: HashMap<WindowRef, Enrolling>,
+}
+
+/// Where this node stands in a window's enrolment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Enrolling {
+    Asked,
+    Enrolled(Enrolment),
+    /// The window had no slot left.
+    Refused,
 }
 
 impl Counters {
     fn new() -> Counters {
-        Counters { unreachable_until: None, entries: Entries::default(), recent: HashMap::default() }
+        Counters { unreachable_until: None, entries: Entries::default(), recent: HashMap::default(), enrolled: HashMap::new() }
     }
 }
 
@@ -176,15 +196,26 @@ impl ClusterLimiter {
         self.lock().entries.contains_key(key)
     }
 
-    /// Reserves `wants` in one Raft entry, in the background.
-    fn spawn_reservations(self: &Arc<Self>, wants: Vec<(String, u64, LimitSpec, u64)>) {
+    /// Reserves `wants` (key, tokens, limit, window) in one Raft entry, in the background.
+    fn spawn_reservations(self: &Arc<Self>, wants: Vec<(String, u64, LimitSpec, Window)>) {
         if wants.is_empty() {
             return;
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let counts = wants.iter().map(|(key, want, limit, expires)| (key.clone(), *want, limit.count, *expires)).collect();
-            let results = this.reserver.reserve_many(counts).await;
+            let asks = wants
+                .iter()
+                .map(|(key, want, limit, window)| Want {
+                    key: key.clone(),
+                    want: *want,
+                    limit: limit.count,
+                    expires_at: window.end_ms() + COUNTER_GRACE_MS,
+                    window: window.to_ref(),
+                    // Windows not begun: no request took a first slice of theirs here.
+                    slot: None,
+                })
+                .collect();
+            let results = this.reserver.reserve_many(asks).await;
             for ((key, want, limit, _), result) in wants.into_iter().zip(results) {
                 this.finish_reservation(&key, want, limit, result);
             }
@@ -200,7 +231,7 @@ impl ClusterLimiter {
             // Wait for the reservation in flight (ours or another request's).
             let wait = deadline.saturating_duration_since(Instant::now());
             if wait.is_zero() || tokio::time::timeout(wait, changed.changed()).await.is_err() {
-                self.mark_degraded(key);
+                self.wait_over(key);
             }
             match self.try_decide(key, limit, window, fault_tolerant) {
                 Ok(decision) => return decision,
@@ -224,6 +255,8 @@ impl ClusterLimiter {
                 if let Some(until) = counters.unreachable_until.filter(|until| *until > Instant::now()) {
                     entry.bucket.observe_cluster_total(self.reserver.applied_total(key));
                     entry.degraded_until = Some(until);
+                } else {
+                    self.take_first_slice(&mut counters.enrolled, &mut entry, key, limit);
                 }
                 counters.entries.entry(key.to_owned()).or_insert(entry)
             }
@@ -263,6 +296,7 @@ impl ClusterLimiter {
             Admission::Rejected => None,
         };
         if let Some(want) = reserve {
+            Self::give_up_slot(&counters.enrolled, entry);
             self.ask(entry, key, want, limit, window);
         }
         let decision = match admission {
@@ -284,16 +318,24 @@ impl ClusterLimiter {
     fn ask(self: &Arc<Self>, entry: &mut Entry, key: &str, want: u64, limit: LimitSpec, window: Window) {
         entry.bucket.pending = true;
         let this = self.clone();
-        let key = key.to_owned();
+        let ask = Want {
+            key: key.to_owned(),
+            want,
+            limit: limit.count,
+            expires_at: window.end_ms() + COUNTER_GRACE_MS,
+            window: window.to_ref(),
+            slot: entry.slot,
+        };
         tokio::spawn(async move {
-            let result = this.reserver.reserve(key.clone(), want, limit.count, window.end_ms() + COUNTER_GRACE_MS).await;
+            let key = ask.key.clone();
+            let result = this.reserver.reserve(ask).await;
             this.finish_reservation(&key, want, limit, result);
         });
     }
 
     /// Records the outcome of a reservation made under `limit` and wakes the requests
     /// waiting on it.
-    fn finish_reservation(&self, key: &str, want: u64, limit: LimitSpec, result: Result<(u64, u64), ReserveError>) {
+    fn finish_reservation(self: &Arc<Self>, key: &str, want: u64, limit: LimitSpec, result: Result<Grant, ReserveError>) {
         let mut guard = self.lock();
         let counters = &mut *guard;
         if result.is_ok() {
@@ -301,19 +343,23 @@ impl ClusterLimiter {
         }
         let Some(entry) = counters.entries.get_mut(key) else { return };
         match result {
-            Ok((granted, total)) => {
-                entry.bucket.on_grant(want, granted, total);
+            Ok(grant) => {
+                entry.bucket.on_grant(want, grant.granted, grant.total, grant.held);
                 // The limit changed while the reservation was in flight: what it granted
                 // under the old one stays counted, unused.
                 if !entry.bucket.is_under(limit) {
                     entry.bucket.give_up_unused();
                 }
                 entry.degraded_until = None;
+                if entry.bucket.awaiting {
+                    self.await_recall(entry, key, grant.revision);
+                }
             }
             // A window reserved ahead, not begun: forgotten, so that its first request
             // reserves as a new key's would, and falls back only if that fails too (the
             // quorum may be back by then).
-            Err(e) if entry.ahead && entry.bucket.used == 0 => {
+            // (Not one that answered a recall: its slot stays settled as it said.)
+            Err(e) if entry.ahead && entry.bucket.used == 0 && entry.slot.is_none() => {
                 tracing::debug!(%key, error = %e, "rate-limit reservation ahead failed; the window will reserve when it begins");
                 entry.changed.send_modify(|v| *v += 1);
                 counters.entries.remove(key);
@@ -332,8 +378,17 @@ impl ClusterLimiter {
         }
     }
 
-    fn mark_degraded(&self, key: &str) {
-        self.fall_back(&mut self.lock(), key);
+    /// A request waited as long as it may. Without quorum the node falls back to its
+    /// share; while first slices are recalled the budget may well be spent, and a share
+    /// could take the window over its limit, so the request is refused.
+    fn wait_over(&self, key: &str) {
+        let mut counters = self.lock();
+        if let Some(entry) = counters.entries.get_mut(key).filter(|e| e.bucket.awaiting) {
+            entry.bucket.end_await();
+            entry.bucket.exhausted = true;
+            return;
+        }
+        self.fall_back(&mut counters, key);
     }
 
     /// Admits `key` from the fallback share for the next second, starting from the
@@ -353,10 +408,12 @@ impl ClusterLimiter {
         let mut counters = self.lock();
         counters.entries.retain(|_, e| e.window.end_ms() > now_ms);
         counters.recent.retain(|_, forget_at| *forget_at > now_ms);
+        counters.enrolled.retain(|window, _| window.start_ms + window.len_ms > now_ms);
     }
 }
 
 mod ahead;
+mod slices;
 
 #[cfg(test)]
 #[path = "limiter_tests.rs"]

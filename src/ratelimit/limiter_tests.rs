@@ -28,7 +28,9 @@ pub(crate) async fn store(dir: &tempfile::TempDir, initialize: bool) -> Store {
 pub(crate) fn limiter_over(store: &Store) -> (Arc<ClusterLimiter>, ShutdownTrigger) {
     let trigger = ShutdownTrigger::new();
     let reserver = Reserver::start(store.clone(), Duration::from_secs(2), trigger.signal());
-    (ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2)), trigger)
+    let limiter = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2));
+    tokio::spawn(limiter.clone().watch_recalls(trigger.signal()));
+    (limiter, trigger)
 }
 
 /// A limiter over a store never initialised: no leader, so every reservation fails (after
@@ -37,7 +39,9 @@ pub(crate) fn limiter_over(store: &Store) -> (Arc<ClusterLimiter>, ShutdownTrigg
 pub(crate) fn leaderless_limiter(store: &Store) -> (Arc<ClusterLimiter>, Reserver, ShutdownTrigger) {
     let trigger = ShutdownTrigger::new();
     let reserver = Reserver::start(store.clone(), Duration::from_millis(200), trigger.signal());
-    (ClusterLimiter::new(reserver.clone(), Arc::new(|| 3), Duration::from_millis(300)), reserver, trigger)
+    let limiter = ClusterLimiter::new(reserver.clone(), Arc::new(|| 3), Duration::from_millis(300));
+    tokio::spawn(limiter.clone().watch_recalls(trigger.signal()));
+    (limiter, reserver, trigger)
 }
 
 /// The cluster-wide total the store has applied for `key`.
@@ -216,6 +220,12 @@ async fn a_key_that_comes_back_has_its_next_windows_reserved_before_they_begin()
     // The first window's counter is forgotten, not that the key was used in it.
     limiter.sweep(windows[0].end_ms());
     assert!(!limiter.knows(&keys[0]));
+    // The enrolments the first requests asked for are in the log before it is marked.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while limiter.lock().enrolled.values().any(|e| *e == Enrolling::Asked) {
+        assert!(std::time::Instant::now() < deadline, "enrolments unanswered");
+        tokio::task::yield_now().await;
+    }
     let before = log_mark(&store).await;
     limiter.admit(&keys[1], limit, windows[1], true).await;
     for (w, key) in keys.iter().enumerate().take(6).skip(2) {
@@ -224,8 +234,11 @@ async fn a_key_that_comes_back_has_its_next_windows_reserved_before_they_begin()
         settled(&limiter, key).await;
     }
     assert!(!limiter.knows(&keys[6]), "{WINDOWS_AHEAD} windows at a time");
-    // Window 1 itself waited for its reservation: that and the four windows ahead.
-    assert_eq!(log_mark(&store).await - before - 1, 2, "the windows ahead share one Raft entry");
+    // Window 1's first request took the node's first slice of its counter; its next
+    // slice, reserved at once, may share a Raft entry with the four windows ahead.
+    settled(&limiter, &keys[1]).await;
+    let entries = log_mark(&store).await - before - 1;
+    assert!((1..=2).contains(&entries), "the windows ahead share one Raft entry: {entries} entries");
 
     // Windows 2 to 4 were reserved: their first requests find tokens and start nothing.
     for (w, (key, window)) in keys.iter().zip(&windows).enumerate().take(5).skip(2) {
@@ -386,8 +399,10 @@ async fn once_reservations_fail_new_windows_decide_without_waiting_until_a_probe
     }
     // b's two admissions from the share were reserved with its first slice.
     assert!(counter(&store, "b").unwrap() >= 2);
+    // A new window is off the share again: it waits for a reservation, or takes the
+    // node's first slice if an enrolment got through once the quorum was back.
     let fresh = limiter.try_decide("d", 20, FAR, true);
-    assert!(fresh.is_err(), "a new window reserves again, as before the failure: {fresh:?}");
+    assert!(matches!(fresh, Err(_) | Ok(Decision::Admitted { on_share: false, .. })), "a new window reserves again, as before the failure: {fresh:?}");
     trigger.trigger();
     store.shutdown().await;
 }

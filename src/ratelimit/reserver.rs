@@ -1,10 +1,12 @@
-//! Batches reservations: every `Reserve` a node needs while one batch is being committed
-//! goes into the next one, so a busy node costs one Raft entry per round trip, not one
-//! per key. Also proposes `Expire` for ended windows, from the leader only.
+//! Batches the rate limit's Raft commands: every reservation (`ReserveIn`), enrolment
+//! and settlement a node needs while one batch is being committed goes into the next
+//! one, so a busy node costs one Raft entry per round trip, not one per key. Also
+//! proposes `Expire` for ended windows, from the leader only.
 
 use std::time::Duration;
 
-use gatehouse_raft::{Command, Response, Role, Store};
+use gatehouse_raft::kv::slices::Counter;
+use gatehouse_raft::{Command, Response, Role, SlotUse, Store, WindowRef};
 use tokio::sync::{mpsc, oneshot};
 
 use super::wall_clock::now_ms;
@@ -21,18 +23,49 @@ pub enum ReserveError {
     Unavailable(String),
 }
 
-pub struct ReserveRequest {
+/// One reservation: up to `want` tokens of `key`'s counter, of `window`, under `limit`;
+/// `slot` says how this node's first slice of the counter went, if it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Want {
     pub key: String,
     pub want: u64,
     pub limit: u64,
     pub expires_at: u64,
-    pub reply: oneshot::Sender<Result<(u64, u64), ReserveError>>,
+    pub window: WindowRef,
+    pub slot: Option<SlotUse>,
+}
+
+/// What a reservation got: `total` counts every token granted or held as a first slice
+/// in the cluster, `held` the first slices not settled, as of `revision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub granted: u64,
+    pub total: u64,
+    pub held: u64,
+    pub revision: u64,
+}
+
+/// A node's enrolment in a window (see `gatehouse_raft::kv::slices`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enrolment {
+    pub slot: u8,
+    /// The store's revision once it applied the enrolment: a map applied that far shows
+    /// every counter created before it.
+    pub revision: u64,
+    /// False for a slot enrolled before (a retry or a restart): not to be used, and
+    /// settled as used when recalled.
+    pub fresh: bool,
+}
+
+struct Request {
+    cmd: Command,
+    reply: oneshot::Sender<Result<Response, ReserveError>>,
 }
 
 #[derive(Clone)]
 pub struct Reserver {
     /// Requests that must share a Raft entry travel together.
-    tx: mpsc::Sender<Vec<ReserveRequest>>,
+    tx: mpsc::Sender<Vec<Request>>,
     store: Store,
 }
 
@@ -44,20 +77,54 @@ impl Reserver {
         Reserver { tx, store }
     }
 
-    /// Reserves up to `want` tokens of `key`'s budget; returns (granted, cluster total).
-    pub async fn reserve(&self, key: String, want: u64, limit: u64, expires_at: u64) -> Result<(u64, u64), ReserveError> {
-        self.reserve_many(vec![(key, want, limit, expires_at)]).await.pop().expect("one answer per reservation")
+    pub async fn reserve(&self, want: Want) -> Result<Grant, ReserveError> {
+        self.reserve_many(vec![want]).await.pop().expect("one answer per reservation")
     }
 
     /// Reserves several keys in one Raft entry (one message to the batcher, so that no
     /// batch can cut them). Answers in order.
-    pub async fn reserve_many(&self, wants: Vec<(String, u64, u64, u64)>) -> Vec<Result<(u64, u64), ReserveError>> {
-        let stopped = || ReserveError::Unavailable("the reserver stopped".into());
-        let (requests, answers): (Vec<_>, Vec<_>) = wants
+    pub async fn reserve_many(&self, wants: Vec<Want>) -> Vec<Result<Grant, ReserveError>> {
+        let limits: Vec<u64> = wants.iter().map(|w| w.limit).collect();
+        let cmds = wants
             .into_iter()
-            .map(|(key, want, limit, expires_at)| {
+            .map(|w| Command::ReserveIn { key: w.key, want: w.want, limit: w.limit, expires_at: w.expires_at, window: w.window, slot: w.slot })
+            .collect();
+        let answers = self.submit(cmds).await;
+        answers
+            .into_iter()
+            .zip(limits)
+            .map(|(answer, limit)| {
+                answer.map(|response| match response {
+                    Response::ReserveIn { revision, granted, total, held } => Grant { granted, total, held, revision },
+                    // A counter key holding something else: treat the budget as spent.
+                    other => Grant { granted: 0, total: limit, held: 0, revision: other.revision().unwrap_or(0) },
+                })
+            })
+            .collect()
+    }
+
+    /// Enrolls this node in `window`; `None` when the window has no slot left.
+    pub async fn enroll(&self, window: WindowRef, expires_at: u64) -> Result<Option<Enrolment>, ReserveError> {
+        let cmd = Command::Enroll { node: self.store.id(), window, expires_at };
+        match self.submit(vec![cmd]).await.pop().expect("one answer")? {
+            Response::Enrolled { revision, slot, fresh } => Ok(slot.map(|slot| Enrolment { slot, revision, fresh })),
+            other => Err(ReserveError::Unavailable(format!("unexpected response {other:?}"))),
+        }
+    }
+
+    /// Answers a recall of this node's first slice of `key`.
+    pub async fn settle(&self, key: String, limit: u64, expires_at: u64, window: WindowRef, slot: SlotUse) -> Result<(), ReserveError> {
+        let cmd = Command::Settle { key, limit, expires_at, window, slot };
+        self.submit(vec![cmd]).await.pop().expect("one answer").map(|_| ())
+    }
+
+    async fn submit(&self, cmds: Vec<Command>) -> Vec<Result<Response, ReserveError>> {
+        let stopped = || ReserveError::Unavailable("the reserver stopped".into());
+        let (requests, answers): (Vec<_>, Vec<_>) = cmds
+            .into_iter()
+            .map(|cmd| {
                 let (reply, rx) = oneshot::channel();
-                (ReserveRequest { key, want, limit, expires_at, reply }, rx)
+                (Request { cmd, reply }, rx)
             })
             .unzip();
         if self.tx.send(requests).await.is_err() {
@@ -78,9 +145,24 @@ impl Reserver {
     pub fn applied_total(&self, key: &str) -> u64 {
         self.store.get(key).and_then(|kv| gatehouse_raft::kv::decode_counter(&kv.value)).unwrap_or(0)
     }
+
+    /// `key`'s counter as this node has applied it, and the revision it was last changed at.
+    pub fn applied_counter(&self, key: &str) -> Option<(Counter, u64)> {
+        let kv = self.store.get(key)?;
+        Some((Counter::decode(&kv.value)?, kv.mod_revision))
+    }
+
+    /// How far this node has applied the store.
+    pub fn applied_revision(&self) -> u64 {
+        self.store.revision()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Vec<ReserveRequest>>, timeout: Duration, mut shutdown: Shutdown) {
+async fn run(store: Store, mut rx: mpsc::Receiver<Vec<Request>>, timeout: Duration, mut shutdown: Shutdown) {
     loop {
         let mut batch = tokio::select! {
             _ = shutdown.wait() => return,
@@ -92,34 +174,25 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Vec<ReserveRequest>>, timeout:
                 Err(_) => break,
             }
         }
-        let cmd = Command::Batch(
-            batch
-                .iter()
-                .map(|r| Command::Reserve { key: r.key.clone(), want: r.want, limit: r.limit, expires_at: r.expires_at })
-                .collect(),
-        );
-        let result = match tokio::time::timeout(timeout, store.write(cmd)).await {
+        let (cmds, replies): (Vec<Command>, Vec<_>) = batch.into_iter().map(|r| (r.cmd, r.reply)).unzip();
+        let count = cmds.len();
+        let result = match tokio::time::timeout(timeout, store.write(Command::Batch(cmds))).await {
             Err(_) => Err(ReserveError::Unavailable(format!("no commit within {timeout:?}"))),
             Ok(Err(e)) => Err(ReserveError::Unavailable(e.to_string())),
             Ok(Ok(w)) => match w.response {
-                Response::Batch(responses) if responses.len() == batch.len() => Ok(responses),
+                Response::Batch(responses) if responses.len() == count => Ok(responses),
                 other => Err(ReserveError::Unavailable(format!("unexpected response {other:?}"))),
             },
         };
         match result {
             Ok(responses) => {
-                for (req, resp) in batch.into_iter().zip(responses) {
-                    let answer = match resp {
-                        Response::Reserve { granted, total, .. } => Ok((granted, total)),
-                        // A counter key holding something else: treat the budget as spent.
-                        _ => Ok((0, req.limit)),
-                    };
-                    let _ = req.reply.send(answer);
+                for (reply, response) in replies.into_iter().zip(responses) {
+                    let _ = reply.send(Ok(response));
                 }
             }
             Err(e) => {
-                for req in batch {
-                    let _ = req.reply.send(Err(e.clone()));
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }

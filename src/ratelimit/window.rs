@@ -1,6 +1,8 @@
 //! Rate-limit windows: fixed lengths aligned to the Unix epoch (UTC), as Kong's, and the
 //! store key of one window's counter.
 
+use gatehouse_raft::WindowRef;
+
 pub use crate::model::plugins::rate_limiting::Period;
 
 /// One window of one period: `[start_ms, end_ms)`.
@@ -40,6 +42,17 @@ impl Window {
     pub fn ending(&self, now_ms: u64, cap_ms: u64) -> bool {
         let lead = (self.len_ms() / 10).min(cap_ms);
         self.end_ms().saturating_sub(now_ms) <= lead
+    }
+
+    /// The window as the store names it.
+    pub fn to_ref(&self) -> WindowRef {
+        WindowRef { len_ms: self.len_ms(), start_ms: self.start_ms }
+    }
+
+    /// The window the store names, if its length is a period's.
+    pub fn from_ref(window: WindowRef) -> Option<Window> {
+        let period = Period::ALL.into_iter().find(|p| p.window_secs() * 1000 == window.len_ms)?;
+        Some(Window { period, start_ms: window.start_ms })
     }
 
     /// Seconds until the window resets, at least 1 (Kong's RateLimit-Reset).

@@ -13,7 +13,8 @@
 //! A node may use its slot for a key only if it knows the key's counter was created
 //! after its enrolment, or holds its slot unsettled: it has applied its enrolment, and
 //! its applied map has no counter for the key or one whose holders include its slot.
-//! An enrolment that may have been made before (a retry, a restart) gets no slot.
+//! An enrolment that may have been made before (a retry, a restart) gets its slot back,
+//! not fresh: the node may not use it, and answers recalls as if it had.
 
 use super::*;
 use crate::types::{NodeId, SlotUse, WindowRef};
@@ -148,6 +149,7 @@ impl KvState {
 
     /// Writes, moves or removes `key`'s recall marker: there while `held` slices of it
     /// are asked back (`asked`), and renewed by every short grant so holders hear again.
+    #[allow(clippy::too_many_arguments)]
     fn mark_recall(&mut self, key: &str, held: u64, limit: u64, window: WindowRef, expires_at: u64, asked: bool, events: &mut Vec<Event>) {
         let marker = format!("{RECALL_PREFIX}{key}");
         let exists = self.entries.contains_key(&marker);
@@ -163,15 +165,18 @@ impl KvState {
     pub(super) fn apply_enroll(&mut self, node: NodeId, window: WindowRef, expires_at: u64, events: &mut Vec<Event>) -> Response {
         let key = enrolled_key(window);
         let mut nodes = self.entries.get(&key).map(|kv| enrolled_nodes(&kv.value)).unwrap_or_default();
-        if nodes.contains(&node) || nodes.len() >= MAX_SLOTS {
-            return Response::Enrolled { revision: self.revision, slot: None };
+        if let Some(slot) = nodes.iter().position(|n| *n == node) {
+            return Response::Enrolled { revision: self.revision, slot: Some(slot as u8), fresh: false };
+        }
+        if nodes.len() >= MAX_SLOTS {
+            return Response::Enrolled { revision: self.revision, slot: None, fresh: false };
         }
         nodes.push(node);
         let slot = (nodes.len() - 1) as u8;
         let keep_until = self.entries.get(&key).and_then(|kv| kv.expires_at).map_or(expires_at, |t| t.max(expires_at));
         self.revision += 1;
         self.put_at(&key, nodes.iter().flat_map(|n| n.to_be_bytes()).collect(), Some(keep_until), events);
-        Response::Enrolled { revision: self.revision, slot: Some(slot) }
+        Response::Enrolled { revision: self.revision, slot: Some(slot), fresh: true }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -109,9 +109,9 @@ impl Sim {
                 self.history.push(state);
                 let n = &mut self.nodes[node];
                 match response {
-                    Response::Enrolled { revision, slot } => {
+                    Response::Enrolled { revision, slot, fresh } => {
                         n.enrolling = false;
-                        n.slot = slot.map(|s| (s, revision));
+                        n.slot = slot.filter(|_| fresh).map(|s| (s, revision));
                     }
                     Response::ReserveIn { granted, .. } => {
                         let local = n.entries.get_mut(&key.expect("a key")).expect("an entry");
@@ -198,11 +198,11 @@ fn slices_a_node_never_used_are_recalled_and_granted() {
 }
 
 #[test]
-fn an_enrolment_made_before_gets_no_slot() {
+fn an_enrolment_made_before_gets_its_slot_back_not_fresh() {
     let mut s = KvState::default();
     let enroll = Command::Enroll { node: 7, window: WINDOW, expires_at: 9 };
-    assert!(matches!(s.apply(&enroll, &mut Vec::new()), Response::Enrolled { slot: Some(0), .. }));
-    assert!(matches!(s.apply(&enroll, &mut Vec::new()), Response::Enrolled { slot: None, .. }));
+    assert!(matches!(s.apply(&enroll, &mut Vec::new()), Response::Enrolled { slot: Some(0), fresh: true, .. }));
+    assert!(matches!(s.apply(&enroll, &mut Vec::new()), Response::Enrolled { slot: Some(0), fresh: false, .. }));
 }
 
 #[test]

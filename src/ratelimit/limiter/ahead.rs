@@ -6,7 +6,7 @@
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use super::{ClusterLimiter, Counters, Entries, Entry, COUNTER_GRACE_MS};
+use super::{ClusterLimiter, Counters, Entries, Entry};
 use crate::ratelimit::bucket::{Bucket, LimitSpec};
 use crate::ratelimit::window::{sibling_key, Window};
 
@@ -67,7 +67,7 @@ impl ClusterLimiter {
     /// Claims the `count` windows after `window` for `key`, the key of `window`, unless the
     /// next one is known already (the windows after it are claimed at its first use).
     /// `reserve` is the limit and each window's first slice (`ahead_want`).
-    fn claim_after(&self, entries: &mut Entries, key: &str, window: Window, count: usize, reserve: (LimitSpec, u64)) -> Vec<(String, u64, LimitSpec, u64)> {
+    fn claim_after(&self, entries: &mut Entries, key: &str, window: Window, count: usize, reserve: (LimitSpec, u64)) -> Vec<(String, u64, LimitSpec, Window)> {
         let mut windows = Vec::with_capacity(count);
         let mut next = window.next();
         for _ in 0..count {
@@ -84,7 +84,7 @@ impl ClusterLimiter {
 
     /// Enters `windows` not known yet as reserved ahead, pending; returns the reservations
     /// of `want` each that they need.
-    fn claim_ahead(&self, entries: &mut Entries, windows: Vec<(String, Window)>, limit: LimitSpec, want: u64) -> Vec<(String, u64, LimitSpec, u64)> {
+    fn claim_ahead(&self, entries: &mut Entries, windows: Vec<(String, Window)>, limit: LimitSpec, want: u64) -> Vec<(String, u64, LimitSpec, Window)> {
         let mut wants = Vec::with_capacity(windows.len());
         for (key, window) in windows {
             if entries.contains_key(&key) {
@@ -94,7 +94,7 @@ impl ClusterLimiter {
             entry.ahead = true;
             entry.bucket.pending = true;
             entries.insert(key.clone(), entry);
-            wants.push((key, want, limit, window.end_ms() + COUNTER_GRACE_MS));
+            wants.push((key, want, limit, window));
         }
         wants
     }
@@ -103,7 +103,7 @@ impl ClusterLimiter {
     /// used here in the window before (or this window was reserved ahead for it), claims
     /// its next windows. A client that comes back every window, if fewer than
     /// `AHEAD_MIN_USE` times, would otherwise wait for a Raft round at each window's start.
-    pub(super) fn on_first_use(&self, counters: &mut Counters, key: &str, limit: LimitSpec, window: Window, ahead: bool) -> Vec<(String, u64, LimitSpec, u64)> {
+    pub(super) fn on_first_use(&self, counters: &mut Counters, key: &str, limit: LimitSpec, window: Window, ahead: bool) -> Vec<(String, u64, LimitSpec, Window)> {
         let count = windows_ahead(&window);
         if count == 0 {
             return Vec::new();

@@ -1,0 +1,170 @@
+//! First slices (see `gatehouse_raft::kv::slices`): this node enrolls in each window its
+//! keys come in, and in the next, so that a key new here admits its first request on
+//! the token its counter holds for the node, with no Raft round. Recalls of those
+//! tokens are answered here, and a reservation cut short by them waits for the answers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use gatehouse_raft::kv::slices::{decode_recall, RECALL_PREFIX};
+use gatehouse_raft::{EventKind, SlotUse, WatchError, WatchEvent, WindowRef};
+
+use super::{ClusterLimiter, Enrolling, Entry, COUNTER_GRACE_MS};
+use crate::ratelimit::bucket::LimitSpec;
+use crate::ratelimit::window::Window;
+use crate::shutdown::Shutdown;
+
+impl ClusterLimiter {
+    /// For a key new here: enrolls in its window and the next if not yet, and takes the
+    /// first slice of its counter when this node may (`may_use_slot`). The entry keeps
+    /// its slot either way, so that its reservations settle it.
+    pub(super) fn take_first_slice(self: &Arc<Self>, enrolled: &mut HashMap<WindowRef, Enrolling>, entry: &mut Entry, key: &str, limit: LimitSpec) {
+        for window in [entry.window, entry.window.next()] {
+            self.enroll(enrolled, window);
+        }
+        let Some(Enrolling::Enrolled(enrolment)) = enrolled.get(&entry.window.to_ref()).copied() else { return };
+        // A slot enrolled before (a retry, a restart) may have been used: it counts as used.
+        let used = !enrolment.fresh || self.may_use_slot(key, enrolment.slot, enrolment.revision, limit.count);
+        entry.slot = Some(SlotUse { slot: enrolment.slot, used });
+        if used && enrolment.fresh {
+            entry.bucket.granted = 1;
+            // Part of the cluster's total: a fallback share is figured from what is left.
+            entry.bucket.observe_cluster_total(1);
+        }
+    }
+
+    /// This node's slot in the window of an entry that took no first slice (made before
+    /// the node was enrolled, or while it could not tell): given up with the entry's next
+    /// reservation, so that the node need not be asked for it. An entry reserved ahead
+    /// and not used yet keeps it, as it may be forgotten and made again (see
+    /// `finish_reservation`).
+    pub(super) fn give_up_slot(enrolled: &HashMap<WindowRef, Enrolling>, entry: &mut Entry) {
+        if entry.slot.is_some() || (entry.ahead && entry.bucket.used == 0) {
+            return;
+        }
+        if let Some(Enrolling::Enrolled(enrolment)) = enrolled.get(&entry.window.to_ref()) {
+            entry.slot = Some(SlotUse { slot: enrolment.slot, used: !enrolment.fresh });
+        }
+    }
+
+    /// Whether this node holds an unsettled first slice of `key`'s counter: it has applied
+    /// its enrolment, and the counter either does not exist yet (it will hold the slot)
+    /// or holds the slot.
+    fn may_use_slot(&self, key: &str, slot: u8, enrolled_at: u64, limit: u64) -> bool {
+        if u64::from(slot) >= limit || self.reserver.applied_revision() < enrolled_at {
+            return false;
+        }
+        self.reserver.applied_counter(key).is_none_or(|(counter, _)| counter.holds(slot))
+    }
+
+    /// Enrolls in `window` in the background, once.
+    fn enroll(self: &Arc<Self>, enrolled: &mut HashMap<WindowRef, Enrolling>, window: Window) {
+        let window_ref = window.to_ref();
+        if enrolled.contains_key(&window_ref) {
+            return;
+        }
+        enrolled.insert(window_ref, Enrolling::Asked);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let result = this.reserver.enroll(window_ref, window.end_ms() + COUNTER_GRACE_MS).await;
+            let mut counters = this.lock();
+            match result {
+                Ok(Some(enrolment)) => counters.enrolled.insert(window_ref, Enrolling::Enrolled(enrolment)),
+                Ok(None) => counters.enrolled.insert(window_ref, Enrolling::Refused),
+                // Asked again by the window's next new key.
+                Err(_) => counters.enrolled.remove(&window_ref),
+            };
+        });
+    }
+
+    /// A reservation of `key` came back short while first slices were held, as of
+    /// `revision`: unless the counter changed since (the recall answered before this
+    /// node heard, so no change is left to wake it), its requests wait for the answers.
+    pub(super) fn await_recall(self: &Arc<Self>, entry: &mut Entry, key: &str, revision: u64) {
+        if self.reserver.applied_counter(key).is_some_and(|(_, changed_at)| changed_at > revision) {
+            self.ask_again(entry, key);
+        }
+    }
+
+    /// Ends a wait for recalled slices with a fresh reservation.
+    fn ask_again(self: &Arc<Self>, entry: &mut Entry, key: &str) {
+        entry.bucket.end_await();
+        let limit = LimitSpec { count: entry.bucket.limit, generation: entry.bucket.generation };
+        match entry.bucket.refill((self.live_nodes)()) {
+            Some(want) => self.ask(entry, key, want, limit, entry.window),
+            // Tokens came meanwhile: the waiters take them.
+            None => entry.changed.send_modify(|v| *v += 1),
+        }
+    }
+
+    /// Answers recalls and wakes waits for them, for as long as the node runs.
+    pub async fn watch_recalls(self: Arc<Self>, mut shutdown: Shutdown) {
+        loop {
+            // Markers there now are recalls this node may not have heard yet.
+            let (markers, _, mut watcher) = self.reserver.store().snapshot_and_watch(RECALL_PREFIX);
+            for (marker, kv) in markers {
+                self.on_marker(&marker, decode_recall(&kv.value));
+            }
+            loop {
+                let event = tokio::select! {
+                    _ = shutdown.wait() => return,
+                    event = watcher.next() => event,
+                };
+                match event {
+                    Ok(WatchEvent::Change(change)) => match change.kind {
+                        EventKind::Put(kv) => self.on_marker(&change.key, decode_recall(&kv.value)),
+                        EventKind::Delete { .. } => self.on_marker(&change.key, None),
+                    },
+                    // Rescanned from a fresh snapshot.
+                    Ok(WatchEvent::Reset { .. }) | Err(WatchError::Lagged { .. } | WatchError::Compacted { .. }) => break,
+                    Err(WatchError::Closed) => return,
+                }
+            }
+        }
+    }
+
+    /// A recall marker written (`recall`: held, limit, window) or removed (`None`).
+    fn on_marker(self: &Arc<Self>, marker: &str, recall: Option<(u64, u64, WindowRef)>) {
+        let Some(key) = marker.strip_prefix(RECALL_PREFIX) else { return };
+        let mut counters = self.lock();
+        let counters = &mut *counters;
+        // A request here waiting for the answers: something was settled, ask again.
+        if let Some(entry) = counters.entries.get_mut(key).filter(|e| e.bucket.awaiting && !e.bucket.pending) {
+            self.ask_again(entry, key);
+        }
+        let Some((_, limit, window_ref)) = recall else { return };
+        let Some(Enrolling::Enrolled(enrolment)) = counters.enrolled.get(&window_ref).copied() else { return };
+        if self.reserver.applied_counter(key).is_some_and(|(counter, _)| !counter.holds(enrolment.slot)) {
+            return;
+        }
+        let Some(window) = Window::from_ref(window_ref) else { return };
+        // A node that never saw the key keeps an entry for it from now on, so that it
+        // cannot take the slice it says it did not use.
+        let entry = counters.entries.entry(key.to_owned()).or_insert_with(|| {
+            let mut entry = Entry::new(LimitSpec { count: limit, generation: 0 }, window);
+            entry.slot = Some(SlotUse { slot: enrolment.slot, used: !enrolment.fresh });
+            entry
+        });
+        let slot = entry.slot.unwrap_or(SlotUse { slot: enrolment.slot, used: !enrolment.fresh });
+        entry.slot = Some(slot);
+        if entry.settling {
+            return;
+        }
+        entry.settling = true;
+        let this = self.clone();
+        let key = key.to_owned();
+        tokio::spawn(async move {
+            let result = this.reserver.settle(key.clone(), limit, window.end_ms() + COUNTER_GRACE_MS, window_ref, slot).await;
+            if let Err(e) = result {
+                tracing::debug!(%key, error = %e, "answering a rate-limit recall failed; the next recall asks again");
+            }
+            if let Some(entry) = this.lock().entries.get_mut(&key) {
+                entry.settling = false;
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+#[path = "slices_tests.rs"]
+mod tests;

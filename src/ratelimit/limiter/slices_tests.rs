@@ -1,0 +1,48 @@
+//! First slices on a one-node store: once the node is enrolled in a window, a key new
+//! to it admits its first request with no Raft round, and the next reservation settles
+//! that slice as used.
+
+use std::time::{Duration, Instant};
+
+use gatehouse_raft::kv::slices::Counter;
+
+use super::super::tests::{limiter_over, store};
+use super::super::{Decision, Enrolling};
+use crate::ratelimit::window::{Period, Window};
+
+const FAR: Window = Window { period: Period::Minute, start_ms: 9_000_000_000_000_000 };
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_new_here_takes_its_first_slice_without_a_raft_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, true).await;
+    let (limiter, trigger) = limiter_over(&store);
+    // Slices of 8 / (4 x 3 nodes) round to 1, which is never reserved ahead of need: a
+    // write to the store can only come from a request that needs one.
+    let limit = 8;
+    // Any key of the window enrolls the node in it (and in the next).
+    assert!(matches!(limiter.admit("warm", limit, FAR, true).await, Decision::Admitted { .. }));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let enrolled = |window: Window| matches!(limiter.lock().enrolled.get(&window.to_ref()), Some(Enrolling::Enrolled(e)) if e.fresh);
+    while !(enrolled(FAR) && enrolled(FAR.next())) {
+        assert!(Instant::now() < deadline, "no enrolment");
+        tokio::task::yield_now().await;
+    }
+
+    let before = store.revision();
+    assert!(matches!(limiter.admit("new", limit, FAR, true).await, Decision::Admitted { .. }));
+    assert_eq!(store.revision(), before, "the first request of a key new here took no Raft round");
+    let counter = |key: &str| store.get(key).and_then(|kv| Counter::decode(&kv.value));
+    assert_eq!(counter("new"), None);
+
+    // The next request reserves, and says the slice was used: it counts as granted.
+    assert!(matches!(limiter.admit("new", limit, FAR, true).await, Decision::Admitted { .. }));
+    let settled = counter("new").expect("a counter");
+    assert_eq!((settled.granted, settled.holders, settled.held()), (2, 1, 0));
+    // A key of the next window, new here too, takes its slice the same way.
+    let before = store.revision();
+    assert!(matches!(limiter.admit("new-next", limit, FAR.next(), true).await, Decision::Admitted { .. }));
+    assert_eq!(store.revision(), before);
+    trigger.trigger();
+    store.shutdown().await;
+}
