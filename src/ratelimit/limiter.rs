@@ -62,11 +62,15 @@ struct Entry {
     slot: Option<SlotUse>,
     /// A recall answer (`Settle`) is in flight.
     settling: bool,
+    /// While this node's reservations come back short for other nodes' first slices: how
+    /// many were held at the last one. A recall marker showing fewer (or gone) means some
+    /// were settled since, and the node asks again.
+    recall: Option<u64>,
 }
 
 impl Entry {
     fn new(limit: LimitSpec, window: Window) -> Entry {
-        Entry { bucket: Bucket::new(limit), window, ahead: false, degraded_until: None, changed: watch::channel(0).0, slot: None, settling: false }
+        Entry { bucket: Bucket::new(limit), window, ahead: false, degraded_until: None, changed: watch::channel(0).0, slot: None, settling: false, recall: None }
     }
 
     /// Whether the key has had enough requests in this window here that its next windows
@@ -351,6 +355,7 @@ impl ClusterLimiter {
                     entry.bucket.give_up_unused();
                 }
                 entry.degraded_until = None;
+                entry.recall = entry.bucket.awaiting.then_some(grant.held);
                 if entry.bucket.awaiting {
                     self.await_recall(entry, key, grant.revision);
                 }
@@ -379,11 +384,12 @@ impl ClusterLimiter {
     }
 
     /// A request waited as long as it may. Without quorum the node falls back to its
-    /// share; while first slices are recalled the budget may well be spent, and a share
-    /// could take the window over its limit, so the request is refused.
+    /// share; while first slices are recalled (the store answers, so there is a quorum)
+    /// the budget may well be spent, and a share could take the window over its limit, so
+    /// requests are refused until a recall's answer comes (see `slices::on_marker`).
     fn wait_over(&self, key: &str) {
         let mut counters = self.lock();
-        if let Some(entry) = counters.entries.get_mut(key).filter(|e| e.bucket.awaiting) {
+        if let Some(entry) = counters.entries.get_mut(key).filter(|e| e.recall.is_some()) {
             entry.bucket.end_await();
             entry.bucket.exhausted = true;
             return;

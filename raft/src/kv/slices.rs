@@ -78,14 +78,18 @@ impl Counter {
         slot < self.holders && self.settled & (1 << slot) == 0
     }
 
-    /// Settles `slot`'s first slice: used, it counts as granted; unused, it is free.
-    /// Nothing for a slot that holds none (or settled before).
+    /// Settles `slot`'s first slice, once: used, it counts as granted; unused, it is free.
+    /// A slot the counter does not hold that says it was used counts too: a node whose
+    /// limit differed from the one the counter was made under (a change on its way
+    /// through the cluster) may have taken it, and an admission is counted, not lost.
     pub fn settle(&mut self, slot: SlotUse) {
-        if self.holds(slot.slot) {
-            self.settled |= 1 << slot.slot;
-            if slot.used {
-                self.granted += 1;
-            }
+        let bit = 1u64.checked_shl(u32::from(slot.slot)).unwrap_or(0);
+        if bit == 0 || self.settled & bit != 0 {
+            return;
+        }
+        if slot.used || self.holds(slot.slot) {
+            self.settled |= bit;
+            self.granted += u64::from(slot.used);
         }
     }
 }

@@ -44,7 +44,8 @@ struct Node {
 }
 
 struct Sim {
-    limit: u64,
+    /// Each node's limit: a change on its way through the cluster leaves them unequal.
+    limits: [u64; NODES],
     history: Vec<KvState>,
     nodes: Vec<Node>,
     admitted: [u64; 2],
@@ -52,14 +53,18 @@ struct Sim {
 
 impl Sim {
     fn new(limit: u64) -> Sim {
-        Sim { limit, history: vec![KvState::default()], nodes: (0..NODES).map(|_| Node::default()).collect(), admitted: [0; 2] }
+        Sim::with_limits([limit; NODES])
+    }
+
+    fn with_limits(limits: [u64; NODES]) -> Sim {
+        Sim { limits, history: vec![KvState::default()], nodes: (0..NODES).map(|_| Node::default()).collect(), admitted: [0; 2] }
     }
 
     fn reserve(&self, node: usize, key: usize) -> Command {
         let n = &self.nodes[node];
         let used = n.entries.get(&key).is_some_and(|l| l.used_slice);
         let slot = n.slot.map(|(slot, _)| SlotUse { slot, used });
-        Command::ReserveIn { key: KEYS[key].into(), want: 1, limit: self.limit, expires_at: 9, window: WINDOW, slot }
+        Command::ReserveIn { key: KEYS[key].into(), want: 1, limit: self.limits[node], expires_at: 9, window: WINDOW, slot }
     }
 
     /// What the node's applied map allows: its first slice of `key`, if it may use it.
@@ -68,7 +73,7 @@ impl Sim {
         let view = &self.history[n.view];
         let Some((slot, enrolled_at)) = n.slot else { return false };
         view.revision() >= enrolled_at
-            && u64::from(slot) < self.limit
+            && u64::from(slot) < self.limits[node]
             && view.get(KEYS[key]).is_none_or(|kv| Counter::decode(&kv.value).is_some_and(|c| c.holds(slot)))
     }
 
@@ -131,7 +136,7 @@ impl Sim {
                     // slice before it says so.
                     let local = self.nodes[node].entries.entry(key).or_default();
                     let used = local.used_slice;
-                    let settle = Command::Settle { key: KEYS[key].into(), limit: self.limit, expires_at: 9, window: WINDOW, slot: SlotUse { slot, used } };
+                    let settle = Command::Settle { key: KEYS[key].into(), limit: self.limits[node], expires_at: 9, window: WINDOW, slot: SlotUse { slot, used } };
                     self.nodes[node].queue.push_back((None, settle));
                 }
             }
@@ -165,6 +170,20 @@ proptest! {
                     let c = Counter::decode(&kv.value).unwrap();
                     prop_assert!(c.charge() <= limit, "{key} charged {} over {limit}", c.charge());
                 }
+            }
+        }
+    }
+
+    /// While a changed limit reaches the nodes one by one, nodes reserve and take slots
+    /// under either: the window admits no more than the larger.
+    #[test]
+    fn unequal_limits_admit_no_more_than_the_larger(limits in proptest::array::uniform3(1u64..6), steps in proptest::collection::vec(step(), 0..80)) {
+        let mut sim = Sim::with_limits(limits);
+        let most = *limits.iter().max().unwrap();
+        for s in &steps {
+            sim.step(s);
+            for (key, admitted) in sim.admitted.iter().enumerate() {
+                prop_assert!(*admitted <= most, "{} admitted {} over {} after {:?}", KEYS[key], admitted, most, steps);
             }
         }
     }
@@ -211,4 +230,49 @@ fn a_counter_without_slices_keeps_its_eight_byte_form() {
     s.apply(&Command::Reserve { key: KEYS[0].into(), want: 2, limit: 5, expires_at: 9 }, &mut Vec::new());
     assert_eq!(crate::kv::decode_counter(&s.get(KEYS[0]).unwrap().value), Some(2));
     assert_eq!(s.get(KEYS[0]).unwrap().value.len(), 8);
+}
+
+/// A node whose limit was another than the counter's may have used a slot the counter
+/// does not hold: the admission is counted, once.
+#[test]
+fn a_used_slot_the_counter_does_not_hold_is_counted_once() {
+    let mut counter = Counter { granted: 3, holders: 2, settled: 0 };
+    counter.settle(SlotUse { slot: 2, used: true });
+    counter.settle(SlotUse { slot: 2, used: true });
+    assert_eq!((counter.granted, counter.held()), (4, 2));
+    counter.settle(SlotUse { slot: 5, used: false });
+    assert_eq!((counter.granted, counter.held()), (4, 2), "an unused slot it does not hold changes nothing");
+    counter.settle(SlotUse { slot: 0, used: false });
+    counter.settle(SlotUse { slot: 0, used: true });
+    assert_eq!((counter.granted, counter.held()), (4, 1), "settled once, as first said");
+}
+
+/// The review's case: node 0 still has the old limit, 2, and makes the counter with two
+/// slots; node 2 has the new one, 5, and takes its slot, 2, before it has applied that.
+/// Its admission counts when it says so, and the window stays within 5.
+#[test]
+fn a_slot_taken_under_a_newer_limit_is_counted() {
+    let mut sim = Sim::with_limits([2, 5, 5]);
+    for node in 0..NODES {
+        sim.step(&Step::Enroll(node));
+        sim.step(&Step::Commit(node));
+        sim.step(&Step::Catch(node));
+    }
+    sim.step(&Step::Request(0, 0));
+    sim.step(&Step::Commit(0));
+    sim.step(&Step::Request(2, 0));
+    assert_eq!(sim.admitted[0], 2, "node 2 took its slot from a map without the counter");
+    for _ in 0..12 {
+        for node in [1, 2] {
+            sim.step(&Step::Request(node, 0));
+            sim.step(&Step::Commit(node));
+            sim.step(&Step::Catch(node));
+            sim.step(&Step::AnswerRecalls(node));
+            sim.step(&Step::Commit(node));
+        }
+        sim.step(&Step::AnswerRecalls(0));
+        sim.step(&Step::Catch(0));
+        sim.step(&Step::Commit(0));
+    }
+    assert_eq!(sim.admitted[0], 5);
 }

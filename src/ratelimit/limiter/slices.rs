@@ -6,10 +6,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use gatehouse_raft::kv::slices::{decode_recall, RECALL_PREFIX};
+use gatehouse_raft::kv::slices::{decode_recall, enrolled_key, enrolled_nodes, RECALL_PREFIX};
 use gatehouse_raft::{EventKind, SlotUse, WatchError, WatchEvent, WindowRef};
 
 use super::{ClusterLimiter, Enrolling, Entry, COUNTER_GRACE_MS};
+use crate::ratelimit::reserver::Enrolment;
 use crate::ratelimit::bucket::LimitSpec;
 use crate::ratelimit::window::Window;
 use crate::shutdown::Shutdown;
@@ -49,12 +50,20 @@ impl ClusterLimiter {
 
     /// Whether this node holds an unsettled first slice of `key`'s counter: it has applied
     /// its enrolment, and the counter either does not exist yet (it will hold the slot)
-    /// or holds the slot.
+    /// or holds the slot, within `limit` (a limit lowered since the counter was made
+    /// may leave no room for the slices it holds, as for tokens granted under the old one).
     fn may_use_slot(&self, key: &str, slot: u8, enrolled_at: u64, limit: u64) -> bool {
         if u64::from(slot) >= limit || self.reserver.applied_revision() < enrolled_at {
             return false;
         }
-        self.reserver.applied_counter(key).is_none_or(|(counter, _)| counter.holds(slot))
+        self.reserver.applied_counter(key).is_none_or(|(counter, _)| counter.holds(slot) && counter.charge() <= limit)
+    }
+
+    /// This node's slot in `window` as the applied enrolment record has it.
+    fn enrolled_slot(&self, window: WindowRef) -> Option<u8> {
+        let record = self.reserver.store().get(&enrolled_key(window))?;
+        let id = self.reserver.store().id();
+        enrolled_nodes(&record.value).iter().position(|n| *n == id).map(|slot| slot as u8)
     }
 
     /// Enrolls in `window` in the background, once.
@@ -89,6 +98,8 @@ impl ClusterLimiter {
     /// Ends a wait for recalled slices with a fresh reservation.
     fn ask_again(self: &Arc<Self>, entry: &mut Entry, key: &str) {
         entry.bucket.end_await();
+        // Refused since its wait ran out (`wait_over`), not for want of budget.
+        entry.bucket.exhausted = false;
         let limit = LimitSpec { count: entry.bucket.limit, generation: entry.bucket.generation };
         match entry.bucket.refill((self.live_nodes)()) {
             Some(want) => self.ask(entry, key, want, limit, entry.window),
@@ -126,25 +137,44 @@ impl ClusterLimiter {
     /// A recall marker written (`recall`: held, limit, window) or removed (`None`).
     fn on_marker(self: &Arc<Self>, marker: &str, recall: Option<(u64, u64, WindowRef)>) {
         let Some(key) = marker.strip_prefix(RECALL_PREFIX) else { return };
+        if let Some((_, limit, window_ref)) = recall {
+            self.answer_recall(key, limit, window_ref);
+        }
+        // A request here waiting for the answers: when fewer slices are held than at its
+        // last grant (or none), some were settled, and it asks again. A marker its own
+        // short grant wrote is not news.
         let mut counters = self.lock();
-        let counters = &mut *counters;
-        // A request here waiting for the answers: something was settled, ask again.
-        if let Some(entry) = counters.entries.get_mut(key).filter(|e| e.bucket.awaiting && !e.bucket.pending) {
+        let Some(entry) = counters.entries.get_mut(key) else { return };
+        let settled_since = match (entry.recall, recall) {
+            (Some(_), None) => true,
+            (Some(before), Some((held, _, _))) => held < before,
+            (None, _) => false,
+        };
+        if settled_since && !entry.bucket.pending {
             self.ask_again(entry, key);
         }
-        let Some((_, limit, window_ref)) = recall else { return };
-        let Some(Enrolling::Enrolled(enrolment)) = counters.enrolled.get(&window_ref).copied() else { return };
+    }
+
+    /// Settles this node's first slice of `key`, if the counter holds one for it.
+    fn answer_recall(self: &Arc<Self>, key: &str, limit: u64, window_ref: WindowRef) {
+        let mut counters = self.lock();
+        let counters = &mut *counters;
+        let enrolment = match counters.enrolled.get(&window_ref).copied() {
+            Some(Enrolling::Enrolled(enrolment)) => enrolment,
+            // Enrolled in the store, but not by this process's knowledge (a restart, or a
+            // call that timed out): it cannot tell whether the slot was used, so it was.
+            _ => match self.enrolled_slot(window_ref) {
+                Some(slot) => Enrolment { slot, revision: u64::MAX, fresh: false },
+                None => return,
+            },
+        };
         if self.reserver.applied_counter(key).is_some_and(|(counter, _)| !counter.holds(enrolment.slot)) {
             return;
         }
         let Some(window) = Window::from_ref(window_ref) else { return };
         // A node that never saw the key keeps an entry for it from now on, so that it
         // cannot take the slice it says it did not use.
-        let entry = counters.entries.entry(key.to_owned()).or_insert_with(|| {
-            let mut entry = Entry::new(LimitSpec { count: limit, generation: 0 }, window);
-            entry.slot = Some(SlotUse { slot: enrolment.slot, used: !enrolment.fresh });
-            entry
-        });
+        let entry = counters.entries.entry(key.to_owned()).or_insert_with(|| Entry::new(LimitSpec { count: limit, generation: 0 }, window));
         let slot = entry.slot.unwrap_or(SlotUse { slot: enrolment.slot, used: !enrolment.fresh });
         entry.slot = Some(slot);
         if entry.settling {
