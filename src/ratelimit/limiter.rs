@@ -383,31 +383,6 @@ impl ClusterLimiter {
         }
     }
 
-    /// A request waited as long as it may. Without quorum the node falls back to its
-    /// share; while first slices are recalled (the store answers, so there is a quorum)
-    /// the budget may well be spent, and a share could take the window over its limit, so
-    /// requests are refused until a recall's answer comes (see `slices::on_marker`).
-    fn wait_over(&self, key: &str) {
-        let mut counters = self.lock();
-        if let Some(entry) = counters.entries.get_mut(key).filter(|e| e.recall.is_some()) {
-            entry.bucket.end_await();
-            entry.bucket.exhausted = true;
-            return;
-        }
-        self.fall_back(&mut counters, key);
-    }
-
-    /// Admits `key` from the fallback share for the next second, starting from the
-    /// freshest cluster total this node has applied; windows opened meanwhile start so.
-    fn fall_back(&self, counters: &mut Counters, key: &str) {
-        let until = Instant::now() + FALLBACK_SPELL;
-        counters.unreachable_until = Some(until);
-        if let Some(entry) = counters.entries.get_mut(key) {
-            entry.bucket.observe_cluster_total(self.reserver.applied_total(key));
-            entry.degraded_until = Some(until);
-        }
-    }
-
     /// Forgets windows that have ended, and uses recorded for windows after them that
     /// have ended too.
     pub fn sweep(&self, now_ms: u64) {
@@ -419,6 +394,7 @@ impl ClusterLimiter {
 }
 
 mod ahead;
+mod fallback;
 mod slices;
 
 #[cfg(test)]
