@@ -100,27 +100,14 @@ impl KvState {
     }
 
     fn apply_reserve(&mut self, key: &str, want: u64, limit: u64, expires_at: u64, events: &mut Vec<Event>) -> Response {
-        let mut counter = match self.entries.get(key) {
-            None => slices::Counter::default(),
-            Some(kv) => match slices::Counter::decode(&kv.value) {
-                Some(counter) => counter,
-                None => {
-                    return Response::Invalid {
-                        revision: self.revision,
-                        reason: format!("key {key:?} does not hold a reservation counter"),
-                    }
-                }
-            },
+        let mut counter = match self.stored_counter(key) {
+            Ok(counter) => counter.unwrap_or_default(),
+            Err(invalid) => return invalid,
         };
         // First slices a counter holds are not the plain `Reserve`'s to grant either.
         let granted = want.min(limit.saturating_sub(counter.charge()));
-        if granted == 0 {
-            return Response::Reserve { revision: self.revision, granted, total: counter.charge() };
-        }
         counter.granted += granted;
-        let keep_until = self.entries.get(key).and_then(|kv| kv.expires_at).map_or(expires_at, |t| t.max(expires_at));
-        self.revision += 1;
-        self.put_at(key, counter.encode(), Some(keep_until), events);
+        self.store_counter(key, counter, expires_at, events);
         Response::Reserve { revision: self.revision, granted, total: counter.charge() }
     }
 
@@ -180,7 +167,6 @@ impl KvState {
         hex::encode(hasher.finalize())
     }
 }
-
 
 /// The tokens granted so far from a counter's value, in either of its forms.
 pub fn decode_counter(value: &[u8]) -> Option<u64> {

@@ -14,8 +14,8 @@ use crate::http::{json_response, Body};
 use crate::model::storage::index_key;
 use crate::model::{coerce_patch_form, create, patch, replace, unix_now, Consumer, Entity, EntityType, KeyAuthCredential, KongError, Plugin, PutKey, Route, Service, Target, Upstream};
 
-pub(super) const DEFAULT_PAGE: usize = 100;
-pub(super) const MAX_PAGE: usize = 1000;
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
 
 /// The typed entities the Admin API serves, with their way in and out of `Entity`.
 pub trait AdminEntity: EntityType + Into<Entity> {
@@ -100,7 +100,8 @@ impl Scope {
     }
 }
 
-fn kong(e: KongError) -> Response<Body> {
+/// A model error as Kong's JSON answer, with its status.
+pub(super) fn kong(e: KongError) -> Response<Body> {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     json_response(status, &e.to_json())
 }
@@ -182,13 +183,18 @@ impl<'q> TagFilter<'q> {
     }
 }
 
+/// Kong's `?size=`: 100 rows a page unless asked, at most 1000.
+pub(super) fn page_size(req: &AdminRequest) -> Result<usize, KongError> {
+    match req.query("size") {
+        None => Ok(DEFAULT_PAGE),
+        Some(s) => s.parse::<usize>().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(KongError::invalid_size),
+    }
+}
+
 pub fn list<E: AdminEntity>(cfg: &AppliedConfig, scope: Option<Scope>, req: &AdminRequest, path: &str) -> Response<Body> {
-    let size = match req.query("size") {
-        None => DEFAULT_PAGE,
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-            _ => return kong(KongError::invalid_size()),
-        },
+    let size = match page_size(req) {
+        Ok(size) => size,
+        Err(e) => return kong(e),
     };
     let after = match req.query("offset") {
         None => None,

@@ -16,16 +16,18 @@ const ENTITY: &str = "DELETE, GET, HEAD, OPTIONS, PATCH, PUT";
 const READ: &str = "GET, HEAD, OPTIONS";
 /// An operator's verdict on a target: PUT as Kong 3 takes it, POST as Kong 2 did.
 const VERDICT: &str = "OPTIONS, POST, PUT";
+/// An action (leaving the cluster, a validation).
+const ACTION: &str = "OPTIONS, POST";
 
 /// Kong's sorted list of the methods `segs` takes, or `None` when no endpoint is there.
 /// HEAD is served as GET, so the list names it wherever it names GET.
 pub fn allowed(segs: &[&str]) -> Option<&'static str> {
     let list = match segs {
         [] | ["status"] | ["cluster"] | ["cluster", "members"] | ["metrics"] => READ,
-        ["cluster", "leave"] => "OPTIONS, POST",
+        ["cluster", "leave"] => ACTION,
         ["config"] => COLLECTION,
         ["tags"] | ["tags", _] => READ,
-        ["schemas", _, "validate"] => "OPTIONS, POST",
+        ["schemas", _, "validate"] => ACTION,
         ["schemas", _] | ["schemas", "plugins", _] => READ,
 
         ["services" | "routes" | "upstreams" | "consumers" | "plugins" | "key-auths"] => COLLECTION,

@@ -9,6 +9,7 @@ use hyper::{Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::body::entity_input;
+use super::entities::kong;
 use super::server::{message, AdminRequest};
 use crate::http::{json_response, Body};
 use crate::model::schema_json::record_json;
@@ -71,7 +72,7 @@ fn check<E: EntityType>(req: &AdminRequest) -> Response<Body> {
     };
     match create::<E>(&Value::Object(input), unix_now()) {
         Ok(_) => message(StatusCode::OK, "schema validation successful"),
-        Err(e) => json_response(StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST), &e.to_json()),
+        Err(e) => kong(e),
     }
 }
 

@@ -6,7 +6,7 @@ use hyper::{Response, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::entities::{shown, tag_byte, DEFAULT_PAGE, MAX_PAGE};
+use super::entities::{kong, page_size, shown, tag_byte};
 use super::server::AdminRequest;
 use crate::applied::AppliedConfig;
 use crate::http::{json_response, Body};
@@ -72,10 +72,6 @@ fn rows(cfg: &AppliedConfig, only: Option<&str>) -> Vec<TagRow> {
     rows
 }
 
-fn kong(e: KongError) -> Response<Body> {
-    json_response(StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST), &e.to_json())
-}
-
 /// `GET /tags` (`tag` none) or `GET /tags/{tag}`.
 pub fn list(cfg: &AppliedConfig, tag: Option<&str>, req: &AdminRequest) -> Response<Body> {
     match page(cfg, tag, req) {
@@ -88,10 +84,7 @@ fn page(cfg: &AppliedConfig, tag: Option<&str>, req: &AdminRequest) -> Result<Va
     if let Some(tag) = tag {
         check_tag(tag)?;
     }
-    let size = match req.query("size") {
-        None => DEFAULT_PAGE,
-        Some(s) => s.parse::<usize>().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(KongError::invalid_size)?,
-    };
+    let size = page_size(req)?;
     let after = req.query("offset").map(parse_offset).transpose()?;
     let mut rows = rows(cfg, tag);
     if let Some((tag, id)) = after {

@@ -57,6 +57,14 @@ pub struct Enrolment {
     pub fresh: bool,
 }
 
+impl Enrolment {
+    /// The slot as a node reports it for a counter whose token it did not take: unused,
+    /// unless the enrolment is not fresh and it cannot tell.
+    pub fn untaken(&self) -> SlotUse {
+        SlotUse { slot: self.slot, used: !self.fresh }
+    }
+}
+
 struct Request {
     cmd: Command,
     reply: oneshot::Sender<Result<Response, ReserveError>>,
@@ -143,7 +151,7 @@ impl Reserver {
     /// When reservations start failing this is the freshest figure the node has: every
     /// committed reservation is in the log of a majority, often this node's.
     pub fn applied_total(&self, key: &str) -> u64 {
-        self.store.get(key).and_then(|kv| gatehouse_raft::kv::decode_counter(&kv.value)).unwrap_or(0)
+        self.applied_counter(key).map_or(0, |(counter, _)| counter.granted)
     }
 
     /// `key`'s counter as this node has applied it, and the revision it was last changed at.

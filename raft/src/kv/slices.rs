@@ -123,22 +123,27 @@ impl KvState {
     /// node enrolled in `window` so far, below the limit. `Err` when `key` holds
     /// something else.
     fn counter_or_new(&self, key: &str, limit: u64, window: WindowRef) -> Result<Counter, Response> {
-        match self.entries.get(key) {
-            Some(kv) => Counter::decode(&kv.value).ok_or_else(|| Response::Invalid {
-                revision: self.revision,
-                reason: format!("key {key:?} does not hold a reservation counter"),
-            }),
-            None => {
-                let enrolled = self.entries.get(&enrolled_key(window)).map_or(0, |kv| kv.value.len() / 8);
-                let holders = (enrolled as u64).min(limit).min(MAX_SLOTS as u64) as u8;
-                Ok(Counter { holders, ..Counter::default() })
-            }
-        }
+        Ok(self.stored_counter(key)?.unwrap_or_else(|| {
+            let enrolled = self.entries.get(&enrolled_key(window)).map_or(0, |kv| kv.value.len() / 8);
+            let holders = (enrolled as u64).min(limit).min(MAX_SLOTS as u64) as u8;
+            Counter { holders, ..Counter::default() }
+        }))
+    }
+
+    /// The counter at `key`, if there is one; `Err` (the refusal) when `key` holds
+    /// something else.
+    pub(super) fn stored_counter(&self, key: &str) -> Result<Option<Counter>, Response> {
+        let Some(kv) = self.entries.get(key) else { return Ok(None) };
+        let counter = Counter::decode(&kv.value).ok_or_else(|| Response::Invalid {
+            revision: self.revision,
+            reason: format!("key {key:?} does not hold a reservation counter"),
+        })?;
+        Ok(Some(counter))
     }
 
     /// Writes `counter` at `key` if it changed (a new one once it holds or grants
     /// anything), keeping the later of the two expiry times; bumps the revision then.
-    fn store_counter(&mut self, key: &str, counter: Counter, expires_at: u64, events: &mut Vec<Event>) {
+    pub(super) fn store_counter(&mut self, key: &str, counter: Counter, expires_at: u64, events: &mut Vec<Event>) {
         let before = self.entries.get(key);
         let value = counter.encode();
         match before {

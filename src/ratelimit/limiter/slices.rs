@@ -44,7 +44,7 @@ impl ClusterLimiter {
             return;
         }
         if let Some(Enrolling::Enrolled(enrolment)) = enrolled.get(&entry.window.to_ref()) {
-            entry.slot = Some(SlotUse { slot: enrolment.slot, used: !enrolment.fresh });
+            entry.slot = Some(enrolment.untaken());
         }
     }
 
@@ -175,7 +175,7 @@ impl ClusterLimiter {
         // A node that never saw the key keeps an entry for it from now on, so that it
         // cannot take the slice it says it did not use.
         let entry = counters.entries.entry(key.to_owned()).or_insert_with(|| Entry::new(LimitSpec { count: limit, generation: 0 }, window));
-        let slot = entry.slot.unwrap_or(SlotUse { slot: enrolment.slot, used: !enrolment.fresh });
+        let slot = entry.slot.unwrap_or(enrolment.untaken());
         entry.slot = Some(slot);
         if entry.settling {
             return;
