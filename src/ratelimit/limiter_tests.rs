@@ -33,6 +33,16 @@ pub(crate) fn limiter_over(store: &Store) -> (Arc<ClusterLimiter>, ShutdownTrigg
     (limiter, trigger)
 }
 
+/// Waits until the limiter's enrolments are as `done` says; fails after 5 s. They are
+/// answered in the background, by the requests' own enrolment calls.
+pub(super) async fn enrolments_until(limiter: &ClusterLimiter, what: &str, done: impl Fn(&HashMap<WindowRef, Enrolling>) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !done(&limiter.lock().enrolled) {
+        assert!(std::time::Instant::now() < deadline, "{what}: not within 5 s");
+        tokio::task::yield_now().await;
+    }
+}
+
 /// A limiter over a store never initialised: no leader, so every reservation fails (after
 /// 200 ms), and a request waits 300 ms before it falls back. With the reserver, for a
 /// second limiter.
@@ -221,11 +231,7 @@ async fn a_key_that_comes_back_has_its_next_windows_reserved_before_they_begin()
     limiter.sweep(windows[0].end_ms());
     assert!(!limiter.knows(&keys[0]));
     // The enrolments the first requests asked for are in the log before it is marked.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while limiter.lock().enrolled.values().any(|e| *e == Enrolling::Asked) {
-        assert!(std::time::Instant::now() < deadline, "enrolments unanswered");
-        tokio::task::yield_now().await;
-    }
+    enrolments_until(&limiter, "enrolments answered", |enrolled| enrolled.values().all(|e| *e != Enrolling::Asked)).await;
     let before = log_mark(&store).await;
     limiter.admit(&keys[1], limit, windows[1], true).await;
     for (w, key) in keys.iter().enumerate().take(6).skip(2) {

@@ -2,11 +2,12 @@
 //! to it admits its first request with no Raft round, and the next reservation settles
 //! that slice as used.
 
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
 
 use gatehouse_raft::kv::slices::Counter;
+use gatehouse_raft::WindowRef;
 
-use super::super::tests::{limiter_over, store};
+use super::super::tests::{enrolments_until, limiter_over, store};
 use super::super::{Decision, Enrolling};
 use crate::ratelimit::window::{Period, Window};
 
@@ -22,12 +23,8 @@ async fn a_key_new_here_takes_its_first_slice_without_a_raft_round() {
     let limit = 8;
     // Any key of the window enrolls the node in it (and in the next).
     assert!(matches!(limiter.admit("warm", limit, FAR, true).await, Decision::Admitted { .. }));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let enrolled = |window: Window| matches!(limiter.lock().enrolled.get(&window.to_ref()), Some(Enrolling::Enrolled(e)) if e.fresh);
-    while !(enrolled(FAR) && enrolled(FAR.next())) {
-        assert!(Instant::now() < deadline, "no enrolment");
-        tokio::task::yield_now().await;
-    }
+    let fresh = |enrolled: &HashMap<WindowRef, Enrolling>, window: Window| matches!(enrolled.get(&window.to_ref()), Some(Enrolling::Enrolled(e)) if e.fresh);
+    enrolments_until(&limiter, "enrolled in the window and the next", |enrolled| fresh(enrolled, FAR) && fresh(enrolled, FAR.next())).await;
 
     let before = store.revision();
     assert!(matches!(limiter.admit("new", limit, FAR, true).await, Decision::Admitted { .. }));
