@@ -105,10 +105,10 @@ impl KvState {
             Err(invalid) => return invalid,
         };
         // First slices a counter holds are not the plain `Reserve`'s to grant either.
-        let granted = want.min(limit.saturating_sub(counter.charge()));
+        let granted = want.min(limit.saturating_sub(counter.charge(limit)));
         counter.granted += granted;
         self.store_counter(key, counter, expires_at, events);
-        Response::Reserve { revision: self.revision, granted, total: counter.charge() }
+        Response::Reserve { revision: self.revision, granted, total: counter.charge(limit) }
     }
 
     fn apply_expire(&mut self, before: u64, events: &mut Vec<Event>) -> Response {

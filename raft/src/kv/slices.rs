@@ -62,15 +62,19 @@ impl Counter {
         out
     }
 
-    /// First slices held for slots that have not settled.
-    pub fn held(&self) -> u64 {
-        let mask = if self.holders as usize >= MAX_SLOTS { u64::MAX } else { (1u64 << self.holders) - 1 };
-        u64::from(self.holders) - u64::from((self.settled & mask).count_ones())
+    /// First slices held under `limit`: those of slots below it that have not settled. A
+    /// node takes its slice only if its slot is below the limit it knows, so a slot at or
+    /// above `limit` can be taken only by a node with a larger one (a change on its way
+    /// through the cluster), and the window may then admit up to that larger limit.
+    pub fn held(&self, limit: u64) -> u64 {
+        let slots = u64::from(self.holders).min(limit);
+        let mask = if slots as usize >= MAX_SLOTS { u64::MAX } else { (1u64 << slots) - 1 };
+        slots - u64::from((self.settled & mask).count_ones())
     }
 
-    /// What no grant may take: granted, and held.
-    pub fn charge(&self) -> u64 {
-        self.granted + self.held()
+    /// What no grant under `limit` may take: granted, and held.
+    pub fn charge(&self, limit: u64) -> u64 {
+        self.granted + self.held(limit)
     }
 
     /// Whether `slot` holds a first slice of this counter not settled yet.
@@ -79,9 +83,9 @@ impl Counter {
     }
 
     /// Settles `slot`'s first slice, once: used, it counts as granted; unused, it is free.
-    /// A slot the counter does not hold that says it was used counts too: a node whose
-    /// limit differed from the one the counter was made under (a change on its way
-    /// through the cluster) may have taken it, and an admission is counted, not lost.
+    /// A slot the counter does not hold that says it was used counts too: a node takes a
+    /// slot only if its applied map shows the counter holds it or was not made yet, but an
+    /// admission is counted rather than lost whatever let a node take it.
     pub fn settle(&mut self, slot: SlotUse) {
         let bit = 1u64.checked_shl(u32::from(slot.slot)).unwrap_or(0);
         if bit == 0 || self.settled & bit != 0 {
@@ -120,13 +124,14 @@ pub fn decode_recall(value: &[u8]) -> Option<(u64, u64, WindowRef)> {
 
 impl KvState {
     /// The counter at `key`, or the one a grant would create there now: a slot for each
-    /// node enrolled in `window` so far, below the limit. `Err` when `key` holds
+    /// node enrolled in `window` so far. It holds a slot whatever the limit: which slots
+    /// are held is judged under each grant's own limit (see `Counter::held`), since
+    /// a node under another limit than this grant's may take one. `Err` when `key` holds
     /// something else.
-    fn counter_or_new(&self, key: &str, limit: u64, window: WindowRef) -> Result<Counter, Response> {
+    fn counter_or_new(&self, key: &str, window: WindowRef) -> Result<Counter, Response> {
         Ok(self.stored_counter(key)?.unwrap_or_else(|| {
             let enrolled = self.entries.get(&enrolled_key(window)).map_or(0, |kv| kv.value.len() / 8);
-            let holders = (enrolled as u64).min(limit).min(MAX_SLOTS as u64) as u8;
-            Counter { holders, ..Counter::default() }
+            Counter { holders: enrolled.min(MAX_SLOTS) as u8, ..Counter::default() }
         }))
     }
 
@@ -190,29 +195,29 @@ impl KvState {
 
     #[allow(clippy::too_many_arguments)]
     pub(super) fn apply_reserve_in(&mut self, key: &str, want: u64, limit: u64, expires_at: u64, window: WindowRef, slot: Option<SlotUse>, events: &mut Vec<Event>) -> Response {
-        let mut counter = match self.counter_or_new(key, limit, window) {
+        let mut counter = match self.counter_or_new(key, window) {
             Ok(c) => c,
             Err(invalid) => return invalid,
         };
         if let Some(slot) = slot {
             counter.settle(slot);
         }
-        let granted = want.min(limit.saturating_sub(counter.charge()));
+        let granted = want.min(limit.saturating_sub(counter.charge(limit)));
         counter.granted += granted;
         self.store_counter(key, counter, expires_at, events);
-        let held = counter.held();
+        let held = counter.held(limit);
         self.mark_recall(key, held, limit, window, expires_at, granted < want, events);
-        Response::ReserveIn { revision: self.revision, granted, total: counter.charge(), held }
+        Response::ReserveIn { revision: self.revision, granted, total: counter.charge(limit), held }
     }
 
     pub(super) fn apply_settle(&mut self, key: &str, limit: u64, expires_at: u64, window: WindowRef, slot: SlotUse, events: &mut Vec<Event>) -> Response {
-        let mut counter = match self.counter_or_new(key, limit, window) {
+        let mut counter = match self.counter_or_new(key, window) {
             Ok(c) => c,
             Err(invalid) => return invalid,
         };
         counter.settle(slot);
         self.store_counter(key, counter, expires_at, events);
-        let held = counter.held();
+        let held = counter.held(limit);
         self.mark_recall(key, held, limit, window, expires_at, false, events);
         Response::Settled { revision: self.revision, held }
     }

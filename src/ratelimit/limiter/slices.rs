@@ -56,7 +56,7 @@ impl ClusterLimiter {
         if u64::from(slot) >= limit || self.reserver.applied_revision() < enrolled_at {
             return false;
         }
-        self.reserver.applied_counter(key).is_none_or(|(counter, _)| counter.holds(slot) && counter.charge() <= limit)
+        self.reserver.applied_counter(key).is_none_or(|(counter, _)| counter.holds(slot) && counter.charge(limit) <= limit)
     }
 
     /// This node's slot in `window` as the applied enrolment record has it.

@@ -35,7 +35,7 @@ async fn a_key_new_here_takes_its_first_slice_without_a_raft_round() {
     // The next request reserves, and says the slice was used: it counts as granted.
     assert!(matches!(limiter.admit("new", limit, FAR, true).await, Decision::Admitted { .. }));
     let settled = counter("new").expect("a counter");
-    assert_eq!((settled.granted, settled.holders, settled.held()), (2, 1, 0));
+    assert_eq!((settled.granted, settled.holders, settled.held(limit)), (2, 1, 0));
     // A key of the next window, new here too, takes its slice the same way: decided at
     // once, with no reservation to wait for. (Its request enrolls the node in the window
     // after, a write of its own, so the store's revision tells nothing here.)
