@@ -17,6 +17,7 @@ use crate::applied::Applied;
 use crate::cluster::autopilot::Autopilot;
 use crate::cluster::gossip_view::GossipView;
 use crate::cluster::peers::{meta, PeerView};
+use crate::cluster::protocol::ProtocolFloor;
 use crate::cluster::calls::ClusterCalls;
 use crate::cluster::{identity, join, status};
 use crate::config::{StartArgs, CLUSTER_PORT};
@@ -91,6 +92,7 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
     let mut gossip_meta = node_meta;
     gossip_meta.insert(meta::CLUSTER_ADDR.to_owned(), store.node().addr);
     gossip_meta.insert(meta::VERSION.to_owned(), env!("CARGO_PKG_VERSION").to_owned());
+    gossip_meta.insert(meta::PROTOCOL.to_owned(), gatehouse_raft::PROTOCOL.to_string());
     let gossip = GossipView::start(node_id, args.gossip_addr(), advertised(args.gossip_addr().port()), seeds, &args.cluster_name, gossip_meta)
         .await
         .map_err(NodeError::Gossip)?;
@@ -144,7 +146,7 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
     });
     tasks.spawn(reserver::expire_loop(store.clone(), EXPIRE_EVERY, trigger.signal()));
     tasks.spawn(proxy.limiters.cluster.clone().watch_recalls(trigger.signal()));
-    tasks.spawn(sweep_limiters(proxy.clone(), peers.clone(), trigger.signal()));
+    tasks.spawn(sweep_limiters(proxy.clone(), peers.clone(), store.clone(), trigger.signal()));
     let seed_cluster_addrs = args.join_addrs().iter().filter_map(|s| s.rsplit_once(':')).map(|(host, _)| format!("{host}:{CLUSTER_PORT}")).collect();
     let membership = tokio::spawn(join::keep_membership(
         store.clone(),
@@ -238,12 +240,20 @@ const RESERVE_WAIT: Duration = Duration::from_millis(250);
 /// How often the leader drops counters of ended windows.
 const EXPIRE_EVERY: Duration = Duration::from_secs(10);
 
-/// Forgets in-memory counters of ended windows, and tells gossip when this node's rate
-/// limits enter or leave the local fallback share.
-async fn sweep_limiters(proxy: Arc<Proxy>, peers: Arc<dyn PeerView>, mut shutdown: crate::shutdown::Shutdown) {
+/// Forgets in-memory counters of ended windows, tells gossip when this node's rate
+/// limits enter or leave the local fallback share, and turns first slices on once every
+/// member reads their commands (off again if an older one joins).
+async fn sweep_limiters(proxy: Arc<Proxy>, peers: Arc<dyn PeerView>, store: Store, mut shutdown: crate::shutdown::Shutdown) {
     let mut published = None;
     let mut rounds = 0u32;
+    let mut floor = ProtocolFloor::default();
     loop {
+        floor.observe(&peers.peers());
+        let first_slices = floor.lowest(store.members().into_keys()) >= gatehouse_raft::PROTOCOL_FIRST_SLICES;
+        if first_slices != proxy.limiters.cluster.first_slices() {
+            tracing::info!(first_slices, "rate limit first slices turned {}", if first_slices { "on: every member reads them" } else { "off: a member cannot read them" });
+            proxy.limiters.cluster.set_first_slices(first_slices);
+        }
         tokio::select! {
             _ = shutdown.wait() => return,
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}

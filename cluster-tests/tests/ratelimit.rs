@@ -65,6 +65,14 @@ async fn five_per_minute_holds_across_three_nodes_with_the_cluster_policy() {
         })
         .await;
     }
+    // Every member reads first slices' commands, and each node has heard so by gossip.
+    for i in 1..=3 {
+        let url = format!("http://{}/status", c.node(i).admin());
+        wait_for("first slices on every node", Duration::from_secs(10), || async {
+            cluster_tests::http::get(&url).await.ok().filter(|r| r.json()["ratelimit"]["first_slices"] == true)
+        })
+        .await;
+    }
     well_inside_a_minute().await;
     let replies = fifteen_round_robin(&c, "/cluster").await;
     let codes: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();

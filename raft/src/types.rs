@@ -97,6 +97,14 @@ pub enum Command {
     Settle { key: String, limit: u64, expires_at: u64, window: WindowRef, slot: SlotUse },
 }
 
+/// Which commands this binary reads, as it tells other nodes (by gossip): 2 adds
+/// `Enroll`, `ReserveIn` and `Settle` (first slices). A node that does not say reads only
+/// the commands before them (1), and a node proposes none of the newer ones while such a
+/// node is a member (see `gatehouse::cluster::protocol`).
+pub const PROTOCOL: u32 = 2;
+/// The first protocol with first slices.
+pub const PROTOCOL_FIRST_SLICES: u32 = 2;
+
 /// A rate-limit window: its length and its start, in ms since the epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct WindowRef {

@@ -43,6 +43,7 @@ pub fn status(ctx: &AdminContext) -> Response<Body> {
             "ratelimit": {
                 "degraded": ctx.proxy.limiters.cluster.degraded(),
                 "degraded_admissions": ctx.proxy.limiters.cluster.degraded_admissions(),
+                "first_slices": ctx.proxy.limiters.cluster.first_slices(),
             },
         }),
     )

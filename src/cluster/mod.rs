@@ -7,6 +7,7 @@ pub mod gossip_view;
 pub mod identity;
 pub mod join;
 pub mod peers;
+pub mod protocol;
 pub mod status;
 
 pub use peers::{PeerInfo, PeerView};

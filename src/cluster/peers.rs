@@ -10,6 +10,8 @@ pub mod meta {
     pub const PROXY_ADDR: &str = "proxy_addr";
     pub const GOSSIP_ADDR: &str = "gossip_addr";
     pub const VERSION: &str = "version";
+    /// `gatehouse_raft::PROTOCOL`: which Raft commands the node reads.
+    pub const PROTOCOL: &str = "protocol";
     pub const ROLE: &str = "role";
     pub const APPLIED: &str = "applied";
     pub const TERM: &str = "term";

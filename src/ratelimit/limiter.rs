@@ -300,7 +300,7 @@ impl ClusterLimiter {
             Admission::Rejected => None,
         };
         if let Some(want) = reserve {
-            Self::give_up_slot(&counters.enrolled, entry);
+            self.give_up_slot(&counters.enrolled, entry);
             self.ask(entry, key, want, limit, window);
         }
         let decision = match admission {

@@ -28,6 +28,7 @@ pub(crate) async fn store(dir: &tempfile::TempDir, initialize: bool) -> Store {
 pub(crate) fn limiter_over(store: &Store) -> (Arc<ClusterLimiter>, ShutdownTrigger) {
     let trigger = ShutdownTrigger::new();
     let reserver = Reserver::start(store.clone(), Duration::from_secs(2), trigger.signal());
+    reserver.set_first_slices(true);
     let limiter = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2));
     tokio::spawn(limiter.clone().watch_recalls(trigger.signal()));
     (limiter, trigger)
@@ -49,6 +50,7 @@ pub(super) async fn enrolments_until(limiter: &ClusterLimiter, what: &str, done:
 pub(crate) fn leaderless_limiter(store: &Store) -> (Arc<ClusterLimiter>, Reserver, ShutdownTrigger) {
     let trigger = ShutdownTrigger::new();
     let reserver = Reserver::start(store.clone(), Duration::from_millis(200), trigger.signal());
+    reserver.set_first_slices(true);
     let limiter = ClusterLimiter::new(reserver.clone(), Arc::new(|| 3), Duration::from_millis(300));
     tokio::spawn(limiter.clone().watch_recalls(trigger.signal()));
     (limiter, reserver, trigger)

@@ -3,6 +3,8 @@
 //! one, so a busy node costs one Raft entry per round trip, not one per key. Also
 //! proposes `Expire` for ended windows, from the leader only.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_raft::kv::slices::Counter;
@@ -75,6 +77,9 @@ pub struct Reserver {
     /// Requests that must share a Raft entry travel together.
     tx: mpsc::Sender<Vec<Request>>,
     store: Store,
+    /// Whether every member reads first slices' commands (see `cluster::protocol`);
+    /// until it is set, reservations are the plain `Reserve` that any member reads.
+    first_slices: Arc<AtomicBool>,
 }
 
 impl Reserver {
@@ -82,7 +87,16 @@ impl Reserver {
     pub fn start(store: Store, timeout: Duration, shutdown: Shutdown) -> Reserver {
         let (tx, rx) = mpsc::channel(16 * MAX_BATCH);
         tokio::spawn(run(store.clone(), rx, timeout, shutdown));
-        Reserver { tx, store }
+        Reserver { tx, store, first_slices: Arc::default() }
+    }
+
+    /// Whether first slices may be used: every member can read their commands.
+    pub fn first_slices(&self) -> bool {
+        self.first_slices.load(Ordering::Relaxed)
+    }
+
+    pub fn set_first_slices(&self, on: bool) {
+        self.first_slices.store(on, Ordering::Relaxed);
     }
 
     pub async fn reserve(&self, want: Want) -> Result<Grant, ReserveError> {
@@ -93,9 +107,15 @@ impl Reserver {
     /// batch can cut them). Answers in order.
     pub async fn reserve_many(&self, wants: Vec<Want>) -> Vec<Result<Grant, ReserveError>> {
         let limits: Vec<u64> = wants.iter().map(|w| w.limit).collect();
+        let first_slices = self.first_slices();
         let cmds = wants
             .into_iter()
-            .map(|w| Command::ReserveIn { key: w.key, want: w.want, limit: w.limit, expires_at: w.expires_at, window: w.window, slot: w.slot })
+            .map(|w| match w.slot {
+                // A slot taken while first slices were on is settled by the command that
+                // knows slots, whatever the gate says now.
+                None if !first_slices => Command::Reserve { key: w.key, want: w.want, limit: w.limit, expires_at: w.expires_at },
+                slot => Command::ReserveIn { key: w.key, want: w.want, limit: w.limit, expires_at: w.expires_at, window: w.window, slot },
+            })
             .collect();
         let answers = self.submit(cmds).await;
         answers
@@ -104,6 +124,7 @@ impl Reserver {
             .map(|(answer, limit)| {
                 answer.map(|response| match response {
                     Response::ReserveIn { revision, granted, total, held } => Grant { granted, total, held, revision },
+                    Response::Reserve { revision, granted, total } => Grant { granted, total, held: 0, revision },
                     // A counter key holding something else: treat the budget as spent.
                     other => Grant { granted: 0, total: limit, held: 0, revision: other.revision().unwrap_or(0) },
                 })

@@ -16,10 +16,24 @@ use crate::ratelimit::window::Window;
 use crate::shutdown::Shutdown;
 
 impl ClusterLimiter {
+    /// Whether new keys take first slices: every member reads their commands.
+    pub fn first_slices(&self) -> bool {
+        self.reserver.first_slices()
+    }
+
+    /// Turns first slices on or off for keys new from now on (`cluster::protocol`).
+    pub fn set_first_slices(&self, on: bool) {
+        self.reserver.set_first_slices(on);
+    }
+
     /// For a key new here: enrolls in its window and the next if not yet, and takes the
     /// first slice of its counter when this node may (`may_use_slot`). The entry keeps
     /// its slot either way, so that its reservations settle it.
     pub(super) fn take_first_slice(self: &Arc<Self>, enrolled: &mut HashMap<WindowRef, Enrolling>, entry: &mut Entry, key: &str, limit: LimitSpec) {
+        // A member that cannot read first slices' commands would stop replicating.
+        if !self.reserver.first_slices() {
+            return;
+        }
         for window in [entry.window, entry.window.next()] {
             self.enroll(enrolled, window);
         }
@@ -39,8 +53,9 @@ impl ClusterLimiter {
     /// reservation, so that the node need not be asked for it. An entry reserved ahead
     /// and not used yet keeps it, as it may be forgotten and made again (see
     /// `finish_reservation`).
-    pub(super) fn give_up_slot(enrolled: &HashMap<WindowRef, Enrolling>, entry: &mut Entry) {
-        if entry.slot.is_some() || (entry.ahead && entry.bucket.used == 0) {
+    pub(super) fn give_up_slot(&self, enrolled: &HashMap<WindowRef, Enrolling>, entry: &mut Entry) {
+        // With first slices off, a slot is not told of: the plain `Reserve` cannot.
+        if entry.slot.is_some() || (entry.ahead && entry.bucket.used == 0) || !self.reserver.first_slices() {
             return;
         }
         if let Some(Enrolling::Enrolled(enrolment)) = enrolled.get(&entry.window.to_ref()) {

@@ -44,3 +44,32 @@ async fn a_key_new_here_takes_its_first_slice_without_a_raft_round() {
     trigger.trigger();
     store.shutdown().await;
 }
+
+/// While a member cannot read first slices' commands, the node enrolls in no window, takes
+/// no slice even where it is enrolled, and reserves with the plain `Reserve`: the counter
+/// keeps the form every version reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_first_slices_off_a_new_key_reserves_with_the_plain_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, true).await;
+    let (limiter, trigger) = limiter_over(&store);
+    let limit = 8;
+    limiter.set_first_slices(false);
+    assert!(matches!(limiter.admit("first", limit, FAR, true).await, Decision::Admitted { .. }));
+    // An enrolment would have been asked for (and recorded) within the decision.
+    assert!(limiter.lock().enrolled.is_empty(), "no enrolment asked");
+    assert_eq!(store.get("first").map(|kv| kv.value.len()), Some(8), "a counter any version reads");
+
+    // Enrolled while first slices were on, then an older member joins.
+    limiter.set_first_slices(true);
+    assert!(matches!(limiter.admit("warm", limit, FAR.next(), true).await, Decision::Admitted { .. }));
+    let fresh = |enrolled: &HashMap<WindowRef, Enrolling>| matches!(enrolled.get(&FAR.next().to_ref()), Some(Enrolling::Enrolled(e)) if e.fresh);
+    enrolments_until(&limiter, "enrolled in the window", fresh).await;
+    limiter.set_first_slices(false);
+    let before = store.revision();
+    assert!(matches!(limiter.admit("new", limit, FAR.next(), true).await, Decision::Admitted { .. }));
+    assert!(store.revision() > before, "the first request waited for a reservation");
+    assert_eq!(store.get("new").map(|kv| kv.value.len()), Some(8), "a counter any version reads");
+    trigger.trigger();
+    store.shutdown().await;
+}
