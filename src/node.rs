@@ -17,7 +17,7 @@ use crate::applied::Applied;
 use crate::cluster::autopilot::Autopilot;
 use crate::cluster::gossip_view::GossipView;
 use crate::cluster::peers::{meta, PeerView};
-use crate::cluster::protocol::ProtocolFloor;
+use crate::cluster::protocol::{MembersRead, ProtocolGate};
 use crate::cluster::calls::ClusterCalls;
 use crate::cluster::{identity, join, status};
 use crate::config::{StartArgs, CLUSTER_PORT};
@@ -246,13 +246,13 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(10);
 async fn sweep_limiters(proxy: Arc<Proxy>, peers: Arc<dyn PeerView>, store: Store, mut shutdown: crate::shutdown::Shutdown) {
     let mut published = None;
     let mut rounds = 0u32;
-    let mut floor = ProtocolFloor::default();
+    let mut protocol = ProtocolGate::new(gatehouse_raft::PROTOCOL_FIRST_SLICES);
     loop {
-        floor.observe(&peers.peers());
-        let first_slices = floor.lowest(store.members().into_keys()) >= gatehouse_raft::PROTOCOL_FIRST_SLICES;
-        if first_slices != proxy.limiters.cluster.first_slices() {
-            tracing::info!(first_slices, "rate limit first slices turned {}", if first_slices { "on: every member reads them" } else { "off: a member cannot read them" });
-            proxy.limiters.cluster.set_first_slices(first_slices);
+        protocol.observe(&peers.peers());
+        let read = protocol.verdict(store.members().into_keys());
+        if read != proxy.limiters.cluster.members_read() {
+            tracing::info!(?read, "rate limit first slices {}", if read == MembersRead::All { "on: every member reads them" } else { "off" });
+            proxy.limiters.cluster.set_members_read(read);
         }
         tokio::select! {
             _ = shutdown.wait() => return,

@@ -1,7 +1,7 @@
-//! The oldest protocol among the Raft members: which commands every member can read.
-//! A command newer than a member's protocol would stop it replicating (it cannot decode
-//! the entry), so a node proposes one only once no member is older; during a rolling
-//! upgrade the cluster keeps to the old commands until the last member is upgraded.
+//! Whether every Raft member reads a protocol's commands. A command newer than a
+//! member's protocol would stop it replicating (it cannot decode the entry), so a node
+//! proposes one only while no member is older: during a rolling upgrade the cluster keeps
+//! to the old commands until the last member is upgraded.
 
 use std::collections::HashMap;
 
@@ -9,15 +9,38 @@ use gatehouse_raft::NodeId;
 
 use super::peers::{meta, PeerInfo};
 
-/// What gossip last said of each node's protocol. A node gossip has forgotten (dead for
-/// long) keeps what it last said: it comes back with the same binary, or says otherwise.
-#[derive(Debug, Default)]
-pub struct ProtocolFloor {
-    said: HashMap<NodeId, u32>,
+/// What the Raft members read, as far as gossip has told this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembersRead {
+    /// A member reads only commands older than the protocol's.
+    Older,
+    /// No member is known to be older, but not every one has been heard of yet (this
+    /// node has just started): commands every member of this version reads, and nothing
+    /// that relies on all of them reading them.
+    Unheard,
+    /// Every member reads the protocol's commands.
+    All,
 }
 
-impl ProtocolFloor {
-    /// Records each node's protocol; a node that does not say is older than the key (1).
+/// What gossip last said of each node's protocol, and the verdict so far. Gossip shows a
+/// node only with all the meta it started with, so one that does not say its protocol
+/// is older than the key (1). Once every member has been heard to read the protocol, one
+/// gossip has not heard of yet (a node that has just joined, which other nodes hear of a
+/// gossip round after Raft adds it) leaves the verdict as it was; one heard of keeps
+/// what it last said after gossip forgets it.
+#[derive(Debug)]
+pub struct ProtocolGate {
+    needed: u32,
+    said: HashMap<NodeId, u32>,
+    all_heard_once: bool,
+}
+
+impl ProtocolGate {
+    pub fn new(needed: u32) -> ProtocolGate {
+        ProtocolGate { needed, said: HashMap::new(), all_heard_once: false }
+    }
+
+    /// Records each node's protocol.
     pub fn observe(&mut self, peers: &[PeerInfo]) {
         for peer in peers {
             let protocol = peer.get(meta::PROTOCOL).and_then(|p| p.parse().ok()).unwrap_or(1);
@@ -25,9 +48,25 @@ impl ProtocolFloor {
         }
     }
 
-    /// The oldest protocol among `members`; 1 for one never heard of.
-    pub fn lowest(&self, members: impl IntoIterator<Item = NodeId>) -> u32 {
-        members.into_iter().map(|id| self.said.get(&id).copied().unwrap_or(1)).min().unwrap_or(1)
+    /// The verdict for `members` (never empty: this node is one).
+    pub fn verdict(&mut self, members: impl IntoIterator<Item = NodeId>) -> MembersRead {
+        let mut all_heard = true;
+        for id in members {
+            match self.said.get(&id) {
+                Some(protocol) if *protocol < self.needed => {
+                    self.all_heard_once = false;
+                    return MembersRead::Older;
+                }
+                Some(_) => {}
+                None => all_heard = false,
+            }
+        }
+        self.all_heard_once |= all_heard;
+        if self.all_heard_once {
+            MembersRead::All
+        } else {
+            MembersRead::Unheard
+        }
     }
 }
 
@@ -37,32 +76,42 @@ mod tests {
 
     use super::*;
 
-    fn peer(node_id: NodeId, protocol: Option<&str>, alive: bool) -> PeerInfo {
+    fn peer(node_id: NodeId, protocol: Option<&str>) -> PeerInfo {
         let meta = protocol.map(|p| BTreeMap::from([(meta::PROTOCOL.to_owned(), p.to_owned())])).unwrap_or_default();
-        PeerInfo { node_id, alive, left: false, meta, last_contact_ms: None }
+        PeerInfo { node_id, alive: true, left: false, meta, last_contact_ms: None }
     }
 
     #[test]
-    fn the_floor_is_the_oldest_member_and_one_for_a_member_never_heard_of() {
-        let mut floor = ProtocolFloor::default();
-        floor.observe(&[peer(1, Some("2"), true), peer(2, Some("2"), true), peer(3, None, true)]);
-        assert_eq!(floor.lowest([1, 2]), 2);
-        assert_eq!(floor.lowest([1, 2, 3]), 1, "a node that does not say is older");
-        assert_eq!(floor.lowest([1, 4]), 1, "a member gossip has not heard of");
-        assert_eq!(floor.lowest([]), 1);
+    fn all_once_every_member_is_heard_to_read_it() {
+        let mut gate = ProtocolGate::new(2);
+        gate.observe(&[peer(1, Some("2"))]);
+        assert_eq!(gate.verdict([1, 2]), MembersRead::Unheard, "node 2 not heard of yet, at start");
+        gate.observe(&[peer(1, Some("2")), peer(2, Some("3"))]);
+        assert_eq!(gate.verdict([1, 2]), MembersRead::All);
+        assert_eq!(gate.verdict([1, 2, 3]), MembersRead::All, "a member that has just joined, not heard of yet");
     }
 
     #[test]
-    fn a_node_keeps_what_it_last_said_and_an_upgrade_or_a_downgrade_moves_it() {
-        let mut floor = ProtocolFloor::default();
-        floor.observe(&[peer(1, Some("2"), true), peer(2, None, true)]);
-        assert_eq!(floor.lowest([1, 2]), 1);
+    fn older_for_a_member_that_does_not_say_or_says_less() {
+        let mut gate = ProtocolGate::new(2);
+        gate.observe(&[peer(1, Some("2")), peer(2, None)]);
+        assert_eq!(gate.verdict([1, 2]), MembersRead::Older, "a node that does not say is older");
+        assert_eq!(gate.verdict([1]), MembersRead::All, "not a member: its commands are not its to read");
+        gate.observe(&[peer(3, Some("not a number"))]);
+        assert_eq!(gate.verdict([1, 3]), MembersRead::Older);
+        assert_eq!(gate.verdict([1, 4]), MembersRead::Unheard, "after an older member, every member is heard again first");
+    }
+
+    #[test]
+    fn a_node_keeps_what_it_last_said() {
+        let mut gate = ProtocolGate::new(2);
+        gate.observe(&[peer(1, Some("2")), peer(2, None)]);
+        assert_eq!(gate.verdict([1, 2]), MembersRead::Older);
         // Node 2 restarted on the new binary; then gossip forgets node 1 (dead for long).
-        floor.observe(&[peer(1, Some("2"), false), peer(2, Some("2"), true)]);
-        floor.observe(&[peer(2, Some("2"), true)]);
-        assert_eq!(floor.lowest([1, 2]), 2);
+        gate.observe(&[peer(2, Some("2"))]);
+        assert_eq!(gate.verdict([1, 2]), MembersRead::All);
         // Node 1 comes back on an older binary.
-        floor.observe(&[peer(1, Some("not a number"), true), peer(2, Some("2"), true)]);
-        assert_eq!(floor.lowest([1, 2]), 1);
+        gate.observe(&[peer(1, Some("1"))]);
+        assert_eq!(gate.verdict([1, 2]), MembersRead::Older);
     }
 }

@@ -173,7 +173,7 @@ impl ClusterLimiter {
             }
             return entry.bucket.remaining_estimate().min(limit);
         }
-        limit.saturating_sub(self.reserver.applied_total(key))
+        limit.saturating_sub(self.reserver.applied_total(key, limit))
     }
 
     /// Takes back an admission to `key` made under `limit`, for a request that another
@@ -257,7 +257,7 @@ impl ClusterLimiter {
             None => {
                 let mut entry = Entry::new(limit, window);
                 if let Some(until) = counters.unreachable_until.filter(|until| *until > Instant::now()) {
-                    entry.bucket.observe_cluster_total(self.reserver.applied_total(key));
+                    entry.bucket.observe_cluster_total(self.reserver.applied_total(key, limit.count));
                     entry.degraded_until = Some(until);
                 } else {
                     self.take_first_slice(&mut counters.enrolled, &mut entry, key, limit);

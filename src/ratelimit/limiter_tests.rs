@@ -8,6 +8,7 @@ use gatehouse_raft::{Store, StoreConfig};
 
 use super::ahead::{windows_ahead, WINDOWS_AHEAD};
 use super::*;
+use crate::cluster::protocol::MembersRead;
 use crate::ratelimit::window::{counter_key, Period};
 use crate::shutdown::ShutdownTrigger;
 
@@ -28,7 +29,7 @@ pub(crate) async fn store(dir: &tempfile::TempDir, initialize: bool) -> Store {
 pub(crate) fn limiter_over(store: &Store) -> (Arc<ClusterLimiter>, ShutdownTrigger) {
     let trigger = ShutdownTrigger::new();
     let reserver = Reserver::start(store.clone(), Duration::from_secs(2), trigger.signal());
-    reserver.set_first_slices(true);
+    reserver.set_members_read(MembersRead::All);
     let limiter = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2));
     tokio::spawn(limiter.clone().watch_recalls(trigger.signal()));
     (limiter, trigger)
@@ -50,7 +51,7 @@ pub(super) async fn enrolments_until(limiter: &ClusterLimiter, what: &str, done:
 pub(crate) fn leaderless_limiter(store: &Store) -> (Arc<ClusterLimiter>, Reserver, ShutdownTrigger) {
     let trigger = ShutdownTrigger::new();
     let reserver = Reserver::start(store.clone(), Duration::from_millis(200), trigger.signal());
-    reserver.set_first_slices(true);
+    reserver.set_members_read(MembersRead::All);
     let limiter = ClusterLimiter::new(reserver.clone(), Arc::new(|| 3), Duration::from_millis(300));
     tokio::spawn(limiter.clone().watch_recalls(trigger.signal()));
     (limiter, reserver, trigger)

@@ -3,7 +3,7 @@
 //! one, so a busy node costs one Raft entry per round trip, not one per key. Also
 //! proposes `Expire` for ended windows, from the leader only.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use gatehouse_raft::{Command, Response, Role, SlotUse, Store, WindowRef};
 use tokio::sync::{mpsc, oneshot};
 
 use super::wall_clock::now_ms;
+use crate::cluster::protocol::MembersRead;
 use crate::shutdown::Shutdown;
 
 /// Largest batch per Raft entry; more wait for the next round (a group that must share
@@ -77,9 +78,10 @@ pub struct Reserver {
     /// Requests that must share a Raft entry travel together.
     tx: mpsc::Sender<Vec<Request>>,
     store: Store,
-    /// Whether every member reads first slices' commands (see `cluster::protocol`);
-    /// until it is set, reservations are the plain `Reserve` that any member reads.
-    first_slices: Arc<AtomicBool>,
+    /// Whether the members read first slices' commands (`MembersRead`, see
+    /// `cluster::protocol`): until they are heard of, no first slice is taken; while one
+    /// is older, reservations are the plain `Reserve` that it reads.
+    members_read: Arc<AtomicU8>,
 }
 
 impl Reserver {
@@ -87,16 +89,24 @@ impl Reserver {
     pub fn start(store: Store, timeout: Duration, shutdown: Shutdown) -> Reserver {
         let (tx, rx) = mpsc::channel(16 * MAX_BATCH);
         tokio::spawn(run(store.clone(), rx, timeout, shutdown));
-        Reserver { tx, store, first_slices: Arc::default() }
+        Reserver { tx, store, members_read: Arc::new(AtomicU8::new(MembersRead::Unheard as u8)) }
     }
 
-    /// Whether first slices may be used: every member can read their commands.
+    pub fn members_read(&self) -> MembersRead {
+        match self.members_read.load(Ordering::Relaxed) {
+            m if m == MembersRead::All as u8 => MembersRead::All,
+            m if m == MembersRead::Older as u8 => MembersRead::Older,
+            _ => MembersRead::Unheard,
+        }
+    }
+
+    pub fn set_members_read(&self, read: MembersRead) {
+        self.members_read.store(read as u8, Ordering::Relaxed);
+    }
+
+    /// Whether first slices may be taken: every member reads their commands.
     pub fn first_slices(&self) -> bool {
-        self.first_slices.load(Ordering::Relaxed)
-    }
-
-    pub fn set_first_slices(&self, on: bool) {
-        self.first_slices.store(on, Ordering::Relaxed);
+        self.members_read() == MembersRead::All
     }
 
     pub async fn reserve(&self, want: Want) -> Result<Grant, ReserveError> {
@@ -107,13 +117,16 @@ impl Reserver {
     /// batch can cut them). Answers in order.
     pub async fn reserve_many(&self, wants: Vec<Want>) -> Vec<Result<Grant, ReserveError>> {
         let limits: Vec<u64> = wants.iter().map(|w| w.limit).collect();
-        let first_slices = self.first_slices();
+        // `ReserveIn` unless a member cannot read it: a counter it makes holds the slots
+        // of the nodes enrolled in its window, where a plain `Reserve`'s would hold none
+        // while a node that took its slice (seeing no counter yet) counts on one.
+        let plain = self.members_read() == MembersRead::Older;
         let cmds = wants
             .into_iter()
             .map(|w| match w.slot {
                 // A slot taken while first slices were on is settled by the command that
-                // knows slots, whatever the gate says now.
-                None if !first_slices => Command::Reserve { key: w.key, want: w.want, limit: w.limit, expires_at: w.expires_at },
+                // knows slots, whatever the members read now.
+                None if plain => Command::Reserve { key: w.key, want: w.want, limit: w.limit, expires_at: w.expires_at },
                 slot => Command::ReserveIn { key: w.key, want: w.want, limit: w.limit, expires_at: w.expires_at, window: w.window, slot },
             })
             .collect();
@@ -171,8 +184,9 @@ impl Reserver {
     /// The cluster-wide total granted for `key` as this node has applied it, with no I/O.
     /// When reservations start failing this is the freshest figure the node has: every
     /// committed reservation is in the log of a majority, often this node's.
-    pub fn applied_total(&self, key: &str) -> u64 {
-        self.applied_counter(key).map_or(0, |(counter, _)| counter.granted)
+    /// First slices held count too: their holders may have admitted on them.
+    pub fn applied_total(&self, key: &str, limit: u64) -> u64 {
+        self.applied_counter(key).map_or(0, |(counter, _)| counter.charge(limit))
     }
 
     /// `key`'s counter as this node has applied it, and the revision it was last changed at.

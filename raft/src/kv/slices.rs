@@ -38,7 +38,8 @@ pub struct Counter {
 }
 
 impl Counter {
-    /// Eight bytes (a counter from before first slices, or with none) or seventeen.
+    /// Eight bytes (a counter from before first slices, or with none held or settled) or
+    /// seventeen.
     pub fn decode(value: &[u8]) -> Option<Counter> {
         match value.len() {
             8 => Some(Counter { granted: u64::from_be_bytes(value.try_into().ok()?), ..Counter::default() }),
@@ -52,7 +53,9 @@ impl Counter {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        if self.holders == 0 {
+        // A counter that holds no slot keeps the slots settled on it all the same, or a
+        // node that says (with each reservation) it used its slot would count again.
+        if self.holders == 0 && self.settled == 0 {
             return self.granted.to_be_bytes().to_vec();
         }
         let mut out = Vec::with_capacity(17);

@@ -311,3 +311,18 @@ fn a_slot_above_the_makers_limit_is_held_under_a_larger_one() {
     }
     assert_eq!(sim.admitted[0], 5);
 }
+
+/// A counter that holds no slot (made by the plain `Reserve`, or before any node
+/// enrolled) keeps a slot settled on it: a node that cannot tell whether it used its slot
+/// says so with every reservation, and counts once.
+#[test]
+fn a_slot_settled_on_a_counter_that_holds_none_counts_once() {
+    let mut s = KvState::default();
+    s.apply(&Command::Reserve { key: KEYS[0].into(), want: 2, limit: 50, expires_at: 9 }, &mut Vec::new());
+    let reserve = Command::ReserveIn { key: KEYS[0].into(), want: 1, limit: 50, expires_at: 9, window: WINDOW, slot: Some(SlotUse { slot: 0, used: true }) };
+    for _ in 0..2 {
+        s.apply(&reserve, &mut Vec::new());
+    }
+    let counter = Counter::decode(&s.get(KEYS[0]).unwrap().value).unwrap();
+    assert_eq!((counter.granted, counter.holders), (2 + 1 + 2, 0), "two granted, the slot once, one and one granted");
+}

@@ -27,7 +27,7 @@ impl ClusterLimiter {
         let until = Instant::now() + FALLBACK_SPELL;
         counters.unreachable_until = Some(until);
         if let Some(entry) = counters.entries.get_mut(key) {
-            entry.bucket.observe_cluster_total(self.reserver.applied_total(key));
+            entry.bucket.observe_cluster_total(self.reserver.applied_total(key, entry.bucket.limit));
             entry.degraded_until = Some(until);
         }
     }

@@ -10,6 +10,7 @@ use gatehouse_raft::kv::slices::{decode_recall, enrolled_key, enrolled_nodes, RE
 use gatehouse_raft::{EventKind, SlotUse, WatchError, WatchEvent, WindowRef};
 
 use super::{ClusterLimiter, Enrolling, Entry, COUNTER_GRACE_MS};
+use crate::cluster::protocol::MembersRead;
 use crate::ratelimit::reserver::Enrolment;
 use crate::ratelimit::bucket::LimitSpec;
 use crate::ratelimit::window::Window;
@@ -21,9 +22,14 @@ impl ClusterLimiter {
         self.reserver.first_slices()
     }
 
-    /// Turns first slices on or off for keys new from now on (`cluster::protocol`).
-    pub fn set_first_slices(&self, on: bool) {
-        self.reserver.set_first_slices(on);
+    pub fn members_read(&self) -> MembersRead {
+        self.reserver.members_read()
+    }
+
+    /// What the members read, as gossip tells (`cluster::protocol`): first slices are
+    /// taken only while all of them read their commands.
+    pub fn set_members_read(&self, read: MembersRead) {
+        self.reserver.set_members_read(read);
     }
 
     /// For a key new here: enrolls in its window and the next if not yet, and takes the

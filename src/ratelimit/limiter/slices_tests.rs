@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 
 use gatehouse_raft::kv::slices::Counter;
-use gatehouse_raft::WindowRef;
+use gatehouse_raft::{Command, SlotUse, WindowRef};
 
 use super::super::tests::{enrolments_until, limiter_over, store};
 use super::super::{Decision, Enrolling};
+use crate::cluster::protocol::MembersRead;
 use crate::ratelimit::window::{Period, Window};
 
 const FAR: Window = Window { period: Period::Minute, start_ms: 9_000_000_000_000_000 };
@@ -47,29 +48,61 @@ async fn a_key_new_here_takes_its_first_slice_without_a_raft_round() {
 
 /// While a member cannot read first slices' commands, the node enrolls in no window, takes
 /// no slice even where it is enrolled, and reserves with the plain `Reserve`: the counter
-/// keeps the form every version reads.
+/// keeps the form every version reads. Until every member is heard of, it takes no slice
+/// either, but reserves with `ReserveIn`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_first_slices_off_a_new_key_reserves_with_the_plain_command() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir, true).await;
     let (limiter, trigger) = limiter_over(&store);
     let limit = 8;
-    limiter.set_first_slices(false);
+    limiter.set_members_read(MembersRead::Older);
     assert!(matches!(limiter.admit("first", limit, FAR, true).await, Decision::Admitted { .. }));
     // An enrolment would have been asked for (and recorded) within the decision.
     assert!(limiter.lock().enrolled.is_empty(), "no enrolment asked");
     assert_eq!(store.get("first").map(|kv| kv.value.len()), Some(8), "a counter any version reads");
 
     // Enrolled while first slices were on, then an older member joins.
-    limiter.set_first_slices(true);
+    limiter.set_members_read(MembersRead::All);
     assert!(matches!(limiter.admit("warm", limit, FAR.next(), true).await, Decision::Admitted { .. }));
     let fresh = |enrolled: &HashMap<WindowRef, Enrolling>| matches!(enrolled.get(&FAR.next().to_ref()), Some(Enrolling::Enrolled(e)) if e.fresh);
     enrolments_until(&limiter, "enrolled in the window", fresh).await;
-    limiter.set_first_slices(false);
+    limiter.set_members_read(MembersRead::Older);
     let before = store.revision();
     assert!(matches!(limiter.admit("new", limit, FAR.next(), true).await, Decision::Admitted { .. }));
     assert!(store.revision() > before, "the first request waited for a reservation");
     assert_eq!(store.get("new").map(|kv| kv.value.len()), Some(8), "a counter any version reads");
+
+    // Just started, not every member heard of: no slice taken, but the counter holds the
+    // slots of the nodes enrolled, as any node of this version makes it.
+    limiter.set_members_read(MembersRead::Unheard);
+    let before = store.revision();
+    assert!(matches!(limiter.admit("unheard", limit, FAR.next(), true).await, Decision::Admitted { .. }));
+    assert!(store.revision() > before, "the first request waited for a reservation");
+    let counter = store.get("unheard").and_then(|kv| Counter::decode(&kv.value)).expect("a counter");
+    assert_eq!((counter.granted, counter.holders, counter.held(limit)), (1, 1, 1));
+    trigger.trigger();
+    store.shutdown().await;
+}
+
+/// What this node counts as spent from its applied map (for a refusal's fields, and the
+/// fallback share without quorum) includes other nodes' first slices held: they may have
+/// admitted on them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slices_held_elsewhere_count_as_spent_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, true).await;
+    let (limiter, trigger) = limiter_over(&store);
+    let window = FAR.to_ref();
+    for node in [7, 8] {
+        store.write(Command::Enroll { node, window, expires_at: u64::MAX }).await.unwrap();
+    }
+    // Node 7 used its slice and is granted one more; node 8's slice is held.
+    let slot = Some(SlotUse { slot: 0, used: true });
+    store.write(Command::ReserveIn { key: "k".into(), want: 1, limit: 3, expires_at: u64::MAX, window, slot }).await.unwrap();
+    let counter = store.get("k").and_then(|kv| Counter::decode(&kv.value)).expect("a counter");
+    assert_eq!((counter.granted, counter.held(3)), (2, 1));
+    assert_eq!(limiter.remaining("k", 3), 0);
     trigger.trigger();
     store.shutdown().await;
 }
