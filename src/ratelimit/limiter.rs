@@ -124,11 +124,15 @@ pub struct ClusterLimiter {
     /// How long a request without a local token waits for a reservation before falling back.
     wait: Duration,
     degraded_admissions: AtomicU64,
+    /// When this process started (wall clock, ms): a window that began after it saw no
+    /// request of an earlier process of this node.
+    started_ms: u64,
 }
 
 impl ClusterLimiter {
     pub fn new(reserver: Reserver, live_nodes: LiveNodes, wait: Duration) -> Arc<Self> {
-        Arc::new(ClusterLimiter { counters: Mutex::new(Counters::new()), reserver, live_nodes, wait, degraded_admissions: AtomicU64::new(0) })
+        let started_ms = super::wall_clock::now_ms();
+        Arc::new(ClusterLimiter { counters: Mutex::new(Counters::new()), reserver, live_nodes, wait, degraded_admissions: AtomicU64::new(0), started_ms })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {

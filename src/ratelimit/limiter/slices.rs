@@ -80,6 +80,13 @@ impl ClusterLimiter {
         self.reserver.applied_counter(key).is_none_or(|(counter, _)| counter.holds(slot) && counter.charge(limit) <= limit)
     }
 
+    /// Whether `window` began after this process started, so that no earlier process of
+    /// this node (a restart) admitted a request in it: an enrolment made before is as
+    /// good as fresh. (A second's margin, for the clock stepping back at the restart.)
+    fn began_since_start(&self, window: WindowRef) -> bool {
+        window.start_ms > self.started_ms + 1000
+    }
+
     /// This node's slot in `window` as the applied enrolment record has it.
     fn enrolled_slot(&self, window: WindowRef) -> Option<u8> {
         let record = self.reserver.store().get(&enrolled_key(window))?;
@@ -99,7 +106,10 @@ impl ClusterLimiter {
             let result = this.reserver.enroll(window_ref, window.end_ms() + COUNTER_GRACE_MS).await;
             let mut counters = this.lock();
             match result {
-                Ok(Some(enrolment)) => counters.enrolled.insert(window_ref, Enrolling::Enrolled(enrolment)),
+                Ok(Some(enrolment)) => {
+                    let fresh = enrolment.fresh || this.began_since_start(window_ref);
+                    counters.enrolled.insert(window_ref, Enrolling::Enrolled(Enrolment { fresh, ..enrolment }))
+                }
                 Ok(None) => counters.enrolled.insert(window_ref, Enrolling::Refused),
                 // Asked again by the window's next new key.
                 Err(_) => counters.enrolled.remove(&window_ref),
@@ -183,9 +193,11 @@ impl ClusterLimiter {
         let enrolment = match counters.enrolled.get(&window_ref).copied() {
             Some(Enrolling::Enrolled(enrolment)) => enrolment,
             // Enrolled in the store, but not by this process's knowledge (a restart, or a
-            // call that timed out): it cannot tell whether the slot was used, so it was.
+            // call that timed out): unless the window began since this process started,
+            // it cannot tell whether the slot was used, so it was.
             _ => match self.enrolled_slot(window_ref) {
-                Some(slot) => Enrolment { slot, revision: u64::MAX, fresh: false },
+                // Not to be used by this process either way (no revision it can reach).
+                Some(slot) => Enrolment { slot, revision: u64::MAX, fresh: self.began_since_start(window_ref) },
                 None => return,
             },
         };

@@ -106,3 +106,24 @@ async fn slices_held_elsewhere_count_as_spent_here() {
     trigger.trigger();
     store.shutdown().await;
 }
+
+/// An enrolment an earlier process of this node made (a restart) in a window that began
+/// after this process started: that process admitted nothing in it, so the slot is used
+/// as a fresh one, not counted as used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_enrolled_before_a_restart_in_a_later_window_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, true).await;
+    store.write(Command::Enroll { node: store.id(), window: FAR.to_ref(), expires_at: u64::MAX }).await.unwrap();
+    let (limiter, trigger) = limiter_over(&store);
+    let limit = 8;
+    assert!(matches!(limiter.admit("warm", limit, FAR, true).await, Decision::Admitted { .. }));
+    // Both windows: the enrolment in the next one is a write that would move the revision.
+    let fresh = |enrolled: &HashMap<WindowRef, Enrolling>, window: Window| matches!(enrolled.get(&window.to_ref()), Some(Enrolling::Enrolled(e)) if e.fresh);
+    enrolments_until(&limiter, "enrolled again, as good as fresh", |enrolled| fresh(enrolled, FAR) && fresh(enrolled, FAR.next())).await;
+    let before = store.revision();
+    assert!(matches!(limiter.admit("new", limit, FAR, true).await, Decision::Admitted { .. }));
+    assert_eq!(store.revision(), before, "the first request of a key new here took no Raft round");
+    trigger.trigger();
+    store.shutdown().await;
+}
