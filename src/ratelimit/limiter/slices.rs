@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use gatehouse_raft::kv::slices::{decode_recall, enrolled_key, enrolled_nodes, RECALL_PREFIX};
 use gatehouse_raft::{EventKind, SlotUse, WatchError, WatchEvent, WindowRef};
@@ -15,6 +16,11 @@ use crate::ratelimit::reserver::Enrolment;
 use crate::ratelimit::bucket::LimitSpec;
 use crate::ratelimit::window::Window;
 use crate::shutdown::Shutdown;
+
+/// How long a recall's answer that failed waits before it is proposed again, at first and
+/// at most (doubling in between).
+const SETTLE_RETRY_FIRST: Duration = Duration::from_millis(100);
+const SETTLE_RETRY_MAX: Duration = Duration::from_secs(2);
 
 impl ClusterLimiter {
     /// Whether new keys take first slices: every member reads their commands.
@@ -217,14 +223,30 @@ impl ClusterLimiter {
         let this = self.clone();
         let key = key.to_owned();
         tokio::spawn(async move {
-            let result = this.reserver.settle(key.clone(), limit, window.end_ms() + COUNTER_GRACE_MS, window_ref, slot).await;
-            if let Err(e) = result {
-                tracing::debug!(%key, error = %e, "answering a rate-limit recall failed; the next recall asks again");
-            }
+            this.settle_until_done(&key, limit, window, slot).await;
             if let Some(entry) = this.lock().entries.get_mut(&key) {
                 entry.settling = false;
             }
         });
+    }
+
+    /// Proposes `Settle` until it commits: the node that asked may wait on nothing else (a
+    /// short grant does not ask again while slices it waits for are held). Ends early
+    /// once the counter no longer holds the slot, or the window is over.
+    async fn settle_until_done(&self, key: &str, limit: u64, window: Window, slot: SlotUse) {
+        let mut backoff = SETTLE_RETRY_FIRST;
+        loop {
+            match self.reserver.settle(key.to_owned(), limit, window.end_ms() + COUNTER_GRACE_MS, window.to_ref(), slot).await {
+                Ok(()) => return,
+                Err(e) => tracing::debug!(%key, error = %e, "answering a rate-limit recall failed; trying again"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(SETTLE_RETRY_MAX);
+            let settled = self.reserver.applied_counter(key).is_some_and(|(counter, _)| !counter.holds(slot.slot));
+            if settled || crate::ratelimit::wall_clock::now_ms() >= window.end_ms() {
+                return;
+            }
+        }
     }
 }
 

@@ -8,7 +8,10 @@ use gatehouse_raft::kv::slices::Counter;
 use gatehouse_raft::{Command, SlotUse, WindowRef};
 
 use super::super::tests::{enrolments_until, limiter_over, store};
-use super::super::{Decision, Enrolling};
+use super::super::tests::leaderless_limiter;
+use super::super::{Decision, Enrolling, Entry};
+use crate::ratelimit::bucket::LimitSpec;
+use crate::ratelimit::reserver::Enrolment;
 use crate::cluster::protocol::MembersRead;
 use crate::ratelimit::window::{Period, Window};
 
@@ -124,6 +127,41 @@ async fn a_slot_enrolled_before_a_restart_in_a_later_window_is_used() {
     let before = store.revision();
     assert!(matches!(limiter.admit("new", limit, FAR, true).await, Decision::Admitted { .. }));
     assert_eq!(store.revision(), before, "the first request of a key new here took no Raft round");
+    trigger.trigger();
+    store.shutdown().await;
+}
+
+/// A recall's answer that cannot commit (no leader yet) is proposed again until it does:
+/// the node that asked waits for it and would otherwise refuse for the rest of the window.
+#[tokio::test(flavor = "current_thread")]
+async fn a_recall_answer_that_fails_is_proposed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    // A write with no leader fails after 100 ms, rather than waiting for one to come.
+    let mut cfg = gatehouse_raft::StoreConfig::new(1, "127.0.0.1:0".parse().unwrap(), dir.path());
+    cfg.request_timeout = std::time::Duration::from_millis(100);
+    let store = gatehouse_raft::Store::open(cfg).await.unwrap();
+    let (limiter, reserver, trigger) = leaderless_limiter(&store);
+    let window = FAR.to_ref();
+    {
+        let mut counters = limiter.lock();
+        counters.enrolled.insert(window, Enrolling::Enrolled(Enrolment { slot: 0, revision: 0, fresh: true }));
+        let mut entry = Entry::new(LimitSpec { count: 3, generation: 0 }, FAR);
+        entry.slot = Some(SlotUse { slot: 0, used: true });
+        counters.entries.insert("k".into(), entry);
+    }
+    limiter.answer_recall("k", 3, window);
+    // On this one thread, the answer's task runs now and sends its proposal to the
+    // reserver's batches first; a proposal of ours, in its batch or a later one, fails
+    // only once the answer's has failed.
+    tokio::task::yield_now().await;
+    let ours = reserver.settle("other".into(), 3, u64::MAX, window, SlotUse { slot: 1, used: true }).await;
+    assert!(ours.is_err(), "no leader yet");
+    store.initialize().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !store.get("k").and_then(|kv| Counter::decode(&kv.value)).is_some_and(|c| c.granted == 1) {
+        assert!(std::time::Instant::now() < deadline, "the answer was not proposed again");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     trigger.trigger();
     store.shutdown().await;
 }
