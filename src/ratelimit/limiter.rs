@@ -11,7 +11,7 @@
 //! `Bucket::fallback_share`), opens new windows on it without waiting, and says so.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -137,23 +137,6 @@ impl ClusterLimiter {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
         self.counters.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// True while any window of this node is in fallback mode.
-    pub fn degraded(&self) -> bool {
-        let now = Instant::now();
-        self.lock().entries.values().any(|e| e.degraded_until.is_some_and(|t| t > now))
-    }
-
-    /// Requests admitted from the local fallback share since start.
-    pub fn degraded_admissions(&self) -> u64 {
-        self.degraded_admissions.load(Ordering::Relaxed)
-    }
-
-    /// Counts a request admitted with at least one period on the fallback share (the
-    /// plugin knows the request; a decision here is one period's).
-    pub fn count_admission_on_share(&self) {
-        self.degraded_admissions.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Decides one request against `key`'s budget for `window`.
