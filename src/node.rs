@@ -249,7 +249,7 @@ async fn sweep_limiters(proxy: Arc<Proxy>, peers: Arc<dyn PeerView>, store: Stor
     let mut protocol = ProtocolGate::new(gatehouse_raft::PROTOCOL_FIRST_SLICES);
     loop {
         protocol.observe(&peers.peers());
-        let read = protocol.verdict(store.members().into_keys());
+        let read = protocol.verdict(store.id(), store.members().into_keys());
         if read != proxy.limiters.cluster.members_read() {
             tracing::info!(?read, "rate limit first slices {}", if read == MembersRead::All { "on: every member reads them" } else { "off" });
             proxy.limiters.cluster.set_members_read(read);

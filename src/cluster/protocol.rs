@@ -15,8 +15,8 @@ pub enum MembersRead {
     /// A member reads only commands older than the protocol's.
     Older,
     /// No member is known to be older, but not every one has been heard of yet (this
-    /// node has just started): commands every member of this version reads, and nothing
-    /// that relies on all of them reading them.
+    /// node has just started, or has not joined): the older commands, unless the applied
+    /// map shows that a node which heard every member used the newer ones.
     Unheard,
     /// Every member reads the protocol's commands.
     All,
@@ -48,8 +48,13 @@ impl ProtocolGate {
         }
     }
 
-    /// The verdict for `members` (never empty: this node is one).
-    pub fn verdict(&mut self, members: impl IntoIterator<Item = NodeId>) -> MembersRead {
+    /// The verdict for `members`, as `me` sees them. Before `me` is a member (it has not
+    /// joined yet), the members it knows are not the cluster's: nothing is heard.
+    pub fn verdict(&mut self, me: NodeId, members: impl IntoIterator<Item = NodeId>) -> MembersRead {
+        let members: Vec<NodeId> = members.into_iter().collect();
+        if !members.contains(&me) {
+            return if self.all_heard_once { MembersRead::All } else { MembersRead::Unheard };
+        }
         let mut all_heard = true;
         for id in members {
             match self.said.get(&id) {
@@ -85,33 +90,43 @@ mod tests {
     fn all_once_every_member_is_heard_to_read_it() {
         let mut gate = ProtocolGate::new(2);
         gate.observe(&[peer(1, Some("2"))]);
-        assert_eq!(gate.verdict([1, 2]), MembersRead::Unheard, "node 2 not heard of yet, at start");
+        assert_eq!(gate.verdict(1, [1, 2]), MembersRead::Unheard, "node 2 not heard of yet, at start");
         gate.observe(&[peer(1, Some("2")), peer(2, Some("3"))]);
-        assert_eq!(gate.verdict([1, 2]), MembersRead::All);
-        assert_eq!(gate.verdict([1, 2, 3]), MembersRead::All, "a member that has just joined, not heard of yet");
+        assert_eq!(gate.verdict(1, [1, 2]), MembersRead::All);
+        assert_eq!(gate.verdict(1, [1, 2, 3]), MembersRead::All, "a member that has just joined, not heard of yet");
+    }
+
+    #[test]
+    fn unheard_until_this_node_is_a_member() {
+        let mut gate = ProtocolGate::new(2);
+        gate.observe(&[peer(1, Some("2"))]);
+        assert_eq!(gate.verdict(1, []), MembersRead::Unheard, "not joined yet: no members");
+        assert_eq!(gate.verdict(1, [2]), MembersRead::Unheard, "a membership without this node");
+        gate.observe(&[peer(2, Some("2"))]);
+        assert_eq!(gate.verdict(1, [1, 2]), MembersRead::All);
     }
 
     #[test]
     fn older_for_a_member_that_does_not_say_or_says_less() {
         let mut gate = ProtocolGate::new(2);
         gate.observe(&[peer(1, Some("2")), peer(2, None)]);
-        assert_eq!(gate.verdict([1, 2]), MembersRead::Older, "a node that does not say is older");
-        assert_eq!(gate.verdict([1]), MembersRead::All, "not a member: its commands are not its to read");
+        assert_eq!(gate.verdict(1, [1, 2]), MembersRead::Older, "a node that does not say is older");
+        assert_eq!(gate.verdict(1, [1]), MembersRead::All, "not a member: its commands are not its to read");
         gate.observe(&[peer(3, Some("not a number"))]);
-        assert_eq!(gate.verdict([1, 3]), MembersRead::Older);
-        assert_eq!(gate.verdict([1, 4]), MembersRead::Unheard, "after an older member, every member is heard again first");
+        assert_eq!(gate.verdict(1, [1, 3]), MembersRead::Older);
+        assert_eq!(gate.verdict(1, [1, 4]), MembersRead::Unheard, "after an older member, every member is heard again first");
     }
 
     #[test]
     fn a_node_keeps_what_it_last_said() {
         let mut gate = ProtocolGate::new(2);
         gate.observe(&[peer(1, Some("2")), peer(2, None)]);
-        assert_eq!(gate.verdict([1, 2]), MembersRead::Older);
+        assert_eq!(gate.verdict(1, [1, 2]), MembersRead::Older);
         // Node 2 restarted on the new binary; then gossip forgets node 1 (dead for long).
         gate.observe(&[peer(2, Some("2"))]);
-        assert_eq!(gate.verdict([1, 2]), MembersRead::All);
+        assert_eq!(gate.verdict(1, [1, 2]), MembersRead::All);
         // Node 1 comes back on an older binary.
         gate.observe(&[peer(1, Some("1"))]);
-        assert_eq!(gate.verdict([1, 2]), MembersRead::Older);
+        assert_eq!(gate.verdict(1, [1, 2]), MembersRead::Older);
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_raft::kv::slices::Counter;
+use gatehouse_raft::kv::slices::{enrolled_key, Counter};
 use gatehouse_raft::{Command, Response, Role, SlotUse, Store, WindowRef};
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,6 +24,9 @@ pub enum ReserveError {
     /// No quorum (or no leader) in time: fall back to the local share.
     #[error("reservation failed: {0}")]
     Unavailable(String),
+    /// The node is shutting down.
+    #[error("the reserver stopped")]
+    Stopped,
 }
 
 /// One reservation: up to `want` tokens of `key`'s counter, of `window`, under `limit`;
@@ -79,8 +82,9 @@ pub struct Reserver {
     tx: mpsc::Sender<Vec<Request>>,
     store: Store,
     /// Whether the members read first slices' commands (`MembersRead`, see
-    /// `cluster::protocol`): until they are heard of, no first slice is taken; while one
-    /// is older, reservations are the plain `Reserve` that it reads.
+    /// `cluster::protocol`): first slices are taken only once every member is heard to
+    /// read them, and until then reservations are the plain `Reserve` that any reads
+    /// (see `reserve_many`).
     members_read: Arc<AtomicU8>,
 }
 
@@ -117,19 +121,8 @@ impl Reserver {
     /// batch can cut them). Answers in order.
     pub async fn reserve_many(&self, wants: Vec<Want>) -> Vec<Result<Grant, ReserveError>> {
         let limits: Vec<u64> = wants.iter().map(|w| w.limit).collect();
-        // `ReserveIn` unless a member cannot read it: a counter it makes holds the slots
-        // of the nodes enrolled in its window, where a plain `Reserve`'s would hold none
-        // while a node that took its slice (seeing no counter yet) counts on one.
-        let plain = self.members_read() == MembersRead::Older;
-        let cmds = wants
-            .into_iter()
-            .map(|w| match w.slot {
-                // A slot taken while first slices were on is settled by the command that
-                // knows slots, whatever the members read now.
-                None if plain => Command::Reserve { key: w.key, want: w.want, limit: w.limit, expires_at: w.expires_at },
-                slot => Command::ReserveIn { key: w.key, want: w.want, limit: w.limit, expires_at: w.expires_at, window: w.window, slot },
-            })
-            .collect();
+        let read = self.members_read();
+        let cmds = wants.into_iter().map(|w| self.command_for(w, read)).collect();
         let answers = self.submit(cmds).await;
         answers
             .into_iter()
@@ -143,6 +136,21 @@ impl Reserver {
                 })
             })
             .collect()
+    }
+
+    /// `ReserveIn` when every member reads it, or where a node has enrolled in the window
+    /// (only one that heard every member read it does): a counter it makes holds the
+    /// enrolled nodes' slots, where a plain `Reserve`'s would hold none while a node that
+    /// took its slice (seeing no counter yet) counts on one. A slot taken is settled by
+    /// the command that knows slots. Else the plain `Reserve`, which any member reads.
+    pub(crate) fn command_for(&self, w: Want, read: MembersRead) -> Command {
+        let slices =
+            w.slot.is_some() || read == MembersRead::All || (read == MembersRead::Unheard && self.store.get(&enrolled_key(w.window)).is_some());
+        if slices {
+            Command::ReserveIn { key: w.key, want: w.want, limit: w.limit, expires_at: w.expires_at, window: w.window, slot: w.slot }
+        } else {
+            Command::Reserve { key: w.key, want: w.want, limit: w.limit, expires_at: w.expires_at }
+        }
     }
 
     /// Enrolls this node in `window`; `None` when the window has no slot left.
@@ -161,7 +169,7 @@ impl Reserver {
     }
 
     async fn submit(&self, cmds: Vec<Command>) -> Vec<Result<Response, ReserveError>> {
-        let stopped = || ReserveError::Unavailable("the reserver stopped".into());
+        let stopped = || ReserveError::Stopped;
         let (requests, answers): (Vec<_>, Vec<_>) = cmds
             .into_iter()
             .map(|cmd| {

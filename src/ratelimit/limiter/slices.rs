@@ -12,7 +12,7 @@ use gatehouse_raft::{EventKind, SlotUse, WatchError, WatchEvent, WindowRef};
 
 use super::{ClusterLimiter, Enrolling, Entry, COUNTER_GRACE_MS};
 use crate::cluster::protocol::MembersRead;
-use crate::ratelimit::reserver::Enrolment;
+use crate::ratelimit::reserver::{Enrolment, ReserveError};
 use crate::ratelimit::bucket::LimitSpec;
 use crate::ratelimit::window::Window;
 use crate::shutdown::Shutdown;
@@ -232,12 +232,12 @@ impl ClusterLimiter {
 
     /// Proposes `Settle` until it commits: the node that asked may wait on nothing else (a
     /// short grant does not ask again while slices it waits for are held). Ends early
-    /// once the counter no longer holds the slot, or the window is over.
+    /// once the counter no longer holds the slot, the window is over, or the node stops.
     async fn settle_until_done(&self, key: &str, limit: u64, window: Window, slot: SlotUse) {
         let mut backoff = SETTLE_RETRY_FIRST;
         loop {
             match self.reserver.settle(key.to_owned(), limit, window.end_ms() + COUNTER_GRACE_MS, window.to_ref(), slot).await {
-                Ok(()) => return,
+                Ok(()) | Err(ReserveError::Stopped) => return,
                 Err(e) => tracing::debug!(%key, error = %e, "answering a rate-limit recall failed; trying again"),
             }
             tokio::time::sleep(backoff).await;
