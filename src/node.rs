@@ -18,6 +18,7 @@ use crate::cluster::autopilot::Autopilot;
 use crate::cluster::gossip_view::GossipView;
 use crate::cluster::peers::{meta, PeerView};
 use crate::cluster::protocol::{MembersRead, ProtocolGate};
+use crate::ratelimit::slice_lease::SliceLease;
 use crate::cluster::calls::ClusterCalls;
 use crate::cluster::{identity, join, status};
 use crate::config::{StartArgs, CLUSTER_PORT};
@@ -58,7 +59,7 @@ async fn listen(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Nod
 pub async fn run(args: StartArgs) -> Result<(), NodeError> {
     args.validate()?;
     let data_dir = args.data_dir.display().to_string();
-    let (node_id, _fresh) =
+    let (node_id, fresh_dir) =
         identity::load_or_create(&args.data_dir).map_err(|source| NodeError::DataDir { path: data_dir.clone(), source })?;
     let host = args.advertise_host();
     let advertised = |port: u16| format!("{host}:{port}");
@@ -105,7 +106,8 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
     let reserver = Reserver::start(store.clone(), RESERVE_TIMEOUT, trigger.signal());
     let live_peers = peers.clone();
     let live_nodes: LiveNodes = Arc::new(move || live_peers.live_count().max(1) as u64);
-    let limiters = Limiters { cluster: ClusterLimiter::new(reserver, live_nodes, RESERVE_WAIT), local: Arc::default() };
+    let lease = SliceLease::open(&args.data_dir, fresh_dir).map_err(|source| NodeError::DataDir { path: data_dir.clone(), source })?;
+    let limiters = Limiters { cluster: ClusterLimiter::new(reserver, live_nodes, RESERVE_WAIT, lease.clone()), local: Arc::default() };
     let proxy = Arc::new(Proxy {
         table: ArcSwap::from_pointee(ProxyTable::empty()),
         limiters,
@@ -147,6 +149,7 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
     tasks.spawn(reserver::expire_loop(store.clone(), EXPIRE_EVERY, trigger.signal()));
     tasks.spawn(proxy.limiters.cluster.clone().watch_recalls(trigger.signal()));
     tasks.spawn(sweep_limiters(proxy.clone(), peers.clone(), store.clone(), trigger.signal()));
+    tasks.spawn(lease.renew(trigger.signal()));
     let seed_cluster_addrs = args.join_addrs().iter().filter_map(|s| s.rsplit_once(':')).map(|(host, _)| format!("{host}:{CLUSTER_PORT}")).collect();
     let membership = tokio::spawn(join::keep_membership(
         store.clone(),

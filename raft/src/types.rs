@@ -99,8 +99,10 @@ pub enum Command {
 
 /// Which commands this binary reads, as it tells other nodes (by gossip): 2 adds
 /// `Enroll`, `ReserveIn` and `Settle` (first slices). A node that does not say reads only
-/// the commands before them (1), and a node proposes none of the newer ones while such a
-/// node is a member (see `gatehouse::cluster::protocol`).
+/// the commands before them (1). A node enrolls only once it has heard every member read
+/// them, and reserves with the plain `Reserve` where no node has enrolled while it has not
+/// (see `gatehouse::cluster::protocol`); so a member of protocol 1 sees the newer
+/// commands only if it joins a cluster that already uses them, which it must not.
 pub const PROTOCOL: u32 = 2;
 /// The first protocol with first slices.
 pub const PROTOCOL_FIRST_SLICES: u32 = 2;

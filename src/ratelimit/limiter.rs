@@ -21,6 +21,7 @@ use gatehouse_raft::{SlotUse, WindowRef};
 
 use super::bucket::{Admission, Bucket, LimitSpec};
 use super::reserver::{Enrolment, Grant, ReserveError, Reserver, Want};
+use super::slice_lease::SliceLease;
 use super::window::Window;
 
 /// Counters outlive their window a little, so late reservations still find them.
@@ -124,15 +125,14 @@ pub struct ClusterLimiter {
     /// How long a request without a local token waits for a reservation before falling back.
     wait: Duration,
     degraded_admissions: AtomicU64,
-    /// When this process started (wall clock, ms): a window that began after it saw no
-    /// request of an earlier process of this node.
-    started_ms: u64,
+    /// How far in time this process may take first slices, and how far the one before it
+    /// could have.
+    lease: Arc<SliceLease>,
 }
 
 impl ClusterLimiter {
-    pub fn new(reserver: Reserver, live_nodes: LiveNodes, wait: Duration) -> Arc<Self> {
-        let started_ms = super::wall_clock::now_ms();
-        Arc::new(ClusterLimiter { counters: Mutex::new(Counters::new()), reserver, live_nodes, wait, degraded_admissions: AtomicU64::new(0), started_ms })
+    pub fn new(reserver: Reserver, live_nodes: LiveNodes, wait: Duration, lease: Arc<SliceLease>) -> Arc<Self> {
+        Arc::new(ClusterLimiter { counters: Mutex::new(Counters::new()), reserver, live_nodes, wait, degraded_admissions: AtomicU64::new(0), lease })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {

@@ -9,6 +9,7 @@ use gatehouse_raft::{Store, StoreConfig};
 use super::ahead::{windows_ahead, WINDOWS_AHEAD};
 use super::*;
 use crate::cluster::protocol::MembersRead;
+use crate::ratelimit::slice_lease::SliceLease;
 use crate::ratelimit::window::{counter_key, Period};
 use crate::shutdown::ShutdownTrigger;
 
@@ -27,10 +28,15 @@ pub(crate) async fn store(dir: &tempfile::TempDir, initialize: bool) -> Store {
 /// A limiter over `store` that counts three live nodes, with the trigger that stops its
 /// reserver.
 pub(crate) fn limiter_over(store: &Store) -> (Arc<ClusterLimiter>, ShutdownTrigger) {
+    limiter_with_lease(store, SliceLease::unbounded())
+}
+
+/// `limiter_over`, with the first-slice lease given.
+pub(crate) fn limiter_with_lease(store: &Store, lease: Arc<SliceLease>) -> (Arc<ClusterLimiter>, ShutdownTrigger) {
     let trigger = ShutdownTrigger::new();
     let reserver = Reserver::start(store.clone(), Duration::from_secs(2), trigger.signal());
     reserver.set_members_read(MembersRead::All);
-    let limiter = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2));
+    let limiter = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_secs(2), lease);
     tokio::spawn(limiter.clone().watch_recalls(trigger.signal()));
     (limiter, trigger)
 }
@@ -52,7 +58,7 @@ pub(crate) fn leaderless_limiter(store: &Store) -> (Arc<ClusterLimiter>, Reserve
     let trigger = ShutdownTrigger::new();
     let reserver = Reserver::start(store.clone(), Duration::from_millis(200), trigger.signal());
     reserver.set_members_read(MembersRead::All);
-    let limiter = ClusterLimiter::new(reserver.clone(), Arc::new(|| 3), Duration::from_millis(300));
+    let limiter = ClusterLimiter::new(reserver.clone(), Arc::new(|| 3), Duration::from_millis(300), SliceLease::unbounded());
     tokio::spawn(limiter.clone().watch_recalls(trigger.signal()));
     (limiter, reserver, trigger)
 }
@@ -103,7 +109,7 @@ async fn without_quorum_a_node_admits_its_local_share_or_refuses() {
     let next = limiter.admit("k2", 20, FAR, true).await;
     assert!(matches!(next, Decision::Admitted { on_share: true, .. }), "another window, on the share too: {next:?}");
 
-    let strict = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_millis(300));
+    let strict = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_millis(300), SliceLease::unbounded());
     let (ok, _, unavailable) = admit_many(&strict, 5, 20, false).await;
     assert_eq!((ok, unavailable), (0, 5));
     trigger.trigger();

@@ -5,5 +5,6 @@ pub mod bucket;
 pub mod limiter;
 pub mod local;
 pub mod reserver;
+pub mod slice_lease;
 pub mod wall_clock;
 pub mod window;

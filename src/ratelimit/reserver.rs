@@ -58,8 +58,8 @@ pub struct Enrolment {
     /// The store's revision once it applied the enrolment: a map applied that far shows
     /// every counter created before it.
     pub revision: u64,
-    /// False for a slot enrolled before (a retry or a restart): not to be used, and
-    /// settled as used when recalled.
+    /// False for a slot enrolled before (a retry or a restart) that this process cannot
+    /// tell was not used: not to be used, and settled as used when recalled.
     pub fresh: bool,
 }
 

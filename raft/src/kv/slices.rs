@@ -14,7 +14,8 @@
 //! after its enrolment, or holds its slot unsettled: it has applied its enrolment, and
 //! its applied map has no counter for the key or one whose holders include its slot.
 //! An enrolment that may have been made before (a retry, a restart) gets its slot back,
-//! not fresh: the node may not use it, and answers recalls as if it had.
+//! not fresh: unless the node can tell that it did not use it (see the limiter's slice
+//! lease), it may not use it, and answers recalls as if it had.
 
 use super::*;
 use crate::types::{NodeId, SlotUse, WindowRef};

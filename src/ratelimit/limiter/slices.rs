@@ -50,8 +50,8 @@ impl ClusterLimiter {
             self.enroll(enrolled, window);
         }
         let Some(Enrolling::Enrolled(enrolment)) = enrolled.get(&entry.window.to_ref()).copied() else { return };
-        // A slot enrolled before (a retry, a restart) may have been used: it counts as used.
-        let used = !enrolment.fresh || self.may_use_slot(key, enrolment.slot, enrolment.revision, limit.count);
+        // A slot enrolled before (a retry, a restart) that may have been used counts as used.
+        let used = !enrolment.fresh || self.may_use_slot(key, entry.window.start_ms, enrolment, limit.count);
         entry.slot = Some(SlotUse { slot: enrolment.slot, used });
         if used && enrolment.fresh {
             entry.bucket.granted = 1;
@@ -75,22 +75,25 @@ impl ClusterLimiter {
         }
     }
 
-    /// Whether this node holds an unsettled first slice of `key`'s counter: it has applied
-    /// its enrolment, and the counter either does not exist yet (it will hold the slot)
-    /// or holds the slot, within `limit` (a limit lowered since the counter was made
-    /// may leave no room for the slices it holds, as for tokens granted under the old one).
-    fn may_use_slot(&self, key: &str, slot: u8, enrolled_at: u64, limit: u64) -> bool {
-        if u64::from(slot) >= limit || self.reserver.applied_revision() < enrolled_at {
+    /// Whether this node holds an unsettled first slice of `key`'s counter in the window
+    /// that began at `window_start`: its lease covers the window (so that a restart can
+    /// tell), it has applied its enrolment, and the counter either does not exist yet (it
+    /// will hold the slot) or holds the slot, within `limit` (a limit lowered since the
+    /// counter was made may leave no room for the slices it holds, as for tokens granted
+    /// under the old one).
+    fn may_use_slot(&self, key: &str, window_start: u64, enrolment: Enrolment, limit: u64) -> bool {
+        let slot = enrolment.slot;
+        if u64::from(slot) >= limit || !self.lease.covers(window_start) || self.reserver.applied_revision() < enrolment.revision {
             return false;
         }
         self.reserver.applied_counter(key).is_none_or(|(counter, _)| counter.holds(slot) && counter.charge(limit) <= limit)
     }
 
-    /// Whether `window` began after this process started, so that no earlier process of
-    /// this node (a restart) admitted a request in it: an enrolment made before is as
-    /// good as fresh. (A second's margin, for the clock stepping back at the restart.)
+    /// Whether no earlier process of this node (before a restart) can have taken a first
+    /// slice in `window`: it began after that process's lease ran out. An enrolment made
+    /// before is then as good as fresh.
     fn began_since_start(&self, window: WindowRef) -> bool {
-        window.start_ms > self.started_ms + 1000
+        !self.lease.previous_reached(window.start_ms)
     }
 
     /// This node's slot in `window` as the applied enrolment record has it.

@@ -8,7 +8,8 @@ use gatehouse_raft::kv::slices::Counter;
 use gatehouse_raft::{Command, SlotUse, WindowRef};
 
 use super::super::tests::{enrolments_until, limiter_over, store};
-use super::super::tests::leaderless_limiter;
+use super::super::tests::{leaderless_limiter, limiter_with_lease};
+use crate::ratelimit::slice_lease::SliceLease;
 use super::super::{Decision, Enrolling, Entry};
 use crate::ratelimit::bucket::LimitSpec;
 use crate::ratelimit::reserver::{Enrolment, Want};
@@ -123,14 +124,14 @@ async fn slices_held_elsewhere_count_as_spent_here() {
 }
 
 /// An enrolment an earlier process of this node made (a restart) in a window that began
-/// after this process started: that process admitted nothing in it, so the slot is used
-/// as a fresh one, not counted as used.
+/// after that process's lease ran out: it admitted nothing in it, so the slot is used as a
+/// fresh one, not counted as used.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slot_enrolled_before_a_restart_in_a_later_window_is_used() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir, true).await;
     store.write(Command::Enroll { node: store.id(), window: FAR.to_ref(), expires_at: u64::MAX }).await.unwrap();
-    let (limiter, trigger) = limiter_over(&store);
+    let (limiter, trigger) = limiter_with_lease(&store, SliceLease::fixed(u64::MAX, FAR.start_ms));
     let limit = 8;
     assert!(matches!(limiter.admit("warm", limit, FAR, true).await, Decision::Admitted { .. }));
     // Both windows: the enrolment in the next one is a write that would move the revision.
@@ -170,10 +171,48 @@ async fn a_recall_answer_that_fails_is_proposed_again() {
     assert!(ours.is_err(), "no leader yet");
     store.initialize().await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !store.get("k").and_then(|kv| Counter::decode(&kv.value)).is_some_and(|c| c.granted == 1) {
+    while store.get("k").and_then(|kv| Counter::decode(&kv.value)).is_none_or(|c| c.granted != 1) {
         assert!(std::time::Instant::now() < deadline, "the answer was not proposed again");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    trigger.trigger();
+    store.shutdown().await;
+}
+
+/// The earlier process's lease reached into the window: it may have admitted a request on
+/// its slot there, so this one takes no first slice and, recalled, says it was used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_the_process_before_a_restart_may_have_used_counts_as_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, true).await;
+    store.write(Command::Enroll { node: store.id(), window: FAR.to_ref(), expires_at: u64::MAX }).await.unwrap();
+    let (limiter, trigger) = limiter_with_lease(&store, SliceLease::fixed(u64::MAX, FAR.start_ms + 1));
+    let limit = 8;
+    assert!(matches!(limiter.admit("warm", limit, FAR, true).await, Decision::Admitted { .. }));
+    let enrolled = |enrolled: &HashMap<WindowRef, Enrolling>, window: Window| matches!(enrolled.get(&window.to_ref()), Some(Enrolling::Enrolled(_)));
+    enrolments_until(&limiter, "enrolled again", |e| enrolled(e, FAR) && enrolled(e, FAR.next())).await;
+    assert!(matches!(limiter.lock().enrolled[&FAR.to_ref()], Enrolling::Enrolled(e) if !e.fresh));
+    let before = store.revision();
+    assert!(matches!(limiter.admit("new", limit, FAR, true).await, Decision::Admitted { .. }));
+    assert!(store.revision() > before, "no first slice: the request waited for a reservation");
+    assert_eq!(limiter.lock().entries["new"].slot, Some(SlotUse { slot: 0, used: true }), "told as used");
+    trigger.trigger();
+    store.shutdown().await;
+}
+
+/// A lease that does not reach a window (the disk stalled): no first slice there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_first_slice_in_a_window_the_lease_does_not_cover() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, true).await;
+    let (limiter, trigger) = limiter_with_lease(&store, SliceLease::fixed(FAR.start_ms, 0));
+    let limit = 8;
+    assert!(matches!(limiter.admit("warm", limit, FAR, true).await, Decision::Admitted { .. }));
+    let fresh = |enrolled: &HashMap<WindowRef, Enrolling>, window: Window| matches!(enrolled.get(&window.to_ref()), Some(Enrolling::Enrolled(e)) if e.fresh);
+    enrolments_until(&limiter, "enrolled", |e| fresh(e, FAR) && fresh(e, FAR.next())).await;
+    let before = store.revision();
+    assert!(matches!(limiter.admit("new", limit, FAR, true).await, Decision::Admitted { .. }));
+    assert!(store.revision() > before, "no first slice: the request waited for a reservation");
     trigger.trigger();
     store.shutdown().await;
 }
