@@ -52,10 +52,7 @@ impl ProtocolGate {
     /// joined yet), the members it knows are not the cluster's: nothing is heard.
     pub fn verdict(&mut self, me: NodeId, members: impl IntoIterator<Item = NodeId>) -> MembersRead {
         let members: Vec<NodeId> = members.into_iter().collect();
-        if !members.contains(&me) {
-            return if self.all_heard_once { MembersRead::All } else { MembersRead::Unheard };
-        }
-        let mut all_heard = true;
+        let mut all_heard = members.contains(&me);
         for id in members {
             match self.said.get(&id) {
                 Some(protocol) if *protocol < self.needed => {
@@ -104,6 +101,8 @@ mod tests {
         assert_eq!(gate.verdict(1, [2]), MembersRead::Unheard, "a membership without this node");
         gate.observe(&[peer(2, Some("2"))]);
         assert_eq!(gate.verdict(1, [1, 2]), MembersRead::All);
+        gate.observe(&[peer(3, None)]);
+        assert_eq!(gate.verdict(1, [2, 3]), MembersRead::Older, "an older member, this node not one (removed, or catching up)");
     }
 
     #[test]

@@ -374,9 +374,11 @@ impl ClusterLimiter {
     /// have ended too.
     pub fn sweep(&self, now_ms: u64) {
         let mut counters = self.lock();
-        counters.entries.retain(|_, e| e.window.end_ms() > now_ms);
+        // Kept while late reservations of the window are still taken (its grace): a recall
+        // of a first slice taken here must find the entry that says it was used.
+        counters.entries.retain(|_, e| e.window.end_ms() + COUNTER_GRACE_MS > now_ms);
         counters.recent.retain(|_, forget_at| *forget_at > now_ms);
-        counters.enrolled.retain(|window, _| window.start_ms + window.len_ms > now_ms);
+        counters.enrolled.retain(|window, _| window.start_ms + window.len_ms + COUNTER_GRACE_MS > now_ms);
     }
 }
 

@@ -236,9 +236,10 @@ async fn a_key_that_comes_back_has_its_next_windows_reserved_before_they_begin()
     limiter.admit(&other[1], limit, windows[1], true).await;
     assert!(!limiter.knows(&keys[1]) && !limiter.knows(&other[2]), "a key seen once reserves nothing ahead");
 
-    // The first window's counter is forgotten, not that the key was used in it.
+    // The first window's entry is kept through its grace (a late recall of its first slice
+    // must find that it was used), and so is that the key was used in it.
     limiter.sweep(windows[0].end_ms());
-    assert!(!limiter.knows(&keys[0]));
+    assert!(limiter.knows(&keys[0]));
     // The enrolments the first requests asked for are in the log before it is marked.
     enrolments_until(&limiter, "enrolments answered", |enrolled| enrolled.values().all(|e| *e != Enrolling::Asked)).await;
     let before = log_mark(&store).await;
@@ -285,6 +286,9 @@ async fn a_key_that_skipped_a_window_is_not_reserved_ahead() {
     assert_eq!(limiter.lock().recent.len(), 2);
     limiter.sweep(windows[1].end_ms());
     assert_eq!(limiter.lock().recent.len(), 1, "only window 2's use is remembered");
+    assert!(limiter.knows(&keys[0]), "an entry is kept while late reservations of its window are taken");
+    limiter.sweep(windows[0].end_ms() + COUNTER_GRACE_MS);
+    assert!(!limiter.knows(&keys[0]) && limiter.knows(&keys[2]));
     trigger.trigger();
     store.shutdown().await;
 }

@@ -2,7 +2,9 @@
 //! may. A restarted node reads how far its last process could have gone: its enrolments
 //! in windows that began after that (made ahead of them, before the restart) are as good
 //! as fresh, since that process admitted nothing there. Both figures are on the clock
-//! that placed the windows, so a clock stepped back at the restart changes nothing.
+//! that placed the windows, and the lease never moves back, so a clock stepped back (in a
+//! process, or at a restart) changes nothing. A data dir restored from a backup must lose
+//! this file (`ratelimit-slice-lease`): without it, every window counts as reached.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -86,9 +88,11 @@ impl SliceLease {
     }
 
     /// Writes `now + AHEAD` durably, then lets this process use it: what the file says is
-    /// never short of what the process may have done.
+    /// never short of what the process may have done. Never less than the file said
+    /// before, this process's or the last one's: a clock stepped back must not shrink it.
     fn renew_once(&self) -> io::Result<()> {
-        let until = now_ms() + AHEAD.as_millis() as u64;
+        let before = if self.previous_until == u64::MAX { 0 } else { self.previous_until };
+        let until = (now_ms() + AHEAD.as_millis() as u64).max(self.until.load(Ordering::Relaxed)).max(before);
         if let Some(path) = &self.file {
             let file: File = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
             // Eight bytes at the start of one block: rewritten whole or not at all.
@@ -109,13 +113,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = SliceLease::open(dir.path(), true).unwrap();
         assert_eq!(first.previous_until, 0, "a fresh data dir: no process before");
-        let now = now_ms();
-        assert!(first.covers(now) && !first.covers(now + 10 * AHEAD.as_millis() as u64));
         let reached = first.until.load(Ordering::Relaxed);
+        assert!(reached >= now_ms() && first.covers(reached - 1) && !first.covers(reached));
         drop(first);
         let second = SliceLease::open(dir.path(), false).unwrap();
         assert_eq!(second.previous_until, reached);
         assert!(second.previous_reached(reached - 1) && !second.previous_reached(reached));
+    }
+
+    /// The last process's lease reached further than this one's first would (the clock
+    /// stepped back): the file keeps the further one.
+    #[test]
+    fn the_lease_never_shrinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let far = now_ms() + 3_600_000;
+        std::fs::write(dir.path().join(FILE), far.to_be_bytes()).unwrap();
+        let lease = SliceLease::open(dir.path(), false).unwrap();
+        assert_eq!(lease.previous_until, far);
+        let written = u64::from_be_bytes(std::fs::read(dir.path().join(FILE)).unwrap()[..8].try_into().unwrap());
+        assert!(written >= far, "the file went back from {far} to {written}");
+        lease.renew_once().unwrap();
+        assert!(lease.until.load(Ordering::Relaxed) >= far);
+    }
+
+    #[test]
+    fn a_short_lease_file_may_have_reached_any_window() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE), [1, 2, 3]).unwrap();
+        assert!(SliceLease::open(dir.path(), false).unwrap().previous_reached(u64::MAX - 1));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! that slice as used.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use gatehouse_raft::kv::slices::Counter;
 use gatehouse_raft::{Command, SlotUse, WindowRef};
@@ -10,13 +11,24 @@ use gatehouse_raft::{Command, SlotUse, WindowRef};
 use super::super::tests::{enrolments_until, limiter_over, store};
 use super::super::tests::{leaderless_limiter, limiter_with_lease};
 use crate::ratelimit::slice_lease::SliceLease;
-use super::super::{Decision, Enrolling, Entry};
+use super::super::{ClusterLimiter, Decision, Enrolling, Entry};
 use crate::ratelimit::bucket::LimitSpec;
 use crate::ratelimit::reserver::{Enrolment, Want};
 use crate::cluster::protocol::MembersRead;
 use crate::ratelimit::window::{Period, Window};
 
 const FAR: Window = Window { period: Period::Minute, start_ms: 9_000_000_000_000_000 };
+
+/// Admits a key of `window`, which enrolls the node in it and in the next, and waits for
+/// both enrolments (fresh or not, as `fresh` says if it says): the one in the next window
+/// is a write that would move the store's revision under a test that reads it.
+async fn enrolled_by_a_request(limiter: &Arc<ClusterLimiter>, window: Window, fresh: Option<bool>) {
+    assert!(matches!(limiter.admit("warm", 8, window, true).await, Decision::Admitted { .. }));
+    let done = |enrolled: &HashMap<WindowRef, Enrolling>| {
+        [window, window.next()].iter().all(|w| matches!(enrolled.get(&w.to_ref()), Some(Enrolling::Enrolled(e)) if fresh.is_none_or(|f| e.fresh == f)))
+    };
+    enrolments_until(limiter, "enrolled in the window and the next", done).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_new_here_takes_its_first_slice_without_a_raft_round() {
@@ -26,10 +38,7 @@ async fn a_key_new_here_takes_its_first_slice_without_a_raft_round() {
     // Slices of 8 / (4 x 3 nodes) round to 1, which is never reserved ahead of need: a
     // write to the store can only come from a request that needs one.
     let limit = 8;
-    // Any key of the window enrolls the node in it (and in the next).
-    assert!(matches!(limiter.admit("warm", limit, FAR, true).await, Decision::Admitted { .. }));
-    let fresh = |enrolled: &HashMap<WindowRef, Enrolling>, window: Window| matches!(enrolled.get(&window.to_ref()), Some(Enrolling::Enrolled(e)) if e.fresh);
-    enrolments_until(&limiter, "enrolled in the window and the next", |enrolled| fresh(enrolled, FAR) && fresh(enrolled, FAR.next())).await;
+    enrolled_by_a_request(&limiter, FAR, Some(true)).await;
 
     let before = store.revision();
     assert!(matches!(limiter.admit("new", limit, FAR, true).await, Decision::Admitted { .. }));
@@ -68,9 +77,7 @@ async fn with_first_slices_off_a_new_key_reserves_with_the_plain_command() {
 
     // Enrolled while first slices were on, then an older member joins.
     limiter.set_members_read(MembersRead::All);
-    assert!(matches!(limiter.admit("warm", limit, FAR.next(), true).await, Decision::Admitted { .. }));
-    let fresh = |enrolled: &HashMap<WindowRef, Enrolling>| matches!(enrolled.get(&FAR.next().to_ref()), Some(Enrolling::Enrolled(e)) if e.fresh);
-    enrolments_until(&limiter, "enrolled in the window", fresh).await;
+    enrolled_by_a_request(&limiter, FAR.next(), Some(true)).await;
     limiter.set_members_read(MembersRead::Older);
     let before = store.revision();
     assert!(matches!(limiter.admit("new", limit, FAR.next(), true).await, Decision::Admitted { .. }));
@@ -133,10 +140,8 @@ async fn a_slot_enrolled_before_a_restart_in_a_later_window_is_used() {
     store.write(Command::Enroll { node: store.id(), window: FAR.to_ref(), expires_at: u64::MAX }).await.unwrap();
     let (limiter, trigger) = limiter_with_lease(&store, SliceLease::fixed(u64::MAX, FAR.start_ms));
     let limit = 8;
-    assert!(matches!(limiter.admit("warm", limit, FAR, true).await, Decision::Admitted { .. }));
-    // Both windows: the enrolment in the next one is a write that would move the revision.
-    let fresh = |enrolled: &HashMap<WindowRef, Enrolling>, window: Window| matches!(enrolled.get(&window.to_ref()), Some(Enrolling::Enrolled(e)) if e.fresh);
-    enrolments_until(&limiter, "enrolled again, as good as fresh", |enrolled| fresh(enrolled, FAR) && fresh(enrolled, FAR.next())).await;
+    // Enrolled again, as good as fresh.
+    enrolled_by_a_request(&limiter, FAR, Some(true)).await;
     let before = store.revision();
     assert!(matches!(limiter.admit("new", limit, FAR, true).await, Decision::Admitted { .. }));
     assert_eq!(store.revision(), before, "the first request of a key new here took no Raft round");
@@ -188,9 +193,7 @@ async fn a_slot_the_process_before_a_restart_may_have_used_counts_as_used() {
     store.write(Command::Enroll { node: store.id(), window: FAR.to_ref(), expires_at: u64::MAX }).await.unwrap();
     let (limiter, trigger) = limiter_with_lease(&store, SliceLease::fixed(u64::MAX, FAR.start_ms + 1));
     let limit = 8;
-    assert!(matches!(limiter.admit("warm", limit, FAR, true).await, Decision::Admitted { .. }));
-    let enrolled = |enrolled: &HashMap<WindowRef, Enrolling>, window: Window| matches!(enrolled.get(&window.to_ref()), Some(Enrolling::Enrolled(_)));
-    enrolments_until(&limiter, "enrolled again", |e| enrolled(e, FAR) && enrolled(e, FAR.next())).await;
+    enrolled_by_a_request(&limiter, FAR, None).await;
     assert!(matches!(limiter.lock().enrolled[&FAR.to_ref()], Enrolling::Enrolled(e) if !e.fresh));
     let before = store.revision();
     assert!(matches!(limiter.admit("new", limit, FAR, true).await, Decision::Admitted { .. }));
@@ -207,9 +210,7 @@ async fn no_first_slice_in_a_window_the_lease_does_not_cover() {
     let store = store(&dir, true).await;
     let (limiter, trigger) = limiter_with_lease(&store, SliceLease::fixed(FAR.start_ms, 0));
     let limit = 8;
-    assert!(matches!(limiter.admit("warm", limit, FAR, true).await, Decision::Admitted { .. }));
-    let fresh = |enrolled: &HashMap<WindowRef, Enrolling>, window: Window| matches!(enrolled.get(&window.to_ref()), Some(Enrolling::Enrolled(e)) if e.fresh);
-    enrolments_until(&limiter, "enrolled", |e| fresh(e, FAR) && fresh(e, FAR.next())).await;
+    enrolled_by_a_request(&limiter, FAR, Some(true)).await;
     let before = store.revision();
     assert!(matches!(limiter.admit("new", limit, FAR, true).await, Decision::Admitted { .. }));
     assert!(store.revision() > before, "no first slice: the request waited for a reservation");
