@@ -92,7 +92,7 @@ impl ClusterLimiter {
     /// Whether no earlier process of this node (before a restart) can have taken a first
     /// slice in `window`: it began after that process's lease ran out. An enrolment made
     /// before is then as good as fresh.
-    fn began_since_start(&self, window: WindowRef) -> bool {
+    fn beyond_last_process(&self, window: WindowRef) -> bool {
         !self.lease.previous_reached(window.start_ms)
     }
 
@@ -116,7 +116,7 @@ impl ClusterLimiter {
             let mut counters = this.lock();
             match result {
                 Ok(Some(enrolment)) => {
-                    let fresh = enrolment.fresh || this.began_since_start(window_ref);
+                    let fresh = enrolment.fresh || this.beyond_last_process(window_ref);
                     counters.enrolled.insert(window_ref, Enrolling::Enrolled(Enrolment { fresh, ..enrolment }))
                 }
                 Ok(None) => counters.enrolled.insert(window_ref, Enrolling::Refused),
@@ -202,11 +202,11 @@ impl ClusterLimiter {
         let enrolment = match counters.enrolled.get(&window_ref).copied() {
             Some(Enrolling::Enrolled(enrolment)) => enrolment,
             // Enrolled in the store, but not by this process's knowledge (a restart, or a
-            // call that timed out): unless the window began since this process started,
-            // it cannot tell whether the slot was used, so it was.
+            // call not answered yet): unless the window began after the last process's
+            // lease ran out, it cannot tell whether the slot was used, so it was.
             _ => match self.enrolled_slot(window_ref) {
                 // Not to be used by this process either way (no revision it can reach).
-                Some(slot) => Enrolment { slot, revision: u64::MAX, fresh: self.began_since_start(window_ref) },
+                Some(slot) => Enrolment { slot, revision: u64::MAX, fresh: self.beyond_last_process(window_ref) },
                 None => return,
             },
         };
