@@ -28,7 +28,7 @@ pub(crate) async fn store(dir: &tempfile::TempDir, initialize: bool) -> Store {
 /// A limiter over `store` that counts three live nodes, with the trigger that stops its
 /// reserver.
 pub(crate) fn limiter_over(store: &Store) -> (Arc<ClusterLimiter>, ShutdownTrigger) {
-    limiter_with_lease(store, SliceLease::unbounded())
+    limiter_with_lease(store, SliceLease::fixed(u64::MAX, 0))
 }
 
 /// `limiter_over`, with the first-slice lease given.
@@ -58,7 +58,7 @@ pub(crate) fn leaderless_limiter(store: &Store) -> (Arc<ClusterLimiter>, Reserve
     let trigger = ShutdownTrigger::new();
     let reserver = Reserver::start(store.clone(), Duration::from_millis(200), trigger.signal());
     reserver.set_members_read(MembersRead::All);
-    let limiter = ClusterLimiter::new(reserver.clone(), Arc::new(|| 3), Duration::from_millis(300), SliceLease::unbounded());
+    let limiter = ClusterLimiter::new(reserver.clone(), Arc::new(|| 3), Duration::from_millis(300), SliceLease::fixed(u64::MAX, 0));
     tokio::spawn(limiter.clone().watch_recalls(trigger.signal()));
     (limiter, reserver, trigger)
 }
@@ -109,7 +109,7 @@ async fn without_quorum_a_node_admits_its_local_share_or_refuses() {
     let next = limiter.admit("k2", 20, FAR, true).await;
     assert!(matches!(next, Decision::Admitted { on_share: true, .. }), "another window, on the share too: {next:?}");
 
-    let strict = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_millis(300), SliceLease::unbounded());
+    let strict = ClusterLimiter::new(reserver, Arc::new(|| 3), Duration::from_millis(300), SliceLease::fixed(u64::MAX, 0));
     let (ok, _, unavailable) = admit_many(&strict, 5, 20, false).await;
     assert_eq!((ok, unavailable), (0, 5));
     trigger.trigger();

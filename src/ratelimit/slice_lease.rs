@@ -48,11 +48,7 @@ impl SliceLease {
         Ok(Arc::new(lease))
     }
 
-    /// No file, and no process before: every window, at once (tests).
-    pub fn unbounded() -> Arc<SliceLease> {
-        Arc::new(SliceLease { until: AtomicU64::new(u64::MAX), previous_until: 0, file: None })
-    }
-
+    /// No file: a lease reaching `until`, after a process that reached `previous_until`.
     #[cfg(test)]
     pub fn fixed(until: u64, previous_until: u64) -> Arc<SliceLease> {
         Arc::new(SliceLease { until: AtomicU64::new(until), previous_until, file: None })

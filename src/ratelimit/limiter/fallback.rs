@@ -50,5 +50,4 @@ impl ClusterLimiter {
             entry.degraded_until = Some(until);
         }
     }
-
 }
