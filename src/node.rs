@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gatehouse_raft::{Store, StoreConfig};
 use tokio::net::TcpListener;
@@ -17,6 +17,7 @@ use crate::applied::Applied;
 use crate::cluster::autopilot::Autopilot;
 use crate::cluster::gossip_view::GossipView;
 use crate::cluster::peers::{meta, PeerView};
+use crate::cluster::agreement::{self, Agreement, Verdict};
 use crate::cluster::protocol::{MembersRead, ProtocolGate};
 use crate::ratelimit::slice_lease::SliceLease;
 use crate::cluster::calls::ClusterCalls;
@@ -245,14 +246,29 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(10);
 
 /// Forgets in-memory counters of ended windows, tells gossip when this node's rate
 /// limits enter or leave the local fallback share, and turns first slices on once every
-/// member reads their commands (off again if an older one joins).
+/// member reads their commands and the cluster has recorded so (off again if an older
+/// one joins).
 async fn sweep_limiters(proxy: Arc<Proxy>, peers: Arc<dyn PeerView>, store: Store, mut shutdown: crate::shutdown::Shutdown) {
     let mut published = None;
     let mut rounds = 0u32;
     let mut protocol = ProtocolGate::new(gatehouse_raft::PROTOCOL_FIRST_SLICES);
+    let mut agreement = Agreement::default();
     loop {
         protocol.observe(&peers.peers());
-        let read = protocol.verdict(store.id(), store.members().into_keys());
+        let heard = protocol.verdict(store.id(), store.members().into_keys());
+        let agreed = agreement::agreed_protocol(&store) >= gatehouse_raft::PROTOCOL_FIRST_SLICES;
+        let Verdict { read, put_record } = agreement.verdict(heard, agreed, Instant::now());
+        if put_record {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                put = tokio::time::timeout(RESERVE_TIMEOUT, agreement::put_record(&store, gatehouse_raft::PROTOCOL_FIRST_SLICES)) => {
+                    // Tried again next round; the sweep's other work must not wait for a quorum.
+                    if let Ok(Err(e)) = put {
+                        tracing::debug!(error = %e, "could not record that every member reads first slices");
+                    }
+                }
+            }
+        }
         if read != proxy.limiters.cluster.members_read() {
             tracing::info!(?read, "rate limit first slices {}", if read == MembersRead::All { "on: every member reads them" } else { "off" });
             proxy.limiters.cluster.set_members_read(read);

@@ -1,6 +1,7 @@
 //! Glue between gossip and Raft: who this node is, how it joins, how the leader keeps
 //! the voter set healthy (autopilot), how a node leaves, and the cluster status view.
 
+pub mod agreement;
 pub mod autopilot;
 pub mod calls;
 pub mod gossip_view;

@@ -12,6 +12,7 @@ use gatehouse_raft::{Command, Response, Role, SlotUse, Store, WindowRef};
 use tokio::sync::{mpsc, oneshot};
 
 use super::wall_clock::now_ms;
+use crate::cluster::agreement;
 use crate::cluster::protocol::MembersRead;
 use crate::shutdown::Shutdown;
 
@@ -138,14 +139,19 @@ impl Reserver {
             .collect()
     }
 
-    /// `ReserveIn` when every member reads it, or where a node has enrolled in the window
-    /// (only one that heard every member read it does): a counter it makes holds the
-    /// enrolled nodes' slots, where a plain `Reserve`'s would hold none while a node that
-    /// took its slice (seeing no counter yet) counts on one. A slot taken is settled by
-    /// the command that knows slots. Else the plain `Reserve`, which any member reads.
+    /// `ReserveIn` when every member reads it, or, while this node has not heard every
+    /// member, when the cluster has recorded that they do (`cluster::agreement`) or a
+    /// node has enrolled in the window (only one that heard every member read it does): a
+    /// counter it makes holds the enrolled nodes' slots, where a plain `Reserve`'s would
+    /// hold none while a node that took its slice (seeing no counter yet) counts on one. A
+    /// slot taken is settled by the command that knows slots. Else the plain `Reserve`,
+    /// which any member reads.
     pub(crate) fn command_for(&self, w: Want, read: MembersRead) -> Command {
-        let slices =
-            w.slot.is_some() || read == MembersRead::All || (read == MembersRead::Unheard && self.store.get(&enrolled_key(w.window)).is_some());
+        let known = || {
+            agreement::agreed_protocol(&self.store) >= gatehouse_raft::PROTOCOL_FIRST_SLICES
+                || self.store.get(&enrolled_key(w.window)).is_some()
+        };
+        let slices = w.slot.is_some() || read == MembersRead::All || (read == MembersRead::Unheard && known());
         if slices {
             Command::ReserveIn { key: w.key, want: w.want, limit: w.limit, expires_at: w.expires_at, window: w.window, slot: w.slot }
         } else {

@@ -7,11 +7,14 @@ use std::collections::{HashMap, VecDeque};
 use proptest::prelude::*;
 
 use super::*;
-use crate::types::Command;
+use crate::types::{Command, Compare, TxnOp};
 
 const WINDOW: WindowRef = WindowRef { len_ms: 1000, start_ms: 0 };
 const KEYS: [&str; 2] = ["ratelimit/p/aa/0", "ratelimit/p/bb/0"];
 const NODES: usize = 3;
+/// Stands for the gateway's record that every member was heard to read first slices'
+/// commands (`cluster::protocol::AGREED_KEY`), put once, by a transaction that creates it.
+const AGREED: &str = "cluster-protocol";
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -26,6 +29,10 @@ enum Step {
     /// A changed limit reaches the node: it gives up the tokens it holds (as
     /// `Bucket::change_limit` does) and goes on under the new one.
     NewLimit(usize),
+    /// A node that had not heard every member (just started) now has.
+    Hear(usize),
+    /// A node that heard every member and sees no agreement proposes it.
+    Agree(usize),
 }
 
 #[derive(Debug, Default)]
@@ -43,7 +50,8 @@ struct Node {
     slot: Option<(u8, u64)>,
     enrolling: bool,
     entries: HashMap<usize, Local>,
-    queue: VecDeque<(Option<usize>, Command)>,
+    /// Proposals not committed yet, each with its place in the order they were made.
+    queue: VecDeque<(Option<usize>, Command, u64)>,
 }
 
 struct Sim {
@@ -56,6 +64,16 @@ struct Sim {
     want: u64,
     /// The limit a `NewLimit` step brings.
     next_limit: u64,
+    /// Nodes that have not heard every member yet: they do not enroll, and reserve with
+    /// the plain `Reserve` unless their applied map shows the agreement or an enrolment
+    /// in the window.
+    unheard: [bool; NODES],
+    /// Proposals made so far, in order.
+    proposed: u64,
+    /// Once the agreement is applied: how many proposals were made before it. No node
+    /// enrolls until all of them are committed (the gateway waits long enough after it
+    /// first sees the agreement for a proposal made before it to be applied or lost).
+    agreed_after: Option<u64>,
 }
 
 impl Sim {
@@ -63,8 +81,37 @@ impl Sim {
         Sim::with_limits([limit; NODES])
     }
 
+    /// A cluster that has not agreed yet: no node enrolls before it does.
+    fn unagreed(limits: [u64; NODES]) -> Sim {
+        Sim { limits, history: vec![KvState::default()], nodes: (0..NODES).map(|_| Node::default()).collect(), admitted: [0; 2], want: 1, next_limit: limits[0], unheard: [false; NODES], proposed: 0, agreed_after: None }
+    }
+
+    /// A cluster that agreed long before: its first state holds the agreement.
     fn with_limits(limits: [u64; NODES]) -> Sim {
-        Sim { limits, history: vec![KvState::default()], nodes: (0..NODES).map(|_| Node::default()).collect(), admitted: [0; 2], want: 1, next_limit: limits[0] }
+        let mut sim = Sim::unagreed(limits);
+        let agreement = sim.agreement();
+        sim.history[0].apply(&agreement, &mut Vec::new());
+        sim.agreed_after = Some(0);
+        sim
+    }
+
+    fn agreement(&self) -> Command {
+        let put = TxnOp::Put { key: AGREED.into(), value: b"2".to_vec(), expires_at: None };
+        Command::Txn { compares: vec![Compare { key: AGREED.into(), mod_revision: 0 }], ops: vec![put] }
+    }
+
+    fn propose(&mut self, node: usize, key: Option<usize>, cmd: Command) {
+        self.nodes[node].queue.push_back((key, cmd, self.proposed));
+        self.proposed += 1;
+    }
+
+    /// Whether `node` may enroll: it heard every member, its applied map shows the
+    /// agreement, and every proposal made before the agreement has been committed.
+    fn may_enroll(&self, node: usize) -> bool {
+        let before_agreement = |cutoff: u64| self.nodes.iter().any(|n| n.queue.iter().any(|(_, _, seq)| *seq < cutoff));
+        !self.unheard[node]
+            && self.history[self.nodes[node].view].get(AGREED).is_some()
+            && self.agreed_after.is_some_and(|cutoff| !before_agreement(cutoff))
     }
 
     /// Every node enrolled, and knows it.
@@ -80,6 +127,10 @@ impl Sim {
         let n = &self.nodes[node];
         let used = n.entries.get(&key).is_some_and(|l| l.used_slice);
         let slot = n.slot.map(|(slot, _)| SlotUse { slot, used });
+        let view = &self.history[n.view];
+        if slot.is_none() && !self.may_enroll(node) && view.get(AGREED).is_none() && view.get(&enrolled_key(WINDOW)).is_none() {
+            return Command::Reserve { key: KEYS[key].into(), want: self.want, limit: self.limits[node], expires_at: 9 };
+        }
         Command::ReserveIn { key: KEYS[key].into(), want: self.want, limit: self.limits[node], expires_at: 9, window: WINDOW, slot }
     }
 
@@ -96,10 +147,10 @@ impl Sim {
     fn step(&mut self, step: &Step) {
         match *step {
             Step::Enroll(node) => {
-                let n = &mut self.nodes[node];
-                if n.slot.is_none() && !n.enrolling {
-                    n.enrolling = true;
-                    n.queue.push_back((None, Command::Enroll { node: node as u64, window: WINDOW, expires_at: 9 }));
+                let n = &self.nodes[node];
+                if n.slot.is_none() && !n.enrolling && self.may_enroll(node) {
+                    self.nodes[node].enrolling = true;
+                    self.propose(node, None, Command::Enroll { node: node as u64, window: WINDOW, expires_at: 9 });
                 }
             }
             Step::Catch(node) => self.nodes[node].view = self.history.len() - 1,
@@ -111,7 +162,7 @@ impl Sim {
                     } else if !local.pending {
                         local.pending = true;
                         let cmd = self.reserve(node, key);
-                        self.nodes[node].queue.push_back((Some(key), cmd));
+                        self.propose(node, Some(key), cmd);
                     }
                     return;
                 }
@@ -121,10 +172,10 @@ impl Sim {
                 }
                 self.nodes[node].entries.insert(key, Local { tokens: 0, used_slice, pending: true });
                 let cmd = self.reserve(node, key);
-                self.nodes[node].queue.push_back((Some(key), cmd));
+                self.propose(node, Some(key), cmd);
             }
             Step::Commit(node) => {
-                let Some((key, cmd)) = self.nodes[node].queue.pop_front() else { return };
+                let Some((key, cmd, _)) = self.nodes[node].queue.pop_front() else { return };
                 let mut state = self.history.last().expect("a state").clone();
                 let response = state.apply(&cmd, &mut Vec::new());
                 self.history.push(state);
@@ -134,13 +185,23 @@ impl Sim {
                         n.enrolling = false;
                         n.slot = slot.filter(|_| fresh).map(|s| (s, revision));
                     }
-                    Response::ReserveIn { granted, .. } => {
+                    Response::ReserveIn { granted, .. } | Response::Reserve { granted, .. } => {
                         let local = n.entries.get_mut(&key.expect("a key")).expect("an entry");
                         local.tokens += granted;
                         local.pending = false;
                     }
                     Response::Settled { .. } => {}
+                    Response::Txn { failed: None, .. } if self.agreed_after.is_none() => self.agreed_after = Some(self.proposed),
+                    Response::Txn { .. } => {}
                     other => panic!("unexpected {other:?}"),
+                }
+            }
+            Step::Hear(node) => self.unheard[node] = false,
+            Step::Agree(node) => {
+                let queued = self.nodes[node].queue.iter().any(|(_, cmd, _)| matches!(cmd, Command::Txn { .. }));
+                if !self.unheard[node] && self.history[self.nodes[node].view].get(AGREED).is_none() && !queued {
+                    let agreement = self.agreement();
+                    self.propose(node, None, agreement);
                 }
             }
             Step::NewLimit(node) => {
@@ -157,7 +218,7 @@ impl Sim {
                     let local = self.nodes[node].entries.entry(key).or_default();
                     let used = local.used_slice;
                     let settle = Command::Settle { key: KEYS[key].into(), limit: self.limits[node], expires_at: 9, window: WINDOW, slot: SlotUse { slot, used } };
-                    self.nodes[node].queue.push_back((None, settle));
+                    self.propose(node, None, settle);
                 }
             }
         }
@@ -172,7 +233,9 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (node.clone(), 0..KEYS.len()).prop_map(|(n, k)| Step::Request(n, k)),
         4 => node.clone().prop_map(Step::Commit),
         1 => node.clone().prop_map(Step::AnswerRecalls),
-        1 => node.prop_map(Step::NewLimit),
+        1 => node.clone().prop_map(Step::NewLimit),
+        1 => node.clone().prop_map(Step::Hear),
+        1 => node.prop_map(Step::Agree),
     ]
 }
 
@@ -191,6 +254,21 @@ proptest! {
                     let c = Counter::decode(&kv.value).unwrap();
                     prop_assert!(c.charge(limit) <= limit, "{key} charged {} over {limit}", c.charge(limit));
                 }
+            }
+        }
+    }
+
+    /// Nodes just started, which have not heard every member, reserve with the plain
+    /// `Reserve` where they see neither the agreement nor an enrolment, next to nodes that
+    /// take first slices; the cluster agrees during the run, or had before it.
+    #[test]
+    fn nodes_that_have_not_heard_every_member_keep_the_limit(limit in 1u64..8, want in 1u64..4, unheard in proptest::array::uniform3(any::<bool>()), agreed_before in any::<bool>(), steps in proptest::collection::vec(step(), 0..120)) {
+        let sim = if agreed_before { Sim::new(limit) } else { Sim::unagreed([limit; NODES]) };
+        let mut sim = Sim { want, unheard, ..sim };
+        for s in &steps {
+            sim.step(s);
+            for (key, admitted) in sim.admitted.iter().enumerate() {
+                prop_assert!(*admitted <= limit, "{} admitted {} over {} after {:?}", KEYS[key], admitted, limit, steps);
             }
         }
     }
@@ -325,4 +403,23 @@ fn a_slot_settled_on_a_counter_that_holds_none_counts_once() {
     }
     let counter = Counter::decode(&s.get(KEYS[0]).unwrap().value).unwrap();
     assert_eq!((counter.granted, counter.holders), (2 + 1 + 2, 0), "two granted, the slot once, one and one granted");
+}
+
+/// Node 2 has just started and has not heard every member: it reserves with the plain
+/// `Reserve` (its map shows no agreement). The others agree meanwhile; had node 0
+/// enrolled and taken its slice while that `Reserve` was on its way, the counter it
+/// makes would hold no slot for node 0, and the window would admit 2 under 1. Node 0
+/// enrolls only once what was proposed before the agreement is applied.
+#[test]
+fn a_plain_reserve_made_before_the_agreement_lands_before_any_enrolment() {
+    let mut sim = Sim { unheard: [false, false, true], ..Sim::unagreed([1; NODES]) };
+    sim.step(&Step::Request(2, 0));
+    sim.step(&Step::Agree(0));
+    for step in [Step::Commit(0), Step::Catch(0), Step::Enroll(0), Step::Commit(0), Step::Catch(0), Step::Request(0, 0)] {
+        sim.step(&step);
+    }
+    sim.step(&Step::Commit(2));
+    sim.step(&Step::Request(2, 0));
+    assert_eq!(sim.admitted[0], 1);
+    assert!(sim.nodes[0].slot.is_none(), "node 0 enrolls once node 2's reservation is applied");
 }

@@ -62,7 +62,8 @@ async fn a_key_new_here_takes_its_first_slice_without_a_raft_round() {
 /// While a member cannot read first slices' commands, the node enrolls in no window, takes
 /// no slice even where it is enrolled, and reserves with the plain `Reserve`: the counter
 /// keeps the form every version reads. Until every member is heard of, it takes no slice
-/// either, and reserves with `ReserveIn` only in a window some node enrolled in.
+/// either, and reserves with `ReserveIn` only in a window some node enrolled in, or
+/// anywhere once the cluster has recorded that every member reads it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_first_slices_off_a_new_key_reserves_with_the_plain_command() {
     let dir = tempfile::tempdir().unwrap();
@@ -104,6 +105,10 @@ async fn with_first_slices_off_a_new_key_reserves_with_the_plain_command() {
     assert!(plain(reserver.command_for(want(FAR.next(), None), MembersRead::Older)));
     let slot = Some(SlotUse { slot: 0, used: true });
     assert!(!plain(reserver.command_for(want(alone, slot), MembersRead::Older)), "a slot taken is settled so");
+    // Once the cluster has recorded that every member reads them, everywhere.
+    crate::cluster::agreement::put_record(&store, gatehouse_raft::PROTOCOL_FIRST_SLICES).await.expect("the record");
+    assert!(!plain(reserver.command_for(want(alone, None), MembersRead::Unheard)), "the record shows every member read them");
+    assert!(plain(reserver.command_for(want(alone, None), MembersRead::Older)), "an older member heard of wins over the record");
     trigger.trigger();
     store.shutdown().await;
 }
