@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gatehouse_raft::{Store, StoreConfig};
 use tokio::net::TcpListener;
@@ -17,7 +17,7 @@ use crate::applied::Applied;
 use crate::cluster::autopilot::Autopilot;
 use crate::cluster::gossip_view::GossipView;
 use crate::cluster::peers::{meta, PeerView};
-use crate::cluster::agreement::{self, Agreement, Verdict};
+use crate::cluster::agreement::{self, Verdict};
 use crate::cluster::protocol::{MembersRead, ProtocolGate};
 use crate::ratelimit::slice_lease::SliceLease;
 use crate::cluster::calls::ClusterCalls;
@@ -252,29 +252,31 @@ async fn sweep_limiters(proxy: Arc<Proxy>, peers: Arc<dyn PeerView>, store: Stor
     let mut published = None;
     let mut rounds = 0u32;
     let mut protocol = ProtocolGate::new(gatehouse_raft::PROTOCOL_FIRST_SLICES);
-    let mut agreement = Agreement::default();
+    let mut putting: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         protocol.observe(&peers.peers());
         let heard = protocol.verdict(store.id(), store.members().into_keys());
         let agreed = agreement::agreed_protocol(&store) >= gatehouse_raft::PROTOCOL_FIRST_SLICES;
-        let Verdict { read, put_record } = agreement.verdict(heard, agreed, Instant::now());
-        if put_record {
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                put = tokio::time::timeout(RESERVE_TIMEOUT, agreement::put_record(&store, gatehouse_raft::PROTOCOL_FIRST_SLICES)) => {
-                    // Tried again next round; the sweep's other work must not wait for a quorum.
-                    if let Ok(Err(e)) = put {
-                        tracing::debug!(error = %e, "could not record that every member reads first slices");
-                    }
+        let Verdict { read, put_record } = agreement::verdict(heard, agreed);
+        if put_record && putting.as_ref().is_none_or(|p| p.is_finished()) {
+            // One at a time, off the sweep's path: a lagging node may take a while to see
+            // the record another node put, and a quorum may be missing.
+            let store = store.clone();
+            putting = Some(tokio::spawn(async move {
+                if let Err(e) = agreement::put_record(&store, gatehouse_raft::PROTOCOL_FIRST_SLICES).await {
+                    tracing::debug!(error = %e, "could not record that every member reads first slices");
                 }
-            }
+            }));
         }
         if read != proxy.limiters.cluster.members_read() {
             tracing::info!(?read, "rate limit first slices {}", if read == MembersRead::All { "on: every member reads them" } else { "off" });
             proxy.limiters.cluster.set_members_read(read);
         }
         tokio::select! {
-            _ = shutdown.wait() => return,
+            _ = shutdown.wait() => {
+                putting.inspect(|p| p.abort());
+                return;
+            }
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
         let degraded = proxy.limiters.cluster.degraded();

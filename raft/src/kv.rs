@@ -101,7 +101,10 @@ impl KvState {
 
     fn apply_reserve(&mut self, key: &str, want: u64, limit: u64, expires_at: u64, events: &mut Vec<Event>) -> Response {
         let mut counter = match self.stored_counter(key) {
-            Ok(counter) => counter.unwrap_or_default(),
+            Ok(Some(counter)) => counter,
+            // Only `ReserveIn` knows the window whose enrolled slots a new counter holds.
+            Ok(None) if self.entries.contains_key(slices::AGREED_KEY) => return Response::NeedsWindow { revision: self.revision },
+            Ok(None) => slices::Counter::default(),
             Err(invalid) => return invalid,
         };
         // First slices a counter holds are not the plain `Reserve`'s to grant either.

@@ -80,7 +80,10 @@ pub enum Command {
     Delete { key: String },
     /// All of `ops` if every compare holds, nothing otherwise; one revision for the lot.
     Txn { compares: Vec<Compare>, ops: Vec<TxnOp> },
-    /// Grants `min(want, limit - granted so far)` from the counter at `key`.
+    /// Grants `min(want, limit - granted so far)` from the counter at `key`. Once the
+    /// map holds `kv::slices::AGREED_KEY`, it creates no counter (one it made would hold
+    /// no first slices): the answer is `Response::NeedsWindow`, and the proposer asks
+    /// again with `ReserveIn`.
     Reserve { key: String, want: u64, limit: u64, expires_at: u64 },
     /// Drops every key whose `expires_at` is at or before `before`.
     Expire { before: u64 },
@@ -97,15 +100,16 @@ pub enum Command {
     Settle { key: String, limit: u64, expires_at: u64, window: WindowRef, slot: SlotUse },
 }
 
-/// Which commands this binary reads, as it tells other nodes (by gossip): 2 adds
-/// `Enroll`, `ReserveIn` and `Settle` (first slices). A node that does not say reads only
-/// the commands before them (1). A node enrolls only once it has heard every member read
-/// them, and reserves with the plain `Reserve` where no node has enrolled while it has not
-/// (see `gatehouse::cluster::protocol`); so a member of protocol 1 sees the newer
-/// commands only if it joins a cluster that already uses them, which it must not.
-pub const PROTOCOL: u32 = 2;
-/// The first protocol with first slices.
-pub const PROTOCOL_FIRST_SLICES: u32 = 2;
+/// Which commands this binary reads, and how it applies them, as it tells other nodes
+/// (by gossip): 2 added `Enroll`, `ReserveIn` and `Settle` (first slices); 3 has a plain
+/// `Reserve` create no counter once the map holds `kv::slices::AGREED_KEY`. A node that
+/// does not say is 1. The record is put, and nodes enroll, only once a node has heard
+/// every member read protocol 3 (see `gatehouse::cluster::agreement`); so a member of an
+/// older protocol sees the newer commands only if it joins a cluster that already uses
+/// them, which it must not.
+pub const PROTOCOL: u32 = 3;
+/// The first protocol whose first slices a node may take.
+pub const PROTOCOL_FIRST_SLICES: u32 = 3;
 
 /// A rate-limit window: its length and its start, in ms since the epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -163,6 +167,9 @@ pub enum Response {
     /// `total` counts the first slices not settled yet, `held` of them.
     ReserveIn { revision: u64, granted: u64, total: u64, held: u64 },
     Settled { revision: u64, held: u64 },
+    /// A plain `Reserve` that would have created a counter after the cluster agreed on
+    /// first slices: nothing changed; the proposer asks again with `ReserveIn`.
+    NeedsWindow { revision: u64 },
     Batch(Vec<Response>),
     /// The command was refused deterministically and changed nothing (for example a
     /// `Reserve` on a key that holds something other than a counter).
@@ -182,6 +189,7 @@ impl Response {
             | Response::Enrolled { revision, .. }
             | Response::ReserveIn { revision, .. }
             | Response::Settled { revision, .. }
+            | Response::NeedsWindow { revision }
             | Response::Invalid { revision, .. } => Some(*revision),
             Response::Batch(items) => items.iter().filter_map(Response::revision).max(),
         }

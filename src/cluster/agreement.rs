@@ -1,28 +1,16 @@
-//! The cluster's record that every member was heard to read first slices' commands. Gossip
-//! tells a node what the members read only once it has heard each of them, and a node
-//! that has not yet (just started, or joined) reserves with the plain `Reserve` wherever
-//! its map shows no sign of the newer commands; a counter that makes holds no first
-//! slice, so a node that took one there would admit a request over the limit. The
-//! record, put once in the replicated map by the first node that heard every member, is
-//! that sign: it is in the map a restarted node replays and in what a joining node
-//! catches up, so such a node reserves with `ReserveIn` from the start.
-//!
-//! A node enrolls (and takes first slices) only some seconds after it first sees the
-//! record, so that a plain `Reserve` proposed before the record was applied everywhere has
-//! been applied by then, or lost: its counter then exists before the enrolment and holds
-//! no slot the enrolled node may use.
+//! The cluster's record that every member reads first slices' commands
+//! (`gatehouse_raft::kv::slices::AGREED_KEY`). Gossip tells a node what the members read
+//! only once it has heard each of them; the record is put in the replicated map, once,
+//! by the first node that has. From then on the state machine lets no plain `Reserve`
+//! create a counter (one that did would hold no first slices while an enrolled node took
+//! its own), and nodes enroll only once their map holds the record: every counter a
+//! plain `Reserve` made comes before every enrolment in the log, whatever a node that
+//! has not heard every member (just restarted, joining, its map behind) proposes.
 
-use std::time::{Duration, Instant};
-
+use gatehouse_raft::kv::slices::AGREED_KEY;
 use gatehouse_raft::{Command, Compare, Store, StoreError, TxnOp};
 
 use super::protocol::MembersRead;
-
-/// The record's key: outside `config/`, so that it is no entity, and never expires.
-pub const AGREED_KEY: &str = "cluster-protocol";
-/// How long after first seeing the record a node still reads the members as unheard.
-/// A proposal waits at most an election or two for its leader; this is well past that.
-pub const AGREEMENT_SETTLES: Duration = Duration::from_secs(5);
 
 /// The protocol the record says every member read when it was put (0: no record).
 pub fn agreed_protocol(store: &Store) -> u32 {
@@ -36,33 +24,21 @@ pub async fn put_record(store: &Store, protocol: u32) -> Result<(), StoreError> 
     store.write(Command::Txn { compares: vec![Compare { key: AGREED_KEY.into(), mod_revision: 0 }], ops: vec![put] }).await.map(|_| ())
 }
 
-/// Turns what gossip says the members read into what this node acts on, given the record.
-#[derive(Debug, Default)]
-pub struct Agreement {
-    seen_at: Option<Instant>,
-}
-
-/// What the node acts on, and whether it should put the record.
+/// What the node acts on, given gossip's verdict (`heard`) and whether its applied map
+/// holds the record (`agreed`), and whether it should put the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
     pub read: MembersRead,
     pub put_record: bool,
 }
 
-impl Agreement {
-    /// `heard`: gossip's verdict; `agreed`: whether the applied map holds the record for
-    /// the protocol needed. Every member heard, but no record yet, or seen too recently:
-    /// unheard still (the record, once there, has reservations use `ReserveIn`).
-    pub fn verdict(&mut self, heard: MembersRead, agreed: bool, now: Instant) -> Verdict {
-        if agreed && self.seen_at.is_none() {
-            self.seen_at = Some(now);
-        }
-        let settled = self.seen_at.is_some_and(|seen| now.duration_since(seen) >= AGREEMENT_SETTLES);
-        match heard {
-            MembersRead::All if settled => Verdict { read: MembersRead::All, put_record: false },
-            MembersRead::All => Verdict { read: MembersRead::Unheard, put_record: !agreed },
-            other => Verdict { read: other, put_record: false },
-        }
+/// Every member heard to read first slices' commands, but no record yet: unheard still,
+/// and the record is put. A member heard to be older wins over the record.
+pub fn verdict(heard: MembersRead, agreed: bool) -> Verdict {
+    match heard {
+        MembersRead::All if agreed => Verdict { read: MembersRead::All, put_record: false },
+        MembersRead::All => Verdict { read: MembersRead::Unheard, put_record: true },
+        other => Verdict { read: other, put_record: false },
     }
 }
 
@@ -71,28 +47,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn all_only_some_seconds_after_the_record_is_seen() {
-        let mut agreement = Agreement::default();
-        let start = Instant::now();
+    fn all_only_once_the_record_is_applied() {
         let unheard = |put_record| Verdict { read: MembersRead::Unheard, put_record };
-        assert_eq!(agreement.verdict(MembersRead::Unheard, false, start), unheard(false), "not every member heard: no record put");
-        assert_eq!(agreement.verdict(MembersRead::All, false, start), unheard(true));
-        let applied = start + Duration::from_millis(3);
-        assert_eq!(agreement.verdict(MembersRead::All, true, applied), unheard(false));
-        assert_eq!(agreement.verdict(MembersRead::All, true, applied + AGREEMENT_SETTLES - Duration::from_millis(1)), unheard(false));
-        let later = applied + AGREEMENT_SETTLES;
-        assert_eq!(agreement.verdict(MembersRead::All, true, later), Verdict { read: MembersRead::All, put_record: false });
-        assert_eq!(agreement.verdict(MembersRead::Older, true, later).read, MembersRead::Older, "an older member heard of wins over the record");
-        assert_eq!(agreement.verdict(MembersRead::Unheard, true, later).read, MembersRead::Unheard);
-    }
-
-    #[test]
-    fn a_record_seen_at_start_still_waits() {
-        // A restarted node replays the record: it has heard nobody yet, and waits all the same.
-        let mut agreement = Agreement::default();
-        let start = Instant::now();
-        assert_eq!(agreement.verdict(MembersRead::Unheard, true, start).read, MembersRead::Unheard);
-        assert_eq!(agreement.verdict(MembersRead::All, true, start + Duration::from_secs(1)).read, MembersRead::Unheard);
-        assert_eq!(agreement.verdict(MembersRead::All, true, start + AGREEMENT_SETTLES).read, MembersRead::All);
+        assert_eq!(verdict(MembersRead::Unheard, false), unheard(false), "not every member heard: no record put");
+        assert_eq!(verdict(MembersRead::All, false), unheard(true));
+        assert_eq!(verdict(MembersRead::All, true), Verdict { read: MembersRead::All, put_record: false });
+        assert_eq!(verdict(MembersRead::Older, true).read, MembersRead::Older, "an older member heard of wins over the record");
+        assert_eq!(verdict(MembersRead::Unheard, true), unheard(false), "a restarted node replays the record, and has heard nobody yet");
     }
 }

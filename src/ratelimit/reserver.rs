@@ -123,8 +123,18 @@ impl Reserver {
     pub async fn reserve_many(&self, wants: Vec<Want>) -> Vec<Result<Grant, ReserveError>> {
         let limits: Vec<u64> = wants.iter().map(|w| w.limit).collect();
         let read = self.members_read();
-        let cmds = wants.into_iter().map(|w| self.command_for(w, read)).collect();
-        let answers = self.submit(cmds).await;
+        let cmds: Vec<Command> = wants.iter().map(|w| self.command_for(w.clone(), read)).collect();
+        let mut answers = self.submit(cmds).await;
+        // A plain `Reserve` that landed after the cluster agreed on first slices made no
+        // counter (this node's map was behind): asked again with the command that knows
+        // the window's enrolled slots.
+        let again: Vec<usize> = (0..answers.len()).filter(|i| matches!(answers[*i], Ok(Response::NeedsWindow { .. }))).collect();
+        if !again.is_empty() {
+            let cmds = again.iter().map(|i| Self::reserve_in(wants[*i].clone())).collect();
+            for (i, answer) in again.into_iter().zip(self.submit(cmds).await) {
+                answers[i] = answer;
+            }
+        }
         answers
             .into_iter()
             .zip(limits)
@@ -148,15 +158,18 @@ impl Reserver {
     /// which any member reads.
     pub(crate) fn command_for(&self, w: Want, read: MembersRead) -> Command {
         let known = || {
-            agreement::agreed_protocol(&self.store) >= gatehouse_raft::PROTOCOL_FIRST_SLICES
-                || self.store.get(&enrolled_key(w.window)).is_some()
+            agreement::agreed_protocol(&self.store) >= gatehouse_raft::PROTOCOL_FIRST_SLICES || self.store.get(&enrolled_key(w.window)).is_some()
         };
         let slices = w.slot.is_some() || read == MembersRead::All || (read == MembersRead::Unheard && known());
         if slices {
-            Command::ReserveIn { key: w.key, want: w.want, limit: w.limit, expires_at: w.expires_at, window: w.window, slot: w.slot }
+            Self::reserve_in(w)
         } else {
             Command::Reserve { key: w.key, want: w.want, limit: w.limit, expires_at: w.expires_at }
         }
+    }
+
+    fn reserve_in(w: Want) -> Command {
+        Command::ReserveIn { key: w.key, want: w.want, limit: w.limit, expires_at: w.expires_at, window: w.window, slot: w.slot }
     }
 
     /// Enrolls this node in `window`; `None` when the window has no slot left.

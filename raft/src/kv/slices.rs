@@ -13,7 +13,9 @@
 //! A node may use its slot for a key only if it knows the key's counter was created
 //! after its enrolment, or holds its slot unsettled: it has applied its enrolment, and
 //! its applied map has no counter for the key or one whose holders include its slot.
-//! An enrolment that may have been made before (a retry, a restart) gets its slot back,
+//! "Created afterwards" holds for every counter only because nodes enroll once the map
+//! holds [`AGREED_KEY`], after which the plain `Reserve` (which knows no window, so makes
+//! counters that hold no slot) creates none. An enrolment that may have been made before (a retry, a restart) gets its slot back,
 //! not fresh: unless the node can tell that it did not use it (see the limiter's slice
 //! lease), it may not use it, and answers recalls as if it had.
 
@@ -28,6 +30,14 @@ pub const ENROLLED_PREFIX: &str = "ratelimit-enrolled/";
 pub const RECALL_PREFIX: &str = "ratelimit-recall/";
 /// Slots a window has: settled slots are bits of one word.
 pub const MAX_SLOTS: usize = 64;
+/// The cluster's record that every member reads first slices' commands (put once, with a
+/// transaction that creates it, by the first node that heard them all; its value is the
+/// protocol, as text). From then on a plain `Reserve` creates no counter: one applied
+/// after a node enrolled would hold no slot while that node took its slice. Nodes enroll
+/// only once their map holds it, so every counter a plain `Reserve` made comes before
+/// every enrolment in the log. A later protocol that needs its own agreement gets its
+/// own key.
+pub const AGREED_KEY: &str = "ratelimit-slices-agreed";
 
 /// A counter's state: tokens granted (settled first slices used included), how many
 /// slots it holds a first slice for (slots `0..holders`), and which of those settled.

@@ -1,6 +1,8 @@
 //! First slices under any interleaving: nodes that decide from stale views of the map,
-//! proposals applied in any order, recalls answered or not. The window never admits
-//! more than its limit, and settled slices are handed on.
+//! proposals applied in any order or lost, recalls answered or not, processes restarted,
+//! nodes that have not heard every member and reserve with the plain `Reserve`, the
+//! cluster agreeing on first slices meanwhile. The window never admits more than its
+//! limit, and settled slices are handed on.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -12,9 +14,6 @@ use crate::types::{Command, Compare, TxnOp};
 const WINDOW: WindowRef = WindowRef { len_ms: 1000, start_ms: 0 };
 const KEYS: [&str; 2] = ["ratelimit/p/aa/0", "ratelimit/p/bb/0"];
 const NODES: usize = 3;
-/// Stands for the gateway's record that every member was heard to read first slices'
-/// commands (`cluster::protocol::AGREED_KEY`), put once, by a transaction that creates it.
-const AGREED: &str = "cluster-protocol";
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -33,6 +32,12 @@ enum Step {
     Hear(usize),
     /// A node that heard every member and sees no agreement proposes it.
     Agree(usize),
+    /// The node's process restarts: it forgets its keys and the answers to what it
+    /// proposed (which may still commit), and knows its slot only from the applied map.
+    Restart(usize),
+    /// The node's oldest proposal is lost (never committed); the node hears of it (an
+    /// error, a timeout) if it was its current process's.
+    Lose(usize),
 }
 
 #[derive(Debug, Default)]
@@ -48,10 +53,22 @@ struct Node {
     view: usize,
     /// Its slot, and the revision its enrolment was applied at.
     slot: Option<(u8, u64)>,
+    /// Whether this process made the enrolment: else (a process before it may have used
+    /// the slot) it counts its slot as used, as the limiter does without a lease that
+    /// tells otherwise.
+    fresh: bool,
     enrolling: bool,
     entries: HashMap<usize, Local>,
-    /// Proposals not committed yet, each with its place in the order they were made.
-    queue: VecDeque<(Option<usize>, Command, u64)>,
+    /// Proposals not committed yet.
+    queue: VecDeque<Proposal>,
+    /// Restarts so far: an answer to an earlier process's proposal reaches nobody.
+    generation: u32,
+}
+
+struct Proposal {
+    key: Option<usize>,
+    cmd: Command,
+    generation: u32,
 }
 
 struct Sim {
@@ -68,12 +85,6 @@ struct Sim {
     /// the plain `Reserve` unless their applied map shows the agreement or an enrolment
     /// in the window.
     unheard: [bool; NODES],
-    /// Proposals made so far, in order.
-    proposed: u64,
-    /// Once the agreement is applied: how many proposals were made before it. No node
-    /// enrolls until all of them are committed (the gateway waits long enough after it
-    /// first sees the agreement for a proposal made before it to be applied or lost).
-    agreed_after: Option<u64>,
 }
 
 impl Sim {
@@ -83,7 +94,7 @@ impl Sim {
 
     /// A cluster that has not agreed yet: no node enrolls before it does.
     fn unagreed(limits: [u64; NODES]) -> Sim {
-        Sim { limits, history: vec![KvState::default()], nodes: (0..NODES).map(|_| Node::default()).collect(), admitted: [0; 2], want: 1, next_limit: limits[0], unheard: [false; NODES], proposed: 0, agreed_after: None }
+        Sim { limits, history: vec![KvState::default()], nodes: (0..NODES).map(|_| Node::default()).collect(), admitted: [0; 2], want: 1, next_limit: limits[0], unheard: [false; NODES] }
     }
 
     /// A cluster that agreed long before: its first state holds the agreement.
@@ -91,27 +102,23 @@ impl Sim {
         let mut sim = Sim::unagreed(limits);
         let agreement = sim.agreement();
         sim.history[0].apply(&agreement, &mut Vec::new());
-        sim.agreed_after = Some(0);
         sim
     }
 
     fn agreement(&self) -> Command {
-        let put = TxnOp::Put { key: AGREED.into(), value: b"2".to_vec(), expires_at: None };
-        Command::Txn { compares: vec![Compare { key: AGREED.into(), mod_revision: 0 }], ops: vec![put] }
+        let put = TxnOp::Put { key: AGREED_KEY.into(), value: b"3".to_vec(), expires_at: None };
+        Command::Txn { compares: vec![Compare { key: AGREED_KEY.into(), mod_revision: 0 }], ops: vec![put] }
     }
 
     fn propose(&mut self, node: usize, key: Option<usize>, cmd: Command) {
-        self.nodes[node].queue.push_back((key, cmd, self.proposed));
-        self.proposed += 1;
+        let generation = self.nodes[node].generation;
+        self.nodes[node].queue.push_back(Proposal { key, cmd, generation });
     }
 
-    /// Whether `node` may enroll: it heard every member, its applied map shows the
-    /// agreement, and every proposal made before the agreement has been committed.
+    /// Whether `node` may enroll: it heard every member, and its applied map shows the
+    /// agreement.
     fn may_enroll(&self, node: usize) -> bool {
-        let before_agreement = |cutoff: u64| self.nodes.iter().any(|n| n.queue.iter().any(|(_, _, seq)| *seq < cutoff));
-        !self.unheard[node]
-            && self.history[self.nodes[node].view].get(AGREED).is_some()
-            && self.agreed_after.is_some_and(|cutoff| !before_agreement(cutoff))
+        !self.unheard[node] && self.history[self.nodes[node].view].get(AGREED_KEY).is_some()
     }
 
     /// Every node enrolled, and knows it.
@@ -123,14 +130,21 @@ impl Sim {
         }
     }
 
+    /// As the gateway's `Reserver::command_for`: the plain `Reserve` unless the node has a
+    /// slot to settle, or its applied map shows the agreement or an enrolment in the window.
     fn reserve(&self, node: usize, key: usize) -> Command {
         let n = &self.nodes[node];
-        let used = n.entries.get(&key).is_some_and(|l| l.used_slice);
-        let slot = n.slot.map(|(slot, _)| SlotUse { slot, used });
         let view = &self.history[n.view];
-        if slot.is_none() && !self.may_enroll(node) && view.get(AGREED).is_none() && view.get(&enrolled_key(WINDOW)).is_none() {
+        if n.slot.is_none() && view.get(AGREED_KEY).is_none() && view.get(&enrolled_key(WINDOW)).is_none() {
             return Command::Reserve { key: KEYS[key].into(), want: self.want, limit: self.limits[node], expires_at: 9 };
         }
+        self.reserve_in(node, key)
+    }
+
+    fn reserve_in(&self, node: usize, key: usize) -> Command {
+        let n = &self.nodes[node];
+        let used = !n.fresh || n.entries.get(&key).is_some_and(|l| l.used_slice);
+        let slot = n.slot.map(|(slot, _)| SlotUse { slot, used });
         Command::ReserveIn { key: KEYS[key].into(), want: self.want, limit: self.limits[node], expires_at: 9, window: WINDOW, slot }
     }
 
@@ -139,7 +153,8 @@ impl Sim {
         let n = &self.nodes[node];
         let view = &self.history[n.view];
         let Some((slot, enrolled_at)) = n.slot else { return false };
-        view.revision() >= enrolled_at
+        n.fresh
+            && view.revision() >= enrolled_at
             && u64::from(slot) < self.limits[node]
             && view.get(KEYS[key]).is_none_or(|kv| Counter::decode(&kv.value).is_some_and(|c| c.holds(slot)))
     }
@@ -175,15 +190,19 @@ impl Sim {
                 self.propose(node, Some(key), cmd);
             }
             Step::Commit(node) => {
-                let Some((key, cmd, _)) = self.nodes[node].queue.pop_front() else { return };
+                let Some(Proposal { key, cmd, generation, .. }) = self.nodes[node].queue.pop_front() else { return };
                 let mut state = self.history.last().expect("a state").clone();
                 let response = state.apply(&cmd, &mut Vec::new());
                 self.history.push(state);
                 let n = &mut self.nodes[node];
+                if generation != n.generation {
+                    return;
+                }
                 match response {
                     Response::Enrolled { revision, slot, fresh } => {
                         n.enrolling = false;
-                        n.slot = slot.filter(|_| fresh).map(|s| (s, revision));
+                        n.slot = slot.map(|s| (s, revision));
+                        n.fresh = fresh;
                     }
                     Response::ReserveIn { granted, .. } | Response::Reserve { granted, .. } => {
                         let local = n.entries.get_mut(&key.expect("a key")).expect("an entry");
@@ -191,15 +210,19 @@ impl Sim {
                         local.pending = false;
                     }
                     Response::Settled { .. } => {}
-                    Response::Txn { failed: None, .. } if self.agreed_after.is_none() => self.agreed_after = Some(self.proposed),
+                    Response::NeedsWindow { .. } => {
+                        let key = key.expect("a key");
+                        let cmd = self.reserve_in(node, key);
+                        self.propose(node, Some(key), cmd);
+                    }
                     Response::Txn { .. } => {}
                     other => panic!("unexpected {other:?}"),
                 }
             }
             Step::Hear(node) => self.unheard[node] = false,
             Step::Agree(node) => {
-                let queued = self.nodes[node].queue.iter().any(|(_, cmd, _)| matches!(cmd, Command::Txn { .. }));
-                if !self.unheard[node] && self.history[self.nodes[node].view].get(AGREED).is_none() && !queued {
+                let queued = self.nodes[node].queue.iter().any(|p| matches!(p.cmd, Command::Txn { .. }));
+                if !self.unheard[node] && self.history[self.nodes[node].view].get(AGREED_KEY).is_none() && !queued {
                     let agreement = self.agreement();
                     self.propose(node, None, agreement);
                 }
@@ -208,15 +231,36 @@ impl Sim {
                 self.limits[node] = self.next_limit;
                 self.nodes[node].entries.values_mut().for_each(|local| local.tokens = 0);
             }
+            Step::Restart(node) => {
+                let n = &mut self.nodes[node];
+                n.entries.clear();
+                (n.slot, n.fresh, n.enrolling) = (None, false, false);
+                n.generation += 1;
+            }
+            Step::Lose(node) => {
+                let n = &mut self.nodes[node];
+                let Some(lost) = n.queue.pop_front() else { return };
+                if lost.generation != n.generation {
+                    return;
+                }
+                match (lost.key, lost.cmd) {
+                    (_, Command::Enroll { .. }) => n.enrolling = false,
+                    (Some(key), _) => n.entries.get_mut(&key).expect("an entry").pending = false,
+                    _ => {}
+                }
+            }
             Step::AnswerRecalls(node) => {
-                let Some((slot, _)) = self.nodes[node].slot else { return };
                 let view = &self.history[self.nodes[node].view];
+                // A slot this process did not enroll for is the one the applied map shows.
+                let in_view = || view.get(&enrolled_key(WINDOW)).and_then(|kv| enrolled_nodes(&kv.value).iter().position(|n| *n == node as u64));
+                let Some(slot) = self.nodes[node].slot.map(|(slot, _)| slot).or_else(|| in_view().map(|s| s as u8)) else { return };
                 let asked: Vec<usize> = (0..KEYS.len()).filter(|k| view.get(&format!("{RECALL_PREFIX}{}", KEYS[*k])).is_some()).collect();
                 for key in asked {
                     // A node that never saw the key records that it will not use the
                     // slice before it says so.
+                    let fresh = self.nodes[node].fresh;
                     let local = self.nodes[node].entries.entry(key).or_default();
-                    let used = local.used_slice;
+                    let used = !fresh || local.used_slice;
                     let settle = Command::Settle { key: KEYS[key].into(), limit: self.limits[node], expires_at: 9, window: WINDOW, slot: SlotUse { slot, used } };
                     self.propose(node, None, settle);
                 }
@@ -235,7 +279,9 @@ fn step() -> impl Strategy<Value = Step> {
         1 => node.clone().prop_map(Step::AnswerRecalls),
         1 => node.clone().prop_map(Step::NewLimit),
         1 => node.clone().prop_map(Step::Hear),
-        1 => node.prop_map(Step::Agree),
+        1 => node.clone().prop_map(Step::Agree),
+        1 => node.clone().prop_map(Step::Restart),
+        1 => node.prop_map(Step::Lose),
     ]
 }
 
@@ -247,6 +293,12 @@ proptest! {
             sim.step(s);
             for (key, admitted) in sim.admitted.iter().enumerate() {
                 prop_assert!(*admitted <= limit, "{} admitted {} over {} after {:?}", KEYS[key], admitted, limit, steps);
+            }
+            // A restarted process counts its slot as used whether or not it was (even
+            // one at or above the limit, which a larger limit before may have let it
+            // use): the counter may then charge more than was admitted, never less.
+            if sim.nodes.iter().any(|n| n.generation > 0) {
+                continue;
             }
             let state = sim.history.last().unwrap();
             for key in KEYS {
@@ -405,21 +457,73 @@ fn a_slot_settled_on_a_counter_that_holds_none_counts_once() {
     assert_eq!((counter.granted, counter.holders), (2 + 1 + 2, 0), "two granted, the slot once, one and one granted");
 }
 
-/// Node 2 has just started and has not heard every member: it reserves with the plain
-/// `Reserve` (its map shows no agreement). The others agree meanwhile; had node 0
-/// enrolled and taken its slice while that `Reserve` was on its way, the counter it
-/// makes would hold no slot for node 0, and the window would admit 2 under 1. Node 0
-/// enrolls only once what was proposed before the agreement is applied.
+/// Node 2 has just started and has not heard every member, and its applied map lags
+/// behind the agreement: it reserves with the plain `Reserve`, which lands after node 0
+/// enrolled and took its slice (its map showed no counter). The counter it would make
+/// would hold no slot for node 0, and the window would admit 2 under 1: the state
+/// machine makes none, and node 2 asks again with `ReserveIn`.
 #[test]
-fn a_plain_reserve_made_before_the_agreement_lands_before_any_enrolment() {
-    let mut sim = Sim { unheard: [false, false, true], ..Sim::unagreed([1; NODES]) };
-    sim.step(&Step::Request(2, 0));
-    sim.step(&Step::Agree(0));
-    for step in [Step::Commit(0), Step::Catch(0), Step::Enroll(0), Step::Commit(0), Step::Catch(0), Step::Request(0, 0)] {
-        sim.step(&step);
+fn a_plain_reserve_after_the_agreement_makes_no_counter() {
+    for proposed_before_the_agreement in [true, false] {
+        let mut sim = Sim { unheard: [false, false, true], ..Sim::unagreed([1; NODES]) };
+        if proposed_before_the_agreement {
+            sim.step(&Step::Request(2, 0));
+        }
+        sim.step(&Step::Agree(0));
+        for step in [Step::Commit(0), Step::Catch(0), Step::Enroll(0), Step::Commit(0), Step::Catch(0), Step::Request(0, 0)] {
+            sim.step(&step);
+        }
+        assert_eq!((sim.admitted[0], sim.nodes[0].slot.map(|(slot, _)| slot)), (1, Some(0)), "node 0 took its slice");
+        if !proposed_before_the_agreement {
+            sim.step(&Step::Request(2, 0));
+        }
+        assert!(matches!(sim.nodes[2].queue[0].cmd, Command::Reserve { .. }));
+        sim.step(&Step::Commit(2));
+        assert!(matches!(sim.nodes[2].queue[0].cmd, Command::ReserveIn { .. }), "asked again");
+        sim.step(&Step::Commit(2));
+        sim.step(&Step::Request(2, 0));
+        assert_eq!(sim.admitted[0], 1);
     }
-    sim.step(&Step::Commit(2));
-    sim.step(&Step::Request(2, 0));
-    assert_eq!(sim.admitted[0], 1);
-    assert!(sim.nodes[0].slot.is_none(), "node 0 enrolls once node 2's reservation is applied");
+}
+
+#[test]
+fn a_plain_reserve_grants_from_a_counter_after_the_agreement() {
+    let mut s = KvState::default();
+    let reserve = Command::Reserve { key: KEYS[0].into(), want: 2, limit: 5, expires_at: 9 };
+    assert!(matches!(s.apply(&reserve, &mut Vec::new()), Response::Reserve { granted: 2, .. }));
+    s.apply(&Sim::new(5).agreement(), &mut Vec::new());
+    let revision = s.revision();
+    assert!(matches!(s.apply(&reserve, &mut Vec::new()), Response::Reserve { granted: 2, total: 4, .. }), "a counter made before");
+    let other = Command::Reserve { key: KEYS[1].into(), want: 2, limit: 5, expires_at: 9 };
+    assert_eq!(s.apply(&other, &mut Vec::new()), Response::NeedsWindow { revision: revision + 1 });
+    assert!(s.get(KEYS[1]).is_none(), "no counter made");
+}
+
+/// Node 0 takes its slice, and its process ends before the reservation that says so
+/// commits (lost). The next process cannot tell whether the slot was used: it counts it
+/// as used, when it enrolls again and reserves, or when it answers a recall.
+#[test]
+fn a_restarted_process_counts_its_slot_as_used() {
+    for answers_a_recall in [false, true] {
+        let mut sim = Sim::new(1);
+        for step in [Step::Enroll(0), Step::Commit(0), Step::Catch(0), Step::Request(0, 0), Step::Lose(0), Step::Restart(0)] {
+            sim.step(&step);
+        }
+        assert_eq!(sim.admitted[0], 1);
+        if answers_a_recall {
+            for step in [Step::Request(1, 0), Step::Commit(1), Step::Catch(0), Step::AnswerRecalls(0), Step::Commit(0), Step::Catch(1)] {
+                sim.step(&step);
+            }
+        } else {
+            for step in [Step::Enroll(0), Step::Commit(0), Step::Catch(0), Step::Request(0, 0), Step::Commit(0), Step::Request(1, 0), Step::Commit(1)] {
+                sim.step(&step);
+            }
+        }
+        for _ in 0..3 {
+            for step in [Step::Request(1, 0), Step::Commit(1), Step::Request(0, 0), Step::Commit(0)] {
+                sim.step(&step);
+            }
+        }
+        assert_eq!(sim.admitted[0], 1, "answers a recall: {answers_a_recall}");
+    }
 }

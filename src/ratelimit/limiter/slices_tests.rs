@@ -109,6 +109,12 @@ async fn with_first_slices_off_a_new_key_reserves_with_the_plain_command() {
     crate::cluster::agreement::put_record(&store, gatehouse_raft::PROTOCOL_FIRST_SLICES).await.expect("the record");
     assert!(!plain(reserver.command_for(want(alone, None), MembersRead::Unheard)), "the record shows every member read them");
     assert!(plain(reserver.command_for(want(alone, None), MembersRead::Older)), "an older member heard of wins over the record");
+    // But the state machine lets no plain `Reserve` make a counter now: the reservation
+    // is asked again with `ReserveIn`, whose counter holds the enrolled node's slot.
+    limiter.set_members_read(MembersRead::Older);
+    assert!(matches!(limiter.admit("after", limit, FAR.next(), true).await, Decision::Admitted { .. }));
+    let counter = store.get("after").and_then(|kv| Counter::decode(&kv.value)).expect("a counter");
+    assert_eq!((counter.granted, counter.holders), (1, 1));
     trigger.trigger();
     store.shutdown().await;
 }
