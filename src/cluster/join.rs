@@ -8,6 +8,7 @@ use std::time::Duration;
 use gatehouse_raft::{AppFuture, AppHandler, RaftNode, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
+use super::agreement;
 use super::peers::{meta, PeerInfo, PeerView};
 use crate::shutdown::Shutdown;
 
@@ -17,6 +18,10 @@ pub const JOIN_METHOD: &str = "join";
 struct JoinRequest {
     node_id: u64,
     node: RaftNode,
+    /// `gatehouse_raft::PROTOCOL` of the joining binary; builds before it was sent say
+    /// nothing (0).
+    #[serde(default)]
+    protocol: u32,
 }
 
 /// Serves join requests arriving on the cluster port.
@@ -35,6 +40,12 @@ impl AppHandler for JoinHandler {
             // The handshake proved who is calling: nobody may join on another's behalf.
             if req.node_id != peer {
                 return Err(format!("node {peer} may not join as node {}", req.node_id));
+            }
+            // A member older than what the cluster agreed on would apply the log unlike
+            // the others (see `cluster::agreement`).
+            let agreed = agreement::agreed_protocol(&store);
+            if req.protocol < agreed {
+                return Err(format!("node {peer} reads Raft protocol {}, older than the cluster's {agreed}: upgrade it to join", req.protocol));
             }
             if store.members().get(&req.node_id) == Some(&req.node) {
                 return Ok(Vec::new());
@@ -137,7 +148,7 @@ async fn try_join(store: &Store, peers: &[PeerInfo]) -> Result<bool, JoinError> 
 }
 
 async fn try_addrs<'a>(store: &Store, addrs: impl Iterator<Item = &'a str>) -> Result<bool, JoinError> {
-    let body = serde_json::to_vec(&JoinRequest { node_id: store.id(), node: store.node() }).expect("plain struct serializes");
+    let body = serde_json::to_vec(&JoinRequest { node_id: store.id(), node: store.node(), protocol: gatehouse_raft::PROTOCOL }).expect("plain struct serializes");
     for addr in addrs {
         match store.call_app(addr, JOIN_METHOD, body.clone()).await {
             Ok(_) => return Ok(true),
@@ -146,4 +157,33 @@ async fn try_addrs<'a>(store: &Store, addrs: impl Iterator<Item = &'a str>) -> R
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_node_older_than_what_the_cluster_agreed_on_may_not_join() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::ratelimit::limiter::tests::store(&dir, true).await;
+        let handler = JoinHandler { store: store.clone() };
+        let me = store.id();
+        // This node asking again to join as what it is: it is a member already.
+        let request = |protocol: Option<u32>| {
+            let mut body = serde_json::json!({ "node_id": me, "node": store.node() });
+            if let Some(protocol) = protocol {
+                body["protocol"] = protocol.into();
+            }
+            serde_json::to_vec(&body).unwrap()
+        };
+        assert_eq!(handler.call(me, JOIN_METHOD.into(), request(None)).await, Ok(Vec::new()), "no agreement yet: any protocol");
+        agreement::put_record(&store, gatehouse_raft::PROTOCOL_FIRST_SLICES).await.unwrap();
+        let refused = handler.call(me, JOIN_METHOD.into(), request(None)).await.unwrap_err();
+        assert!(refused.contains("reads Raft protocol 0, older than the cluster's 3"), "{refused}");
+        let refused = handler.call(me, JOIN_METHOD.into(), request(Some(2))).await.unwrap_err();
+        assert!(refused.contains("protocol 2"), "{refused}");
+        assert_eq!(handler.call(me, JOIN_METHOD.into(), request(Some(gatehouse_raft::PROTOCOL))).await, Ok(Vec::new()));
+        store.shutdown().await;
+    }
 }

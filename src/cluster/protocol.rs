@@ -1,7 +1,8 @@
 //! Whether every Raft member reads a protocol's commands. A command newer than a
 //! member's protocol would stop it replicating (it cannot decode the entry), so a node
 //! proposes one only while no member is older: during a rolling upgrade the cluster keeps
-//! to the old commands until the last member is upgraded.
+//! to the old commands until the last member is upgraded. Once the cluster has recorded
+//! that every member reads them (`cluster::agreement`), an older node may not join.
 
 use std::collections::HashMap;
 

@@ -121,9 +121,14 @@ impl Reserver {
     /// Reserves several keys in one Raft entry (one message to the batcher, so that no
     /// batch can cut them). Answers in order.
     pub async fn reserve_many(&self, wants: Vec<Want>) -> Vec<Result<Grant, ReserveError>> {
-        let limits: Vec<u64> = wants.iter().map(|w| w.limit).collect();
         let read = self.members_read();
         let cmds: Vec<Command> = wants.iter().map(|w| self.command_for(w.clone(), read)).collect();
+        self.reserve_by(wants, cmds).await
+    }
+
+    /// `reserve_many`, with `cmds` the commands chosen for `wants`.
+    pub(crate) async fn reserve_by(&self, wants: Vec<Want>, cmds: Vec<Command>) -> Vec<Result<Grant, ReserveError>> {
+        let limits: Vec<u64> = wants.iter().map(|w| w.limit).collect();
         let mut answers = self.submit(cmds).await;
         // A plain `Reserve` that landed after the cluster agreed on first slices made no
         // counter (this node's map was behind): asked again with the command that knows
@@ -149,18 +154,18 @@ impl Reserver {
             .collect()
     }
 
-    /// `ReserveIn` when every member reads it, or, while this node has not heard every
-    /// member, when the cluster has recorded that they do (`cluster::agreement`) or a
-    /// node has enrolled in the window (only one that heard every member read it does): a
-    /// counter it makes holds the enrolled nodes' slots, where a plain `Reserve`'s would
-    /// hold none while a node that took its slice (seeing no counter yet) counts on one. A
-    /// slot taken is settled by the command that knows slots. Else the plain `Reserve`,
-    /// which any member reads.
+    /// `ReserveIn` when every member reads it, or the cluster has recorded that they do
+    /// (`cluster::agreement`: the state machine then lets no plain `Reserve` create a
+    /// counter), or, while this node has not heard every member, a node has enrolled in
+    /// the window (only one that heard every member read it does): a counter it makes
+    /// holds the enrolled nodes' slots, where a plain `Reserve`'s would hold none while a
+    /// node that took its slice (seeing no counter yet) counts on one. A slot taken is
+    /// settled by the command that knows slots. Else the plain `Reserve`, which any
+    /// member reads.
     pub(crate) fn command_for(&self, w: Want, read: MembersRead) -> Command {
-        let known = || {
-            agreement::agreed_protocol(&self.store) >= gatehouse_raft::PROTOCOL_FIRST_SLICES || self.store.get(&enrolled_key(w.window)).is_some()
-        };
-        let slices = w.slot.is_some() || read == MembersRead::All || (read == MembersRead::Unheard && known());
+        let agreed = || agreement::agreed_protocol(&self.store) >= gatehouse_raft::PROTOCOL_FIRST_SLICES;
+        let enrolled = || self.store.get(&enrolled_key(w.window)).is_some();
+        let slices = w.slot.is_some() || read == MembersRead::All || agreed() || (read == MembersRead::Unheard && enrolled());
         if slices {
             Self::reserve_in(w)
         } else {

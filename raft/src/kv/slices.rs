@@ -15,9 +15,10 @@
 //! its applied map has no counter for the key or one whose holders include its slot.
 //! "Created afterwards" holds for every counter only because nodes enroll once the map
 //! holds [`AGREED_KEY`], after which the plain `Reserve` (which knows no window, so makes
-//! counters that hold no slot) creates none. An enrolment that may have been made before (a retry, a restart) gets its slot back,
-//! not fresh: unless the node can tell that it did not use it (see the limiter's slice
-//! lease), it may not use it, and answers recalls as if it had.
+//! counters that hold no slot) creates none. An enrolment that may have been made before
+//! (a retry, a restart) gets its slot back, not fresh: unless the node can tell that it
+//! did not use it (see the limiter's slice lease), it may not use it, and answers
+//! recalls as if it had.
 
 use super::*;
 use crate::types::{NodeId, SlotUse, WindowRef};

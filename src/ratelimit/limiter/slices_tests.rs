@@ -62,8 +62,9 @@ async fn a_key_new_here_takes_its_first_slice_without_a_raft_round() {
 /// While a member cannot read first slices' commands, the node enrolls in no window, takes
 /// no slice even where it is enrolled, and reserves with the plain `Reserve`: the counter
 /// keeps the form every version reads. Until every member is heard of, it takes no slice
-/// either, and reserves with `ReserveIn` only in a window some node enrolled in, or
-/// anywhere once the cluster has recorded that every member reads it.
+/// either, and reserves with `ReserveIn` only in a window some node enrolled in. Once the
+/// cluster has recorded that every member reads it, `ReserveIn` everywhere: a plain
+/// `Reserve` sent from a map behind the record makes no counter, and is asked again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_first_slices_off_a_new_key_reserves_with_the_plain_command() {
     let dir = tempfile::tempdir().unwrap();
@@ -108,13 +109,17 @@ async fn with_first_slices_off_a_new_key_reserves_with_the_plain_command() {
     // Once the cluster has recorded that every member reads them, everywhere.
     crate::cluster::agreement::put_record(&store, gatehouse_raft::PROTOCOL_FIRST_SLICES).await.expect("the record");
     assert!(!plain(reserver.command_for(want(alone, None), MembersRead::Unheard)), "the record shows every member read them");
-    assert!(plain(reserver.command_for(want(alone, None), MembersRead::Older)), "an older member heard of wins over the record");
-    // But the state machine lets no plain `Reserve` make a counter now: the reservation
-    // is asked again with `ReserveIn`, whose counter holds the enrolled node's slot.
-    limiter.set_members_read(MembersRead::Older);
-    assert!(matches!(limiter.admit("after", limit, FAR.next(), true).await, Decision::Admitted { .. }));
-    let counter = store.get("after").and_then(|kv| Counter::decode(&kv.value)).expect("a counter");
-    assert_eq!((counter.granted, counter.holders), (1, 1));
+    assert!(!plain(reserver.command_for(want(alone, None), MembersRead::Older)), "the state machine would refuse it");
+    // A plain `Reserve` sent from a map behind the record makes no counter: the
+    // reservation is asked again with `ReserveIn`, whose counter holds the enrolled
+    // node's slot.
+    let behind = |key: &str, window: Window| Want { key: key.into(), ..want(window, None) };
+    let wants = vec![behind("behind-1", FAR.next()), behind("behind-2", alone)];
+    let cmds: Vec<Command> = wants.iter().map(|w| Command::Reserve { key: w.key.clone(), want: 1, limit, expires_at: u64::MAX }).collect();
+    let grants = reserver.reserve_by(wants, cmds).await;
+    assert!(grants.iter().all(|g| g.as_ref().is_ok_and(|g| g.granted == 1)), "{grants:?}");
+    let holders = |key| store.get(key).and_then(|kv| Counter::decode(&kv.value)).map(|c| (c.granted, c.holders));
+    assert_eq!((holders("behind-1"), holders("behind-2")), (Some((1, 1)), Some((1, 0))), "made by ReserveIn, each in its window");
     trigger.trigger();
     store.shutdown().await;
 }
