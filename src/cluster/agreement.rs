@@ -5,7 +5,8 @@
 //! create a counter (one that did would hold no first slices while an enrolled node took
 //! its own), and nodes enroll only once their map holds the record: every counter a
 //! plain `Reserve` made comes before every enrolment in the log, whatever a node that
-//! has not heard every member (just restarted, joining, its map behind) proposes.
+//! has not heard every member (just restarted, joining, its map behind) proposes. A
+//! node whose map holds the record need not hear every member again.
 
 use gatehouse_raft::kv::slices::AGREED_KEY;
 use gatehouse_raft::{Command, Compare, Store, StoreError, TxnOp};
@@ -33,12 +34,16 @@ pub struct Verdict {
 }
 
 /// Every member heard to read first slices' commands, but no record yet: unheard still,
-/// and the record is put. A member heard to be older wins over the record.
+/// and the record is put. Once the record is there, every member reads them whether or
+/// not this node has heard them all (it has just started, or a member has been away for
+/// long): members since have joined only if they read it (see `cluster::join`). A member
+/// heard to be older (one started again on an older binary) wins over the record.
 pub fn verdict(heard: MembersRead, agreed: bool) -> Verdict {
-    match heard {
-        MembersRead::All if agreed => Verdict { read: MembersRead::All, put_record: false },
-        MembersRead::All => Verdict { read: MembersRead::Unheard, put_record: true },
-        other => Verdict { read: other, put_record: false },
+    match (heard, agreed) {
+        (MembersRead::Older, _) => Verdict { read: MembersRead::Older, put_record: false },
+        (_, true) => Verdict { read: MembersRead::All, put_record: false },
+        (MembersRead::All, false) => Verdict { read: MembersRead::Unheard, put_record: true },
+        (MembersRead::Unheard, false) => Verdict { read: MembersRead::Unheard, put_record: false },
     }
 }
 
@@ -47,12 +52,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn all_only_once_the_record_is_applied() {
+    fn all_once_the_record_is_applied() {
         let unheard = |put_record| Verdict { read: MembersRead::Unheard, put_record };
         assert_eq!(verdict(MembersRead::Unheard, false), unheard(false), "not every member heard: no record put");
         assert_eq!(verdict(MembersRead::All, false), unheard(true));
         assert_eq!(verdict(MembersRead::All, true), Verdict { read: MembersRead::All, put_record: false });
         assert_eq!(verdict(MembersRead::Older, true).read, MembersRead::Older, "an older member heard of wins over the record");
-        assert_eq!(verdict(MembersRead::Unheard, true), unheard(false), "a restarted node replays the record, and has heard nobody yet");
+        let all = Verdict { read: MembersRead::All, put_record: false };
+        assert_eq!(verdict(MembersRead::Unheard, true), all, "a restarted node replays the record: it need not hear every member again");
     }
 }

@@ -16,10 +16,9 @@ pub enum MembersRead {
     /// A member reads only commands older than the protocol's.
     Older,
     /// No member is known to be older, but not every one has been heard of yet (this
-    /// node has just started, or has not joined), or the cluster's record that they all
-    /// read the newer commands is not in this node's map yet (`cluster::agreement`): the
-    /// older commands, unless the applied map shows the record or that a node which
-    /// heard every member used the newer ones.
+    /// node has just started, or has not joined), and the cluster's record that they all
+    /// read the newer commands is not in this node's map (`cluster::agreement`), or every
+    /// one has been heard of and the record is on its way: the older commands.
     Unheard,
     /// Every member reads the protocol's commands, and the cluster has recorded so.
     All,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_raft::kv::slices::{enrolled_key, Counter};
+use gatehouse_raft::kv::slices::Counter;
 use gatehouse_raft::{Command, Response, Role, SlotUse, Store, WindowRef};
 use tokio::sync::{mpsc, oneshot};
 
@@ -156,16 +156,11 @@ impl Reserver {
 
     /// `ReserveIn` when every member reads it, or the cluster has recorded that they do
     /// (`cluster::agreement`: the state machine then lets no plain `Reserve` create a
-    /// counter), or, while this node has not heard every member, a node has enrolled in
-    /// the window (only one that heard every member read it does): a counter it makes
-    /// holds the enrolled nodes' slots, where a plain `Reserve`'s would hold none while a
-    /// node that took its slice (seeing no counter yet) counts on one. A slot taken is
-    /// settled by the command that knows slots. Else the plain `Reserve`, which any
-    /// member reads.
+    /// counter), or the want settles a slot (only the command that knows slots can).
+    /// Else the plain `Reserve`, which any member reads.
     pub(crate) fn command_for(&self, w: Want, read: MembersRead) -> Command {
         let agreed = || agreement::agreed_protocol(&self.store) >= gatehouse_raft::PROTOCOL_FIRST_SLICES;
-        let enrolled = || self.store.get(&enrolled_key(w.window)).is_some();
-        let slices = w.slot.is_some() || read == MembersRead::All || agreed() || (read == MembersRead::Unheard && enrolled());
+        let slices = w.slot.is_some() || read == MembersRead::All || agreed();
         if slices {
             Self::reserve_in(w)
         } else {

@@ -81,9 +81,7 @@ struct Sim {
     want: u64,
     /// The limit a `NewLimit` step brings.
     next_limit: u64,
-    /// Nodes that have not heard every member yet: they do not enroll, and reserve with
-    /// the plain `Reserve` unless their applied map shows the agreement or an enrolment
-    /// in the window.
+    /// Nodes that have not heard every member yet: they do not propose the agreement.
     unheard: [bool; NODES],
 }
 
@@ -115,10 +113,10 @@ impl Sim {
         self.nodes[node].queue.push_back(Proposal { key, cmd, generation });
     }
 
-    /// Whether `node` may enroll: it heard every member, and its applied map shows the
-    /// agreement.
+    /// Whether `node` may enroll: its applied map shows the agreement (heard every member
+    /// or not).
     fn may_enroll(&self, node: usize) -> bool {
-        !self.unheard[node] && self.history[self.nodes[node].view].get(AGREED_KEY).is_some()
+        self.history[self.nodes[node].view].get(AGREED_KEY).is_some()
     }
 
     /// Every node enrolled, and knows it.
@@ -131,11 +129,10 @@ impl Sim {
     }
 
     /// As the gateway's `Reserver::command_for`: the plain `Reserve` unless the node has a
-    /// slot to settle, or its applied map shows the agreement or an enrolment in the window.
+    /// slot to settle, or its applied map shows the agreement.
     fn reserve(&self, node: usize, key: usize) -> Command {
         let n = &self.nodes[node];
-        let view = &self.history[n.view];
-        if n.slot.is_none() && view.get(AGREED_KEY).is_none() && view.get(&enrolled_key(WINDOW)).is_none() {
+        if n.slot.is_none() && self.history[n.view].get(AGREED_KEY).is_none() {
             return Command::Reserve { key: KEYS[key].into(), want: self.want, limit: self.limits[node], expires_at: 9 };
         }
         self.reserve_in(node, key, true)
