@@ -246,8 +246,8 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(10);
 
 /// Forgets in-memory counters of ended windows, tells gossip when this node's rate
 /// limits enter or leave the local fallback share, and turns first slices on once every
-/// member reads their commands and the cluster has recorded so (off again if an older
-/// one joins).
+/// member reads their commands and the cluster has recorded so (off again if a member
+/// says it reads only older ones).
 async fn sweep_limiters(proxy: Arc<Proxy>, peers: Arc<dyn PeerView>, store: Store, mut shutdown: crate::shutdown::Shutdown) {
     let mut published = None;
     let mut rounds = 0u32;
@@ -255,9 +255,11 @@ async fn sweep_limiters(proxy: Arc<Proxy>, peers: Arc<dyn PeerView>, store: Stor
     let mut putting: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         protocol.observe(&peers.peers());
-        let heard = protocol.verdict(store.id(), store.members().into_keys());
+        let members = store.members();
+        let member = members.contains_key(&store.id());
+        let heard = protocol.verdict(store.id(), members.into_keys());
         let agreed = agreement::agreed_protocol(&store) >= gatehouse_raft::PROTOCOL_FIRST_SLICES;
-        let Verdict { read, put_record } = agreement::verdict(heard, agreed);
+        let Verdict { read, put_record } = agreement::verdict(heard, agreed, member);
         if put_record && putting.as_ref().is_none_or(|p| p.is_finished()) {
             // One at a time, off the sweep's path: a lagging node may take a while to see
             // the record another node put, and a quorum may be missing.
@@ -269,6 +271,9 @@ async fn sweep_limiters(proxy: Arc<Proxy>, peers: Arc<dyn PeerView>, store: Stor
             }));
         }
         if read != proxy.limiters.cluster.members_read() {
+            if read == MembersRead::Older && agreed {
+                tracing::error!("a Raft member says it reads only commands older than the cluster agreed on: it was started on an older binary, which is not supported; upgrade it");
+            }
             tracing::info!(?read, "rate limit first slices {}", if read == MembersRead::All { "on: every member reads them" } else { "off" });
             proxy.limiters.cluster.set_members_read(read);
         }

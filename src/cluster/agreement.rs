@@ -36,12 +36,15 @@ pub struct Verdict {
 /// Every member heard to read first slices' commands, but no record yet: unheard still,
 /// and the record is put. Once the record is there, every member reads them whether or
 /// not this node has heard them all (it has just started, or a member has been away for
-/// long): members since have joined only if they read it (see `cluster::join`). A member
-/// heard to be older (one started again on an older binary) wins over the record.
-pub fn verdict(heard: MembersRead, agreed: bool) -> Verdict {
+/// long): members since have joined only if they read it (see `cluster::join`), if this
+/// node is a `member` (one that is not gets no entries, and would never learn its
+/// enrolments). A member heard to be older (one started again on an older binary, which
+/// is not supported) wins over the record.
+pub fn verdict(heard: MembersRead, agreed: bool, member: bool) -> Verdict {
     match (heard, agreed) {
         (MembersRead::Older, _) => Verdict { read: MembersRead::Older, put_record: false },
-        (_, true) => Verdict { read: MembersRead::All, put_record: false },
+        (_, true) if member => Verdict { read: MembersRead::All, put_record: false },
+        (_, true) => Verdict { read: MembersRead::Unheard, put_record: false },
         (MembersRead::All, false) => Verdict { read: MembersRead::Unheard, put_record: true },
         (MembersRead::Unheard, false) => Verdict { read: MembersRead::Unheard, put_record: false },
     }
@@ -54,11 +57,12 @@ mod tests {
     #[test]
     fn all_once_the_record_is_applied() {
         let unheard = |put_record| Verdict { read: MembersRead::Unheard, put_record };
-        assert_eq!(verdict(MembersRead::Unheard, false), unheard(false), "not every member heard: no record put");
-        assert_eq!(verdict(MembersRead::All, false), unheard(true));
-        assert_eq!(verdict(MembersRead::All, true), Verdict { read: MembersRead::All, put_record: false });
-        assert_eq!(verdict(MembersRead::Older, true).read, MembersRead::Older, "an older member heard of wins over the record");
+        assert_eq!(verdict(MembersRead::Unheard, false, true), unheard(false), "not every member heard: no record put");
+        assert_eq!(verdict(MembersRead::All, false, true), unheard(true));
         let all = Verdict { read: MembersRead::All, put_record: false };
-        assert_eq!(verdict(MembersRead::Unheard, true), all, "a restarted node replays the record: it need not hear every member again");
+        assert_eq!(verdict(MembersRead::All, true, true), all);
+        assert_eq!(verdict(MembersRead::Older, true, true).read, MembersRead::Older, "an older member heard of wins over the record");
+        assert_eq!(verdict(MembersRead::Unheard, true, true), all, "a restarted node replays the record: it need not hear every member again");
+        assert_eq!(verdict(MembersRead::Unheard, true, false), unheard(false), "not a member (removed): no entries, no enrolment");
     }
 }

@@ -42,7 +42,9 @@ impl AppHandler for JoinHandler {
                 return Err(format!("node {peer} may not join as node {}", req.node_id));
             }
             // A member older than what the cluster agreed on would apply the log unlike
-            // the others (see `cluster::agreement`).
+            // the others (see `cluster::agreement`). This node's map may be behind the
+            // record (just restarted): read it as of the leader's latest commit.
+            store.read_barrier().await.map_err(|e| format!("cannot tell which protocol the cluster agreed on: {e}"))?;
             let agreed = agreement::agreed_protocol(&store);
             if req.protocol < agreed {
                 return Err(format!("node {peer} reads Raft protocol {}, older than the cluster's {agreed}: upgrade it to join", req.protocol));

@@ -83,9 +83,9 @@ pub struct Reserver {
     tx: mpsc::Sender<Vec<Request>>,
     store: Store,
     /// Whether the members read first slices' commands (`MembersRead`, see
-    /// `cluster::protocol`): first slices are taken only once every member is heard to
-    /// read them, and until then reservations are the plain `Reserve` that any reads
-    /// (see `reserve_many`).
+    /// `cluster::protocol` and `cluster::agreement`): first slices are taken only once the
+    /// cluster has recorded that every member reads them, and until then reservations
+    /// are the plain `Reserve` that any reads (see `command_for`).
     members_read: Arc<AtomicU8>,
 }
 
@@ -159,13 +159,18 @@ impl Reserver {
     /// counter), or the want settles a slot (only the command that knows slots can).
     /// Else the plain `Reserve`, which any member reads.
     pub(crate) fn command_for(&self, w: Want, read: MembersRead) -> Command {
-        let agreed = || agreement::agreed_protocol(&self.store) >= gatehouse_raft::PROTOCOL_FIRST_SLICES;
-        let slices = w.slot.is_some() || read == MembersRead::All || agreed();
+        let slices = w.slot.is_some() || read == MembersRead::All || self.agreed();
         if slices {
             Self::reserve_in(w)
         } else {
             Command::Reserve { key: w.key, want: w.want, limit: w.limit, expires_at: w.expires_at }
         }
+    }
+
+    /// Whether the cluster has recorded that every member reads first slices' commands
+    /// (a read of the applied map).
+    pub fn agreed(&self) -> bool {
+        agreement::agreed_protocol(&self.store) >= gatehouse_raft::PROTOCOL_FIRST_SLICES
     }
 
     fn reserve_in(w: Want) -> Command {

@@ -1,7 +1,7 @@
 //! First slices under any interleaving: nodes that decide from stale views of the map,
 //! proposals applied in any order or lost, recalls answered or not, processes restarted,
-//! nodes that have not heard every member and reserve with the plain `Reserve`, the
-//! cluster agreeing on first slices meanwhile. The window never admits more than its
+//! nodes whose map lacks the agreement on first slices and reserve with the plain
+//! `Reserve`, the cluster agreeing meanwhile. The window never admits more than its
 //! limit, and settled slices are handed on.
 
 use std::collections::{HashMap, VecDeque};
@@ -34,7 +34,9 @@ enum Step {
     Agree(usize),
     /// The node's process restarts: it forgets its keys and the answers to what it
     /// proposed (which may still commit), and knows its slot only from the applied map.
-    Restart(usize),
+    /// With `true`, the new process's slice lease does not reach the window (it may take
+    /// no slice in it; a process after it knows so).
+    Restart(usize, bool),
     /// The node's oldest proposal is lost (never committed); the node hears of it (an
     /// error, a timeout) if it was its current process's.
     Lose(usize),
@@ -53,10 +55,13 @@ struct Node {
     view: usize,
     /// Its slot, and the revision its enrolment was applied at.
     slot: Option<(u8, u64)>,
-    /// Whether this process made the enrolment: else (a process before it may have used
-    /// the slot) it counts its slot as used, as the limiter does without a lease that
-    /// tells otherwise.
+    /// Whether this process made the enrolment, or no process before it had a lease that
+    /// reached the window: else (one may have used the slot) it counts its slot as used.
     fresh: bool,
+    /// This process's lease does not reach the window: it takes no slice there.
+    lease_short: bool,
+    /// The lease of some process before this one reached the window (`previous_reached`).
+    earlier_reached: bool,
     enrolling: bool,
     entries: HashMap<usize, Local>,
     /// Proposals not committed yet.
@@ -114,7 +119,7 @@ impl Sim {
     }
 
     /// Whether `node` may enroll: its applied map shows the agreement (heard every member
-    /// or not).
+    /// or not; the gateway also asks that it be a member, which every simulated node is).
     fn may_enroll(&self, node: usize) -> bool {
         self.history[self.nodes[node].view].get(AGREED_KEY).is_some()
     }
@@ -153,6 +158,7 @@ impl Sim {
         let view = &self.history[n.view];
         let Some((slot, enrolled_at)) = n.slot else { return false };
         n.fresh
+            && !n.lease_short
             && view.revision() >= enrolled_at
             && u64::from(slot) < self.limits[node]
             && view.get(KEYS[key]).is_none_or(|kv| Counter::decode(&kv.value).is_some_and(|c| c.holds(slot)))
@@ -201,7 +207,7 @@ impl Sim {
                     Response::Enrolled { revision, slot, fresh } => {
                         n.enrolling = false;
                         n.slot = slot.map(|s| (s, revision));
-                        n.fresh = fresh;
+                        n.fresh = fresh || !n.earlier_reached;
                     }
                     Response::ReserveIn { granted, .. } | Response::Reserve { granted, .. } => {
                         let local = n.entries.get_mut(&key.expect("a key")).expect("an entry");
@@ -230,12 +236,15 @@ impl Sim {
                 self.limits[node] = self.next_limit;
                 self.nodes[node].entries.values_mut().for_each(|local| local.tokens = 0);
             }
-            Step::Restart(node) => {
+            Step::Restart(node, lease_short) => {
                 let n = &mut self.nodes[node];
+                n.earlier_reached |= !n.lease_short;
+                n.lease_short = lease_short;
                 n.entries.clear();
                 (n.slot, n.fresh, n.enrolling) = (None, false, false);
                 n.generation += 1;
-                // It hears the members again.
+                // It hears the members again (and needs not to, to enroll, once its map
+                // holds the agreement).
                 self.unheard[node] = true;
             }
             Step::Lose(node) => {
@@ -254,12 +263,18 @@ impl Sim {
                 let view = &self.history[self.nodes[node].view];
                 // A slot this process did not enroll for is the one the applied map shows.
                 let in_view = || view.get(&enrolled_key(WINDOW)).and_then(|kv| enrolled_nodes(&kv.value).iter().position(|n| *n == node as u64));
-                let Some(slot) = self.nodes[node].slot.map(|(slot, _)| slot).or_else(|| in_view().map(|s| s as u8)) else { return };
+                let n = &self.nodes[node];
+                let (slot, fresh) = match n.slot {
+                    Some((slot, _)) => (slot, n.fresh),
+                    None => match in_view() {
+                        Some(slot) => (slot as u8, !n.earlier_reached),
+                        None => return,
+                    },
+                };
                 let asked: Vec<usize> = (0..KEYS.len()).filter(|k| view.get(&format!("{RECALL_PREFIX}{}", KEYS[*k])).is_some()).collect();
                 for key in asked {
                     // A node that never saw the key records that it will not use the
                     // slice before it says so.
-                    let fresh = self.nodes[node].fresh;
                     let local = self.nodes[node].entries.entry(key).or_default();
                     let used = !fresh || local.used_slice;
                     let settle = Command::Settle { key: KEYS[key].into(), limit: self.limits[node], expires_at: 9, window: WINDOW, slot: SlotUse { slot, used } };
@@ -283,7 +298,7 @@ fn step(failures: bool) -> impl Strategy<Value = Step> {
         1 => node.clone().prop_map(Step::NewLimit),
         1 => node.clone().prop_map(Step::Hear),
         1 => node.clone().prop_map(Step::Agree),
-        failure => node.clone().prop_map(Step::Restart),
+        failure => (node.clone(), any::<bool>()).prop_map(|(n, short)| Step::Restart(n, short)),
         failure => node.prop_map(Step::Lose),
     ]
 }
@@ -322,11 +337,11 @@ proptest! {
         }
     }
 
-    /// Nodes just started, which have not heard every member, reserve with the plain
-    /// `Reserve` where they see neither the agreement nor an enrolment, next to nodes that
-    /// take first slices; the cluster agrees during the run, or had before it.
+    /// Nodes whose map lacks the agreement (some of which have not heard every member and
+    /// never propose it) reserve with the plain `Reserve`, next to nodes that take first
+    /// slices; the cluster agrees during the run, or had before it.
     #[test]
-    fn nodes_that_have_not_heard_every_member_keep_the_limit(limit in 1u64..8, want in 1u64..4, unheard in proptest::array::uniform3(any::<bool>()), agreed_before in any::<bool>(), steps in proptest::collection::vec(step(true), 0..120)) {
+    fn nodes_behind_the_agreement_keep_the_limit(limit in 1u64..8, want in 1u64..4, unheard in proptest::array::uniform3(any::<bool>()), agreed_before in any::<bool>(), steps in proptest::collection::vec(step(true), 0..120)) {
         let sim = if agreed_before { Sim::new(limit) } else { Sim::unagreed([limit; NODES]) };
         let mut sim = Sim { want, unheard, ..sim };
         for s in &steps {
@@ -518,7 +533,7 @@ fn a_plain_reserve_grants_from_a_counter_after_the_agreement() {
 fn a_restarted_process_counts_its_slot_as_used() {
     for answers_a_recall in [false, true] {
         let mut sim = Sim::new(1);
-        for step in [Step::Enroll(0), Step::Commit(0), Step::Catch(0), Step::Request(0, 0), Step::Lose(0), Step::Restart(0)] {
+        for step in [Step::Enroll(0), Step::Commit(0), Step::Catch(0), Step::Request(0, 0), Step::Lose(0), Step::Restart(0, false)] {
             sim.step(&step);
         }
         assert_eq!(sim.admitted[0], 1);
@@ -538,4 +553,29 @@ fn a_restarted_process_counts_its_slot_as_used() {
         }
         assert_eq!(sim.admitted[0], 1, "answers a recall: {answers_a_recall}");
     }
+}
+
+/// Node 0's first process enrolls but its lease never reaches the window (it may take no
+/// slice there), and it restarts: the next process knows that no process before it could
+/// have used the slot, takes it, and the window keeps its limit.
+#[test]
+fn a_slot_no_earlier_process_could_reach_is_used_after_a_restart() {
+    let mut sim = Sim::new(1);
+    sim.nodes[0].lease_short = true;
+    for step in [Step::Enroll(0), Step::Commit(0), Step::Catch(0), Step::Request(0, 0)] {
+        sim.step(&step);
+    }
+    assert_eq!(sim.admitted[0], 0, "its lease does not reach the window");
+    for step in [Step::Lose(0), Step::Restart(0, false), Step::Enroll(0), Step::Commit(0), Step::Catch(0)] {
+        sim.step(&step);
+    }
+    assert!(sim.nodes[0].fresh, "its slot back, as good as fresh");
+    sim.step(&Step::Request(0, 0));
+    assert_eq!(sim.admitted[0], 1, "on the slot, with no Raft round");
+    for _ in 0..3 {
+        for step in [Step::Commit(0), Step::Request(1, 0), Step::Commit(1), Step::Catch(0), Step::AnswerRecalls(0), Step::Request(0, 0)] {
+            sim.step(&step);
+        }
+    }
+    assert_eq!(sim.admitted[0], 1);
 }

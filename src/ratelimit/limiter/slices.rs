@@ -66,8 +66,9 @@ impl ClusterLimiter {
     /// and not used yet keeps it, as it may be forgotten and made again (see
     /// `finish_reservation`).
     pub(super) fn give_up_slot(&self, enrolled: &HashMap<WindowRef, Enrolling>, entry: &mut Entry) {
-        // With first slices off, a slot is not told of: the plain `Reserve` cannot.
-        if entry.slot.is_some() || (entry.ahead && entry.bucket.used == 0) || !self.reserver.first_slices() {
+        // With first slices off, a slot is not told of: the plain `Reserve` cannot. (Off
+        // with the cluster's record there, reservations are `ReserveIn`, and can.)
+        if entry.slot.is_some() || (entry.ahead && entry.bucket.used == 0) || !(self.reserver.first_slices() || self.reserver.agreed()) {
             return;
         }
         if let Some(Enrolling::Enrolled(enrolment)) = enrolled.get(&entry.window.to_ref()) {

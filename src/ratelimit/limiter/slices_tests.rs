@@ -59,52 +59,48 @@ async fn a_key_new_here_takes_its_first_slice_without_a_raft_round() {
     store.shutdown().await;
 }
 
-/// While a member cannot read first slices' commands, the node enrolls in no window, takes
-/// no slice even where it is enrolled, and reserves with the plain `Reserve`: the counter
-/// keeps the form every version reads. Until every member is heard of, the same. Once the
-/// cluster has recorded that every member reads it, `ReserveIn` everywhere: a plain
-/// `Reserve` sent from a map behind the record makes no counter, and is asked again.
+/// While a member cannot read first slices' commands, or not every member has been heard
+/// of, and the cluster has not recorded that they all read them, the node enrolls in no
+/// window and reserves with the plain `Reserve`: the counter keeps the form every version
+/// reads. Once the record is there, `ReserveIn` everywhere (a plain `Reserve` sent from a
+/// map behind the record makes no counter, and is asked again); a member heard to be
+/// older still stops the node taking slices where it is enrolled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_first_slices_off_a_new_key_reserves_with_the_plain_command() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir, true).await;
     let (limiter, trigger) = limiter_over(&store);
     let limit = 8;
-    limiter.set_members_read(MembersRead::Older);
-    assert!(matches!(limiter.admit("first", limit, FAR, true).await, Decision::Admitted { .. }));
-    // An enrolment would have been asked for (and recorded) within the decision.
-    assert!(limiter.lock().enrolled.is_empty(), "no enrolment asked");
-    assert_eq!(store.get("first").map(|kv| kv.value.len()), Some(8), "a counter any version reads");
-
-    // Enrolled while first slices were on, then an older member joins.
-    limiter.set_members_read(MembersRead::All);
-    enrolled_by_a_request(&limiter, FAR.next(), Some(true)).await;
-    limiter.set_members_read(MembersRead::Older);
-    let before = store.revision();
-    assert!(matches!(limiter.admit("new", limit, FAR.next(), true).await, Decision::Admitted { .. }));
-    assert!(store.revision() > before, "the first request waited for a reservation");
-    assert_eq!(store.get("new").map(|kv| kv.value.len()), Some(8), "a counter any version reads");
-
-    // Just started, not every member heard of, no record: a member not heard of yet may
-    // be older.
-    limiter.set_members_read(MembersRead::Unheard);
-    let before = store.revision();
-    assert!(matches!(limiter.admit("unheard", limit, FAR.next(), true).await, Decision::Admitted { .. }));
-    assert!(store.revision() > before, "the first request waited for a reservation");
-    assert_eq!(store.get("unheard").map(|kv| kv.value.len()), Some(8), "a counter any version reads");
+    for (read, key) in [(MembersRead::Older, "older"), (MembersRead::Unheard, "unheard")] {
+        limiter.set_members_read(read);
+        let before = store.revision();
+        assert!(matches!(limiter.admit(key, limit, FAR, true).await, Decision::Admitted { .. }));
+        assert!(store.revision() > before, "the first request waited for a reservation");
+        // An enrolment would have been asked for (and recorded) within the decision.
+        assert!(limiter.lock().enrolled.is_empty(), "no enrolment asked");
+        assert_eq!(store.get(key).map(|kv| kv.value.len()), Some(8), "a counter any version reads");
+    }
     let want = |window: Window, slot: Option<SlotUse>| Want { key: "k".into(), want: 1, limit, expires_at: u64::MAX, window: window.to_ref(), slot };
     let plain = |cmd: Command| matches!(cmd, Command::Reserve { .. });
     let alone = Window { period: Period::Hour, start_ms: FAR.start_ms };
     let reserver = &limiter.reserver;
     assert!(plain(reserver.command_for(want(alone, None), MembersRead::Unheard)));
     assert!(!plain(reserver.command_for(want(alone, None), MembersRead::All)));
-    assert!(plain(reserver.command_for(want(FAR.next(), None), MembersRead::Older)));
+    assert!(plain(reserver.command_for(want(alone, None), MembersRead::Older)));
     let slot = Some(SlotUse { slot: 0, used: true });
     assert!(!plain(reserver.command_for(want(alone, slot), MembersRead::Older)), "a slot taken is settled so");
-    // Once the cluster has recorded that every member reads them, everywhere.
+
+    // The cluster records that every member reads them; this node enrolls.
     crate::cluster::agreement::put_record(&store, gatehouse_raft::PROTOCOL_FIRST_SLICES).await.expect("the record");
+    limiter.set_members_read(MembersRead::All);
+    enrolled_by_a_request(&limiter, FAR.next(), Some(true)).await;
     assert!(!plain(reserver.command_for(want(alone, None), MembersRead::Unheard)), "the record shows every member read them");
     assert!(!plain(reserver.command_for(want(alone, None), MembersRead::Older)), "the state machine would refuse it");
+    // A member says it is older (started again on an older binary): no slice taken.
+    limiter.set_members_read(MembersRead::Older);
+    let before = store.revision();
+    assert!(matches!(limiter.admit("new", limit, FAR.next(), true).await, Decision::Admitted { .. }));
+    assert!(store.revision() > before, "the first request waited for a reservation");
     // A plain `Reserve` sent from a map behind the record makes no counter: the
     // reservation is asked again with `ReserveIn`, whose counter holds the enrolled
     // node's slot.
