@@ -36,10 +36,10 @@ pub struct Verdict {
 /// Every member heard to read first slices' commands, but no record yet: unheard still,
 /// and the record is put. Once the record is there, every member reads them whether or
 /// not this node has heard them all (it has just started, or a member has been away for
-/// long): members since have joined only if they read it (see `cluster::join`), if this
-/// node is a `member` (one that is not gets no entries, and would never learn its
-/// enrolments). A member heard to be older (one started again on an older binary, which
-/// is not supported) wins over the record.
+/// long), since members have joined since only if they read it (see `cluster::join`);
+/// but a node that is not a `member` gets no entries, and would never learn its
+/// enrolments: unheard. A member heard to be older (one started again on an older
+/// binary, which is not supported) wins over the record.
 pub fn verdict(heard: MembersRead, agreed: bool, member: bool) -> Verdict {
     match (heard, agreed) {
         (MembersRead::Older, _) => Verdict { read: MembersRead::Older, put_record: false },
