@@ -69,10 +69,12 @@ async fn five_per_minute_holds_across_three_nodes_with_the_cluster_policy() {
     // the cluster has recorded it.
     for i in 1..=3 {
         let url = format!("http://{}/status", c.node(i).admin());
-        wait_for("first slices on every node", Duration::from_secs(10), || async {
+        let status = wait_for("first slices on every node", Duration::from_secs(10), || async {
             cluster_tests::http::get(&url).await.ok().filter(|r| r.json()["ratelimit"]["first_slices"] == true)
         })
-        .await;
+        .await
+        .json();
+        assert_eq!(status["ratelimit"]["agreed_protocol"], status["ratelimit"]["protocol"], "first slices only once recorded: {status}");
     }
     well_inside_a_minute().await;
     let replies = fifteen_round_robin(&c, "/cluster").await;

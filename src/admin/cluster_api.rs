@@ -44,6 +44,10 @@ pub fn status(ctx: &AdminContext) -> Response<Body> {
                 "degraded": ctx.proxy.limiters.cluster.degraded(),
                 "degraded_admissions": ctx.proxy.limiters.cluster.degraded_admissions(),
                 "first_slices": ctx.proxy.limiters.cluster.first_slices(),
+                // Which Raft protocol this binary reads, and which the cluster recorded
+                // that every member reads (0: none yet); first slices need the second.
+                "protocol": gatehouse_raft::PROTOCOL,
+                "agreed_protocol": crate::cluster::agreement::agreed_protocol(&ctx.store),
             },
         }),
     )
