@@ -258,7 +258,7 @@ async fn sweep_limiters(proxy: Arc<Proxy>, peers: Arc<dyn PeerView>, store: Stor
         let members = store.members();
         let member = members.contains_key(&store.id());
         let heard = protocol.verdict(store.id(), members.into_keys());
-        let agreed = agreement::agreed_protocol(&store) >= gatehouse_raft::PROTOCOL_FIRST_SLICES;
+        let agreed = agreement::agreed(&store);
         let Verdict { read, put_record } = agreement::verdict(heard, agreed, member);
         if put_record && putting.as_ref().is_none_or(|p| p.is_finished()) {
             // One at a time, off the sweep's path: a lagging node may take a while to see

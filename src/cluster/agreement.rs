@@ -18,6 +18,12 @@ pub fn agreed_protocol(store: &Store) -> u32 {
     store.get(AGREED_KEY).and_then(|kv| std::str::from_utf8(&kv.value).ok()?.trim().parse().ok()).unwrap_or(0)
 }
 
+/// Whether the record says every member reads first slices' commands: the protocol this
+/// binary takes them at, or a later one.
+pub fn agreed(store: &Store) -> bool {
+    agreed_protocol(store) >= gatehouse_raft::PROTOCOL_FIRST_SLICES
+}
+
 /// Puts the record, unless one is there already (a node that heard every member before
 /// this one did put it first).
 pub async fn put_record(store: &Store, protocol: u32) -> Result<(), StoreError> {

@@ -170,7 +170,7 @@ impl Reserver {
     /// Whether the cluster has recorded that every member reads first slices' commands
     /// (a read of the applied map).
     pub fn agreed(&self) -> bool {
-        agreement::agreed_protocol(&self.store) >= gatehouse_raft::PROTOCOL_FIRST_SLICES
+        agreement::agreed(&self.store)
     }
 
     fn reserve_in(w: Want) -> Command {

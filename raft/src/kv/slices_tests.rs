@@ -103,12 +103,11 @@ impl Sim {
     /// A cluster that agreed long before: its first state holds the agreement.
     fn with_limits(limits: [u64; NODES]) -> Sim {
         let mut sim = Sim::unagreed(limits);
-        let agreement = sim.agreement();
-        sim.history[0].apply(&agreement, &mut Vec::new());
+        sim.history[0].apply(&Sim::agreement(), &mut Vec::new());
         sim
     }
 
-    fn agreement(&self) -> Command {
+    fn agreement() -> Command {
         let put = TxnOp::Put { key: AGREED_KEY.into(), value: b"3".to_vec(), expires_at: None };
         Command::Txn { compares: vec![Compare { key: AGREED_KEY.into(), mod_revision: 0 }], ops: vec![put] }
     }
@@ -228,8 +227,7 @@ impl Sim {
             Step::Agree(node) => {
                 let queued = self.nodes[node].queue.iter().any(|p| matches!(p.cmd, Command::Txn { .. }));
                 if !self.unheard[node] && self.history[self.nodes[node].view].get(AGREED_KEY).is_none() && !queued {
-                    let agreement = self.agreement();
-                    self.propose(node, None, agreement);
+                    self.propose(node, None, Sim::agreement());
                 }
             }
             Step::NewLimit(node) => {
@@ -518,7 +516,7 @@ fn a_plain_reserve_grants_from_a_counter_after_the_agreement() {
     let mut s = KvState::default();
     let reserve = Command::Reserve { key: KEYS[0].into(), want: 2, limit: 5, expires_at: 9 };
     assert!(matches!(s.apply(&reserve, &mut Vec::new()), Response::Reserve { granted: 2, .. }));
-    s.apply(&Sim::new(5).agreement(), &mut Vec::new());
+    s.apply(&Sim::agreement(), &mut Vec::new());
     let revision = s.revision();
     assert!(matches!(s.apply(&reserve, &mut Vec::new()), Response::Reserve { granted: 2, total: 4, .. }), "a counter made before");
     let other = Command::Reserve { key: KEYS[1].into(), want: 2, limit: 5, expires_at: 9 };
