@@ -1,6 +1,7 @@
 //! Tests of the snapshot: store decoding, lookups, references, plugin precedence.
 use super::*;
 use crate::model::entity::create;
+use serde_json::{json, Value};
 
 fn svc(name: &str) -> Service {
     create(&json!({"name": name, "host": "a.org"}), 1.0).unwrap()
