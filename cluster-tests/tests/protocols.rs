@@ -1,7 +1,11 @@
 //! Routes by protocol: one that takes only HTTPS is not served in the clear (the proxy
-//! listens in plain HTTP), as Kong answers such a request with 426 or a redirect.
+//! listens in plain HTTP), as Kong answers such a request with 426 or a redirect. And by
+//! path: a request is routed, and sent upstream, by its normalized path, so that dot
+//! segments, doubled slashes and escapes can neither dodge a route nor climb out of a
+//! service's path.
 
 use cluster_tests::http::{admin_form, raw_exchange, request};
+use cluster_tests::wait_for;
 use cluster_tests::{form, serial, Cluster};
 use hyper::Method;
 
@@ -40,4 +44,59 @@ async fn an_https_only_route_is_refused_in_the_clear_or_redirected() {
     // A Host that is not a plain name is not echoed into a Location.
     let odd = raw_exchange(&proxy, "GET /sec HTTP/1.1\r\nHost: evil.test@api.test\r\nConnection: close\r\n\r\n").await;
     assert!(odd.starts_with("HTTP/1.1 426 "), "{odd}");
+}
+
+/// The echo upstream's account of a request sent as raw bytes (so that no client
+/// normalizes its path first): the status line, and the JSON body when it is a 200.
+async fn exchange(proxy: &str, target: &str) -> (String, Option<serde_json::Value>) {
+    let reply = raw_exchange(proxy, &format!("GET {target} HTTP/1.1\r\nHost: api.test\r\nAccept: application/json\r\nConnection: close\r\n\r\n")).await;
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status.clone(), status.starts_with("HTTP/1.1 200 ").then(|| serde_json::from_str(body).unwrap()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_routed_and_forwarded_by_their_normalized_path() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.36", 1);
+    c.start_echo("127.0.36.100:9000", "echo-n");
+    form(&mut c, 1, 1, &[]).await;
+    let a = c.node(1).admin();
+    let proxy = c.node(1).proxy();
+    admin_form(&format!("http://{a}/services"), "name=s&url=http://127.0.36.100:9000/echo").await;
+    admin_form(&format!("http://{a}/services/s/routes"), "name=open&paths[]=/open").await;
+    admin_form(&format!("http://{a}/services/s/routes"), "name=locked&paths[]=/locked").await;
+    admin_form(&format!("http://{a}/routes/locked/plugins"), "name=key-auth").await;
+    wait_for("the locked route to ask for a key", std::time::Duration::from_secs(5), || async {
+        exchange(&proxy, "/locked").await.0.starts_with("HTTP/1.1 401 ").then_some(())
+    })
+    .await;
+
+    // Every disguise of /locked is /locked: key-auth answers, nothing reaches the upstream.
+    for target in ["/open/../locked/x", "/open/%2e%2E/locked", "/open/.%2e/locked/x", "//locked/x", "/%6Cocked/x", "/x/./../locked"] {
+        let (status, _) = exchange(&proxy, target).await;
+        assert!(status.starts_with("HTTP/1.1 401 "), "{target}: {status}");
+    }
+
+    // The upstream gets the normalized path, escaped, under the service's; X-Forwarded-Path
+    // tells it the path as the client sent it, as Kong's does.
+    for (target, upstream) in [
+        ("/open/a/../b", "/echo/b"),
+        ("/open//a/./b", "/echo/a/b"),
+        ("/open/%7euser", "/echo/~user"),
+        ("/open/caf%c3%a9%20x", "/echo/caf%C3%A9%20x"),
+        ("/open/a%2Fb", "/echo/a%2Fb"),
+        ("/open../x", "/echo/x"),
+        ("/open/x/../../open/y", "/echo/y"),
+    ] {
+        let (status, body) = exchange(&proxy, target).await;
+        let body = body.unwrap_or_else(|| panic!("{target}: {status}"));
+        assert_eq!(body["path"], upstream, "{target}: {body}");
+        assert_eq!(body["headers"]["x-forwarded-path"], target, "{target}: {body}");
+    }
+    // A path that climbs out of every route's prefix is routed as what it is.
+    let (status, _) = exchange(&proxy, "/open/../../../etc/passwd").await;
+    assert!(status.starts_with("HTTP/1.1 404 "), "{status}");
+    let (status, body) = exchange(&proxy, "/open/a/../b?q=%2e%2e/x").await;
+    assert_eq!(body.unwrap_or_else(|| panic!("{status}"))["query"], "q=%2e%2e/x", "the query goes as it came");
 }

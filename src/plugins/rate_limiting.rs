@@ -113,7 +113,7 @@ fn key_prefix(out: &mut String, plugin: &RateLimitPlugin, parts: &Parts, ctx: &R
     }
     let by_request = match cfg.limit_by.as_str() {
         "header" => cfg.header_name.as_deref().and_then(|h| ctx.request_field(&parts.headers, h)).filter(|v| v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))),
-        "path" => cfg.path.as_deref().filter(|p| *p == parts.uri.path()).map(str::as_bytes),
+        "path" => cfg.path.as_deref().filter(|p| *p == ctx.path(&parts.uri)).map(str::as_bytes),
         _ => None,
     };
     match by_request {

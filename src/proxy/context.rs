@@ -44,6 +44,9 @@ pub struct RequestContext {
     /// The rate limit's fields for the client's response (one plugin of a name runs per
     /// request), unless it hides them.
     pub rate_limit_fields: Option<RateLimitFields>,
+    /// The request path's normal form (`request_path::normalize`) where it is not the
+    /// raw path: routing, the upstream path and plugins go by it.
+    pub normalized_path: Option<String>,
 }
 
 impl RequestContext {
@@ -58,7 +61,20 @@ impl RequestContext {
             credential_id: None,
             consumer_fields: None,
             rate_limit_fields: None,
+            normalized_path: None,
         }
+    }
+
+    /// Normalizes the request path once (see `request_path`), for `path`.
+    pub fn normalize_path(&mut self, uri: &hyper::Uri) {
+        if let std::borrow::Cow::Owned(normal) = super::request_path::normalize(uri.path()) {
+            self.normalized_path = Some(normal);
+        }
+    }
+
+    /// The request path as the gateway routes it: normalized (`normalize_path`).
+    pub fn path<'a>(&'a self, uri: &'a hyper::Uri) -> &'a str {
+        self.normalized_path.as_deref().unwrap_or_else(|| uri.path())
     }
 
     /// The request's field `name` (any case) as the upstream will get it: the client's

@@ -14,6 +14,7 @@ pub mod balancer;
 pub mod upstream_headers;
 pub mod upstream_uri;
 pub mod request_body;
+pub mod request_path;
 pub mod table;
 pub mod pipeline;
 pub mod server;

@@ -34,6 +34,7 @@ use super::router::{RequestView, RouteMatch};
 use super::server::Proxy;
 use super::table::{ActivePlugin, ProxyTable, RouteEntry, ServiceEntry};
 use super::upstream_headers::UpstreamHeaders;
+use super::request_path;
 use super::upstream_uri::{upstream_path, upstream_target};
 use crate::http::timeout::IdleTimeout;
 use crate::http::{empty, Body, RequestBody};
@@ -77,7 +78,8 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
         return gateway_response(&proxy, &mut ctx, None, resp);
     }
     let host = host_of(&parts);
-    let found = table.router.find(&RequestView { method: parts.method.as_str(), host: &host, path: parts.uri.path(), headers: &parts.headers });
+    ctx.normalize_path(&parts.uri);
+    let found = table.router.find(&RequestView { method: parts.method.as_str(), host: &host, path: ctx.path(&parts.uri), headers: &parts.headers });
     let Some(RouteMatch { route, matched_path }) = found else {
         let resp = ProxyError::NoRoute.response(ctx.request_id(), &parts.headers);
         return gateway_response(&proxy, &mut ctx, None, resp);
@@ -125,8 +127,8 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
     let upstream_started = Instant::now();
     let started = ctx.started_by(upstream_started);
     let proxy_latency = upstream_started - started;
-    let path = upstream_path(service.path.as_deref(), parts.uri.path(), matched_path.as_deref(), route.strip_path);
-    let target_path = upstream_target(&path, parts.uri.query());
+    let path = upstream_path(service.path.as_deref(), ctx.path(&parts.uri), matched_path.as_deref(), route.strip_path);
+    let target_path = upstream_target(&request_path::escape(&path), parts.uri.query());
     let fields = UpstreamHeaders {
         client: &parts.headers,
         client_addr: peer,
@@ -287,7 +289,7 @@ fn hash_key(hash_on: &str, header: Option<&str>, parts: &Parts, ctx: &RequestCon
         "ip" => Some(ctx.client.ip().to_string().into_bytes()),
         "consumer" => ctx.consumer.as_ref().map(|c| c.id.as_bytes().to_vec()),
         "header" => header.and_then(|h| ctx.request_field(&parts.headers, h)).map(<[u8]>::to_vec),
-        "path" => Some(parts.uri.path().as_bytes().to_vec()),
+        "path" => Some(ctx.path(&parts.uri).as_bytes().to_vec()),
         _ => None,
     }
 }

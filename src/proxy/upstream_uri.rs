@@ -14,7 +14,7 @@ pub fn upstream_path(service_path: Option<&str>, request_path: &str, matched: Op
         // Kong keeps the service path as written for a request of "/" alone.
         return if request_path == "/" { service.to_owned() } else { format!("{joint}{request_path}") };
     }
-    let rest = request_path.strip_prefix(matched.unwrap_or("/")).unwrap_or(request_path);
+    let rest = sanitize_remainder(request_path.strip_prefix(matched.unwrap_or("/")).unwrap_or(request_path));
     if rest.is_empty() {
         return if joint.is_empty() { "/".to_owned() } else { joint.to_owned() };
     }
@@ -22,6 +22,16 @@ pub fn upstream_path(service_path: Option<&str>, request_path: &str, matched: Op
         format!("{joint}{rest}")
     } else {
         format!("{joint}/{rest}")
+    }
+}
+
+/// The normalized path has no dot segment, but a prefix can end inside one (`/foo`
+/// matches `/foo../x`): as Kong does, a remainder that begins with one loses it, so
+/// that joined to the service path it cannot climb out of it.
+fn sanitize_remainder(rest: &str) -> &str {
+    match rest {
+        "." | ".." => "",
+        _ => rest.strip_prefix("./").or_else(|| rest.strip_prefix("../")).unwrap_or(rest),
     }
 }
 
@@ -103,6 +113,16 @@ mod tests {
             assert_eq!(upstream_path(Some(svc), req, matched, strip), want, "{svc} {matched:?} strip={strip} {req}");
         }
         assert_eq!(upstream_path(None, "/bar/baz", Some("/bar"), true), "/baz", "no service path is the root");
+    }
+
+    /// A prefix that ends inside a dot segment leaves no climb: Kong's sanitize_uri_postfix.
+    #[test]
+    fn a_remainder_that_begins_with_a_dot_segment_loses_it() {
+        assert_eq!(upstream_path(Some("/echo"), "/foo../x", Some("/foo"), true), "/echo/x");
+        assert_eq!(upstream_path(Some("/echo/"), "/foo./x", Some("/foo"), true), "/echo/x");
+        assert_eq!(upstream_path(Some("/echo"), "/foo..", Some("/foo"), true), "/echo");
+        assert_eq!(upstream_path(Some("/echo"), "/foo.", Some("/foo"), true), "/echo");
+        assert_eq!(upstream_path(Some("/echo"), "/foo..x", Some("/foo"), true), "/echo/..x");
     }
 
     #[test]
