@@ -20,7 +20,7 @@ use crate::error::StoreError;
 use crate::leader;
 use crate::log_store::LogStore;
 use crate::network::server::{self, Server};
-use crate::network::{AppHandler, Credentials, LeaderError, LeaderReply, LeaderRequest, Network, Reply, Request, Transport};
+use crate::network::{AppHandler, Credentials, LeaderError, LeaderReply, LeaderRequest, Network, PeerContacts, Reply, Request, Transport};
 use crate::restart_hold::{LeaderContact, RestartHold};
 use crate::state_machine::StateMachine;
 use crate::types::{Command, KeyValue, NodeId, Raft, RaftMetrics, RaftNode, Response};
@@ -58,6 +58,7 @@ struct Inner {
     batches: Mutex<Option<tokio::sync::mpsc::UnboundedSender<batcher::Pending>>>,
     batcher: Mutex<Option<JoinHandle<()>>>,
     leader_contact: Arc<LeaderContact>,
+    contacts: Arc<PeerContacts>,
     /// The layer above's report of a live leader other than this node (gossip's view).
     leader_elsewhere: watch::Sender<bool>,
 }
@@ -108,7 +109,9 @@ impl Store {
         let longer_logs = Arc::new(LongerLogSeen::default());
         let tick = cfg.heartbeat.mul_f64(1.5);
         tokio::time::sleep(tick.mul_f64(rand::rng().random_range(0.0..1.0))).await;
-        let raft = Raft::new(cfg.node_id, Arc::new(raft_config), Network { transport: transport.clone(), longer_logs: longer_logs.clone() }, log_store, sm.clone())
+        let contacts = Arc::new(PeerContacts::default());
+        let network = Network { transport: transport.clone(), longer_logs: longer_logs.clone(), contacts: contacts.clone() };
+        let raft = Raft::new(cfg.node_id, Arc::new(raft_config), network, log_store, sm.clone())
             .await
             .map_err(|e| StoreError::Uncertain(format!("raft failed to start: {e}")))?;
 
@@ -142,6 +145,7 @@ impl Store {
                 batches: Mutex::new(Some(batch_tx)),
                 batcher: Mutex::new(None),
                 leader_contact,
+                contacts,
                 leader_elsewhere,
             }),
         };
@@ -172,6 +176,12 @@ impl Store {
 
     /// How long ago this node last took a leader's append or snapshot; None: not since it
     /// started. A leader counts as hearing itself.
+    /// How long ago `peer` last answered one of this node's Raft calls (a leader's
+    /// heartbeats reach every member several times a second), if it ever did.
+    pub fn peer_contact_age(&self, peer: NodeId) -> Option<Duration> {
+        self.inner.contacts.age(peer)
+    }
+
     pub fn leader_contact_age(&self) -> Option<Duration> {
         if self.inner.raft.metrics().borrow().state == ServerState::Leader {
             return Some(Duration::ZERO);

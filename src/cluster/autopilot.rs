@@ -2,6 +2,12 @@
 //! `--voters` voters, replaces a voter that gossip has seen dead for longer than the grace
 //! period with a healthy learner, and removes members that left on purpose. One
 //! membership change per round, so each commits before the next is decided.
+//!
+//! Gossip is not the only witness: a member that answers the leader's Raft calls
+//! (authenticated with the cluster secret) is up, whatever gossip says. Gossip can be
+//! wrong about a healthy member: cut off from it (seeds lost), or told otherwise by a
+//! process that took the member's id without the secret. So a member is dead only when
+//! both gossip and Raft have lost it, and "left" is believed only of one Raft has lost.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -15,6 +21,9 @@ use crate::shutdown::Shutdown;
 /// A learner within this many entries of the leader counts as caught up.
 const CAUGHT_UP_LAG: u64 = 100;
 const ROUND: Duration = Duration::from_millis(250);
+/// A member that answered a Raft call from the leader this recently is up. The leader's
+/// heartbeats go to every member several times a second.
+const ANSWERED_WITHIN: Duration = Duration::from_secs(2);
 
 pub struct Autopilot {
     pub store: Store,
@@ -44,16 +53,19 @@ impl Autopilot {
                 continue;
             }
             let peers = self.peers.peers();
+            let answering: BTreeSet<u64> =
+                status.members.iter().map(|m| m.id).filter(|id| self.store.peer_contact_age(*id).is_some_and(|age| age <= ANSWERED_WITHIN)).collect();
+            let up = |id: u64| is_alive(&peers, id) || answering.contains(&id);
             let now = Instant::now();
             let dead: BTreeSet<u64> = status
                 .members
                 .iter()
-                .filter(|m| m.id != status.id && !is_alive(&peers, m.id))
+                .filter(|m| m.id != status.id && !up(m.id))
                 .filter(|m| now.duration_since(*dead_since.entry(m.id).or_insert(now)) >= self.dead_grace)
                 .map(|m| m.id)
                 .collect();
-            dead_since.retain(|id, _| !is_alive(&peers, *id));
-            let Some(action) = decide(&status, &peers, &dead, self.target_voters) else { continue };
+            dead_since.retain(|id, _| !up(*id));
+            let Some(action) = decide(&status, &peers, &answering, &dead, self.target_voters) else { continue };
             tracing::info!(?action, "autopilot");
             let result = match &action {
                 Action::SetVoters(voters, _) => self.store.set_voters(voters.clone()).await,
@@ -78,18 +90,21 @@ fn caught_up(m: &MemberStatus) -> bool {
     m.lag.is_some_and(|lag| lag <= CAUGHT_UP_LAG)
 }
 
-/// The next membership change, if any. `dead` holds members dead for longer than the grace.
-pub fn decide(status: &Status, peers: &[PeerInfo], dead: &BTreeSet<u64>, target: usize) -> Option<Action> {
+/// The next membership change, if any. `answering` holds members that answer the
+/// leader's Raft calls, `dead` members dead (to gossip and Raft) for longer than the grace.
+pub fn decide(status: &Status, peers: &[PeerInfo], answering: &BTreeSet<u64>, dead: &BTreeSet<u64>, target: usize) -> Option<Action> {
     let voters: BTreeSet<u64> = status.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
     let healthy_learner = status
         .members
         .iter()
-        .filter(|m| !m.voter && is_alive(peers, m.id) && caught_up(m))
+        .filter(|m| !m.voter && (is_alive(peers, m.id) || answering.contains(&m.id)) && caught_up(m))
         .map(|m| m.id)
         .min();
 
-    // Members that said goodbye go first: they will not come back to vote.
-    if let Some(id) = status.members.iter().map(|m| m.id).find(|id| *id != status.id && has_left(peers, *id)) {
+    // Members that said goodbye go first: they will not come back to vote. (A member
+    // leaving on purpose removes itself; one that still answers Raft has not gone, and a
+    // "left" in gossip could be anyone's word.)
+    if let Some(id) = status.members.iter().map(|m| m.id).find(|id| *id != status.id && has_left(peers, *id) && !answering.contains(id)) {
         return Some(Action::Remove(id, "left the cluster"));
     }
     // A dead voter is swapped for a healthy learner in one change, so the voter count

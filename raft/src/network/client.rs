@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -132,18 +132,37 @@ impl Transport {
     }
 }
 
+/// When each peer last answered a Raft call. The leader's heartbeats reach every member
+/// several times a second, so this is the leader's own evidence that a member is up,
+/// which gossip cannot give: gossip is not authenticated, and a member's gossip can be
+/// cut off while its Raft port answers. Raft calls are, with the cluster secret.
+#[derive(Debug, Default)]
+pub struct PeerContacts(Mutex<HashMap<NodeId, Instant>>);
+
+impl PeerContacts {
+    fn record(&self, peer: NodeId) {
+        self.0.lock().expect("peer contacts lock poisoned").insert(peer, Instant::now());
+    }
+
+    /// How long ago `peer` last answered a Raft call from this node, if it ever did.
+    pub fn age(&self, peer: NodeId) -> Option<Duration> {
+        self.0.lock().expect("peer contacts lock poisoned").get(&peer).map(Instant::elapsed)
+    }
+}
+
 /// openraft's factory: one `PeerClient` per replication stream, all sharing the pool.
 #[derive(Clone)]
 pub struct Network {
     pub transport: Arc<Transport>,
     pub(crate) longer_logs: Arc<LongerLogSeen>,
+    pub(crate) contacts: Arc<PeerContacts>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &RaftNode) -> PeerClient {
-        PeerClient { transport: self.transport.clone(), target, addr: node.addr.clone(), longer_logs: self.longer_logs.clone() }
+        PeerClient { transport: self.transport.clone(), target, addr: node.addr.clone(), longer_logs: self.longer_logs.clone(), contacts: self.contacts.clone() }
     }
 }
 
@@ -152,11 +171,16 @@ pub struct PeerClient {
     target: NodeId,
     addr: String,
     longer_logs: Arc<LongerLogSeen>,
+    contacts: Arc<PeerContacts>,
 }
 
 impl PeerClient {
     async fn call<E: std::error::Error>(&self, request: Request, option: &RPCOption) -> Result<Reply, RPCError<NodeId, RaftNode, E>> {
-        self.transport.call(&self.addr, &request, option.hard_ttl()).await.map_err(|e| match e {
+        let reply = self.transport.call(&self.addr, &request, option.hard_ttl()).await;
+        if reply.is_ok() {
+            self.contacts.record(self.target);
+        }
+        reply.map_err(|e| match e {
             // Unreachable makes openraft back off instead of retrying at once.
             e @ (CallError::Unreachable { .. } | CallError::Refused { .. }) => RPCError::Unreachable(Unreachable::new(&e)),
             e => RPCError::Network(NetworkError::new(&e)),

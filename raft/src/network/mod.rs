@@ -7,6 +7,6 @@ pub mod rpc;
 pub(crate) mod server;
 
 pub use auth::{Credentials, HandshakeError};
-pub use client::{CallError, Network, Transport};
+pub use client::{CallError, Network, PeerContacts, Transport};
 pub use rpc::{LeaderError, LeaderReply, LeaderRequest, Reply, Request};
 pub use server::{AppFuture, AppHandler};
