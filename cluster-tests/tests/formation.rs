@@ -200,6 +200,25 @@ async fn a_whole_cluster_restarted_without_its_leader_elects_another() {
     assert_eq!(agreed, new_leader, "the returning old leader took over instead of following");
 }
 
+/// A restarted node's gossip seeds are the members it knows from disk: a whole cluster
+/// restarted with no --join finds itself again, every time (its nodes once often came up
+/// knowing no one, as Raft had not yet reported the membership it loaded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_cluster_restarted_without_join_finds_itself_by_gossip() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.37", 3);
+    form(&mut c, 3, 3, &[]).await;
+    for _ in 0..3 {
+        for i in 1..=3 {
+            c.kill(i);
+        }
+        for i in 1..=3 {
+            c.start(i, &[]);
+        }
+        wait_agreed(&c, 3, 3, Duration::from_secs(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_hands_off_and_the_node_exits() {
     let _serial = serial();

@@ -28,6 +28,8 @@ use crate::watch::{WatchError, Watcher};
 
 /// What sled may keep in memory of its files. Its default is 1 GiB.
 const SLED_CACHE_BYTES: u64 = 16 << 20;
+/// How long `open` waits for Raft to report the state it loaded (it takes milliseconds).
+const STARTUP_REPORT: Duration = Duration::from_secs(10);
 
 /// A write's result: where it landed in the log and what applying it returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +116,13 @@ impl Store {
         let raft = Raft::new(cfg.node_id, Arc::new(raft_config), network, log_store, sm.clone())
             .await
             .map_err(|e| StoreError::Uncertain(format!("raft failed to start: {e}")))?;
+        // Raft reports what it loaded from disk (the membership above all) in its first
+        // metrics, from a task of its own: until then they are empty, and `members()` would
+        // tell a restarted node it knows no one (its gossip seeds). Wait for that report.
+        let mut loaded = raft.metrics();
+        if tokio::time::timeout(STARTUP_REPORT, loaded.changed()).await.is_err() {
+            tracing::warn!("raft has not reported its state after {STARTUP_REPORT:?}; the members known may be incomplete");
+        }
 
         let app: Arc<RwLock<Option<Arc<dyn AppHandler>>>> = Arc::default();
         let (shutdown, shutdown_rx) = watch::channel(false);
