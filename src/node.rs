@@ -133,6 +133,7 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
     // node asks again.
     let calls = ClusterCalls::default()
         .with(join::JOIN_METHOD, Arc::new(join::JoinHandler { store: store.clone() }))
+        .with(join::NODE_ID_METHOD, Arc::new(join::NodeIdHandler { id: store.id() }))
         .with(target_health::METHOD, Arc::new(target_health::VerdictHandler { proxy: proxy.clone() }));
     store.set_app_handler(Arc::new(calls));
 

@@ -13,6 +13,8 @@ use super::peers::{meta, PeerInfo, PeerView};
 use crate::shutdown::Shutdown;
 
 pub const JOIN_METHOD: &str = "join";
+/// Which node answers at an address: a join under an id a live member has is refused.
+pub const NODE_ID_METHOD: &str = "node-id";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct JoinRequest {
@@ -49,13 +51,44 @@ impl AppHandler for JoinHandler {
             if req.protocol < agreed {
                 return Err(format!("node {peer} reads Raft protocol {}, older than the cluster's {agreed}: upgrade it to join", req.protocol));
             }
-            if store.members().get(&req.node_id) == Some(&req.node) {
+            let recorded = store.members().get(&req.node_id).cloned();
+            if recorded.as_ref() == Some(&req.node) {
                 return Ok(Vec::new());
+            }
+            // The id is a member's at another address: a node that moved, or a second
+            // process with the same id (a copied data dir, a cloned machine). Taking the
+            // id over from a live member would swap it out of the cluster, and the two
+            // would take it from each other over and over.
+            if let Some(recorded) = recorded.filter(|r| r.addr != req.node.addr) {
+                if answers_as(&store, &recorded.addr, req.node_id).await {
+                    return Err(format!(
+                        "node id {} is in use by the member at {}: is this a copy of its data dir? Start with an empty data dir to join as a new node",
+                        req.node_id, recorded.addr
+                    ));
+                }
             }
             tracing::info!(node_id = req.node_id, addr = %req.node.addr, "adding joining node as a learner");
             store.add_learner(req.node_id, req.node).await.map(|_| Vec::new()).map_err(|e| e.to_string())
         })
     }
+}
+
+/// Answers `NODE_ID_METHOD` with this node's id.
+pub struct NodeIdHandler {
+    pub id: u64,
+}
+
+impl AppHandler for NodeIdHandler {
+    fn call(&self, _peer: u64, _method: String, _body: Vec<u8>) -> AppFuture {
+        let id = self.id;
+        Box::pin(async move { Ok(id.to_string().into_bytes()) })
+    }
+}
+
+/// Whether the node at `addr` says it is node `id`. Nothing there, or a build that does
+/// not know the question, is not an answer.
+async fn answers_as(store: &Store, addr: &str, id: u64) -> bool {
+    matches!(store.call_app(addr, NODE_ID_METHOD, Vec::new()).await, Ok(answer) if answer == id.to_string().into_bytes())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +219,30 @@ mod tests {
         let refused = handler.call(me, JOIN_METHOD.into(), request(Some(2))).await.unwrap_err();
         assert!(refused.contains("protocol 2"), "{refused}");
         assert_eq!(handler.call(me, JOIN_METHOD.into(), request(Some(gatehouse_raft::PROTOCOL))).await, Ok(Vec::new()));
+        store.shutdown().await;
+    }
+
+    /// A second process with a live member's id (a copied data dir) may not take the id
+    /// over; a member that moved, whose old address answers no more, may.
+    #[tokio::test]
+    async fn a_join_under_a_live_members_id_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::ratelimit::limiter::tests::store(&dir, true).await;
+        let calls = super::super::calls::ClusterCalls::default()
+            .with(JOIN_METHOD, Arc::new(JoinHandler { store: store.clone() }))
+            .with(NODE_ID_METHOD, Arc::new(NodeIdHandler { id: store.id() }));
+        store.set_app_handler(Arc::new(calls));
+        let handler = JoinHandler { store: store.clone() };
+        let request = |id: u64, addr: &str| serde_json::to_vec(&serde_json::json!({ "node_id": id, "node": RaftNode::new(addr), "protocol": gatehouse_raft::PROTOCOL })).unwrap();
+
+        let me = store.id();
+        let refused = handler.call(me, JOIN_METHOD.into(), request(me, "127.0.0.1:1")).await.unwrap_err();
+        assert!(refused.contains(&format!("node id {me} is in use by the member at {}", store.node().addr)), "{refused}");
+        assert_eq!(store.members()[&me], store.node(), "the member keeps its address");
+
+        // Nothing answers at the address recorded for 999 (the discard port): not refused.
+        store.add_learner(999, RaftNode::new("127.0.0.1:9")).await.unwrap();
+        assert_eq!(handler.call(999, JOIN_METHOD.into(), request(999, "127.0.0.1:19")).await, Ok(Vec::new()));
         store.shutdown().await;
     }
 }
