@@ -219,6 +219,46 @@ async fn a_whole_cluster_restarted_without_join_finds_itself_by_gossip() {
     }
 }
 
+/// Gossip is not authenticated: a process that takes a member's id without the secret
+/// (its join is refused) gossips as that member for a moment, from its own address, and
+/// is then gone. The member answers the leader's Raft calls all along, so autopilot
+/// neither counts it dead nor replaces or removes it (it once did both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_posing_as_a_member_without_the_secret_cannot_get_it_removed() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.38", 5);
+    let grace = Duration::from_secs(1);
+    form(&mut c, 4, 3, &["--cluster-secret", "right", "--dead-node-grace", "1s"]).await;
+    let s = c.status(1).await.unwrap();
+    let leader = view::leader(&s).unwrap();
+    let victim = view::voters(&s).iter().filter_map(|v| v["id"].as_u64()).find(|id| *id != leader).unwrap();
+    let impostor = c.node(5).clone();
+    std::fs::create_dir_all(&impostor.data_dir).unwrap();
+    std::fs::write(impostor.data_dir.join("node-id"), victim.to_string()).unwrap();
+    c.start(5, &["--cluster-secret", "wrong", "--join", "127.0.38.1"]);
+    assert_ne!(c.wait_exit(5, Duration::from_secs(20)).await, Some(0), "the impostor is refused");
+    assert!(c.log(5).contains(&victim.to_string()) || c.log(5).contains("secret"), "{}", c.log(5));
+
+    // What the bug needed: the grace after the impostor's gossip went quiet, and a round.
+    // Nothing to wait for but time: the membership must stay as it is through it.
+    let leader_index = c.index_of(&s, leader);
+    let watched = std::time::Instant::now();
+    while watched.elapsed() < grace * 6 {
+        let s = c.status(leader_index).await.unwrap();
+        let victim_entry = s["nodes"].as_array().unwrap().iter().find(|n| n["id"] == victim).cloned();
+        assert!(victim_entry.as_ref().is_some_and(|n| n["voter"] == true), "the victim was demoted or removed: {s}\n{}", c.log(leader_index));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!c.log(leader_index).contains(&format!("Remove({victim}")), "{}", c.log(leader_index));
+    // And gossip shows the member again as its own running process has it.
+    let victim_admin = c.node(c.index_of(&s, victim)).admin();
+    wait_for("the member shown alive at its own address", Duration::from_secs(10), || async {
+        let s = c.status(leader_index).await?;
+        s["nodes"].as_array()?.iter().any(|n| n["id"] == victim && n["alive"] == true && n["admin_addr"] == victim_admin.as_str()).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_hands_off_and_the_node_exits() {
     let _serial = serial();

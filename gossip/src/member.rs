@@ -101,8 +101,10 @@ pub fn diff(old: &[Member], new: &[Member]) -> Vec<MemberEvent> {
     events
 }
 
-/// Builds the member list from chitchat's state: one entry per node id, the newest
-/// generation winning, this node's own generation always winning for its id.
+/// Builds the member list from chitchat's state: one entry per node id, a live generation
+/// over a dead one, else the newest, this node's own generation always winning for its
+/// id. (Live first: a process that gossiped under a running member's id for a moment,
+/// and is gone, must not make the member look dead.)
 pub(crate) fn members_of(chitchat: &Chitchat) -> Vec<Member> {
     let live: HashSet<&ChitchatId> = chitchat.live_nodes().collect();
     let candidates = chitchat
@@ -151,7 +153,7 @@ fn newest_per_node(candidates: impl Iterator<Item = Member>, me: &ChitchatId) ->
             // Peers may still gossip an older run of this very node; it must never
             // shadow the running one, whatever the clocks said about generations.
             Some(kept) if is_me(kept) => false,
-            Some(kept) => is_me(&candidate) || candidate.generation > kept.generation,
+            Some(kept) => is_me(&candidate) || (candidate.alive, candidate.generation) > (kept.alive, kept.generation),
         };
         if replace {
             by_id.insert(candidate.node_id, candidate);
@@ -218,6 +220,16 @@ mod tests {
         );
         let seen: Vec<(u64, u64)> = members.iter().map(|m| (m.node_id, m.generation)).collect();
         assert_eq!(seen, vec![(1, 50), (2, 20)]);
+    }
+
+    /// Another process gossiped under node 2's id (a newer generation) and is gone: node 2's
+    /// running generation is what the list shows. With both dead, the newest.
+    #[test]
+    fn a_live_generation_wins_over_a_newer_dead_one() {
+        let me = id("1", 50);
+        let members = newest_per_node([member(2, 20, true, false), member(2, 30, false, false), member(3, 5, false, false), member(3, 7, false, false)].into_iter(), &me);
+        let seen: Vec<(u64, u64, bool)> = members.iter().map(|m| (m.node_id, m.generation, m.alive)).collect();
+        assert_eq!(seen, vec![(2, 20, true), (3, 7, false)]);
     }
 
     #[test]
