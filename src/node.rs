@@ -304,9 +304,15 @@ async fn terminate_signal() {
     {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+        // Operators send SIGHUP to reload nginx or HAProxy; by default it would kill the
+        // process on the spot, with no drain. There is no local configuration to reload.
+        let mut hangup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        loop {
+            tokio::select! {
+                _ = term.recv() => return,
+                _ = tokio::signal::ctrl_c() => return,
+                _ = hangup.recv() => tracing::info!("SIGHUP ignored: the configuration lives in the cluster and changes through the Admin API; SIGTERM stops the node"),
+            }
         }
     }
     #[cfg(not(unix))]

@@ -162,6 +162,10 @@ impl Cluster {
         self.signal(i, Signal::SIGCONT);
     }
 
+    pub fn hangup(&self, i: usize) {
+        self.signal(i, Signal::SIGHUP);
+    }
+
     pub fn is_running(&self, i: usize) -> bool {
         self.children[i - 1].is_some()
     }

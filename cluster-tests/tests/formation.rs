@@ -156,6 +156,10 @@ async fn a_restarted_node_rejoins_without_join_flag() {
     let mut c = Cluster::new("127.0.14", 3);
     form(&mut c, 3, 3, &[]).await;
     let id3 = view::node_id_at(&c.status(3).await.unwrap(), &c.node(3).admin()).unwrap();
+    // SIGHUP, which reloads nginx, neither stops nor restarts a node: it says so.
+    c.hangup(3);
+    wait_for("node 3 to log the SIGHUP", Duration::from_secs(5), || async { c.log(3).contains("SIGHUP ignored").then_some(()) }).await;
+    assert!(c.status(3).await.is_some(), "node 3 still answers");
     assert_eq!(c.stop(3, Duration::from_secs(15)).await, Some(0));
     wait_for("node 3 to be seen dead", Duration::from_secs(10), || async {
         let s = c.status(1).await?;
