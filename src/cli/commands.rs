@@ -12,12 +12,31 @@ use crate::cluster::status::ClusterStatus;
 
 #[derive(Debug, Clone, Args)]
 pub struct AdminTarget {
-    /// Admin API address of any node.
-    #[arg(long, env = "GATEHOUSE_ADMIN", default_value = "127.0.0.1:8001")]
+    /// Admin API address of any node (host, host:port or http://host:port; the port
+    /// defaults to 8001).
+    #[arg(long, env = "GATEHOUSE_ADMIN", default_value = "127.0.0.1:8001", value_parser = admin_addr)]
     pub admin: String,
     /// Bearer token, when the Admin API requires one.
     #[arg(long, env = "GATEHOUSE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+}
+
+/// `--admin` as `host:port`: an `http://` prefix and a trailing slash are dropped, and a
+/// missing port is the Admin API's default, as `--join` defaults the cluster port.
+fn admin_addr(given: &str) -> Result<String, String> {
+    if given.starts_with("https://") {
+        return Err("the Admin API speaks plain HTTP here (put TLS in front of it with a proxy); give host:port".into());
+    }
+    let bare = given.strip_prefix("http://").unwrap_or(given).trim_end_matches('/');
+    if bare.is_empty() || bare.contains('/') {
+        return Err(format!("{given:?} is not an address: give host, host:port or http://host:port"));
+    }
+    let has_port = match bare.rsplit_once(':') {
+        // An IPv6 address has colons of its own: only `[addr]:port` carries a port.
+        Some((host, port)) => (!host.contains(':') || host.ends_with(']')) && !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()),
+        None => false,
+    };
+    Ok(if has_port { bare.to_owned() } else { format!("{bare}:8001") })
 }
 
 impl AdminTarget {
@@ -97,4 +116,26 @@ pub async fn dump(target: &AdminTarget, json: bool) -> anyhow::Result<()> {
     }
     print!("{}", String::from_utf8_lossy(&body));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::admin_addr;
+
+    #[test]
+    fn admin_addresses_take_the_default_port_and_lose_a_scheme() {
+        for (given, want) in [
+            ("127.0.0.1:8001", "127.0.0.1:8001"),
+            ("127.0.0.1", "127.0.0.1:8001"),
+            ("http://127.0.0.1:9001/", "127.0.0.1:9001"),
+            ("http://node-2", "node-2:8001"),
+            ("[::1]:8001", "[::1]:8001"),
+            ("[::1]", "[::1]:8001"),
+        ] {
+            assert_eq!(admin_addr(given).as_deref(), Ok(want), "{given}");
+        }
+        assert!(admin_addr("https://127.0.0.1:8001").unwrap_err().contains("plain HTTP"));
+        assert!(admin_addr("http://a/b").unwrap_err().contains("not an address"));
+        assert!(admin_addr("").is_err());
+    }
 }
