@@ -263,6 +263,30 @@ async fn a_process_posing_as_a_member_without_the_secret_cannot_get_it_removed()
     .await;
 }
 
+/// A copy of a member's data dir started elsewhere (a restored backup, a cloned machine)
+/// has the member's id: it is refused with the reason and stops, and the member stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_a_members_data_dir_is_refused_while_the_member_runs() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.39", 3);
+    form(&mut c, 2, 1, &[]).await;
+    assert_eq!(c.stop(2, Duration::from_secs(15)).await, Some(0));
+    let copied = std::process::Command::new("cp").arg("-a").arg(&c.node(2).data_dir).arg(&c.node(3).data_dir).status().unwrap();
+    assert!(copied.success());
+    c.restart(2);
+    wait_agreed(&c, 2, 1, Duration::from_secs(20)).await;
+    c.start(3, &["--join", "127.0.39.1"]);
+    assert_ne!(c.wait_exit(3, Duration::from_secs(20)).await, Some(0), "the copy stops");
+    assert!(c.log(3).contains("is in use by the member at 127.0.39.2:8005"), "{}", c.log(3));
+    // Gossip heard the copy as node 2 for a moment; once it is gone, node 2 is shown again.
+    wait_for("node 2 shown alive at its own address", Duration::from_secs(20), || async {
+        let s = c.status(1).await?;
+        let id2 = view::node_id_at(&s, &c.node(2).admin())?;
+        s["nodes"].as_array()?.iter().any(|n| n["id"] == id2 && n["alive"] == true && n["voter"] == false).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_hands_off_and_the_node_exits() {
     let _serial = serial();

@@ -15,6 +15,9 @@ use crate::shutdown::Shutdown;
 pub const JOIN_METHOD: &str = "join";
 /// Which node answers at an address: a join under an id a live member has is refused.
 pub const NODE_ID_METHOD: &str = "node-id";
+/// How a member's answer to a join begins when the node may not join whatever it tries
+/// again (an older protocol, an id in use): the joining node stops with the reason.
+const REFUSAL: &str = "join refused: ";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct JoinRequest {
@@ -49,7 +52,7 @@ impl AppHandler for JoinHandler {
             store.read_barrier().await.map_err(|e| format!("cannot tell which protocol the cluster agreed on: {e}"))?;
             let agreed = agreement::agreed_protocol(&store);
             if req.protocol < agreed {
-                return Err(format!("node {peer} reads Raft protocol {}, older than the cluster's {agreed}: upgrade it to join", req.protocol));
+                return Err(format!("{REFUSAL}node {peer} reads Raft protocol {}, older than the cluster's {agreed}: upgrade it to join", req.protocol));
             }
             let recorded = store.members().get(&req.node_id).cloned();
             if recorded.as_ref() == Some(&req.node) {
@@ -62,7 +65,7 @@ impl AppHandler for JoinHandler {
             if let Some(recorded) = recorded.filter(|r| r.addr != req.node.addr) {
                 if answers_as(&store, &recorded.addr, req.node_id).await {
                     return Err(format!(
-                        "node id {} is in use by the member at {}: is this a copy of its data dir? Start with an empty data dir to join as a new node",
+                        "{REFUSAL}node id {} is in use by the member at {}: is this a copy of its data dir? Start with an empty data dir to join as a new node",
                         req.node_id, recorded.addr
                     ));
                 }
@@ -120,6 +123,11 @@ pub async fn keep_membership(
     }
     let mut waiting_logged = false;
     let started = std::time::Instant::now();
+    // Asking members that answer with errors (none listening at a --join address, a
+    // cluster without quorum) again every tick would fill the log: such attempts back
+    // off. Waiting for gossip to find someone to ask does not.
+    let mut retry_in = JOIN_RETRY_FIRST;
+    let mut next_attempt = started;
     loop {
         let seen = peers.peers();
         // A restarted voter holds its campaigns while this is true and no leader reaches it.
@@ -127,27 +135,58 @@ pub async fn keep_membership(
         // Not `status().leader`: a restarted node's last committed vote names a leader that
         // may no longer count it as a member and never writes to it.
         let leaderless_for = store.leader_contact_age().unwrap_or_else(|| started.elapsed());
-        if needs_join(&store, &seen, leaderless_for) {
-            let mut attempt = try_join(&store, &seen).await;
-            if matches!(attempt, Ok(false)) && started.elapsed() > SEED_FALLBACK_AFTER {
-                attempt = try_addrs(&store, seed_cluster_addrs.iter().map(String::as_str)).await;
+        if needs_join(&store, &seen, leaderless_for) && std::time::Instant::now() >= next_attempt {
+            let mut attempt = try_join(&store, &seen).await?;
+            if attempt != Attempt::Joined && started.elapsed() > SEED_FALLBACK_AFTER {
+                attempt = attempt.or(try_addrs(&store, seed_cluster_addrs.iter().map(String::as_str)).await?);
             }
             match attempt {
-                Ok(true) => {
+                Attempt::Joined => {
                     tracing::info!(node_id = store.id(), "join accepted");
                     waiting_logged = false;
+                    retry_in = JOIN_RETRY_FIRST;
                 }
-                Ok(false) if !waiting_logged => {
+                Attempt::NobodyToAsk if !waiting_logged => {
                     tracing::info!("waiting for gossip to find a cluster member to join through");
                     waiting_logged = true;
                 }
-                Ok(false) => {}
-                Err(e) => return Err(e),
+                Attempt::NobodyToAsk => {}
+                Attempt::Failed => {
+                    tracing::info!(retry_in = ?retry_in, "no member could add this node; asking again later");
+                    next_attempt = std::time::Instant::now() + retry_in;
+                    retry_in = (retry_in * 2).min(JOIN_RETRY_MAX);
+                }
             }
         }
         tokio::select! {
             _ = shutdown.wait() => return Ok(()),
             _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+    }
+}
+
+/// The first wait after a join that every member asked refused or failed, doubling up to
+/// the most.
+const JOIN_RETRY_FIRST: Duration = Duration::from_millis(500);
+const JOIN_RETRY_MAX: Duration = Duration::from_secs(15);
+
+/// What asking to join came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    Joined,
+    /// Nobody to ask yet (gossip has found no member).
+    NobodyToAsk,
+    /// Everyone asked failed to answer (a refusal ends the node instead).
+    Failed,
+}
+
+impl Attempt {
+    /// The better of two attempts made one after the other.
+    fn or(self, other: Attempt) -> Attempt {
+        match (self, other) {
+            (Attempt::Joined, _) | (_, Attempt::Joined) => Attempt::Joined,
+            (Attempt::Failed, _) | (_, Attempt::Failed) => Attempt::Failed,
+            _ => Attempt::NobodyToAsk,
         }
     }
 }
@@ -174,24 +213,30 @@ fn live_leader_elsewhere(me: u64, peers: &[PeerInfo]) -> bool {
 /// How long gossip may find nobody before the seeds' cluster ports are asked directly.
 const SEED_FALLBACK_AFTER: Duration = Duration::from_secs(3);
 
-/// Asks live members, leader first, to add this node. Ok(false): nobody could be asked yet.
-async fn try_join(store: &Store, peers: &[PeerInfo]) -> Result<bool, JoinError> {
+/// Asks live members, leader first, to add this node.
+async fn try_join(store: &Store, peers: &[PeerInfo]) -> Result<Attempt, JoinError> {
     let mut candidates: Vec<&PeerInfo> =
         peers.iter().filter(|p| p.node_id != store.id() && p.alive && !p.left && p.get(meta::CLUSTER_ADDR).is_some()).collect();
     candidates.sort_by_key(|p| p.get(meta::ROLE) != Some("leader"));
     try_addrs(store, candidates.into_iter().filter_map(|p| p.get(meta::CLUSTER_ADDR))).await
 }
 
-async fn try_addrs<'a>(store: &Store, addrs: impl Iterator<Item = &'a str>) -> Result<bool, JoinError> {
+async fn try_addrs<'a>(store: &Store, addrs: impl Iterator<Item = &'a str>) -> Result<Attempt, JoinError> {
     let body = serde_json::to_vec(&JoinRequest { node_id: store.id(), node: store.node(), protocol: gatehouse_raft::PROTOCOL }).expect("plain struct serializes");
+    let mut tried = false;
     for addr in addrs {
         match store.call_app(addr, JOIN_METHOD, body.clone()).await {
-            Ok(_) => return Ok(true),
+            Ok(_) => return Ok(Attempt::Joined),
             Err(StoreError::PeerRefused(msg)) => return Err(JoinError::Refused(format!("{addr}: {msg}"))),
-            Err(e) => tracing::warn!(peer = addr, error = %e, "join attempt failed; trying another member"),
+            // The cluster said no for a reason that asking again will not change.
+            Err(StoreError::Remote(msg)) if msg.starts_with(REFUSAL) => {
+                return Err(JoinError::Refused(format!("{addr}: {}", &msg[REFUSAL.len()..])));
+            }
+            Err(e) => tracing::warn!(peer = addr, error = %e, "join attempt failed"),
         }
+        tried = true;
     }
-    Ok(false)
+    Ok(if tried { Attempt::Failed } else { Attempt::NobodyToAsk })
 }
 
 #[cfg(test)]
