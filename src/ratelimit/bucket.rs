@@ -47,6 +47,8 @@ pub struct Bucket {
     pub used: u64,
     /// The cluster-wide total granted, as of the last grant this node saw.
     pub cluster_granted: u64,
+    /// Of that total, other nodes' first slices not settled, as of the last grant.
+    pub held_elsewhere: u64,
     /// A reservation is in flight.
     pub pending: bool,
     /// The store granted less than asked: the window's budget is gone.
@@ -113,6 +115,7 @@ impl Bucket {
         self.pending = false;
         self.granted += granted;
         self.cluster_granted = self.cluster_granted.max(cluster_total);
+        self.held_elsewhere = held;
         if held > 0 && granted < want {
             self.awaiting = true;
         } else if held == 0 && (granted < want || cluster_total >= self.limit) {
@@ -184,11 +187,16 @@ impl Bucket {
         self.cluster_granted = self.cluster_granted.max(total);
     }
 
-    /// Estimated tokens left in the whole cluster for this window: what nobody has
-    /// reserved yet plus this node's unused slice, less what it admitted on the fallback
-    /// share and has not reserved yet.
+    /// Estimated tokens left in the whole cluster for this window, as a client's
+    /// remaining count (Kong's: the limit less what was used): what nobody has reserved
+    /// yet, plus this node's unused slice, plus the first slices other nodes hold and have
+    /// not said they used (most never are; each is recalled when needed), less what this
+    /// node admitted on the fallback share and has not reserved yet. Counted as spent,
+    /// held slices made a key that comes to one node report 0 left while it still admitted.
+    /// (What the node may admit never depends on this.)
     pub fn remaining_estimate(&self) -> u64 {
-        self.limit.saturating_sub(self.cluster_granted).saturating_sub(self.debt()) + self.local_tokens()
+        let spent = self.cluster_granted.saturating_sub(self.held_elsewhere);
+        (self.limit.saturating_sub(spent).saturating_sub(self.debt()) + self.local_tokens()).min(self.limit)
     }
 }
 

@@ -137,6 +137,33 @@ async fn slices_held_elsewhere_count_as_spent_here() {
     store.shutdown().await;
 }
 
+/// The remaining count an admission reports (the client's fields) leaves out first
+/// slices other nodes hold and have not said they used: a key that comes to this node
+/// alone counts down one by one, as Kong's does. (Counted as spent, the two slices below
+/// made it read 9, 6, 5, ... and 0 while it still admitted.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admissions_report_what_is_left_one_by_one_whatever_slices_others_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, true).await;
+    let (limiter, trigger) = limiter_over(&store);
+    enrolled_by_a_request(&limiter, FAR, Some(true)).await;
+    for node in [7, 8] {
+        store.write(Command::Enroll { node, window: FAR.to_ref(), expires_at: u64::MAX }).await.unwrap();
+    }
+    let mut reported = Vec::new();
+    for _ in 0..8 {
+        match limiter.admit("k", 10, FAR, true).await {
+            Decision::Admitted { remaining, .. } => reported.push(remaining),
+            other => panic!("{other:?} after {reported:?}"),
+        }
+    }
+    assert_eq!(reported, vec![9, 8, 7, 6, 5, 4, 3, 2]);
+    let counter = store.get("k").and_then(|kv| Counter::decode(&kv.value)).expect("a counter");
+    assert_eq!(counter.held(10), 2, "nodes 7 and 8 still hold theirs");
+    trigger.trigger();
+    store.shutdown().await;
+}
+
 /// An enrolment an earlier process of this node made (a restart) in a window that began
 /// after that process's lease ran out: it admitted nothing in it, so the slot is used as a
 /// fresh one, not counted as used.
