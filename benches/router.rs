@@ -64,7 +64,7 @@ fn percentiles(router: &Router, reqs: &[(String, String, &'static str, bool)], h
     let mut best = vec![Duration::MAX; reqs.len()];
     for _ in 0..ROUNDS {
         for (k, (host, path, method, with_headers)) in reqs.iter().enumerate() {
-            let req = RequestView { method, host, path, headers: if *with_headers { headers } else { empty } };
+            let req = RequestView { method, host, port: 8000, path, headers: if *with_headers { headers } else { empty } };
             let t = Instant::now();
             black_box(router.find(&req));
             let elapsed = t.elapsed();
@@ -94,7 +94,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let (host, path, method, with_headers) = &reqs[k % reqs.len()];
                 k += 1;
-                black_box(router.find(&RequestView { method, host, path, headers: if *with_headers { &headers } else { &empty } }))
+                black_box(router.find(&RequestView { method, host, port: 8000, path, headers: if *with_headers { &headers } else { &empty } }))
             })
         });
         let l = percentiles(&router, &reqs, &headers, &empty);

@@ -114,6 +114,7 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
         limiters,
         metrics: metrics.clone(),
         listen_port: args.proxy_addr().port().into(),
+        port: args.proxy_addr().port(),
         regexes: Arc::default(),
         serving: tokio::sync::watch::channel(0).0,
     });

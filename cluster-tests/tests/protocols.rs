@@ -2,7 +2,7 @@
 //! listens in plain HTTP), as Kong answers such a request with 426 or a redirect. And by
 //! path: a request is routed, and sent upstream, by its normalized path, so that dot
 //! segments, doubled slashes and escapes can neither dodge a route nor climb out of a
-//! service's path.
+//! service's path. And by a host's port and a header's regex, as Kong's router does.
 
 use cluster_tests::http::{admin_form, raw_exchange, request};
 use cluster_tests::wait_for;
@@ -99,4 +99,37 @@ async fn requests_are_routed_and_forwarded_by_their_normalized_path() {
     assert!(status.starts_with("HTTP/1.1 404 "), "{status}");
     let (status, body) = exchange(&proxy, "/open/a/../b?q=%2e%2e/x").await;
     assert_eq!(body.unwrap_or_else(|| panic!("{status}"))["query"], "q=%2e%2e/x", "the query goes as it came");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_with_a_port_and_header_regexes_route_as_kongs() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.51", 1);
+    c.start_echo("127.0.51.100:9000", "echo-h");
+    form(&mut c, 1, 1, &[]).await;
+    let a = c.node(1).admin();
+    let proxy = c.node(1).proxy();
+    admin_form(&format!("http://{a}/services"), "name=s&url=http://127.0.51.100:9000").await;
+    admin_form(&format!("http://{a}/services/s/routes"), "name=port&hosts[]=port.test:8000").await;
+    admin_form(&format!("http://{a}/services/s/routes"), "name=other-port&hosts[]=port.test:9000&paths[]=/other").await;
+    let r = cluster_tests::http::post_json(&format!("http://{a}/services/s/routes"), &serde_json::json!({"name": "re", "paths": ["/re"], "headers": {"x-version": ["~*^v[0-9]+$"]}})).await.unwrap();
+    assert_eq!(r.status.as_u16(), 201, "{}", r.json());
+    let bad = cluster_tests::http::post_json(&format!("http://{a}/services/s/routes"), &serde_json::json!({"name": "bad", "paths": ["/bad"], "headers": {"x-version": ["~*(v"]}})).await.unwrap();
+    assert_eq!(bad.status.as_u16(), 400, "an invalid regex is refused: {}", bad.json());
+
+    let status = |host: &'static str, target: &'static str, extra: &'static str| {
+        let proxy = proxy.clone();
+        async move {
+            let reply = raw_exchange(&proxy, &format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n")).await;
+            reply.lines().next().unwrap_or_default().split(' ').nth(1).unwrap_or_default().to_owned()
+        }
+    };
+    wait_for("the routes on the node", std::time::Duration::from_secs(5), || async { (status("port.test:8000", "/", "").await == "200").then_some(()) }).await;
+    // No port in Host: the listener's, 8000.
+    assert_eq!(status("port.test", "/", "").await, "200");
+    assert_eq!(status("port.test:9000", "/other", "").await, "200");
+    assert_eq!(status("port.test:8000", "/other", "").await, "200", "the route for :8000 takes it, having no paths");
+    assert_eq!(status("port.test:7000", "/", "").await, "404");
+    assert_eq!(status("api.test", "/re", "X-Version: V12\r\n").await, "200");
+    assert_eq!(status("api.test", "/re", "X-Version: v12b\r\n").await, "404");
 }

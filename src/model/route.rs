@@ -251,7 +251,7 @@ static SCHEMA: LazyLock<Arc<Record>> = LazyLock::new(|| {
             )
             .field(
                 "headers",
-                Field::map(header_name, Field::array(Field::string())),
+                Field::map(header_name, Field::array(Field::string().check_str(validators::validate_header_value))),
             )
             .field(
                 "https_redirect_status_code",

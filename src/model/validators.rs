@@ -330,6 +330,22 @@ fn remove_dot_segments(path: &str) -> String {
     format!("/{}", stack.join("/"))
 }
 
+/// The last line of the regex crate's error: what is wrong, without its drawing.
+fn regex_error_detail(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let detail = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    detail.strip_prefix("error: ").unwrap_or(detail).to_owned()
+}
+
+/// One accepted value of a route's header: any text, or `~*regex` (a case-insensitive
+/// regex match, Kong's), which must compile: the router compiles it on every node.
+pub fn validate_header_value(value: &str) -> Result<(), String> {
+    match value.strip_prefix("~*") {
+        Some(re) => regex::RegexBuilder::new(re).case_insensitive(true).build().map(|_| ()).map_err(|e| format!("invalid regex: '{re}' ({})", regex_error_detail(&e))),
+        None => Ok(()),
+    }
+}
+
 /// One element of a route's `paths` (`typedefs.router_path`): `/prefix` or `~/regex`.
 pub fn validate_router_path(path: &str) -> Result<(), String> {
     if !(path.starts_with('/') || path.starts_with("~/")) {
@@ -343,15 +359,7 @@ pub fn validate_router_path(path: &str) -> Result<(), String> {
     }
     if let Some(re) = path.strip_prefix('~') {
         if let Err(e) = regex::Regex::new(re) {
-            let detail = e.to_string();
-            let detail = detail
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim();
-            let detail = detail.strip_prefix("error: ").unwrap_or(detail);
-            return Err(format!("invalid regex: '{re}' ({detail})"));
+            return Err(format!("invalid regex: '{re}' ({})", regex_error_detail(&e)));
         }
         return Ok(());
     }

@@ -57,6 +57,12 @@ fn host_of(parts: &Parts) -> Cow<'_, str> {
     }
 }
 
+/// The port a Host field names, if it names one.
+fn port_of(raw: &str) -> Option<u16> {
+    let (host, port) = raw.rsplit_once(':')?;
+    (!host.contains(':') || host.ends_with(']')).then(|| port.parse().ok()).flatten()
+}
+
 fn strip_port(raw: &str) -> &str {
     if let Some(rest) = raw.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
@@ -79,7 +85,8 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
     }
     let host = host_of(&parts);
     ctx.normalize_path(&parts.uri);
-    let found = table.router.find(&RequestView { method: parts.method.as_str(), host: &host, path: ctx.path(&parts.uri), headers: &parts.headers });
+    let port = port_of(raw_host(&parts)).unwrap_or(proxy.port);
+    let found = table.router.find(&RequestView { method: parts.method.as_str(), host: &host, port, path: ctx.path(&parts.uri), headers: &parts.headers });
     let Some(RouteMatch { route, matched_path }) = found else {
         let resp = ProxyError::NoRoute.response(ctx.request_id(), &parts.headers);
         return gateway_response(&proxy, &mut ctx, None, resp);

@@ -18,6 +18,8 @@ pub struct RouteSpec {
     pub paths: Vec<String>,
     pub methods: Vec<String>,
     /// Header name → accepted values (any of them).
+    /// Header name → accepted values (any of them); a value `~*regex` matches by
+    /// regex, case-insensitively, as Kong's.
     pub headers: BTreeMap<String, Vec<String>>,
     pub regex_priority: i64,
 }
@@ -26,6 +28,8 @@ pub struct RouteSpec {
 pub enum RouterError {
     #[error("route {id}: invalid regex path {path:?}: {reason}")]
     BadRegex { id: String, path: String, reason: String },
+    #[error("route {id}: invalid regex in header {name:?}: {value:?}: {reason}")]
+    BadHeaderRegex { id: String, name: String, value: String, reason: String },
 }
 
 /// The request as the router sees it.
@@ -34,6 +38,8 @@ pub struct RequestView<'a> {
     pub method: &'a str,
     /// Without the port.
     pub host: &'a str,
+    /// The Host field's port, else the listener's: what a route's `host:port` must match.
+    pub port: u16,
     pub path: &'a str,
     pub headers: &'a hyper::HeaderMap,
 }
@@ -57,9 +63,56 @@ enum PathRule {
 struct Variant {
     route: usize,
     path: PathRule,
-    hosts: Vec<HostRule>,
+    hosts: Vec<HostMatch>,
     methods: Vec<String>,
-    headers: Vec<(String, Vec<String>)>,
+    headers: Vec<(String, Vec<HeaderRule>)>,
+}
+
+/// One of a route's `hosts`: a name (maybe a wildcard) and, if given, a port.
+#[derive(Debug, Clone)]
+struct HostMatch {
+    name: HostRule,
+    port: Option<u16>,
+}
+
+impl HostMatch {
+    fn parse(h: &str) -> HostMatch {
+        // `name:port`; an IPv6 address is written `[addr]` or `[addr]:port`.
+        let (name, port) = match h.rsplit_once(':') {
+            Some((name, port)) if (!name.contains(':') || name.ends_with(']')) && port.parse::<u16>().is_ok() => (name, port.parse().ok()),
+            _ => (h, None),
+        };
+        HostMatch { name: HostRule::parse(name.trim_start_matches('[').trim_end_matches(']')), port }
+    }
+
+    fn matches(&self, req: &RequestView<'_>) -> bool {
+        self.name.matches(req.host) && self.port.is_none_or(|port| port == req.port)
+    }
+}
+
+/// One accepted value of a header: the value (any case), or `~*regex`.
+#[derive(Debug)]
+enum HeaderRule {
+    Equal(String),
+    Regex(Regex),
+}
+
+impl HeaderRule {
+    fn parse(value: &str) -> Result<HeaderRule, regex::Error> {
+        match value.strip_prefix("~*") {
+            // Kong lowercases the value and the regex; case-insensitive matching does the
+            // same without changing what escapes such as `\S` mean.
+            Some(re) => regex::RegexBuilder::new(re).case_insensitive(true).build().map(HeaderRule::Regex),
+            None => Ok(HeaderRule::Equal(value.to_owned())),
+        }
+    }
+
+    fn matches(&self, value: &str) -> bool {
+        match self {
+            HeaderRule::Equal(want) => want.eq_ignore_ascii_case(value),
+            HeaderRule::Regex(re) => re.is_match(value),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -98,13 +151,11 @@ impl Variant {
         if !self.methods.is_empty() && !self.methods.iter().any(|m| m == req.method) {
             return None;
         }
-        if !self.hosts.is_empty() && !self.hosts.iter().any(|h| h.matches(req.host)) {
+        if !self.hosts.is_empty() && !self.hosts.iter().any(|h| h.matches(req)) {
             return None;
         }
         for (name, values) in &self.headers {
-            let ok = req.headers.get_all(name.as_str()).iter().any(|v| {
-                v.to_str().is_ok_and(|v| values.iter().any(|want| want.eq_ignore_ascii_case(v.trim())))
-            });
+            let ok = req.headers.get_all(name.as_str()).iter().any(|v| v.to_str().is_ok_and(|v| values.iter().any(|rule| rule.matches(v.trim()))));
             if !ok {
                 return None;
             }
@@ -312,14 +363,20 @@ impl Router {
                     })
                     .collect::<Result<_, _>>()?
             };
+            let header_rules = |(name, values): (&String, &Vec<String>)| -> Result<(String, Vec<HeaderRule>), RouterError> {
+                let rules = values.iter().map(|value| {
+                    HeaderRule::parse(value).map_err(|e| RouterError::BadHeaderRegex { id: spec.id.clone(), name: name.clone(), value: value.clone(), reason: e.to_string() })
+                });
+                Ok((name.to_ascii_lowercase(), rules.collect::<Result<_, _>>()?))
+            };
             for path in paths {
                 let key = priority(spec, &path);
                 let variant = Variant {
                     route,
                     path,
-                    hosts: spec.hosts.iter().map(|h| HostRule::parse(h)).collect(),
+                    hosts: spec.hosts.iter().map(|h| HostMatch::parse(h)).collect(),
                     methods: spec.methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
-                    headers: spec.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect(),
+                    headers: spec.headers.iter().map(header_rules).collect::<Result<_, _>>()?,
                 };
                 compiled.push((key, variant));
             }
@@ -332,7 +389,7 @@ impl Router {
                 router.any_host.add(i, v);
             }
             for h in &v.hosts {
-                match h {
+                match &h.name {
                     HostRule::Exact(name) => router.exact_hosts.entry(name.clone()).or_default().add(i, v),
                     _ => router.wildcard_hosts.add(i, v),
                 }

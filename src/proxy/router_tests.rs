@@ -13,14 +13,55 @@ fn route(id: &str) -> RouteSpec {
 }
 
 fn find(r: &Router, method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> Option<usize> {
+    find_on(r, 8000, method, host, path, headers)
+}
+
+/// As `find`, for a request whose Host names `port` (or that came to a listener on it).
+fn find_on(r: &Router, port: u16, method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> Option<usize> {
     let mut h = HeaderMap::new();
     for (k, v) in headers {
         h.append(hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
     }
-    let req = RequestView { method, host, path, headers: &h };
+    let req = RequestView { method, host, port, path, headers: &h };
     let fast = r.find(&req);
     assert_eq!(fast, r.find_linear(&req), "index and scan disagree for {method} {host}{path}");
     fast.map(|m| m.route)
+}
+
+/// A host with a port matches that port only (the Host field's, else the listener's),
+/// as Kong's `net.dst.port`; one without matches any. Wildcards take ports too.
+#[test]
+fn hosts_with_a_port_match_that_port() {
+    let r = Router::build(&[
+        RouteSpec { hosts: vec!["api.test:8000".into()], ..route("1") },
+        RouteSpec { hosts: vec!["*.wild.test:9000".into()], ..route("2") },
+        RouteSpec { hosts: vec!["[::1]:8000".into()], ..route("3") },
+        RouteSpec { hosts: vec!["any.test".into()], ..route("4") },
+    ])
+    .unwrap();
+    assert_eq!(find_on(&r, 8000, "GET", "api.test", "/", &[]), Some(0));
+    assert_eq!(find_on(&r, 8443, "GET", "api.test", "/", &[]), None);
+    assert_eq!(find_on(&r, 9000, "GET", "a.wild.test", "/", &[]), Some(1));
+    assert_eq!(find_on(&r, 8000, "GET", "a.wild.test", "/", &[]), None);
+    assert_eq!(find_on(&r, 8000, "GET", "::1", "/", &[]), Some(2));
+    assert_eq!(find_on(&r, 1234, "GET", "any.test", "/", &[]), Some(3));
+}
+
+/// A header value `~*regex` matches by regex, whatever the case; others match the whole
+/// value, whatever the case.
+#[test]
+fn header_values_with_a_tilde_star_are_regexes() {
+    let mut headers = BTreeMap::new();
+    headers.insert("x-v".to_owned(), vec!["~*^v[0-9]+$".to_owned(), "beta".to_owned()]);
+    let r = Router::build(&[RouteSpec { headers, ..route("1") }]).unwrap();
+    assert_eq!(find(&r, "GET", "h", "/", &[("x-v", "v12")]), Some(0));
+    assert_eq!(find(&r, "GET", "h", "/", &[("x-v", "V7")]), Some(0));
+    assert_eq!(find(&r, "GET", "h", "/", &[("x-v", "BETA")]), Some(0));
+    assert_eq!(find(&r, "GET", "h", "/", &[("x-v", "v1x")]), None);
+    assert_eq!(find(&r, "GET", "h", "/", &[("x-v", "~*^v[0-9]+$")]), None, "the regex is not a literal");
+    let mut bad = BTreeMap::new();
+    bad.insert("x-v".to_owned(), vec!["~*(".to_owned()]);
+    assert!(matches!(Router::build(&[RouteSpec { headers: bad, ..route("2") }]), Err(RouterError::BadHeaderRegex { .. })));
 }
 
 #[test]
@@ -102,7 +143,7 @@ fn ties_go_to_the_older_route_and_a_route_with_several_paths_competes_per_path()
     .unwrap();
     assert_eq!(find(&r, "GET", "h", "/a", &[]), Some(1));
     assert_eq!(find(&r, "GET", "h", "/a/long/er", &[]), Some(2));
-    let m = r.find(&RequestView { method: "GET", host: "h", path: "/a/long/er", headers: &HeaderMap::new() }).unwrap();
+    let m = r.find(&RequestView { method: "GET", host: "h", port: 8000, path: "/a/long/er", headers: &HeaderMap::new() }).unwrap();
     assert_eq!(m.matched_path.as_deref(), Some("/a/long"));
 }
 
@@ -155,7 +196,7 @@ proptest! {
             if let Some(v) = header {
                 h.insert("x-v", v.parse().unwrap());
             }
-            let req = RequestView { method, host, path, headers: &h };
+            let req = RequestView { method, host, port: 8000, path, headers: &h };
             prop_assert_eq!(router.find(&req), router.find_linear(&req));
         }
     }

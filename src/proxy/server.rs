@@ -28,6 +28,8 @@ pub struct Proxy {
     pub metrics: Arc<Metrics>,
     /// Reported upstream as X-Forwarded-Port (made once: it goes on every request).
     pub listen_port: HeaderValue,
+    /// The listener's port: a request whose Host names none is routed as if to it.
+    pub port: u16,
     /// Compiled regex paths, reused by every rebuild.
     pub regexes: Arc<RegexCache>,
     /// The configuration revision `table` was last built from (or failed to build from:

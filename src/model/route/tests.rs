@@ -69,6 +69,10 @@ fn headers_rules() {
         msg(json!({"headers": {"x-a": "1"}})),
         "schema violation (headers: expected an array)"
     );
+    // `~*` makes a value a regex, which must compile on every node.
+    assert!(mk(json!({"headers": {"x-v": ["~*^v[0-9]+$", "plain"]}})).is_ok());
+    let bad = msg(json!({"headers": {"x-v": ["~*(v"]}}));
+    assert!(bad.contains("invalid regex: '(v'"), "{bad}");
 }
 
 #[test]
