@@ -96,6 +96,12 @@ fn paths_rules() {
 
 #[test]
 fn methods_and_protocols() {
+    // Sets keep each value once, in the order first given (Kong's make_set); arrays keep all.
+    let r = mk(json!({"methods": ["GET", "POST", "GET"], "protocols": ["https", "http", "https"], "tags": ["a", "b", "a"], "paths": ["/x", "/x"]})).unwrap();
+    assert_eq!(r.methods, Some(vec!["GET".to_owned(), "POST".to_owned()]));
+    assert_eq!(r.protocols, vec!["https", "http"]);
+    assert_eq!(r.tags, Some(vec!["a".to_owned(), "b".to_owned()]));
+    assert_eq!(r.paths, Some(vec!["/x".to_owned(), "/x".to_owned()]));
     assert_eq!(
         msg(json!({"methods": ["get"]})),
         "schema violation (methods.1: invalid value: get)"

@@ -175,6 +175,14 @@ pub fn validate_value(field: &Field, v: Value) -> Result<Value, Value> {
             if failed {
                 return Err(Value::Array(errs));
             }
+            // A set keeps each value once, the first time it comes (Kong's make_set).
+            if matches!(field.ty, Ty::Set(_)) {
+                let mut seen = Vec::with_capacity(out.len());
+                out.retain(|v| !seen.contains(v) && {
+                    seen.push(v.clone());
+                    true
+                });
+            }
             if let Some(min) = field.len_min {
                 if out.len() < min {
                     return Err(Value::String(format!("length must be at least {min}")));
