@@ -2,6 +2,7 @@
 //! batching of reservations, and the local fallback without quorum.
 
 pub mod bucket;
+pub mod calendar;
 pub mod limiter;
 pub mod local;
 pub mod reserver;

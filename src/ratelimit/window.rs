@@ -1,7 +1,10 @@
-//! Rate-limit windows: fixed lengths aligned to the Unix epoch (UTC), as Kong's, and the
-//! store key of one window's counter.
+//! Rate-limit windows, as Kong's: seconds to days are fixed lengths aligned to the Unix
+//! epoch (UTC); a month begins on the first and a year on January 1st (UTC), so their
+//! lengths vary. And the store key of one window's counter.
 
 use gatehouse_raft::WindowRef;
+
+use super::calendar;
 
 pub use crate::model::plugins::rate_limiting::Period;
 
@@ -14,17 +17,28 @@ pub struct Window {
 
 impl Window {
     pub fn containing(period: Period, now_ms: u64) -> Window {
-        let len = period.window_secs() * 1000;
-        Window { period, start_ms: now_ms - now_ms % len }
+        let start_ms = match period {
+            Period::Month => calendar::month_of(now_ms).0,
+            Period::Year => calendar::year_of(now_ms).0,
+            _ => {
+                let len = period.window_secs() * 1000;
+                now_ms - now_ms % len
+            }
+        };
+        Window { period, start_ms }
     }
 
-    /// How long a window of this period lasts.
+    /// How long this window lasts (a month or a year: as the calendar has it).
     pub fn len_ms(&self) -> u64 {
-        self.period.window_secs() * 1000
+        self.end_ms() - self.start_ms
     }
 
     pub fn end_ms(&self) -> u64 {
-        self.start_ms + self.len_ms()
+        match self.period {
+            Period::Month => calendar::month_of(self.start_ms).1,
+            Period::Year => calendar::year_of(self.start_ms).1,
+            _ => self.start_ms + self.period.window_secs() * 1000,
+        }
     }
 
     /// The window of the same period that follows this one.
@@ -34,7 +48,7 @@ impl Window {
 
     /// The window of the same period before this one; none before the epoch's first.
     pub fn previous(&self) -> Option<Window> {
-        self.start_ms.checked_sub(self.len_ms()).map(|start_ms| Window { period: self.period, start_ms })
+        self.start_ms.checked_sub(1).map(|before| Window::containing(self.period, before))
     }
 
     /// Whether `now_ms` falls in the window's last tenth (at most its last `cap_ms`): the
@@ -49,10 +63,9 @@ impl Window {
         WindowRef { len_ms: self.len_ms(), start_ms: self.start_ms }
     }
 
-    /// The window the store names, if its length is a period's.
+    /// The window the store names, if it is one of a period's (its start and length).
     pub fn from_ref(window: WindowRef) -> Option<Window> {
-        let period = Period::ALL.into_iter().find(|p| p.window_secs() * 1000 == window.len_ms)?;
-        Some(Window { period, start_ms: window.start_ms })
+        Period::ALL.into_iter().map(|period| Window { period, start_ms: window.start_ms }).find(|w| w.to_ref() == window && Window::containing(w.period, w.start_ms) == *w)
     }
 
     /// Seconds until the window resets, at least 1 (Kong's RateLimit-Reset).
@@ -142,6 +155,25 @@ mod tests {
         assert_eq!(sibling_key(&key, &minute, &minute.next()), None, "not the key of that window");
         assert_eq!(sibling_key("second/7000", &w, &w.next()), None, "no prefix");
         assert_eq!(sibling_key("w0", &w, &w.next()), None);
+    }
+
+    /// 2026-12-08T00:30Z: the month began on the 1st and the year on January 1st, as Kong's
+    /// do (not 30 and 365 days after some multiple of them since the epoch).
+    #[test]
+    fn months_and_years_follow_the_calendar() {
+        let now = 1_796_689_800_000;
+        let month = Window::containing(Period::Month, now);
+        assert_eq!((month.start_ms, month.end_ms()), (1_796_083_200_000, 1_798_761_600_000));
+        assert_eq!(month.reset_secs(now), 2_071_800, "until 2027-01-01T00:00Z");
+        let year = Window::containing(Period::Year, now);
+        assert_eq!((year.start_ms, year.end_ms()), (1_767_225_600_000, 1_798_761_600_000));
+        assert_eq!(month.next(), Window::containing(Period::Month, 1_798_761_600_000));
+        assert_eq!(month.next().previous(), Some(month));
+        assert_eq!(year.next().len_ms(), 365 * 86_400_000);
+        for w in [month, year, month.next(), Window::containing(Period::Day, now), Window::containing(Period::Second, now)] {
+            assert_eq!(Window::from_ref(w.to_ref()), Some(w), "{w:?}");
+        }
+        assert_eq!(Window::from_ref(WindowRef { len_ms: 30 * 86_400_000, start_ms: month.start_ms }), None, "December has 31 days");
     }
 
     #[test]
