@@ -38,6 +38,14 @@ async fn every_endpoint_lists_its_methods_and_refuses_the_others() {
     created(&format!("http://{a}/services"), "name=s&url=http://127.0.34.100:9000").await;
     created(&format!("http://{a}/services/s/routes"), "name=r&paths[]=/r").await;
     let plugin = created(&format!("http://{a}/routes/r/plugins"), "name=key-auth").await;
+
+    // Kong's GET /: the Kong API version Kong's tools read, gatehouse's own beside it, and
+    // the plugins the node has and those the configuration uses.
+    let root = call(Method::GET, &format!("http://{a}/"), "").await.json();
+    assert_eq!(root["version"], "3.8.0", "{root}");
+    assert_eq!(root["gatehouse_version"], env!("CARGO_PKG_VERSION"), "{root}");
+    assert_eq!(root["plugins"]["enabled_in_cluster"], serde_json::json!(["key-auth"]), "{root}");
+    assert_eq!(root["plugins"]["available_on_server"]["rate-limiting"]["priority"], 910, "{root}");
     created(&format!("http://{a}/upstreams"), "name=u").await;
     let target = created(&format!("http://{a}/upstreams/u/targets"), "target=127.0.34.101:9000").await;
     created(&format!("http://{a}/consumers"), "username=c").await;

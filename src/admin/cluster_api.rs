@@ -9,20 +9,43 @@ use crate::cluster::status::cluster_status;
 use crate::http::{json_response, Body};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The Kong Admin API this one answers as, in `GET /`'s `version`: Kong's tools (decK,
+/// go-kong, the ingress controller) read it to choose the formats they speak, and would
+/// take gatehouse's own version for a Kong before 1.0. gatehouse's is `gatehouse_version`.
+pub const KONG_API_VERSION: &str = "3.8.0";
 
+/// Kong's `GET /`: the node, its version, its plugins; and gatehouse's cluster fields.
 pub fn root(ctx: &AdminContext) -> Response<Body> {
     let node = ctx.store.node();
+    let applied = ctx.applied.get();
+    let enabled: std::collections::BTreeSet<&str> = applied.snapshot.plugins.values().map(|p| p.name.as_str()).collect();
+    let available: serde_json::Map<String, serde_json::Value> = crate::model::plugins::names()
+        .into_iter()
+        .map(|name| (name.to_owned(), json!({ "version": VERSION, "priority": crate::model::plugins::priority(name) })))
+        .collect();
     json_response(
         StatusCode::OK,
         &json!({
             "tagline": "Welcome to gatehouse",
-            "version": VERSION,
+            "version": KONG_API_VERSION,
+            "gatehouse_version": VERSION,
+            "edition": "community",
+            "hostname": hostname(),
             "node_id": ctx.store.id().to_string(),
+            "plugins": { "available_on_server": available, "enabled_in_cluster": enabled },
             "cluster": ctx.cluster_name,
             "cluster_addr": node.addr,
             "configuration": node.meta,
         }),
     )
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default()
 }
 
 /// 200 while the node serves; the body says what it last applied and whether the
