@@ -126,9 +126,9 @@ nginx_conf nginx-hdrs "proxy_pass http://up; proxy_http_version 1.1; proxy_set_h
     proxy_set_header X-Forwarded-Proto \$scheme; proxy_set_header X-Forwarded-Host \$host;
     proxy_set_header X-Forwarded-Port \$server_port; proxy_set_header X-Forwarded-Path /bench;
     proxy_set_header X-Forwarded-Prefix /bench; proxy_set_header Via '1.1 gatehouse/0.1.0';
-    proxy_set_header X-Gatehouse-Request-Id \$request_id; add_header Via '1.1 gatehouse/0.1.0';
-    add_header X-Gatehouse-Upstream-Latency 0; add_header X-Gatehouse-Proxy-Latency 0;
-    add_header X-Gatehouse-Request-Id \$request_id;" "$NGINX_HDRS" "upstream up { server $UP; keepalive 64; }"
+    proxy_set_header X-Kong-Request-Id \$request_id; add_header Via '1.1 gatehouse/0.1.0';
+    add_header X-Kong-Upstream-Latency 0; add_header X-Kong-Proxy-Latency 0;
+    add_header X-Kong-Request-Id \$request_id;" "$NGINX_HDRS" "upstream up { server $UP; keepalive 64; }"
 haproxy_conf "$HAPROXY" "$UP"
 spawn upstream "$WRK_CPU" nginx -p "$WORK" -e "$WORK/upstream.err" -c "$WORK/upstream.conf" -g 'daemon off;'
 spawn nginx-proxy "$PROXY_CPU" nginx -p "$WORK" -e "$WORK/nginx-proxy.err" -c "$WORK/nginx-proxy.conf" -g 'daemon off;'

@@ -29,13 +29,13 @@ async fn wait_status(url: &str, status: u16) -> cluster_tests::http::Reply {
 fn assert_gateway_fields(reply: &cluster_tests::http::Reply, sent_upstream: Option<&str>) {
     let field = |name: &str| reply.headers.get(name).map(|v| v.to_str().unwrap().to_owned());
     assert!(field("via").is_some_and(|v| v.starts_with("1.1 gatehouse/")), "{:?}", reply.headers);
-    for name in ["x-gatehouse-upstream-latency", "x-gatehouse-proxy-latency"] {
+    for name in ["x-kong-upstream-latency", "x-kong-proxy-latency"] {
         assert!(field(name).is_some_and(|v| v.parse::<u64>().is_ok()), "{name}: {:?}", reply.headers);
     }
-    let id = field("x-gatehouse-request-id");
+    let id = field("x-kong-request-id");
     assert!(id.as_ref().is_some_and(|id| id.len() == 32), "{:?}", reply.headers);
     assert_eq!(id.as_deref(), sent_upstream, "the client and the upstream see one request id");
-    assert_eq!(reply.headers.get_all("x-gatehouse-request-id").iter().count(), 1);
+    assert_eq!(reply.headers.get_all("x-kong-request-id").iter().count(), 1);
     assert_eq!(reply.headers.get_all("server").iter().count(), 1, "{:?}", reply.headers);
 }
 
@@ -71,11 +71,11 @@ async fn configure_through_one_node_and_proxy_through_all() {
         assert_eq!(echoed["path"], "/base/anything", "strip_path and the service path");
         assert_eq!(echoed["query"], "q=1");
         assert_eq!(echoed["headers"]["x-forwarded-prefix"], "/api");
-        assert_gateway_fields(&reply, echoed["headers"]["x-gatehouse-request-id"].as_str());
+        assert_gateway_fields(&reply, echoed["headers"]["x-kong-request-id"].as_str());
         // A request with a body is served by hyper's side of the server: the same fields.
         let posted = send((Method::POST, format!("http://{}/api/anything", c.node(i).proxy()), Some("text/plain"), b"hi".to_vec())).await;
         assert_eq!(posted.status.as_u16(), 200);
-        assert_gateway_fields(&posted, posted.json()["headers"]["x-gatehouse-request-id"].as_str());
+        assert_gateway_fields(&posted, posted.json()["headers"]["x-kong-request-id"].as_str());
     }
     // A chunked body reaches the upstream with a Content-Length (request_buffering, on
     // by default), and chunked where the route turns buffering off.
@@ -119,9 +119,9 @@ async fn configure_through_one_node_and_proxy_through_all() {
     assert_eq!(nope.status.as_u16(), 404);
     assert_eq!(nope.json()["message"], "no Route matched with those values");
     assert_eq!(nope.json()["request_id"].as_str().unwrap().len(), 32);
-    assert_eq!(nope.headers["x-gatehouse-request-id"].to_str().unwrap(), nope.json()["request_id"].as_str().unwrap());
+    assert_eq!(nope.headers["x-kong-request-id"].to_str().unwrap(), nope.json()["request_id"].as_str().unwrap());
     assert!(nope.headers["server"].to_str().unwrap().starts_with("gatehouse/"));
-    assert!(nope.headers.contains_key("x-gatehouse-response-latency") && !nope.headers.contains_key("via"));
+    assert!(nope.headers.contains_key("x-kong-response-latency") && !nope.headers.contains_key("via"));
 
     send(form_post(&format!("http://{a1}/services"), "name=dead&url=http://127.0.20.100:9")).await;
     send(form_post(&format!("http://{a1}/services/dead/routes"), "paths[]=/dead")).await;
@@ -129,7 +129,7 @@ async fn configure_through_one_node_and_proxy_through_all() {
     // An upstream's failure is typed by Kong's error page: with neither Accept nor
     // Content-Type, text/plain (error_default_type); a bare curl's */* gets JSON.
     assert_eq!(bad.headers["content-type"], "text/plain; charset=utf-8");
-    let bad_id = bad.headers["x-gatehouse-request-id"].to_str().unwrap();
+    let bad_id = bad.headers["x-kong-request-id"].to_str().unwrap();
     assert_eq!(String::from_utf8_lossy(&bad.body), format!("An invalid response was received from the upstream server\nrequest_id: {bad_id}\n"));
     let curl_like = request_with_headers(Method::GET, &format!("http://{}/dead", c.node(2).proxy()), &[("accept", "*/*")], Vec::new()).await.unwrap();
     assert_eq!((curl_like.status.as_u16(), curl_like.json()["message"].as_str()), (502, Some("An invalid response was received from the upstream server")));

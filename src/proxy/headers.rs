@@ -21,10 +21,10 @@ pub const VIA_TOKEN: &str = via_token!();
 
 // Names set on every response, parsed once: parsing them per request showed in profiles.
 pub const SERVER: &str = concat!("gatehouse/", env!("CARGO_PKG_VERSION"));
-pub static UPSTREAM_LATENCY: HeaderName = HeaderName::from_static("x-gatehouse-upstream-latency");
-pub static PROXY_LATENCY: HeaderName = HeaderName::from_static("x-gatehouse-proxy-latency");
-pub static RESPONSE_LATENCY: HeaderName = HeaderName::from_static("x-gatehouse-response-latency");
-pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-gatehouse-request-id");
+pub static UPSTREAM_LATENCY: HeaderName = HeaderName::from_static("x-kong-upstream-latency");
+pub static PROXY_LATENCY: HeaderName = HeaderName::from_static("x-kong-proxy-latency");
+pub static RESPONSE_LATENCY: HeaderName = HeaderName::from_static("x-kong-response-latency");
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-kong-request-id");
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -145,7 +145,7 @@ mod tests {
         use crate::plugins::rate_limit_fields::PeriodOutcome;
         use crate::ratelimit::window::Period;
         let limited = RateLimitFields::new([PeriodOutcome { period: Period::Minute, limit: 5, remaining: 4, reset: 1 }].into_iter().collect());
-        let head = "HTTP/1.1 200 OK\r\nx-gatehouse-request-id: forged\r\nX-Gatehouse-Upstream-Latency: 1\r\nx-gatehouse-proxy-latency: 1\r\n\
+        let head = "HTTP/1.1 200 OK\r\nx-kong-request-id: forged\r\nX-Kong-Upstream-Latency: 1\r\nx-kong-proxy-latency: 1\r\n\
                     RateLimit-Limit: 100\r\nx-ratelimit-remaining-minute: 7\r\nx-ratelimit-remaining-second: 8\r\nServer: upstream/1\r\n\
                     Via: 1.0 cache\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n";
         let mut fields = RawFields::of_head(head);

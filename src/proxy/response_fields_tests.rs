@@ -47,9 +47,9 @@ fn a_proxied_response_gets_via_server_both_latencies_the_request_id_and_the_rate
     let expected = [
         ("via", VIA_TOKEN),
         ("server", SERVER_TOKEN),
-        ("x-gatehouse-upstream-latency", "12"),
-        ("x-gatehouse-proxy-latency", "3"),
-        ("x-gatehouse-request-id", id.as_str()),
+        ("x-kong-upstream-latency", "12"),
+        ("x-kong-proxy-latency", "3"),
+        ("x-kong-request-id", id.as_str()),
         ("x-ratelimit-limit-minute", "5"),
         ("x-ratelimit-remaining-minute", "4"),
         ("ratelimit-limit", "5"),
@@ -71,7 +71,7 @@ fn the_upstreams_fields_come_first_and_its_via_server_and_date_are_not_written_a
     assert!(fields.has_date());
     let pairs = written(&fields);
     let names: Vec<&str> = pairs.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names[..7], ["Server", "Via", "Date", "X-A", "x-gatehouse-upstream-latency", "x-gatehouse-proxy-latency", "x-gatehouse-request-id"]);
+    assert_eq!(names[..7], ["Server", "Via", "Date", "X-A", "x-kong-upstream-latency", "x-kong-proxy-latency", "x-kong-request-id"]);
     assert_eq!(pairs[1].1, format!("1.0 cache, {VIA_TOKEN}"));
     assert_eq!(names.len(), 12, "and the rate limit's five");
     let mut from_head: Vec<(String, String)> = pairs.into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
@@ -89,7 +89,7 @@ fn a_generated_response_gets_server_its_latency_and_the_rate_limits_fields_unles
     let fields = GatewayFields::generated(&mut ctx, &HeaderMap::new());
     let pairs = written(&fields);
     let names: Vec<&str> = pairs.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names[..3], ["server", "x-gatehouse-response-latency", "x-gatehouse-request-id"]);
+    assert_eq!(names[..3], ["server", "x-kong-response-latency", "x-kong-request-id"]);
     assert_eq!(names.len(), 8, "an upstream failure after the rate limit admitted the request carries its fields");
     let latency: u64 = pairs[1].1.parse().unwrap();
     assert!((1500..60_000).contains(&latency), "{latency}");

@@ -171,7 +171,7 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("x-forwarded-prefix", "/spoofed"),
             ("x-real-ip", "6.6.6.6"),
-            ("x-gatehouse-request-id", "spoofed"),
+            ("x-kong-request-id", "spoofed"),
             ("via", "1.1 lb"),
         ]);
         let fields = written(&upstream_headers(&client, None, false));
@@ -183,7 +183,7 @@ mod tests {
         assert_eq!(values(&fields, "x-forwarded-path"), ["/a/b"]);
         assert_eq!(values(&fields, "x-forwarded-prefix"), ["/a"]);
         assert_eq!(values(&fields, "via"), [format!("1.1 lb, {VIA_TOKEN}").as_str()]);
-        assert_eq!(values(&fields, "x-gatehouse-request-id"), ["0123abcd"]);
+        assert_eq!(values(&fields, "x-kong-request-id"), ["0123abcd"]);
         assert_eq!(values(&fields, "host"), ["api.test:8000"], "no service host: the client's goes on");
     }
 
