@@ -124,10 +124,15 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(filter: &str) {
-    // openraft logs benign warnings during membership changes.
-    let filter = format!("{filter},openraft=error");
+    use std::io::IsTerminal;
+    // openraft logs benign warnings during membership changes, and an error for every
+    // failed call to a peer that is down, twice a second for as long as it is: the
+    // leader's autopilot says instead when a member stops and starts answering.
+    let filter = format!("{filter},openraft=error,openraft::replication=off");
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in a file or the journal.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }

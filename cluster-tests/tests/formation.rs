@@ -119,6 +119,14 @@ async fn a_dead_voter_is_replaced_by_a_learner() {
     let victim = c.index_of(&s, victim_id);
     let observer = c.nodes.iter().find(|n| n.index != victim).unwrap().index;
     c.kill(victim);
+    // The leader says once that the member went quiet, instead of openraft's error on
+    // every failed call.
+    let leader_index = c.index_of(&s, leader);
+    let quiet = format!("node_id={victim_id}");
+    wait_for("the leader to log the silent member", Duration::from_secs(10), || async {
+        c.log(leader_index).lines().any(|l| l.contains("has not answered the leader") && l.contains(&quiet)).then_some(())
+    })
+    .await;
     wait_for("the learner to replace the dead voter", Duration::from_secs(15), || async {
         let s = c.status(observer).await?;
         let voters: Vec<u64> = view::voters(&s).iter().map(|v| v["id"].as_u64().unwrap()).collect();
@@ -131,6 +139,9 @@ async fn a_dead_voter_is_replaced_by_a_learner() {
         s["nodes"].as_array()?.iter().all(|n| n["id"] != victim_id || n["role"] == "gone").then_some(())
     })
     .await;
+    let log = c.log(leader_index);
+    assert_eq!(log.lines().filter(|l| l.contains("has not answered the leader") && l.contains(&quiet)).count(), 1, "{log}");
+    assert!(!log.contains("openraft::replication"), "{log}");
     // Restarted with its data dir (and a stale membership that still lists it), it
     // notices no leader talks to it and joins again, as a learner this time.
     let before = c.status(observer).await.unwrap();

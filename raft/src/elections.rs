@@ -83,6 +83,9 @@ async fn campaign_until_decided<F, Fut>(
     // The term whose next election waits longer, after a refusal from a longer log.
     let mut backing_off: Option<u64> = None;
     let mut was_held = false;
+    // Elections called in a row without a leader: logged at 1, 2, 4, 8... so that a node
+    // cut off from a quorum says so without a line every half second.
+    let mut undecided_in_a_row: u64 = 0;
     loop {
         let (term, now_undecided, held) = {
             let m = metrics.borrow_and_update();
@@ -102,6 +105,9 @@ async fn campaign_until_decided<F, Fut>(
             openraft_timer(timer_on);
         }
         if !now_undecided || held {
+            if !now_undecided {
+                undecided_in_a_row = 0;
+            }
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => return,
                 changed = metrics.changed() => if changed.is_err() { return },
@@ -131,7 +137,12 @@ async fn campaign_until_decided<F, Fut>(
                 tracing::info!(term, "a peer with a longer log refused this node's vote; leaving it the next election");
                 continue;
             }
-            tracing::info!(term, ?timeout, "the election is still undecided; calling another");
+            undecided_in_a_row += 1;
+            if undecided_in_a_row.is_power_of_two() {
+                tracing::info!(term, ?timeout, elections_in_a_row = undecided_in_a_row, "the election is still undecided; calling another");
+            } else {
+                tracing::debug!(term, ?timeout, "the election is still undecided; calling another");
+            }
             if !elect().await {
                 return;
             }

@@ -42,6 +42,10 @@ pub enum Action {
 impl Autopilot {
     pub async fn run(self, mut shutdown: Shutdown) {
         let mut dead_since: HashMap<u64, Instant> = HashMap::new();
+        // Members that stopped answering this leader, for the log: one line when one
+        // stops and one when it answers again (openraft's own errors are silenced).
+        let mut silent: BTreeSet<u64> = BTreeSet::new();
+        let mut leading_since: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = shutdown.wait() => return,
@@ -50,11 +54,24 @@ impl Autopilot {
             let status = self.store.status();
             if status.role != Role::Leader {
                 dead_since.clear();
+                silent.clear();
+                leading_since = None;
                 continue;
             }
+            // A new leader has not called anyone yet: nobody is silent before it has.
+            let settled = leading_since.get_or_insert_with(Instant::now).elapsed() >= ANSWERED_WITHIN;
             let peers = self.peers.peers();
             let answering: BTreeSet<u64> =
                 status.members.iter().map(|m| m.id).filter(|id| self.store.peer_contact_age(*id).is_some_and(|age| age <= ANSWERED_WITHIN)).collect();
+            for m in status.members.iter().filter(|m| settled && m.id != status.id) {
+                let answers = answering.contains(&m.id);
+                if !answers && silent.insert(m.id) {
+                    tracing::warn!(node_id = m.id, addr = %m.node.addr, voter = m.voter, "a member has not answered the leader for {ANSWERED_WITHIN:?}");
+                } else if answers && silent.remove(&m.id) {
+                    tracing::info!(node_id = m.id, addr = %m.node.addr, "a member answers the leader again");
+                }
+            }
+            silent.retain(|id| status.members.iter().any(|m| m.id == *id));
             let up = |id: u64| is_alive(&peers, id) || answering.contains(&id);
             let now = Instant::now();
             let dead: BTreeSet<u64> = status
