@@ -11,6 +11,9 @@ pub enum StoreError {
     /// The data dir cannot be opened: wrong permissions, or another process holds it.
     #[error("cannot open data dir {path}: {source}")]
     Open { path: String, source: sled::Error },
+    /// Another process (a second gatehouse on the same --data-dir) holds the database.
+    #[error("data dir {path} is in use by another process (a second gatehouse with the same --data-dir?)")]
+    InUse { path: String },
     /// The disk failed under the store; the node should stop.
     #[error("storage: {0}")]
     Storage(#[from] StorageError),

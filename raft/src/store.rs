@@ -80,7 +80,11 @@ impl Store {
             // read back are the recent ones.
             .cache_capacity(SLED_CACHE_BYTES)
             .open()
-            .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+            .map_err(|source| match &source {
+                // sled says so only in words: it takes an exclusive lock on its file.
+                sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => StoreError::InUse { path: cfg.data_dir.display().to_string() },
+                _ => StoreError::Open { path: path.display().to_string(), source },
+            })?;
         let log_store = LogStore::open(&db).map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
         let sm = StateMachine::open(&db, cfg.watch_history)?;
 

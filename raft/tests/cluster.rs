@@ -338,3 +338,17 @@ async fn a_voter_removed_while_down_comes_back_without_deposing_the_leader() {
     assert_eq!((after.role, after.term), (Role::Leader, term), "the leader was deposed");
     cluster.shutdown().await;
 }
+
+/// A second store on a data dir in use says so, rather than quoting sled's lock error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_in_use_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let first = gatehouse_raft::Store::open(common::config(1, listen, dir.path().to_path_buf(), |_| {})).await.unwrap();
+    let second = gatehouse_raft::Store::open(common::config(1, listen, dir.path().to_path_buf(), |_| {})).await;
+    match second {
+        Err(e) => assert!(e.to_string().contains("is in use by another process"), "{e}"),
+        Ok(_) => panic!("two stores opened one data dir"),
+    }
+    first.shutdown().await;
+}

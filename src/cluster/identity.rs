@@ -13,6 +13,9 @@ const MAX_EXACT_IN_JSON: u64 = 1 << 53;
 /// Reads the node id from `data_dir`, or picks and persists a new one. Returns the id
 /// and whether it was new (a new node with no data of its own).
 pub fn load_or_create(data_dir: &Path) -> std::io::Result<(u64, bool)> {
+    if data_dir.exists() && !data_dir.is_dir() {
+        return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "exists and is not a directory"));
+    }
     std::fs::create_dir_all(data_dir)?;
     let path = data_dir.join(ID_FILE);
     match std::fs::read_to_string(&path) {
@@ -57,6 +60,14 @@ mod tests {
             let through_a_double = serde_json::from_str::<f64>(&id.to_string()).unwrap();
             assert_eq!(through_a_double as u64, id);
         }
+    }
+
+    #[test]
+    fn a_data_dir_that_is_a_file_is_said_to_be_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(load_or_create(&file).unwrap_err().to_string(), "exists and is not a directory");
     }
 
     #[test]
