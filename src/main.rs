@@ -44,6 +44,14 @@ enum Command {
         #[command(flatten)]
         target: AdminTarget,
     },
+    /// Remove a member that is gone for good (its machine or disk lost); refused while it
+    /// still answers.
+    Remove {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// The member's node id, as `gatehouse status` lists it.
+        node_id: u64,
+    },
     /// Replace the cluster's configuration with a Kong declarative file (YAML or JSON).
     Apply {
         #[command(flatten)]
@@ -104,6 +112,7 @@ fn main() -> ExitCode {
             Command::Status { target, json } => commands::status(&target, json).await,
             Command::Members { target, json } => commands::members(&target, json).await,
             Command::Leave { target } => commands::leave(&target).await,
+            Command::Remove { target, node_id } => commands::remove(&target, node_id).await,
             Command::Apply { target, file, dry_run } => commands::apply(&target, &file, dry_run).await,
             Command::Dump { target, json } => commands::dump(&target, json).await,
             Command::Echo { listen, name } => {

@@ -298,6 +298,37 @@ async fn a_copy_of_a_members_data_dir_is_refused_while_the_member_runs() {
     .await;
 }
 
+/// A voter lost for good (machine and disk) is removed by hand, as etcd's member remove
+/// does it; a member that still answers is not, whatever id an operator types.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_removes_a_member_lost_for_good_but_not_a_live_one() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.52", 3);
+    form(&mut c, 3, 3, &[]).await;
+    let s = c.status(1).await.unwrap();
+    let leader = view::leader(&s).unwrap();
+    let ids: Vec<u64> = view::voters(&s).iter().filter_map(|v| v["id"].as_u64()).filter(|id| *id != leader).collect();
+    let (live, lost) = (ids[0], ids[1]);
+    let admin = c.node(c.index_of(&s, leader)).admin();
+    let (code, _, err) = c.cli(&["remove", "--admin", &admin, &live.to_string()]);
+    assert_ne!(code, 0);
+    assert!(err.contains(&format!("node {live} answers at")), "{err}");
+    let (code, _, err) = c.cli(&["remove", "--admin", &admin, "12345"]);
+    assert!(code != 0 && err.contains("node 12345 is not a member"), "{err}");
+
+    let lost_index = c.index_of(&s, lost);
+    c.kill(lost_index);
+    let (code, out, err) = c.cli(&["remove", "--admin", &admin, &lost.to_string()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("node {lost} removed")), "{out}");
+    wait_for("two voters left, both alive", Duration::from_secs(10), || async {
+        let s = c.status(1).await?;
+        let voters = view::voters(&s);
+        (voters.len() == 2 && voters.iter().all(|v| v["alive"] == true && v["id"] != lost)).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_hands_off_and_the_node_exits() {
     let _serial = serial();

@@ -1,5 +1,6 @@
 //! Node and cluster endpoints: `GET /` (node and version), `GET /status` (health),
-//! `GET /cluster` (as `gatehouse status --json`), `POST /cluster/leave`.
+//! `GET /cluster` (as `gatehouse status --json`), `POST /cluster/leave`, and
+//! `DELETE /cluster/members/{id}` (removing a member that is gone for good).
 
 use hyper::{Response, StatusCode};
 use serde_json::json;
@@ -134,5 +135,32 @@ pub async fn leave(ctx: &AdminContext) -> Response<Body> {
         Ok(Ok(())) => json_response(StatusCode::OK, &json!({ "left": true, "node_id": ctx.store.id().to_string() })),
         Ok(Err(e)) => message(StatusCode::SERVICE_UNAVAILABLE, &format!("could not leave the cluster: {e}")),
         Err(_) => message(StatusCode::SERVICE_UNAVAILABLE, "the node stopped before it could leave"),
+    }
+}
+
+/// Removes a member that is gone for good, as etcd's `member remove` and Consul's
+/// `force-leave` do: a voter that died with its disk leaves the cluster one voter short
+/// of tolerating the next failure until it is removed (autopilot then promotes a learner
+/// if there is one). Refused for this node (it should leave) and for a member that still
+/// answers at its address, so that a mistyped id cannot take a healthy node out.
+pub async fn remove_member(ctx: &AdminContext, id: &str) -> Response<Body> {
+    let Ok(id) = id.parse::<u64>() else {
+        return message(StatusCode::BAD_REQUEST, &format!("{id:?} is not a node id (a number, as /cluster lists them)"));
+    };
+    if id == ctx.store.id() {
+        return message(StatusCode::BAD_REQUEST, "that is this node: ask it to leave instead (gatehouse leave)");
+    }
+    let Some(node) = ctx.store.members().get(&id).cloned() else {
+        return message(StatusCode::NOT_FOUND, &format!("node {id} is not a member"));
+    };
+    if crate::cluster::join::answers_as(&ctx.store, &node.addr, id).await {
+        return message(StatusCode::CONFLICT, &format!("node {id} answers at {}: stop it first, or run gatehouse leave against it", node.addr));
+    }
+    match ctx.store.remove_nodes([id].into()).await {
+        Ok(_) => {
+            tracing::info!(node_id = id, addr = %node.addr, "removed a member by an operator's request");
+            json_response(StatusCode::OK, &json!({ "removed": true, "node_id": id.to_string() }))
+        }
+        Err(e) => message(StatusCode::SERVICE_UNAVAILABLE, &format!("could not remove node {id}: {e}")),
     }
 }

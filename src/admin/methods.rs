@@ -25,6 +25,7 @@ pub fn allowed(segs: &[&str]) -> Option<&'static str> {
     let list = match segs {
         [] | ["status"] | ["cluster"] | ["cluster", "members"] | ["metrics"] => READ,
         ["cluster", "leave"] => ACTION,
+        ["cluster", "members", _] => "DELETE, OPTIONS",
         ["config"] => COLLECTION,
         ["tags"] | ["tags", _] => READ,
         ["schemas", _, "validate"] => ACTION,

@@ -150,6 +150,7 @@ async fn route(ctx: &AdminContext, req: AdminRequest) -> Response<Body> {
         (&Method::GET, ["cluster"]) => cluster_api::cluster(ctx),
         (&Method::GET, ["cluster", "members"]) => cluster_api::members(ctx),
         (&Method::POST, ["cluster", "leave"]) => cluster_api::leave(ctx).await,
+        (&Method::DELETE, ["cluster", "members", id]) => cluster_api::remove_member(ctx, id).await,
         (&Method::GET, ["config"]) => config_api::export(ctx, &req),
         (&Method::GET, ["metrics"]) => cluster_api::metrics(ctx),
         (&Method::POST, ["config"]) => config_api::apply(ctx, &req).await,

@@ -1,4 +1,4 @@
-//! `gatehouse status`, `members`, `leave`, `apply` and `dump`: each asks a node's Admin API
+//! `gatehouse status`, `members`, `leave`, `remove`, `apply` and `dump`: each asks a node's Admin API
 //! and prints the answer; failures are one line on stderr and a non-zero exit.
 
 use std::time::Duration;
@@ -68,6 +68,12 @@ pub async fn members(target: &AdminTarget, json: bool) -> anyhow::Result<()> {
         let field = |k: &str| m["meta"][k].as_str().unwrap_or("-").to_string();
         println!("{:<20}  {:<6}  {:<22}  {:<22}", m["node_id"].as_u64().unwrap_or(0), state, field("cluster_addr"), field("admin_addr"));
     }
+    Ok(())
+}
+
+pub async fn remove(target: &AdminTarget, node_id: u64) -> anyhow::Result<()> {
+    target.client(Duration::from_secs(30)).json(Method::DELETE, &format!("/cluster/members/{node_id}"), None).await?;
+    println!("node {node_id} removed from the cluster");
     Ok(())
 }
 

@@ -90,7 +90,7 @@ impl AppHandler for NodeIdHandler {
 
 /// Whether the node at `addr` says it is node `id`. Nothing there, or a build that does
 /// not know the question, is not an answer.
-async fn answers_as(store: &Store, addr: &str, id: u64) -> bool {
+pub(crate) async fn answers_as(store: &Store, addr: &str, id: u64) -> bool {
     matches!(store.call_app(addr, NODE_ID_METHOD, Vec::new()).await, Ok(answer) if answer == id.to_string().into_bytes())
 }
 
