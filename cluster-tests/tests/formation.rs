@@ -39,6 +39,7 @@ async fn three_nodes_join_by_gossip_and_report_one_leader() {
     let (code, table, _) = c.cli(&["status", "--admin", &c.node(3).admin()]);
     assert_eq!(code, 0);
     assert!(table.matches("127.0.10.").count() >= 6, "{table}");
+    assert!(table.contains("quorum: ok (3 of 3 voters alive)"), "{table}");
     let (code, _, err) = c.cli(&["status", "--admin", "127.0.10.99:8001"]);
     assert_ne!(code, 0);
     assert!(err.contains("cannot reach"), "{err}");

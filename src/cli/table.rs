@@ -6,14 +6,29 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map_or_else(|| "-".to_string(), T::to_string)
 }
 
+/// Whether a majority of the voters is alive (as gossip sees them): what an operator
+/// needs first when something is wrong, without counting the table's rows.
+fn quorum_line(s: &ClusterStatus) -> String {
+    let voters = s.nodes.iter().filter(|n| n.voter).count();
+    let alive = s.nodes.iter().filter(|n| n.voter && n.alive && !n.left).count();
+    if voters == 0 {
+        "quorum: unknown (no voters known yet)".to_owned()
+    } else if alive > voters / 2 {
+        format!("quorum: ok ({alive} of {voters} voters alive)")
+    } else {
+        format!("quorum: LOST ({alive} of {voters} voters alive): admin writes fail, proxies serve the last configuration")
+    }
+}
+
 pub fn render_status(s: &ClusterStatus) -> String {
     let mut out = format!(
-        "cluster {}  term {}  leader {}  commit index {}  (as seen by node {})\n\n",
+        "cluster {}  term {}  leader {}  commit index {}  (as seen by node {})\n{}\n\n",
         s.cluster,
         s.term,
         opt(&s.leader_id),
         s.commit_index,
-        s.node_id
+        s.node_id,
+        quorum_line(s)
     );
     let header = ["ID", "ADMIN", "PROXY", "ROLE", "VOTER", "GOSSIP", "APPLIED", "LAG", "LAST CONTACT", "RATE LIMITS"];
     let rows: Vec<[String; 10]> = s
@@ -83,10 +98,15 @@ mod tests {
         };
         let text = render_status(&s);
         assert!(text.starts_with("cluster c  term 3  leader 1"));
-        let lines: Vec<&str> = text.lines().skip(2).collect();
+        assert_eq!(text.lines().nth(1), Some("quorum: ok (2 of 2 voters alive)"));
+        let lines: Vec<&str> = text.lines().skip(3).collect();
         assert_eq!(lines.len(), 4);
         assert!(lines[3].contains("learner") && lines[3].contains("dead") && lines[3].contains("local share"));
         assert!(lines[2].contains("120ms ago"));
         assert_eq!(lines[1].find("127.0.0.1:8001"), lines[2].find("127.0.0.2:8001"));
+
+        let lost = ClusterStatus { nodes: vec![node(1, "candidate"), node(3, "follower"), node(4, "follower")], leader_id: None, ..s };
+        let lost = ClusterStatus { nodes: lost.nodes.into_iter().map(|n| NodeStatus { alive: n.id == 1, ..n }).collect(), ..lost };
+        assert!(render_status(&lost).lines().nth(1).unwrap().starts_with("quorum: LOST (1 of 3 voters alive)"), "{}", render_status(&lost));
     }
 }
