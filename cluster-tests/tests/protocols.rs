@@ -67,6 +67,7 @@ async fn requests_are_routed_and_forwarded_by_their_normalized_path() {
     admin_form(&format!("http://{a}/services/s/routes"), "name=open&paths[]=/open").await;
     admin_form(&format!("http://{a}/services/s/routes"), "name=locked&paths[]=/locked").await;
     admin_form(&format!("http://{a}/routes/locked/plugins"), "name=key-auth").await;
+    admin_form(&format!("http://{a}/services/s/routes"), "name=files&paths[]=~/files/[^/]%2B").await;
     wait_for("the locked route to ask for a key", std::time::Duration::from_secs(5), || async {
         exchange(&proxy, "/locked").await.0.starts_with("HTTP/1.1 401 ").then_some(())
     })
@@ -94,6 +95,15 @@ async fn requests_are_routed_and_forwarded_by_their_normalized_path() {
         assert_eq!(body["path"], upstream, "{target}: {body}");
         assert_eq!(body["headers"]["x-forwarded-path"], target, "{target}: {body}");
     }
+    // A % that begins no escape is refused, as nginx does: kept, an upstream that decodes
+    // once more would see /locked where the router saw /%6Cocked.
+    let (status, _) = exchange(&proxy, "/%%36Cocked").await;
+    assert!(status.starts_with("HTTP/1.1 400 "), "{status}");
+    // Escaped line breaks stay escaped: the regex route's match goes into X-Forwarded-Prefix.
+    let (status, body) = exchange(&proxy, "/files/x%0D%0AX-Injected:%201").await;
+    let body = body.unwrap_or_else(|| panic!("{status}"));
+    assert!(body["headers"].get("x-injected").is_none(), "{body}");
+    assert_eq!(body["headers"]["x-forwarded-prefix"], "/files/x%0D%0AX-Injected:%201", "{body}");
     // A path that climbs out of every route's prefix is routed as what it is.
     let (status, _) = exchange(&proxy, "/open/../../../etc/passwd").await;
     assert!(status.starts_with("HTTP/1.1 404 "), "{status}");

@@ -275,61 +275,6 @@ pub fn validate_path(path: &str) -> Result<(), String> {
     validate_path_chars(path).map_err(|(m, _)| m)
 }
 
-/// Kong's `kong.tools.uri.normalize(path, true)`: decode percent-encoded unreserved
-/// characters, upper-case the remaining escapes, and remove dot segments.
-pub fn normalize_uri_path(path: &str) -> String {
-    let b = path.as_bytes();
-    let mut out: Vec<u8> = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && b[i + 1].is_ascii_hexdigit()
-            && b[i + 2].is_ascii_hexdigit()
-        {
-            let h = &path[i + 1..i + 3];
-            let v = u8::from_str_radix(h, 16).unwrap_or(0);
-            if is_unreserved(v) {
-                out.push(v);
-            } else {
-                out.push(b'%');
-                out.extend_from_slice(h.to_ascii_uppercase().as_bytes());
-            }
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    remove_dot_segments(&String::from_utf8_lossy(&out))
-}
-
-fn remove_dot_segments(path: &str) -> String {
-    if !path.contains("/.") {
-        return path.to_string();
-    }
-    let mut stack: Vec<&str> = Vec::new();
-    let segs: Vec<&str> = path.split('/').collect();
-    let last = segs.len() - 1;
-    for (i, seg) in segs.iter().enumerate().skip(1) {
-        match *seg {
-            "." => {
-                if i == last {
-                    stack.push("");
-                }
-            }
-            ".." => {
-                stack.pop();
-                if i == last {
-                    stack.push("");
-                }
-            }
-            s => stack.push(s),
-        }
-    }
-    format!("/{}", stack.join("/"))
-}
-
 /// The last line of the regex crate's error: what is wrong, without its drawing.
 fn regex_error_detail(e: &regex::Error) -> String {
     let text = e.to_string();
@@ -363,13 +308,13 @@ pub fn validate_router_path(path: &str) -> Result<(), String> {
         }
         return Ok(());
     }
-    let normalized = normalize_uri_path(path);
-    if normalized != path {
-        return Err(format!(
-            "non-normalized path, consider use '{normalized}' instead"
-        ));
+    // Requests are routed by their normal form (`request_path`): a path not in that form
+    // could never match. Kong suggests the normal form as this does.
+    match crate::proxy::request_path::normalize(path) {
+        Ok(normalized) if normalized != path => Err(format!("non-normalized path, consider use '{normalized}' instead")),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
-    Ok(())
 }
 
 /// `typedefs.utf8_name`: alphanumerics, `.`, `-`, `_`, `~` and any non-ASCII character.

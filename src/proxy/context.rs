@@ -66,10 +66,11 @@ impl RequestContext {
     }
 
     /// Normalizes the request path once (see `request_path`), for `path`.
-    pub fn normalize_path(&mut self, uri: &hyper::Uri) {
-        if let std::borrow::Cow::Owned(normal) = super::request_path::normalize(uri.path()) {
+    pub fn normalize_path(&mut self, uri: &hyper::Uri) -> Result<(), super::request_path::MalformedEscape> {
+        if let std::borrow::Cow::Owned(normal) = super::request_path::normalize(uri.path())? {
             self.normalized_path = Some(normal);
         }
+        Ok(())
     }
 
     /// The request path as the gateway routes it: normalized (`normalize_path`).

@@ -34,6 +34,10 @@ pub enum ProxyError {
     /// The client's request body ended early or broke while it was being sent upstream.
     #[error("Bad request")]
     ClientBodyBroken,
+    /// The path has a `%` that begins no escape: nginx refuses such a request before
+    /// Kong sees it, and passed on it could be decoded twice (see `request_path`).
+    #[error("Bad request")]
+    MalformedPath,
     /// CONNECT asks for a tunnel, which no route offers (as Envoy without a CONNECT
     /// route, and unlike a forward proxy): refused before routing, so that a catch-all
     /// route does not send the upstream a tunnel request it never expected.
@@ -52,7 +56,7 @@ impl ProxyError {
             ProxyError::UpstreamBroken { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout | ProxyError::ConnectTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            ProxyError::ClientBodyBroken => StatusCode::BAD_REQUEST,
+            ProxyError::ClientBodyBroken | ProxyError::MalformedPath => StatusCode::BAD_REQUEST,
             ProxyError::TunnelRefused => StatusCode::NOT_IMPLEMENTED,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -80,6 +84,7 @@ impl ProxyError {
             | ProxyError::ConnectTimeout
             | ProxyError::ClientBodyTimeout
             | ProxyError::ClientBodyBroken
+            | ProxyError::MalformedPath
             | ProxyError::Internal(_) => Raiser::Server,
         }
     }

@@ -84,7 +84,10 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
         return gateway_response(&proxy, &mut ctx, None, resp);
     }
     let host = host_of(&parts);
-    ctx.normalize_path(&parts.uri);
+    if ctx.normalize_path(&parts.uri).is_err() {
+        let resp = ProxyError::MalformedPath.response(ctx.request_id(), &parts.headers);
+        return gateway_response(&proxy, &mut ctx, None, resp);
+    }
     let port = port_of(raw_host(&parts)).unwrap_or(proxy.port);
     let found = table.router.find(&RequestView { method: parts.method.as_str(), host: &host, port, path: ctx.path(&parts.uri), headers: &parts.headers });
     let Some(RouteMatch { route, matched_path }) = found else {
@@ -136,6 +139,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
     let proxy_latency = upstream_started - started;
     let path = upstream_path(service.path.as_deref(), ctx.path(&parts.uri), matched_path.as_deref(), route.strip_path);
     let target_path = upstream_target(&request_path::escape(&path), parts.uri.query());
+    let escaped_prefix = matched_path.as_deref().filter(|_| route.strip_path).map(request_path::escape);
     let fields = UpstreamHeaders {
         client: &parts.headers,
         client_addr: peer,
@@ -143,7 +147,8 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
         preserve_host: route.preserve_host,
         proxy_port: &proxy.listen_port,
         path: parts.uri.path(),
-        prefix: matched_path.as_deref().filter(|_| route.strip_path),
+        // Escaped as the path upstream is: the match is of the decoded path.
+        prefix: escaped_prefix.as_deref(),
         request_id: &ctx.request_id_header,
         consumer: ctx.consumer_fields.as_ref(),
     };

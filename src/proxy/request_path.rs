@@ -7,6 +7,12 @@
 //! reserved characters kept (in upper case), dot segments removed (RFC 3986 §5.2.4) and
 //! runs of slashes merged. What goes upstream is then escaped again (Kong's
 //! `kong.tools.uri.escape`), so that the request line carries only URI characters.
+//!
+//! Two departures from Kong's function, both as nginx in front of it behaves or safer: a
+//! `%` that does not begin an escape makes the path malformed (nginx answers 400), since
+//! kept as it is it would make a second decoding upstream (`/%%36%31dmin` to `/%61dmin`
+//! here, `/admin` there) dodge a route; and escapes of control characters stay escaped, so
+//! that no decoded path can carry a line break into a header such as X-Forwarded-Prefix.
 
 use std::borrow::Cow;
 
@@ -14,27 +20,32 @@ use std::borrow::Cow;
 /// path means (`%2F` is not a segment boundary; `%25` is not the start of an escape).
 const RESERVED: &[u8] = b"!*'();:@&=+$,/?%#[]";
 
+/// A path with a `%` that does not begin an escape (two hex digits).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed percent-escape in the request path")]
+pub struct MalformedEscape;
+
 /// The normalized path: `path` itself (no copy) when there is nothing to normalize,
 /// which is the common case.
-pub fn normalize(path: &str) -> Cow<'_, str> {
-    let decoded = decode(path);
+pub fn normalize(path: &str) -> Result<Cow<'_, str>, MalformedEscape> {
+    let decoded = decode(path)?;
     let text: &str = &decoded;
     if !text.contains('.') && !text.contains("//") {
-        return decoded;
+        return Ok(decoded);
     }
-    Cow::Owned(remove_dot_segments(text))
+    Ok(Cow::Owned(remove_dot_segments(text)))
 }
 
 /// Decodes the percent-escapes of unreserved and other characters. Bytes so decoded that
 /// are not UTF-8 (an escape of a lone byte above 0x7F) keep their escapes: Kong would
 /// decode them to raw bytes, which no configured path (text) could match anyway, and
 /// they go upstream as they came.
-fn decode(path: &str) -> Cow<'_, str> {
+fn decode(path: &str) -> Result<Cow<'_, str>, MalformedEscape> {
     if !path.contains('%') {
-        return Cow::Borrowed(path);
+        return Ok(Cow::Borrowed(path));
     }
-    let bytes = match String::from_utf8(decode_bytes(path)) {
-        Ok(text) => return Cow::Owned(text),
+    let bytes = match String::from_utf8(decode_bytes(path)?) {
+        Ok(text) => return Ok(Cow::Owned(text)),
         Err(e) => e.into_bytes(),
     };
     let mut out = String::with_capacity(bytes.len() + 8);
@@ -44,10 +55,16 @@ fn decode(path: &str) -> Cow<'_, str> {
             push_escaped(&mut out, byte);
         }
     }
-    Cow::Owned(out)
+    Ok(Cow::Owned(out))
 }
 
-fn decode_bytes(path: &str) -> Vec<u8> {
+/// Escapes that stay escaped: reserved characters (decoding them would change what the
+/// path means) and control characters (which no header or request line may carry).
+fn kept_escaped(byte: u8) -> bool {
+    RESERVED.contains(&byte) || byte.is_ascii_control()
+}
+
+fn decode_bytes(path: &str) -> Result<Vec<u8>, MalformedEscape> {
     let bytes = path.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -57,8 +74,9 @@ fn decode_bytes(path: &str) -> Vec<u8> {
             _ => None,
         };
         match escaped {
-            Some(byte) if !RESERVED.contains(&byte) => out.push(byte),
+            Some(byte) if !kept_escaped(byte) => out.push(byte),
             Some(_) => out.extend_from_slice(&[b'%', bytes[i + 1].to_ascii_uppercase(), bytes[i + 2].to_ascii_uppercase()]),
+            None if bytes[i] == b'%' => return Err(MalformedEscape),
             None => {
                 out.push(bytes[i]);
                 i += 1;
@@ -67,7 +85,7 @@ fn decode_bytes(path: &str) -> Vec<u8> {
         }
         i += 3;
     }
-    out
+    Ok(out)
 }
 
 fn push_escaped(out: &mut String, byte: u8) {

@@ -113,6 +113,10 @@ fn router_paths() {
         validate_router_path("/%7euser").unwrap_err(),
         "non-normalized path, consider use '/~user' instead"
     );
+    // Escapes of characters outside the unreserved set are decoded too, as requests are.
+    assert_eq!(validate_router_path("/a%20b").unwrap_err(), "non-normalized path, consider use '/a b' instead");
+    assert_eq!(validate_router_path("/caf%C3%A9").unwrap_err(), "non-normalized path, consider use '/café' instead");
+    assert!(validate_router_path("/a b").is_ok() && validate_router_path("/café").is_ok() && validate_router_path("/a%2Fb").is_ok());
 }
 
 #[test]
