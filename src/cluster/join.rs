@@ -27,7 +27,14 @@ struct JoinRequest {
     /// nothing (0).
     #[serde(default)]
     protocol: u32,
+    /// This process's `INSTANCE`; builds before it was sent say nothing (0).
+    #[serde(default)]
+    instance: u64,
 }
+
+/// Tells this process from another with the same node id (a copied data dir): a member
+/// reachable at an old address of its own is the same process, not a second one.
+static INSTANCE: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| rand::random::<u64>().max(1));
 
 /// Serves join requests arriving on the cluster port.
 pub struct JoinHandler {
@@ -63,7 +70,8 @@ impl AppHandler for JoinHandler {
             // id over from a live member would swap it out of the cluster, and the two
             // would take it from each other over and over.
             if let Some(recorded) = recorded.filter(|r| r.addr != req.node.addr) {
-                if answers_as(&store, &recorded.addr, req.node_id).await {
+                let other_process = matches!(who_answers(&store, &recorded.addr).await, Some((id, instance)) if id == req.node_id && instance != req.instance);
+                if other_process {
                     return Err(format!(
                         "{REFUSAL}node id {} is in use by the member at {}: is this a copy of its data dir? Start with an empty data dir to join as a new node",
                         req.node_id, recorded.addr
@@ -76,22 +84,30 @@ impl AppHandler for JoinHandler {
     }
 }
 
-/// Answers `NODE_ID_METHOD` with this node's id.
+/// Answers `NODE_ID_METHOD` with this node's id and this process's instance.
 pub struct NodeIdHandler {
     pub id: u64,
 }
 
 impl AppHandler for NodeIdHandler {
     fn call(&self, _peer: u64, _method: String, _body: Vec<u8>) -> AppFuture {
-        let id = self.id;
-        Box::pin(async move { Ok(id.to_string().into_bytes()) })
+        let answer = format!("{} {}", self.id, *INSTANCE);
+        Box::pin(async move { Ok(answer.into_bytes()) })
     }
 }
 
-/// Whether the node at `addr` says it is node `id`. Nothing there, or a build that does
-/// not know the question, is not an answer.
+/// Which node, and which process of it, answers at `addr`. Nothing there, or a build that
+/// does not know the question, is no answer.
+async fn who_answers(store: &Store, addr: &str) -> Option<(u64, u64)> {
+    let answer = store.call_app(addr, NODE_ID_METHOD, Vec::new()).await.ok()?;
+    let text = String::from_utf8(answer).ok()?;
+    let (id, instance) = text.split_once(' ')?;
+    Some((id.parse().ok()?, instance.parse().ok()?))
+}
+
+/// Whether the node at `addr` says it is node `id`.
 pub(crate) async fn answers_as(store: &Store, addr: &str, id: u64) -> bool {
-    matches!(store.call_app(addr, NODE_ID_METHOD, Vec::new()).await, Ok(answer) if answer == id.to_string().into_bytes())
+    who_answers(store, addr).await.is_some_and(|(answered, _)| answered == id)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -222,7 +238,8 @@ async fn try_join(store: &Store, peers: &[PeerInfo]) -> Result<Attempt, JoinErro
 }
 
 async fn try_addrs<'a>(store: &Store, addrs: impl Iterator<Item = &'a str>) -> Result<Attempt, JoinError> {
-    let body = serde_json::to_vec(&JoinRequest { node_id: store.id(), node: store.node(), protocol: gatehouse_raft::PROTOCOL }).expect("plain struct serializes");
+    let body = serde_json::to_vec(&JoinRequest { node_id: store.id(), node: store.node(), protocol: gatehouse_raft::PROTOCOL, instance: *INSTANCE })
+        .expect("plain struct serializes");
     let mut tried = false;
     for addr in addrs {
         match store.call_app(addr, JOIN_METHOD, body.clone()).await {
@@ -281,6 +298,10 @@ mod tests {
         let request = |id: u64, addr: &str| serde_json::to_vec(&serde_json::json!({ "node_id": id, "node": RaftNode::new(addr), "protocol": gatehouse_raft::PROTOCOL })).unwrap();
 
         let me = store.id();
+        // This very process, reachable at an address it is recorded under: not refused.
+        let mut same_process: serde_json::Value = serde_json::from_slice(&request(me, "127.0.0.1:1")).unwrap();
+        same_process["instance"] = (*INSTANCE).into();
+        assert_eq!(handler.call(me, JOIN_METHOD.into(), serde_json::to_vec(&same_process).unwrap()).await, Ok(Vec::new()));
         let refused = handler.call(me, JOIN_METHOD.into(), request(me, "127.0.0.1:1")).await.unwrap_err();
         assert!(refused.contains(&format!("node id {me} is in use by the member at {}", store.node().addr)), "{refused}");
         assert_eq!(store.members()[&me], store.node(), "the member keeps its address");

@@ -177,11 +177,9 @@ pub fn validate_value(field: &Field, v: Value) -> Result<Value, Value> {
             }
             // A set keeps each value once, the first time it comes (Kong's make_set).
             if matches!(field.ty, Ty::Set(_)) {
-                let mut seen = Vec::with_capacity(out.len());
-                out.retain(|v| !seen.contains(v) && {
-                    seen.push(v.clone());
-                    true
-                });
+                // By each value's JSON text: a hashed set, since a body may hold millions.
+                let mut seen = std::collections::HashSet::with_capacity(out.len());
+                out.retain(|v| seen.insert(v.to_string()));
             }
             if let Some(min) = field.len_min {
                 if out.len() < min {
