@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod config;
 pub mod echo;
 pub mod http;
+pub mod log_filter;
 pub mod metrics;
 pub mod model;
 pub mod node;

@@ -134,14 +134,16 @@ fn main() -> ExitCode {
 
 fn init_logging(filter: &str) {
     use std::io::IsTerminal;
-    // openraft logs benign warnings during membership changes, and an error for every
-    // failed call to a peer that is down, twice a second for as long as it is: the
-    // leader's autopilot says instead when a member stops and starts answering.
-    let filter = format!("{filter},openraft=error,openraft::replication=off");
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // openraft logs benign warnings during membership changes; and an error for every
+    // failed call to a peer that is down, which `QuietUnreachablePeers` drops (the
+    // leader's autopilot says instead when a member stops and starts answering).
+    let filter = format!("{filter},openraft=error");
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
+        .with(gatehouse::log_filter::QuietUnreachablePeers)
         // Colour codes only for a person at a terminal, not in a file or the journal.
-        .with_ansi(std::io::stderr().is_terminal())
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()))
         .init();
 }
