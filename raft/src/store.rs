@@ -187,14 +187,14 @@ impl Store {
         &self.inner.raft
     }
 
-    /// How long ago this node last took a leader's append or snapshot; None: not since it
-    /// started. A leader counts as hearing itself.
     /// How long ago `peer` last answered one of this node's Raft calls (a leader's
     /// heartbeats reach every member several times a second), if it ever did.
     pub fn peer_contact_age(&self, peer: NodeId) -> Option<Duration> {
         self.inner.contacts.age(peer)
     }
 
+    /// How long ago this node last took a leader's append or snapshot; None: not since it
+    /// started. A leader counts as hearing itself.
     pub fn leader_contact_age(&self) -> Option<Duration> {
         if self.inner.raft.metrics().borrow().state == ServerState::Leader {
             return Some(Duration::ZERO);

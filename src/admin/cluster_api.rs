@@ -153,7 +153,9 @@ pub async fn remove_member(ctx: &AdminContext, id: &str) -> Response<Body> {
     let Some(node) = ctx.store.members().get(&id).cloned() else {
         return message(StatusCode::NOT_FOUND, &format!("node {id} is not a member"));
     };
-    if crate::cluster::join::answers_as(&ctx.store, &node.addr, id).await {
+    // Asked of gossip too: this node may be cut off from a member others still reach.
+    let gossip_alive = ctx.peers.peers().iter().any(|p| p.node_id == id && p.alive && !p.left);
+    if gossip_alive || crate::cluster::join::answers_as(&ctx.store, &node.addr, id).await {
         return message(StatusCode::CONFLICT, &format!("node {id} answers at {}: stop it first, or run gatehouse leave against it", node.addr));
     }
     match ctx.store.remove_nodes([id].into()).await {

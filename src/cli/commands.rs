@@ -31,6 +31,10 @@ fn admin_addr(given: &str) -> Result<String, String> {
     if bare.is_empty() || bare.contains('/') {
         return Err(format!("{given:?} is not an address: give host, host:port or http://host:port"));
     }
+    // A bare IPv6 address (more than one colon, no brackets) takes brackets and the port.
+    if bare.matches(':').count() > 1 && !bare.starts_with('[') {
+        return Ok(format!("[{bare}]:8001"));
+    }
     let has_port = match bare.rsplit_once(':') {
         // An IPv6 address has colons of its own: only `[addr]:port` carries a port.
         Some((host, port)) => (!host.contains(':') || host.ends_with(']')) && !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()),
@@ -137,6 +141,8 @@ mod tests {
             ("http://node-2", "node-2:8001"),
             ("[::1]:8001", "[::1]:8001"),
             ("[::1]", "[::1]:8001"),
+            ("::1", "[::1]:8001"),
+            ("fe80::2:3", "[fe80::2:3]:8001"),
         ] {
             assert_eq!(admin_addr(given).as_deref(), Ok(want), "{given}");
         }

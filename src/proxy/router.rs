@@ -17,7 +17,6 @@ pub struct RouteSpec {
     /// `/prefix` or `~/regex`.
     pub paths: Vec<String>,
     pub methods: Vec<String>,
-    /// Header name → accepted values (any of them).
     /// Header name → accepted values (any of them); a value `~*regex` matches by
     /// regex, case-insensitively, as Kong's.
     pub headers: BTreeMap<String, Vec<String>>,
@@ -66,83 +65,6 @@ struct Variant {
     hosts: Vec<HostMatch>,
     methods: Vec<String>,
     headers: Vec<(String, Vec<HeaderRule>)>,
-}
-
-/// One of a route's `hosts`: a name (maybe a wildcard) and, if given, a port.
-#[derive(Debug, Clone)]
-struct HostMatch {
-    name: HostRule,
-    port: Option<u16>,
-}
-
-impl HostMatch {
-    fn parse(h: &str) -> HostMatch {
-        // `name:port`; an IPv6 address is written `[addr]` or `[addr]:port`.
-        let (name, port) = match h.rsplit_once(':') {
-            Some((name, port)) if (!name.contains(':') || name.ends_with(']')) && port.parse::<u16>().is_ok() => (name, port.parse().ok()),
-            _ => (h, None),
-        };
-        HostMatch { name: HostRule::parse(name.trim_start_matches('[').trim_end_matches(']')), port }
-    }
-
-    fn matches(&self, req: &RequestView<'_>) -> bool {
-        self.name.matches(req.host) && self.port.is_none_or(|port| port == req.port)
-    }
-}
-
-/// One accepted value of a header: the value (any case), or `~*regex`.
-#[derive(Debug)]
-enum HeaderRule {
-    Equal(String),
-    Regex(Regex),
-}
-
-impl HeaderRule {
-    fn parse(value: &str) -> Result<HeaderRule, regex::Error> {
-        match value.strip_prefix("~*") {
-            // Kong lowercases the value and the regex; case-insensitive matching does the
-            // same without changing what escapes such as `\S` mean.
-            Some(re) => regex::RegexBuilder::new(re).case_insensitive(true).build().map(HeaderRule::Regex),
-            None => Ok(HeaderRule::Equal(value.to_owned())),
-        }
-    }
-
-    fn matches(&self, value: &str) -> bool {
-        match self {
-            HeaderRule::Equal(want) => want.eq_ignore_ascii_case(value),
-            HeaderRule::Regex(re) => re.is_match(value),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-enum HostRule {
-    Exact(String),
-    /// `*.example.com`: the suffix with its dot.
-    Suffix(String),
-    /// `example.*`: the prefix with its dot.
-    Prefix(String),
-}
-
-impl HostRule {
-    fn parse(h: &str) -> HostRule {
-        let h = h.to_ascii_lowercase();
-        if let Some(rest) = h.strip_prefix('*') {
-            HostRule::Suffix(rest.to_owned())
-        } else if let Some(rest) = h.strip_suffix('*') {
-            HostRule::Prefix(rest.to_owned())
-        } else {
-            HostRule::Exact(h)
-        }
-    }
-
-    fn matches(&self, host: &str) -> bool {
-        match self {
-            HostRule::Exact(h) => h == host,
-            HostRule::Suffix(s) => host.len() > s.len() && host.ends_with(s.as_str()),
-            HostRule::Prefix(p) => host.len() > p.len() && host.starts_with(p.as_str()),
-        }
-    }
 }
 
 impl Variant {
@@ -421,6 +343,9 @@ impl Router {
         self.variants.iter().find_map(|v| v.matches(req).map(|m| RouteMatch { route: v.route, matched_path: m }))
     }
 }
+
+mod rules;
+use rules::{HeaderRule, HostMatch, HostRule};
 
 #[cfg(test)]
 #[path = "router_tests.rs"]
