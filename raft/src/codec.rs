@@ -27,8 +27,13 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, _read) = bincode::serde::decode_from_slice(bytes, config())?;
-    Ok(value)
+    Ok(decode_prefix(bytes)?.0)
+}
+
+/// A value at the start of `bytes`, and how many bytes it took: what follows is for
+/// readers that know of it (older ones stop at the value, as `decode` does).
+pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
+    Ok(bincode::serde::decode_from_slice(bytes, config())?)
 }
 
 #[cfg(test)]

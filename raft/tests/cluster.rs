@@ -352,3 +352,32 @@ async fn a_data_dir_in_use_is_refused_with_the_reason() {
     }
     first.shutdown().await;
 }
+
+/// A new node started on a lost member's address, with the cluster's secret, answers
+/// there as itself: the leader neither counts it as the member it replaced (its contact
+/// with that member stays stale) nor sends it the member's appends, so it cannot stand
+/// in for the member's vote or acknowledgement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_node_on_a_lost_members_address_does_not_stand_in_for_it() {
+    let mut cluster = Cluster::start(3, defaults).await;
+    let leader = cluster.wait_leader_agreed().await;
+    let lost = (1..=3u64).find(|id| *id != leader).unwrap();
+    let leader_store = cluster.node(cluster.index_of(leader)).clone();
+    cluster.stop(cluster.index_of(lost)).await;
+    wait_for("the leader to lose contact with the stopped member", Duration::from_secs(10), || async {
+        leader_store.peer_contact_age(lost).is_some_and(|age| age > Duration::from_millis(500)).then_some(())
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let newcomer = gatehouse_raft::Store::open(common::config(99, cluster.addrs[cluster.index_of(lost)], dir.path().to_path_buf(), defaults)).await.unwrap();
+    // The leader keeps writing (its heartbeats and appends go to the address all along).
+    let mut index = 0;
+    for i in 0..20 {
+        index = leader_store.put(format!("w/{i}"), vec![1]).await.unwrap().log_index;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(leader_store.peer_contact_age(lost).is_some_and(|age| age > Duration::from_secs(1)), "the newcomer was taken for node {lost}");
+    assert!(newcomer.status().last_log_index.unwrap_or(0) < index, "the newcomer was sent node {lost}'s appends");
+    newcomer.shutdown().await;
+    cluster.shutdown().await;
+}

@@ -39,12 +39,16 @@ pub enum CallError {
     /// The peer answered with a reply of the wrong kind: a version mismatch.
     #[error("unexpected reply from {addr}")]
     Unexpected { addr: String },
+    /// Another node than the one expected answers at the address (a new node on a lost
+    /// member's address): the request was never sent, and it must not stand in for it.
+    #[error("{addr} is node {found}, not node {expected}")]
+    WrongNode { addr: String, expected: NodeId, found: NodeId },
 }
 
 impl CallError {
     /// True when the request certainly did not reach the peer, so resending is safe.
     pub fn never_sent(&self) -> bool {
-        matches!(self, CallError::Unreachable { .. } | CallError::Refused { .. })
+        matches!(self, CallError::Unreachable { .. } | CallError::Refused { .. } | CallError::WrongNode { .. })
     }
 }
 
@@ -54,8 +58,9 @@ pub struct Transport {
     /// Local address outgoing connections are made from (`None`: let the OS pick).
     source_ip: Option<IpAddr>,
     connect_timeout: Duration,
-    /// Idle, authenticated connections by peer address. Held only to push or pop.
-    idle: Mutex<HashMap<String, Vec<TcpStream>>>,
+    /// Idle, authenticated connections by peer address, with the node id the peer proved
+    /// (none from builds that do not say). Held only to push or pop.
+    idle: Mutex<HashMap<String, Vec<(TcpStream, Option<NodeId>)>>>,
 }
 
 impl Transport {
@@ -65,12 +70,23 @@ impl Transport {
 
     /// Sends one request to `addr` and waits up to `timeout` for its reply.
     pub async fn call(&self, addr: &str, request: &Request, timeout: Duration) -> Result<Reply, CallError> {
-        let mut stream = match self.take_idle(addr) {
-            Some(stream) => stream,
+        self.call_node(addr, None, request, timeout).await
+    }
+
+    /// As `call`, to node `expected` at `addr`: refused, unsent, when the peer there
+    /// proves it is another node.
+    pub async fn call_node(&self, addr: &str, expected: Option<NodeId>, request: &Request, timeout: Duration) -> Result<Reply, CallError> {
+        let (mut stream, peer) = match self.take_idle(addr) {
+            Some(conn) => conn,
             None => tokio::time::timeout(self.connect_timeout, self.connect(addr))
                 .await
                 .map_err(|_| CallError::Unreachable { addr: addr.into(), source: io::ErrorKind::TimedOut.into() })??,
         };
+        if let (Some(expected), Some(found)) = (expected, peer) {
+            if expected != found {
+                return Err(CallError::WrongNode { addr: addr.into(), expected, found });
+            }
+        }
         let exchange = async {
             frame::write(&mut stream, request).await?;
             frame::read::<_, Reply>(&mut stream).await
@@ -79,13 +95,13 @@ impl Transport {
             Err(_) => Err(CallError::Timeout { addr: addr.into(), timeout }),
             Ok(Err(source)) => Err(CallError::Broken { addr: addr.into(), source }),
             Ok(Ok(reply)) => {
-                self.put_idle(addr, stream);
+                self.put_idle(addr, (stream, peer));
                 Ok(reply)
             }
         }
     }
 
-    async fn connect(&self, addr: &str) -> Result<TcpStream, CallError> {
+    async fn connect(&self, addr: &str) -> Result<(TcpStream, Option<NodeId>), CallError> {
         let unreachable = |source: io::Error| CallError::Unreachable { addr: addr.into(), source };
         let target: SocketAddr = match addr.parse() {
             Ok(a) => a,
@@ -101,33 +117,33 @@ impl Transport {
         }
         let mut stream = socket.connect(target).await.map_err(unreachable)?;
         stream.set_nodelay(true).map_err(unreachable)?;
-        auth::client(&mut stream, &self.creds).await.map_err(|source| match source {
+        let peer = auth::client(&mut stream, &self.creds).await.map_err(|source| match source {
             HandshakeError::Io(source) => CallError::Unreachable { addr: addr.into(), source },
             source => CallError::Refused { addr: addr.into(), source },
         })?;
-        Ok(stream)
+        Ok((stream, peer))
     }
 
-    fn take_idle(&self, addr: &str) -> Option<TcpStream> {
+    fn take_idle(&self, addr: &str) -> Option<(TcpStream, Option<NodeId>)> {
         let mut idle = self.idle.lock().expect("pool lock poisoned");
         let conns = idle.get_mut(addr)?;
-        while let Some(stream) = conns.pop() {
+        while let Some((stream, peer)) = conns.pop() {
             // A pooled connection the peer has closed (it restarted) reads as EOF at once;
             // catching it here keeps a dead socket from failing a request.
             let mut probe = [0u8; 1];
             match stream.try_read(&mut probe) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(stream),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some((stream, peer)),
                 _ => continue,
             }
         }
         None
     }
 
-    fn put_idle(&self, addr: &str, stream: TcpStream) {
+    fn put_idle(&self, addr: &str, conn: (TcpStream, Option<NodeId>)) {
         let mut idle = self.idle.lock().expect("pool lock poisoned");
         let conns = idle.entry(addr.to_owned()).or_default();
         if conns.len() < MAX_IDLE_PER_PEER {
-            conns.push(stream);
+            conns.push(conn);
         }
     }
 }
@@ -176,13 +192,15 @@ pub struct PeerClient {
 
 impl PeerClient {
     async fn call<E: std::error::Error>(&self, request: Request, option: &RPCOption) -> Result<Reply, RPCError<NodeId, RaftNode, E>> {
-        let reply = self.transport.call(&self.addr, &request, option.hard_ttl()).await;
+        // To the node the membership names at this address, and no other: a new node on
+        // a lost member's address would otherwise take its appends and count as it.
+        let reply = self.transport.call_node(&self.addr, Some(self.target), &request, option.hard_ttl()).await;
         if reply.is_ok() {
             self.contacts.record(self.target);
         }
         reply.map_err(|e| match e {
             // Unreachable makes openraft back off instead of retrying at once.
-            e @ (CallError::Unreachable { .. } | CallError::Refused { .. }) => RPCError::Unreachable(Unreachable::new(&e)),
+            e @ (CallError::Unreachable { .. } | CallError::Refused { .. } | CallError::WrongNode { .. }) => RPCError::Unreachable(Unreachable::new(&e)),
             e => RPCError::Network(NetworkError::new(&e)),
         })
     }
