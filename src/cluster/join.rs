@@ -154,7 +154,7 @@ pub async fn keep_membership(
         if needs_join(&store, &seen, leaderless_for) && std::time::Instant::now() >= next_attempt {
             let mut attempt = try_join(&store, &seen).await?;
             if attempt != Attempt::Joined && started.elapsed() > SEED_FALLBACK_AFTER {
-                attempt = attempt.or(try_addrs(&store, seed_cluster_addrs.iter().map(String::as_str)).await?);
+                attempt = attempt.or(try_addrs(&store, seed_cluster_addrs.iter().map(String::as_str), true).await?);
             }
             match attempt {
                 Attempt::Joined => {
@@ -234,17 +234,21 @@ async fn try_join(store: &Store, peers: &[PeerInfo]) -> Result<Attempt, JoinErro
     let mut candidates: Vec<&PeerInfo> =
         peers.iter().filter(|p| p.node_id != store.id() && p.alive && !p.left && p.get(meta::CLUSTER_ADDR).is_some()).collect();
     candidates.sort_by_key(|p| p.get(meta::ROLE) != Some("leader"));
-    try_addrs(store, candidates.into_iter().filter_map(|p| p.get(meta::CLUSTER_ADDR))).await
+    // Gossip is not authenticated: an address it gives that refuses our credentials may
+    // be anyone's, so its refusal does not stop this node. Only the seeds' does.
+    try_addrs(store, candidates.into_iter().filter_map(|p| p.get(meta::CLUSTER_ADDR)), false).await
 }
 
-async fn try_addrs<'a>(store: &Store, addrs: impl Iterator<Item = &'a str>) -> Result<Attempt, JoinError> {
+/// Asks each address in turn; with `refusals_final`, a refusal of our credentials (a wrong
+/// --cluster-name or secret) stops the node with the reason.
+async fn try_addrs<'a>(store: &Store, addrs: impl Iterator<Item = &'a str>, refusals_final: bool) -> Result<Attempt, JoinError> {
     let body = serde_json::to_vec(&JoinRequest { node_id: store.id(), node: store.node(), protocol: gatehouse_raft::PROTOCOL, instance: *INSTANCE })
         .expect("plain struct serializes");
     let mut tried = false;
     for addr in addrs {
         match store.call_app(addr, JOIN_METHOD, body.clone()).await {
             Ok(_) => return Ok(Attempt::Joined),
-            Err(StoreError::PeerRefused(msg)) => return Err(JoinError::Refused(format!("{addr}: {msg}"))),
+            Err(StoreError::PeerRefused(msg)) if refusals_final => return Err(JoinError::Refused(format!("{addr}: {msg}"))),
             // The cluster said no for a reason that asking again will not change.
             Err(StoreError::Remote(msg)) if msg.starts_with(REFUSAL) => {
                 return Err(JoinError::Refused(format!("{addr}: {}", &msg[REFUSAL.len()..])));
