@@ -153,10 +153,15 @@ pub async fn remove_member(ctx: &AdminContext, id: &str) -> Response<Body> {
     let Some(node) = ctx.store.members().get(&id).cloned() else {
         return message(StatusCode::NOT_FOUND, &format!("node {id} is not a member"));
     };
-    // Asked of gossip too: this node may be cut off from a member others still reach.
-    let gossip_alive = ctx.peers.peers().iter().any(|p| p.node_id == id && p.alive && !p.left);
-    if gossip_alive || crate::cluster::join::answers_as(&ctx.store, &node.addr, id).await {
+    if crate::cluster::join::answers_as(&ctx.store, &node.addr, id).await {
         return message(StatusCode::CONFLICT, &format!("node {id} answers at {}: stop it first, or run gatehouse leave against it", node.addr));
+    }
+    // Asked of gossip too: this node may be cut off from a member others still reach.
+    if ctx.peers.peers().iter().any(|p| p.node_id == id && p.alive && !p.left) {
+        return message(
+            StatusCode::CONFLICT,
+            &format!("gossip still sees node {id} alive: if it has just stopped, try again once gatehouse status shows it dead"),
+        );
     }
     match ctx.store.remove_nodes([id].into()).await {
         Ok(_) => {
