@@ -345,6 +345,38 @@ async fn an_operator_removes_a_member_lost_for_good_but_not_a_live_one() {
     .await;
 }
 
+/// Gossip is not authenticated, so an address it gives that refuses this node's
+/// credentials is not the cluster's last word: a node that learns of two "leaders" by
+/// gossip, one of another cluster with the same name but another secret, joins the one
+/// its --join seed leads instead of stopping at the other's refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_from_an_address_gossip_gave_does_not_stop_a_join() {
+    let _serial = serial();
+    let mut c = Cluster::new("127.0.53", 3);
+    c.start(1, &["--cluster-secret", "right"]);
+    wait_for("node 1", Duration::from_secs(15), || async { c.status(1).await }).await;
+    // Node 2 leads a one-node cluster of its own, then gossips with node 1.
+    c.start(2, &["--cluster-secret", "wrong"]);
+    wait_for("node 2 to lead its own cluster", Duration::from_secs(15), || async { view::leader(&c.status(2).await?) }).await;
+    assert_eq!(c.stop(2, Duration::from_secs(15)).await, Some(0));
+    c.start(2, &["--cluster-secret", "wrong", "--join", "127.0.53.1"]);
+    let other = wait_for("node 1's gossip to hear node 2 lead", Duration::from_secs(20), || async {
+        let members = c.status(1).await?;
+        let s2 = c.status(2).await?;
+        let id2 = view::leader(&s2)?;
+        members["nodes"].as_array()?.iter().any(|n| n["id"] == id2 && n["alive"] == true).then_some(id2)
+    })
+    .await;
+    c.start(3, &["--cluster-secret", "right", "--join", "127.0.53.1"]);
+    wait_for("node 3 to join node 1's cluster", Duration::from_secs(20), || async {
+        let s = c.status(1).await?;
+        let id3 = view::node_id_at(&s, &c.node(3).admin())?;
+        (id3 != other && s["nodes"].as_array()?.iter().any(|n| n["id"] == id3 && (n["role"] == "learner" || n["role"] == "follower"))).then_some(())
+    })
+    .await;
+    assert!(c.is_running(3) && c.status(3).await.is_some(), "node 3 stopped:\n{}", c.log(3));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_hands_off_and_the_node_exits() {
     let _serial = serial();
