@@ -54,15 +54,6 @@ struct ServerId {
     proof: Vec<u8>,
 }
 
-fn id_proof(secret: &[u8], cluster: &str, nonce: &[u8; 32], node_id: u64) -> Vec<u8> {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(b"server-id");
-    mac.update(cluster.as_bytes());
-    mac.update(nonce);
-    mac.update(&node_id.to_be_bytes());
-    mac.finalize().into_bytes().to_vec()
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
     /// The peer belongs to another cluster: check `--cluster-name` on both nodes.
@@ -76,29 +67,31 @@ pub enum HandshakeError {
     Io(#[from] std::io::Error),
 }
 
-fn proof(secret: &[u8], role: &[u8], cluster: &str, nonce: &[u8; 32]) -> Vec<u8> {
+/// The MAC every proof is: over the role, the cluster's name, the other side's nonce, and
+/// what the proof vouches for beyond them (the server's node id; nothing for the others).
+fn keyed(secret: &[u8], role: &[u8], cluster: &str, nonce: &[u8; 32], vouched: &[u8]) -> HmacSha256 {
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(role);
     mac.update(cluster.as_bytes());
     mac.update(nonce);
-    mac.finalize().into_bytes().to_vec()
+    mac.update(vouched);
+    mac
 }
 
-fn verify_id(secret: &[u8], cluster: &str, nonce: &[u8; 32], node_id: u64, given: &[u8]) -> bool {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(b"server-id");
-    mac.update(cluster.as_bytes());
-    mac.update(nonce);
-    mac.update(&node_id.to_be_bytes());
-    mac.verify_slice(given).is_ok()
+fn proof(secret: &[u8], role: &[u8], cluster: &str, nonce: &[u8; 32]) -> Vec<u8> {
+    keyed(secret, role, cluster, nonce, &[]).finalize().into_bytes().to_vec()
 }
 
 fn verify(secret: &[u8], role: &[u8], cluster: &str, nonce: &[u8; 32], given: &[u8]) -> bool {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(role);
-    mac.update(cluster.as_bytes());
-    mac.update(nonce);
-    mac.verify_slice(given).is_ok()
+    keyed(secret, role, cluster, nonce, &[]).verify_slice(given).is_ok()
+}
+
+fn id_proof(secret: &[u8], cluster: &str, nonce: &[u8; 32], node_id: u64) -> Vec<u8> {
+    keyed(secret, b"server-id", cluster, nonce, &node_id.to_be_bytes()).finalize().into_bytes().to_vec()
+}
+
+fn verify_id(secret: &[u8], cluster: &str, nonce: &[u8; 32], node_id: u64, given: &[u8]) -> bool {
+    keyed(secret, b"server-id", cluster, nonce, &node_id.to_be_bytes()).verify_slice(given).is_ok()
 }
 
 /// The connecting side. On success the peer has proven it knows the secret; the node id
