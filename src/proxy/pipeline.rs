@@ -31,7 +31,7 @@ use super::tls::TlsTarget;
 use super::request_body;
 use super::request_path;
 use super::response_fields::GatewayFields;
-use super::router::{RequestView, RouteMatch};
+use super::router::{split_port, RequestView, RouteMatch};
 use super::server::Proxy;
 use super::table::{ActivePlugin, ProxyTable, RouteEntry, ServiceEntry};
 use super::upstream_headers::UpstreamHeaders;
@@ -55,12 +55,6 @@ fn host_of(parts: &Parts) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(host)
     }
-}
-
-/// The port a Host field names, if it names one.
-fn port_of(raw: &str) -> Option<u16> {
-    let (host, port) = raw.rsplit_once(':')?;
-    (!host.contains(':') || host.ends_with(']')).then(|| port.parse().ok()).flatten()
 }
 
 fn strip_port(raw: &str) -> &str {
@@ -88,7 +82,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<RequestBody>, peer: SocketAd
         let resp = ProxyError::MalformedPath.response(ctx.request_id(), &parts.headers);
         return gateway_response(&proxy, &mut ctx, None, resp);
     }
-    let port = port_of(raw_host(&parts)).unwrap_or(proxy.port);
+    let port = split_port(raw_host(&parts)).1.unwrap_or(proxy.port);
     let found = table.router.find(&RequestView { method: parts.method.as_str(), host: &host, port, path: ctx.path(&parts.uri), headers: &parts.headers });
     let Some(RouteMatch { route, matched_path }) = found else {
         let resp = ProxyError::NoRoute.response(ctx.request_id(), &parts.headers);

@@ -345,6 +345,7 @@ impl Router {
 }
 
 mod rules;
+pub use rules::split_port;
 use rules::{HeaderRule, HostMatch, HostRule};
 
 #[cfg(test)]

@@ -12,13 +12,22 @@ pub(super) struct HostMatch {
     pub(super) port: Option<u16>,
 }
 
+/// `name:port` as a route's host or a request's Host field writes it: the name, and the
+/// port if one is given. An IPv6 address is written `[addr]` or `[addr]:port`; the name
+/// keeps its brackets.
+pub fn split_port(host: &str) -> (&str, Option<u16>) {
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') || name.ends_with(']') => match port.parse() {
+            Ok(port) => (name, Some(port)),
+            Err(_) => (host, None),
+        },
+        _ => (host, None),
+    }
+}
+
 impl HostMatch {
     pub(super) fn parse(h: &str) -> HostMatch {
-        // `name:port`; an IPv6 address is written `[addr]` or `[addr]:port`.
-        let (name, port) = match h.rsplit_once(':') {
-            Some((name, port)) if (!name.contains(':') || name.ends_with(']')) && port.parse::<u16>().is_ok() => (name, port.parse().ok()),
-            _ => (h, None),
-        };
+        let (name, port) = split_port(h);
         HostMatch { name: HostRule::parse(name.trim_start_matches('[').trim_end_matches(']')), port }
     }
 
