@@ -72,7 +72,7 @@ impl Autopilot {
                 }
             }
             silent.retain(|id| status.members.iter().any(|m| m.id == *id));
-            let up = |id: u64| is_alive(&peers, id) || answering.contains(&id);
+            let up = |id: u64| is_up(&peers, &answering, id);
             let now = Instant::now();
             let dead: BTreeSet<u64> = status
                 .members
@@ -95,6 +95,11 @@ impl Autopilot {
     }
 }
 
+/// Up: alive to gossip, or answering the leader's Raft calls.
+fn is_up(peers: &[PeerInfo], answering: &BTreeSet<u64>, id: u64) -> bool {
+    is_alive(peers, id) || answering.contains(&id)
+}
+
 fn is_alive(peers: &[PeerInfo], id: u64) -> bool {
     peers.iter().any(|p| p.node_id == id && p.alive && !p.left)
 }
@@ -114,7 +119,7 @@ pub fn decide(status: &Status, peers: &[PeerInfo], answering: &BTreeSet<u64>, de
     let healthy_learner = status
         .members
         .iter()
-        .filter(|m| !m.voter && (is_alive(peers, m.id) || answering.contains(&m.id)) && caught_up(m))
+        .filter(|m| !m.voter && is_up(peers, answering, m.id) && caught_up(m))
         .map(|m| m.id)
         .min();
 
