@@ -207,7 +207,7 @@ impl StartArgs {
             .iter()
             .map(|j| j.trim())
             .filter(|j| !j.is_empty())
-            .map(|j| if has_port(j) { j.to_string() } else { format!("{j}:{GOSSIP_PORT}") })
+            .map(|j| with_default_port(j, GOSSIP_PORT))
             .collect()
     }
 
@@ -264,6 +264,18 @@ impl StartArgs {
             return invalid("--raft-heartbeat must be under half of --raft-election-timeout".into());
         }
         Ok(())
+    }
+}
+
+/// `addr` with `port` where it names none: `host`, `host:port`, `[v6]`, `[v6]:port`, or a
+/// bare IPv6 address (which takes brackets).
+pub fn with_default_port(addr: &str, port: u16) -> String {
+    if has_port(addr) {
+        addr.to_owned()
+    } else if addr.matches(':').count() > 1 && !addr.starts_with('[') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
     }
 }
 

@@ -22,7 +22,7 @@ pub struct AdminTarget {
 }
 
 /// `--admin` as `host:port`: an `http://` prefix and a trailing slash are dropped, and a
-/// missing port is the Admin API's default, as `--join` defaults the cluster port.
+/// missing port is the Admin API's default, as `--join` defaults the gossip port.
 fn admin_addr(given: &str) -> Result<String, String> {
     if given.starts_with("https://") {
         return Err("the Admin API speaks plain HTTP here (put TLS in front of it with a proxy); give host:port".into());
@@ -31,16 +31,7 @@ fn admin_addr(given: &str) -> Result<String, String> {
     if bare.is_empty() || bare.contains('/') {
         return Err(format!("{given:?} is not an address: give host, host:port or http://host:port"));
     }
-    // A bare IPv6 address (more than one colon, no brackets) takes brackets and the port.
-    if bare.matches(':').count() > 1 && !bare.starts_with('[') {
-        return Ok(format!("[{bare}]:8001"));
-    }
-    let has_port = match bare.rsplit_once(':') {
-        // An IPv6 address has colons of its own: only `[addr]:port` carries a port.
-        Some((host, port)) => (!host.contains(':') || host.ends_with(']')) && !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()),
-        None => false,
-    };
-    Ok(if has_port { bare.to_owned() } else { format!("{bare}:8001") })
+    Ok(crate::config::with_default_port(bare, crate::config::ADMIN_PORT))
 }
 
 impl AdminTarget {
