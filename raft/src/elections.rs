@@ -8,7 +8,8 @@
 //! election comes after a timeout drawn afresh for each term, from the same range. Once a
 //! leader is known, or the node follows another candidate, openraft's timer is back on.
 //! Elections come no more often than openraft's own would. A restarted node's campaigns
-//! may also be held (`restart_hold`): then neither timer runs.
+//! may also be held (`restart_hold`): then neither timer runs. And neither runs until a
+//! majority of voters has said it would vote for this node (`pre_vote`).
 //!
 //! openraft delays its next election by twice the maximum timeout once a peer has refused
 //! its vote for having a longer log, so that the peer, which can win, gets there first.
@@ -44,10 +45,17 @@ impl LongerLogSeen {
     }
 }
 
+/// What keeps this node from campaigning: a restart's hold, and until a majority of
+/// voters would vote for it, the pre-vote (`pre_voted` false).
+pub(crate) struct Gates {
+    pub hold: RestartHold,
+    pub pre_voted: watch::Receiver<bool>,
+}
+
 pub(crate) async fn break_split_votes(
     raft: Raft,
     election_timeout: (Duration, Duration),
-    hold: RestartHold,
+    gates: Gates,
     longer_logs: Arc<LongerLogSeen>,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -56,18 +64,18 @@ pub(crate) async fn break_split_votes(
         async move { raft.trigger().elect().await.is_ok() }
     };
     let openraft_timer = |on: bool| raft.runtime_config().elect(on);
-    campaign_until_decided(raft.metrics(), election_timeout, hold, &longer_logs, elect, openraft_timer, shutdown).await
+    campaign_until_decided(raft.metrics(), election_timeout, gates, &longer_logs, elect, openraft_timer, shutdown).await
 }
 
 /// Calls an election whenever this node has been a candidate, with no leader, in the same
 /// term for a timeout drawn from `election_timeout`; openraft's timer is off meanwhile.
-/// While `hold` holds, neither calls one. A refusal from a peer with a longer log delays
+/// While the gates are shut, neither calls one. A refusal from a peer with a longer log delays
 /// the next by twice the maximum timeout, as openraft does. `elect` returns false once
 /// Raft has stopped.
 async fn campaign_until_decided<F, Fut>(
     mut metrics: watch::Receiver<RaftMetrics>,
     election_timeout: (Duration, Duration),
-    mut hold: RestartHold,
+    gates: Gates,
     longer_logs: &LongerLogSeen,
     mut elect: F,
     openraft_timer: impl Fn(bool),
@@ -76,6 +84,7 @@ async fn campaign_until_decided<F, Fut>(
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
+    let Gates { mut hold, mut pre_voted } = gates;
     let undecided = |m: &RaftMetrics| m.state == ServerState::Candidate && m.current_leader.is_none();
     let (min, max) = election_timeout;
     // openraft starts with its timer on.
@@ -91,6 +100,7 @@ async fn campaign_until_decided<F, Fut>(
             let m = metrics.borrow_and_update();
             (m.current_term, undecided(&m), hold.held(&m, tokio::time::Instant::now()))
         };
+        let granted = *pre_voted.borrow_and_update();
         if held != was_held {
             was_held = held;
             if held {
@@ -99,7 +109,7 @@ async fn campaign_until_decided<F, Fut>(
                 tracing::info!(term, "campaigns allowed again");
             }
         }
-        let want_timer = !now_undecided && !held;
+        let want_timer = !now_undecided && !held && granted;
         if want_timer != timer_on {
             timer_on = want_timer;
             openraft_timer(timer_on);
@@ -111,6 +121,7 @@ async fn campaign_until_decided<F, Fut>(
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => return,
                 changed = metrics.changed() => if changed.is_err() { return },
+                changed = pre_voted.changed() => if changed.is_err() { return },
                 _ = hold.changed() => {}
             }
             continue;
@@ -132,6 +143,10 @@ async fn campaign_until_decided<F, Fut>(
             _ = hold.changed() => true,
         };
         if !decided {
+            if !*pre_voted.borrow() {
+                tracing::debug!(term, "the election is still undecided, but no majority would vote for this node: not calling another");
+                continue;
+            }
             if longer_logs.in_term(term) && backing_off != Some(term) {
                 backing_off = Some(term);
                 tracing::info!(term, "a peer with a longer log refused this node's vote; leaving it the next election");
@@ -180,6 +195,8 @@ mod tests {
 
     struct Breaker {
         metrics: watch::Sender<RaftMetrics>,
+        /// Whether a majority would vote for this node; true unless a test says otherwise.
+        pre_voted: watch::Sender<bool>,
         elections: Arc<AtomicU32>,
         openraft_timer_on: Arc<AtomicBool>,
         longer_logs: Arc<LongerLogSeen>,
@@ -194,7 +211,12 @@ mod tests {
     }
 
     fn start_held(initial: RaftMetrics, hold: RestartHold) -> Breaker {
+        start_gated(initial, hold, true)
+    }
+
+    fn start_gated(initial: RaftMetrics, hold: RestartHold, granted: bool) -> Breaker {
         let (metrics, rx) = watch::channel(initial);
+        let (pre_voted, pre_voted_rx) = watch::channel(granted);
         let (stop, stop_rx) = watch::channel(false);
         let elections = Arc::new(AtomicU32::new(0));
         let openraft_timer_on = Arc::new(AtomicBool::new(true));
@@ -208,9 +230,9 @@ mod tests {
         let longer_logs = Arc::new(LongerLogSeen::default());
         let seen = longer_logs.clone();
         let task = tokio::spawn(async move {
-            campaign_until_decided(rx, TIMEOUT, hold, &seen, elect, move |on| timer.store(on, Ordering::SeqCst), stop_rx).await
+            campaign_until_decided(rx, TIMEOUT, Gates { hold, pre_voted: pre_voted_rx }, &seen, elect, move |on| timer.store(on, Ordering::SeqCst), stop_rx).await
         });
-        Breaker { metrics, elections, openraft_timer_on, longer_logs, stop, task }
+        Breaker { metrics, pre_voted, elections, openraft_timer_on, longer_logs, stop, task }
     }
 
     impl Breaker {
@@ -336,10 +358,40 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn without_a_pre_vote_neither_timer_runs_and_with_one_openraft_times() {
+        let b = start_gated(metrics(ServerState::Follower, 5, Some(2)), released(), false);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(!b.openraft_timer_on.load(Ordering::SeqCst), "no majority would vote for this node: openraft's timer is off");
+        b.pre_voted.send_replace(true);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(b.openraft_timer_on.load(Ordering::SeqCst), "a majority would: openraft's timer runs");
+        b.pre_voted.send_replace(false);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(!b.openraft_timer_on.load(Ordering::SeqCst), "a leader heard again: off until the next pre-vote");
+        assert_eq!(b.stop().await, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_split_candidate_calls_no_election_until_a_majority_would_vote_for_it() {
+        let b = start_gated(metrics(ServerState::Candidate, 5, None), released(), false);
+        tokio::time::sleep(TIMEOUT.1 * 10).await;
+        assert_eq!(b.elections.load(Ordering::SeqCst), 0, "a candidate cut off from a majority raises no term");
+        assert!(!b.openraft_timer_on.load(Ordering::SeqCst));
+        b.pre_voted.send_replace(true);
+        let granted_at = Instant::now();
+        b.metrics.subscribe().wait_for(|m| m.current_term == 6).await.unwrap();
+        assert!(granted_at.elapsed() < TIMEOUT.1 + TIMER_SLACK, "granted: the timeout running calls an election, after {:?}", granted_at.elapsed());
+        assert_eq!(b.stop().await, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_stopped_raft_ends_the_breaker() {
         let (tx, rx) = watch::channel(metrics(ServerState::Candidate, 5, None));
         let (_stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(async move { campaign_until_decided(rx, TIMEOUT, released(), &LongerLogSeen::default(), || async { false }, |_| {}, stop_rx).await });
+        let (_granted, granted_rx) = watch::channel(true);
+        let task = tokio::spawn(async move {
+            campaign_until_decided(rx, TIMEOUT, Gates { hold: released(), pre_voted: granted_rx }, &LongerLogSeen::default(), || async { false }, |_| {}, stop_rx).await
+        });
         tokio::time::sleep(TIMEOUT.1).await;
         assert!(task.is_finished(), "elect failing (Raft stopped) ends the task");
         drop(tx);

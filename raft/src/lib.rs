@@ -14,6 +14,7 @@ mod leader;
 pub mod log_store;
 pub mod membership;
 pub mod network;
+mod pre_vote;
 pub mod state_machine;
 pub mod store;
 pub mod types;

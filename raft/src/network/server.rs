@@ -14,6 +14,7 @@ use super::auth::{self, Credentials};
 use super::frame;
 use super::rpc::{Reply, Request};
 use crate::leader;
+use crate::pre_vote::{self, Judge};
 use crate::restart_hold::LeaderContact;
 use crate::types::Raft;
 
@@ -33,6 +34,7 @@ pub(crate) struct Server {
     pub creds: Credentials,
     pub app: Arc<RwLock<Option<Arc<dyn AppHandler>>>>,
     pub leader_contact: Arc<LeaderContact>,
+    pub pre_vote: Judge,
 }
 
 /// Accepts connections until `shutdown` turns true, then waits for open ones to finish.
@@ -118,6 +120,7 @@ async fn dispatch(server: &Server, peer: u64, request: Request) -> Reply {
             Reply::InstallSnapshot(reply)
         }
         Request::Leader(req) => Reply::Leader(leader::execute(&server.raft, req).await),
+        Request::App { method, body } if method == pre_vote::METHOD => Reply::App(server.pre_vote.answer(&body)),
         Request::App { method, body } => {
             let handler = server.app.read().expect("app handler lock poisoned").clone();
             match handler {

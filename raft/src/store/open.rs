@@ -12,11 +12,12 @@ use tokio::sync::watch;
 use super::{Inner, Store};
 use crate::batcher;
 use crate::config::StoreConfig;
-use crate::elections::LongerLogSeen;
+use crate::elections::{Gates, LongerLogSeen};
 use crate::error::StoreError;
 use crate::log_store::LogStore;
 use crate::network::server::{self, Server};
 use crate::network::{AppHandler, Credentials, Network, PeerContacts, Transport};
+use crate::pre_vote::{self, Judge};
 use crate::restart_hold::{LeaderContact, RestartHold};
 use crate::state_machine::StateMachine;
 use crate::types::Raft;
@@ -91,7 +92,9 @@ impl Store {
 
         let app: Arc<RwLock<Option<Arc<dyn AppHandler>>>> = Arc::default();
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let server = Arc::new(Server { raft: raft.clone(), creds, app: app.clone(), leader_contact: leader_contact.clone() });
+        let quiet = cfg.election_timeout.0;
+        let judge = Judge { raft: raft.clone(), contact: leader_contact.clone(), quiet };
+        let server = Arc::new(Server { raft: raft.clone(), creds, app: app.clone(), leader_contact: leader_contact.clone(), pre_vote: judge });
         let leader_elsewhere = watch::Sender::new(false);
         // The grace counts from here, when Raft can first campaign, not from before the wait.
         let hold = RestartHold::new(
@@ -101,7 +104,9 @@ impl Store {
             leader_contact.heard(),
             leader_elsewhere.subscribe(),
         );
-        tokio::spawn(crate::elections::break_split_votes(raft.clone(), cfg.election_timeout, hold, longer_logs, shutdown_rx.clone()));
+        let (pre_voted, pre_voted_rx) = watch::channel(false);
+        tokio::spawn(pre_vote::keep_asking(raft.clone(), transport.clone(), leader_contact.clone(), quiet, pre_voted, shutdown_rx.clone()));
+        tokio::spawn(crate::elections::break_split_votes(raft.clone(), cfg.election_timeout, Gates { hold, pre_voted: pre_voted_rx }, longer_logs, shutdown_rx.clone()));
         let server = tokio::spawn(server::run(listener, server, shutdown_rx));
         tracing::info!(node_id = cfg.node_id, cluster_addr = %cluster_addr, "store open");
         let (batch_tx, batch_rx) = tokio::sync::mpsc::unbounded_channel();
