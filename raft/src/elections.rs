@@ -95,12 +95,18 @@ async fn campaign_until_decided<F, Fut>(
     // Elections called in a row without a leader: logged at 1, 2, 4, 8... so that a node
     // cut off from a quorum says so without a line every half second.
     let mut undecided_in_a_row: u64 = 0;
+    // The pre-vote's task ends only with Raft; should it end otherwise, this node campaigns
+    // as it would without PreVote rather than never again.
+    let mut pre_vote_alive = true;
+    // A timeout found the pre-vote refused and the breaker waited for a grant: the next
+    // election comes after a short draw, not a whole timeout more.
+    let mut granted_late = false;
     loop {
         let (term, now_undecided, held) = {
             let m = metrics.borrow_and_update();
             (m.current_term, undecided(&m), hold.held(&m, tokio::time::Instant::now()))
         };
-        let granted = *pre_voted.borrow_and_update();
+        let granted = !pre_vote_alive || *pre_voted.borrow_and_update();
         if held != was_held {
             was_held = held;
             if held {
@@ -121,15 +127,18 @@ async fn campaign_until_decided<F, Fut>(
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => return,
                 changed = metrics.changed() => if changed.is_err() { return },
-                changed = pre_voted.changed() => if changed.is_err() { return },
+                changed = pre_voted.changed(), if pre_vote_alive => pre_vote_alive = changed.is_ok(),
                 _ = hold.changed() => {}
             }
             continue;
         }
+        let spread = max.saturating_sub(min).mul_f64(rand::rng().random_range(0.0..1.0));
         let timeout = if backing_off == Some(term) {
             max * 2
+        } else if std::mem::take(&mut granted_late) {
+            spread
         } else {
-            min + max.saturating_sub(min).mul_f64(rand::rng().random_range(0.0..1.0))
+            min + spread
         };
         let decided = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => return,
@@ -143,8 +152,22 @@ async fn campaign_until_decided<F, Fut>(
             _ = hold.changed() => true,
         };
         if !decided {
-            if !*pre_voted.borrow() {
-                tracing::debug!(term, "the election is still undecided, but no majority would vote for this node: not calling another");
+            if pre_vote_alive && !*pre_voted.borrow() {
+                tracing::debug!(term, "the election is still undecided, but no majority would vote for this node: waiting for one");
+                granted_late = tokio::select! {
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                    granted = pre_voted.wait_for(|g| *g) => {
+                        pre_vote_alive = granted.is_ok();
+                        true
+                    }
+                    m = metrics.wait_for(|m| !undecided(m) || m.current_term != term) => {
+                        if m.is_err() {
+                            return;
+                        }
+                        false
+                    }
+                    _ = hold.changed() => false,
+                };
                 continue;
             }
             if longer_logs.in_term(term) && backing_off != Some(term) {
@@ -380,8 +403,23 @@ mod tests {
         b.pre_voted.send_replace(true);
         let granted_at = Instant::now();
         b.metrics.subscribe().wait_for(|m| m.current_term == 6).await.unwrap();
-        assert!(granted_at.elapsed() < TIMEOUT.1 + TIMER_SLACK, "granted: the timeout running calls an election, after {:?}", granted_at.elapsed());
+        let waited = granted_at.elapsed();
+        assert!(waited < TIMEOUT.1 - TIMEOUT.0 + TIMER_SLACK, "granted: an election after a short draw, not a whole timeout more: {waited:?}");
         assert_eq!(b.stop().await, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn if_the_pre_vote_task_ends_the_node_campaigns_as_without_it() {
+        let mut b = start_gated(metrics(ServerState::Candidate, 5, None), released(), false);
+        tokio::time::sleep(TIMEOUT.1 * 3).await;
+        assert_eq!(b.elections.load(Ordering::SeqCst), 0);
+        drop(std::mem::replace(&mut b.pre_voted, watch::channel(false).0));
+        let mut rx = b.metrics.subscribe();
+        rx.wait_for(|m| m.current_term == 7).await.unwrap();
+        b.metrics.send_modify(|m| (m.state, m.current_leader) = (ServerState::Follower, Some(2)));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(b.openraft_timer_on.load(Ordering::SeqCst), "openraft's timer runs again once a leader is known");
+        assert_eq!(b.stop().await, 2);
     }
 
     #[tokio::test(start_paused = true)]

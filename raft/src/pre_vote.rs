@@ -6,30 +6,33 @@
 //!
 //! So this node campaigns only after a majority of voters (of each config, while the
 //! membership is joint) has said it would vote for it, asked without anyone's term
-//! changing. A voter says yes when it is not the leader, has not accepted a leader's append
-//! within the shortest election timeout, and the asker's log is at least as long as its
-//! own. Until then openraft's election timer stays off and the split-vote breaker calls no
-//! election (see `elections`). A voter that answers the call with an error, an older build
-//! that does not know it, counts as a yes: such a cluster campaigns as before.
+//! changing. A voter says yes when it is not a leader that a quorum answers, has not
+//! accepted a leader's append within the leader lease (openraft's: the longest election
+//! timeout, for which it would refuse a real vote too), and the asker's log is at least as
+//! long as its own. Until then openraft's election timer stays off and the split-vote
+//! breaker calls no election (see `elections`). A voter that answers the call with an
+//! error, an older build that does not know it, counts as a yes: such a cluster campaigns
+//! as before.
 //!
-//! Asking starts once this node has heard no leader for the shortest election timeout,
-//! well before openraft's timer would fire (the leader lease plus a timeout), so a leader's
-//! death is not noticed any later than before.
+//! A node asks once it has heard no leader for the lease, and again every few tenths of
+//! a timeout while it hears none. openraft's timer fires no sooner than the lease plus a
+//! timeout after the last append, so a leader's death is not noticed any later than before.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::{LogId, ServerState};
+use openraft::ServerState;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, watch};
 
 use crate::codec;
 use crate::network::{Reply, Request, Transport};
 use crate::restart_hold::LeaderContact;
-use crate::types::{NodeId, Raft, RaftMetrics};
+use crate::types::{LogId, NodeId, Raft, RaftMetrics};
 
 /// The cluster port's call for a pre-vote: an `App` call the store answers itself, so that
 /// an older build hands it to its layer above, which refuses a method it does not know.
@@ -37,7 +40,7 @@ pub(crate) const METHOD: &str = "raft:pre-vote";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Ask {
-    last_log_id: Option<LogId<NodeId>>,
+    last_log_id: Option<LogId>,
 }
 
 /// A voter's answer, with its reason when it is no.
@@ -49,13 +52,13 @@ pub(crate) enum Answer {
     LongerLog,
 }
 
-/// What a voter in `state`, whose log ends at `mine` and which last accepted a leader's
-/// append `contact_age` ago (None: not since it started), answers a node whose log ends
-/// at `theirs`.
-pub(crate) fn answer(state: ServerState, contact_age: Option<Duration>, quiet: Duration, mine: Option<LogId<NodeId>>, theirs: Option<LogId<NodeId>>) -> Answer {
-    if state == ServerState::Leader {
+/// What a voter answers a node whose log ends at `theirs`: `leading` when it leads and a
+/// quorum answered it within the lease; its own log ends at `mine`, and it last accepted a
+/// leader's append `contact_age` ago (None: not since it started).
+pub(crate) fn answer(leading: bool, contact_age: Option<Duration>, lease: Duration, mine: Option<LogId>, theirs: Option<LogId>) -> Answer {
+    if leading {
         Answer::Leading
-    } else if contact_age.is_some_and(|age| age < quiet) {
+    } else if contact_age.is_some_and(|age| age < lease) {
         Answer::HearsLeader
     } else if theirs < mine {
         Answer::LongerLog
@@ -68,16 +71,22 @@ pub(crate) fn answer(state: ServerState, contact_age: Option<Duration>, quiet: D
 pub(crate) struct Judge {
     pub raft: Raft,
     pub contact: Arc<LeaderContact>,
-    /// The shortest election timeout.
-    pub quiet: Duration,
+    /// openraft's leader lease: the longest election timeout.
+    pub lease: Duration,
 }
 
 impl Judge {
     pub(crate) fn answer(&self, body: &[u8]) -> Result<Vec<u8>, String> {
         let ask: Ask = codec::decode(body).map_err(|e| format!("pre-vote: {e}"))?;
-        let state = self.raft.metrics().borrow().state;
+        // A leader cut off from its quorum has no lease to protect (openraft 0.9 keeps it
+        // leading); refusing for it would keep the rest from electing.
+        let leading = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            m.state == ServerState::Leader && m.millis_since_quorum_ack.is_some_and(|ms| Duration::from_millis(ms) < self.lease)
+        };
         let mine = self.raft.data_metrics().borrow().last_log;
-        let verdict = answer(state, self.contact.age(), self.quiet, mine, ask.last_log_id);
+        let verdict = answer(leading, self.contact.age(), self.lease, mine, ask.last_log_id);
         codec::encode(&verdict).map_err(|e| format!("pre-vote: {e}"))
     }
 }
@@ -85,6 +94,36 @@ impl Judge {
 /// True when the voters who said yes hold a majority of every config.
 pub(crate) fn majority_in_every_config(configs: &[BTreeSet<NodeId>], yes: &BTreeSet<NodeId>) -> bool {
     !configs.is_empty() && configs.iter().all(|c| c.iter().filter(|id| yes.contains(id)).count() * 2 > c.len())
+}
+
+/// Whether a voter's reply is a yes, or else why not. A build without PreVote refuses the
+/// call as one it does not know: it would vote as openraft always has, so that is a yes.
+pub(crate) fn said_yes(reply: Result<Reply, String>) -> Result<(), String> {
+    match reply? {
+        Reply::App(Ok(bytes)) => match codec::decode::<Answer>(&bytes) {
+            Ok(Answer::Yes) => Ok(()),
+            Ok(no) => Err(format!("{no:?}")),
+            Err(e) => Err(format!("bad answer: {e}")),
+        },
+        Reply::App(Err(_)) => Ok(()),
+        _ => Err("unexpected reply".into()),
+    }
+}
+
+pub(crate) type AskFuture = Pin<Box<dyn Future<Output = Result<Reply, String>> + Send>>;
+/// Sends the encoded ask to voter `id` at `addr`; the call ends by itself within about
+/// the timeout given (the transport's connect timeout aside).
+pub(crate) type AskFn = Arc<dyn Fn(NodeId, String, Vec<u8>, Duration) -> AskFuture + Send + Sync>;
+
+/// Asks over the cluster port, only the node the membership names at each address.
+pub(crate) fn over(transport: Arc<Transport>) -> AskFn {
+    Arc::new(move |id, addr, body, timeout| {
+        let transport = transport.clone();
+        Box::pin(async move {
+            let request = Request::App { method: METHOD.into(), body };
+            transport.call_node(&addr, Some(id), &request, timeout).await.map_err(|e| e.to_string())
+        })
+    })
 }
 
 /// What came of asking: the voters who said yes (this node among them) and why the others
@@ -97,37 +136,30 @@ pub(crate) struct Tally {
 }
 
 /// Asks every other voter of the membership in `m`, and stops once a majority of every
-/// config said yes or `timeout` has passed.
-async fn canvass(transport: &Arc<Transport>, m: &RaftMetrics, last_log_id: Option<LogId<NodeId>>, timeout: Duration) -> Tally {
+/// config said yes or `timeout` has passed. Calls still out finish on their own, so that
+/// their connections go back to the pool rather than a new one being made each round.
+pub(crate) async fn canvass(ask: &AskFn, m: &RaftMetrics, last_log_id: Option<LogId>, timeout: Duration) -> Tally {
     let membership = m.membership_config.membership();
     let configs = membership.get_joint_config().clone();
-    let mut tally = Tally { yes: BTreeSet::from([m.id]), ..Tally::default() };
     let voters: BTreeSet<NodeId> = configs.iter().flatten().copied().collect();
-    let body = match codec::encode(&Ask { last_log_id }) {
-        Ok(b) => b,
-        Err(e) => {
-            tally.no.insert(m.id, e.to_string());
-            return tally;
-        }
-    };
-    let mut asks = JoinSet::new();
+    let mut tally = Tally { yes: BTreeSet::from([m.id]), ..Tally::default() };
+    let body = codec::encode(&Ask { last_log_id }).expect("a log id encodes");
+    let (answered, mut answers) = mpsc::channel(voters.len().max(1));
     for (&id, node) in membership.nodes().filter(|(id, _)| **id != m.id && voters.contains(id)) {
-        let (transport, addr, body) = (transport.clone(), node.addr.clone(), body.clone());
-        asks.spawn(async move {
-            let request = Request::App { method: METHOD.into(), body };
-            let reply = transport.call_node(&addr, Some(id), &request, timeout).await;
-            (id, reply.map_err(|e| e.to_string()))
+        let (call, answered) = (ask(id, node.addr.clone(), body.clone(), timeout), answered.clone());
+        tokio::spawn(async move {
+            let _ = answered.send((id, call.await)).await;
         });
     }
+    drop(answered);
     tally.granted = majority_in_every_config(&configs, &tally.yes);
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     while !tally.granted {
         let (id, reply) = tokio::select! {
             _ = &mut deadline => break,
-            joined = asks.join_next() => match joined {
-                Some(Ok(answered)) => answered,
-                Some(Err(_)) => continue,
+            answer = answers.recv() => match answer {
+                Some(a) => a,
                 None => break,
             },
         };
@@ -149,78 +181,73 @@ async fn canvass(transport: &Arc<Transport>, m: &RaftMetrics, last_log_id: Optio
     tally
 }
 
-/// Whether a voter's reply is a yes, or else why not. A build without PreVote refuses the
-/// call as one it does not know: it would vote as openraft always has, so that is a yes.
-pub(crate) fn said_yes(reply: Result<Reply, String>) -> Result<(), String> {
-    match reply? {
-        Reply::App(Ok(bytes)) => match codec::decode::<Answer>(&bytes) {
-            Ok(Answer::Yes) => Ok(()),
-            Ok(no) => Err(format!("{no:?}")),
-            Err(e) => Err(format!("bad answer: {e}")),
-        },
-        Reply::App(Err(_)) => Ok(()),
-        _ => Err("unexpected reply".into()),
-    }
-}
-
 /// Whether this node should ask now, or else how long until it next looks: a voter that is
-/// not the leader asks once it has heard no leader for `quiet`.
-pub(crate) fn when_to_ask(m: &RaftMetrics, contact_age: Option<Duration>, quiet: Duration) -> Result<(), Duration> {
+/// not the leader asks once it has heard no leader for `lease`.
+pub(crate) fn when_to_ask(m: &RaftMetrics, contact_age: Option<Duration>, lease: Duration) -> Result<(), Duration> {
     let voter = m.membership_config.membership().get_joint_config().iter().any(|c| c.contains(&m.id));
     if !voter || m.state == ServerState::Leader {
-        return Err(quiet / 2);
+        return Err(lease / 4);
     }
     match contact_age {
-        Some(age) if age < quiet => Err(quiet - age),
+        Some(age) if age < lease => Err(lease - age),
         _ => Ok(()),
     }
 }
 
+/// Refusals in a row before one is logged at info: a leader's death brings one or two
+/// (the voters asked heard it a moment later than this node), a node cut off many.
+const QUIET_REFUSALS: u64 = 4;
+
 /// Keeps `granted` true while the last pre-vote this node asked for was granted and it
-/// has heard no leader since; false otherwise. Asks again every half timeout or so while
-/// it hears no leader. Logs refusals at 1, 2, 4, 8... in a row.
-pub(crate) async fn keep_asking(
-    raft: Raft,
-    transport: Arc<Transport>,
-    contact: Arc<LeaderContact>,
-    quiet: Duration,
-    granted: watch::Sender<bool>,
+/// has heard no leader since, false otherwise; ends once Raft has stopped.
+pub(crate) async fn keep_asking(raft: Raft, ask: AskFn, contact: Arc<LeaderContact>, lease: Duration, granted: watch::Sender<bool>, shutdown: watch::Receiver<bool>) {
+    let (metrics, data) = (raft.metrics(), raft.data_metrics());
+    let state = || (metrics.borrow().clone(), data.borrow().last_log);
+    ask_while_leaderless(state, || contact.age(), &ask, lease, &granted, shutdown).await
+}
+
+/// `keep_asking` over any source of metrics, leader contact and answers.
+pub(crate) async fn ask_while_leaderless(
+    state: impl Fn() -> (RaftMetrics, Option<LogId>),
+    contact_age: impl Fn() -> Option<Duration>,
+    ask: &AskFn,
+    lease: Duration,
+    granted: &watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut refused_in_a_row: u64 = 0;
     loop {
-        let m = raft.metrics().borrow().clone();
-        let pause = match when_to_ask(&m, contact.age(), quiet) {
+        let (m, last_log_id) = state();
+        if m.running_state.is_err() {
+            return;
+        }
+        let pause = match when_to_ask(&m, contact_age(), lease) {
             Err(wait) => {
                 refused_in_a_row = 0;
                 granted.send_if_modified(|g| std::mem::replace(g, false));
                 wait
             }
             Ok(()) => {
-                let last_log_id = raft.data_metrics().borrow().last_log;
                 let tally = tokio::select! {
                     _ = shutdown.wait_for(|stop| *stop) => return,
-                    tally = canvass(&transport, &m, last_log_id, quiet) => tally,
+                    tally = canvass(ask, &m, last_log_id, lease / 2) => tally,
                 };
                 if tally.granted {
-                    if refused_in_a_row > 0 {
+                    if refused_in_a_row >= QUIET_REFUSALS {
                         tracing::info!(term = m.current_term, yes = ?tally.yes, "pre-vote granted by a majority; campaigns allowed");
                     }
                     refused_in_a_row = 0;
                 } else {
                     refused_in_a_row += 1;
-                    if refused_in_a_row.is_power_of_two() {
-                        tracing::info!(
-                            term = m.current_term,
-                            yes = ?tally.yes,
-                            no = ?tally.no,
-                            refused_in_a_row,
-                            "pre-vote: no majority would vote for this node; not campaigning"
-                        );
+                    let (term, yes, no) = (m.current_term, &tally.yes, &tally.no);
+                    if refused_in_a_row >= QUIET_REFUSALS && refused_in_a_row.is_power_of_two() {
+                        tracing::info!(term, ?yes, ?no, refused_in_a_row, "pre-vote: no majority would vote for this node; not campaigning");
+                    } else {
+                        tracing::debug!(term, ?yes, ?no, refused_in_a_row, "pre-vote refused");
                     }
                 }
                 granted.send_if_modified(|g| std::mem::replace(g, tally.granted) != tally.granted);
-                quiet.mul_f64(rand::rng().random_range(0.3..0.6))
+                lease.mul_f64(rand::rng().random_range(0.15..0.3))
             }
         };
         tokio::select! {

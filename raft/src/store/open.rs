@@ -92,8 +92,9 @@ impl Store {
 
         let app: Arc<RwLock<Option<Arc<dyn AppHandler>>>> = Arc::default();
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let quiet = cfg.election_timeout.0;
-        let judge = Judge { raft: raft.clone(), contact: leader_contact.clone(), quiet };
+        // openraft's leader lease is the longest election timeout.
+        let lease = cfg.election_timeout.1;
+        let judge = Judge { raft: raft.clone(), contact: leader_contact.clone(), lease };
         let server = Arc::new(Server { raft: raft.clone(), creds, app: app.clone(), leader_contact: leader_contact.clone(), pre_vote: judge });
         let leader_elsewhere = watch::Sender::new(false);
         // The grace counts from here, when Raft can first campaign, not from before the wait.
@@ -105,7 +106,7 @@ impl Store {
             leader_elsewhere.subscribe(),
         );
         let (pre_voted, pre_voted_rx) = watch::channel(false);
-        tokio::spawn(pre_vote::keep_asking(raft.clone(), transport.clone(), leader_contact.clone(), quiet, pre_voted, shutdown_rx.clone()));
+        tokio::spawn(pre_vote::keep_asking(raft.clone(), pre_vote::over(transport.clone()), leader_contact.clone(), lease, pre_voted, shutdown_rx.clone()));
         tokio::spawn(crate::elections::break_split_votes(raft.clone(), cfg.election_timeout, Gates { hold, pre_voted: pre_voted_rx }, longer_logs, shutdown_rx.clone()));
         let server = tokio::spawn(server::run(listener, server, shutdown_rx));
         tracing::info!(node_id = cfg.node_id, cluster_addr = %cluster_addr, "store open");
