@@ -5,6 +5,7 @@
 mod elections;
 mod restart_hold;
 mod batcher;
+mod bytes_serde;
 pub mod codec;
 pub mod config;
 pub mod error;

@@ -61,6 +61,7 @@ pub struct KeyValue {
     /// Shared, not copied, by the map, the change's event and the watch history: with
     /// 10,000 routes that is three copies of every entity fewer. Serialized as a
     /// `Vec<u8>` would be, so stored and replicated data reads back unchanged.
+    #[serde(with = "crate::bytes_serde::arc")]
     pub value: Arc<[u8]>,
     /// Global revision of the change that created the key (since its last deletion).
     pub create_revision: u64,
@@ -76,7 +77,12 @@ pub struct KeyValue {
 /// proposer: applying a command never reads a clock, so every replica computes the same map.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    Put { key: String, value: Vec<u8>, expires_at: Option<u64> },
+    Put {
+        key: String,
+        #[serde(with = "crate::bytes_serde::vec")]
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+    },
     Delete { key: String },
     /// All of `ops` if every compare holds, nothing otherwise; one revision for the lot.
     Txn { compares: Vec<Compare>, ops: Vec<TxnOp> },
@@ -136,7 +142,12 @@ pub struct Compare {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnOp {
-    Put { key: String, value: Vec<u8>, expires_at: Option<u64> },
+    Put {
+        key: String,
+        #[serde(with = "crate::bytes_serde::vec")]
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+    },
     Delete { key: String },
 }
 

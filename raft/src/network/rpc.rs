@@ -17,7 +17,11 @@ pub enum Request {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     Leader(LeaderRequest),
     /// A call for the layer above, dispatched to its `AppHandler` by `method`.
-    App { method: String, body: Vec<u8> },
+    App {
+        method: String,
+        #[serde(with = "crate::bytes_serde::vec")]
+        body: Vec<u8>,
+    },
 }
 
 /// What only the leader can do; a follower forwards these.
