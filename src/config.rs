@@ -112,7 +112,7 @@ pub struct StartArgs {
     #[arg(long, env = "GATEHOUSE_RAFT_ELECTION_TIMEOUT", default_value = "300ms", value_parser = parse_duration)]
     #[serde(with = "humantime_serde_compat")]
     pub raft_election_timeout: Duration,
-    /// Log filter, as RUST_LOG (e.g. "info", "gatehouse=debug").
+    /// Log filter, as RUST_LOG: a level, and target=level pairs (e.g. "info,gatehouse=debug").
     #[arg(long, env = "GATEHOUSE_LOG", default_value = "info")]
     pub log: String,
 }
@@ -263,8 +263,28 @@ impl StartArgs {
         if self.raft_heartbeat * 2 >= self.raft_election_timeout {
             return invalid("--raft-heartbeat must be under half of --raft-election-timeout".into());
         }
-        Ok(())
+        check_log_filter(&self.log).or_else(|why| invalid(format!("--log {:?}: {why}", self.log)))
     }
+}
+
+const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// A log filter in RUST_LOG's syntax, stricter: a directive without `=` must be a level.
+/// RUST_LOG reads a bare word as a target, so `warning` would have shown nothing at all.
+fn check_log_filter(filter: &str) -> Result<(), String> {
+    let is_level = |l: &str| LOG_LEVELS.iter().any(|level| level.eq_ignore_ascii_case(l.trim()));
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = directive.rsplit_once('=').map_or(directive, |(_, level)| level);
+        if !is_level(level) {
+            return Err(format!("{level:?} is not a level ({}); a target takes one as target=level", LOG_LEVELS.join(", ")));
+        }
+    }
+    tracing_subscriber::EnvFilter::builder().parse(log_filter(filter)).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// `filter` as tracing reads it: without the spaces a person may put after commas.
+pub fn log_filter(filter: &str) -> String {
+    filter.split(',').map(str::trim).filter(|d| !d.is_empty()).collect::<Vec<_>>().join(",")
 }
 
 /// `addr` with `port` where it names none: `host`, `host:port`, `[v6]`, `[v6]:port`, or a

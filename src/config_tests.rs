@@ -60,6 +60,19 @@ fn unknown_file_settings_are_refused() {
 }
 
 #[test]
+fn a_log_filter_is_levels_and_target_levels_and_a_typo_is_refused() {
+    for good in ["info", "WARN", "info,gatehouse=debug", "gatehouse::proxy=trace, openraft=off", ""] {
+        assert!(parse(&["--log", good]).unwrap().validate().is_ok(), "{good:?}");
+    }
+    for bad in ["warning", "gatehouse", "gatehouse=bogus", "info,gatehouse="] {
+        let e = parse(&["--log", bad]).unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains("--log") && e.contains("is not a level"), "{bad:?}: {e}");
+    }
+    let e = parse(&["--log", "=info=debug"]).unwrap().validate().unwrap_err().to_string();
+    assert!(e.starts_with("--log \"=info=debug\": invalid filter directive"), "{e}");
+}
+
+#[test]
 fn even_voter_counts_are_refused() {
     assert!(parse(&["--voters", "2"]).unwrap().validate().is_err());
 }

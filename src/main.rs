@@ -139,9 +139,10 @@ fn init_logging(filter: &str) {
     // openraft logs benign warnings during membership changes; and an error for every
     // failed call to a peer that is down, which `QuietUnreachablePeers` drops (the
     // leader's autopilot says instead when a member stops and starts answering).
-    let filter = format!("{filter},openraft=error");
+    let filter = format!("{},openraft=error", gatehouse::config::log_filter(filter));
     tracing_subscriber::registry()
-        .with(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
+        // `StartArgs::validate` checked the filter; "info" is only a backstop.
+        .with(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info,openraft=error".into()))
         .with(gatehouse::log_filter::QuietUnreachablePeers)
         // Colour codes only for a person at a terminal, not in a file or the journal.
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()))
