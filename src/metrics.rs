@@ -86,7 +86,7 @@ pub struct Metrics {
     pub datastore_reachable: Gauge,
     pub gossip_members: Family<StateLabels, Gauge>,
     pub ratelimit_degraded: Gauge,
-    pub ratelimit_degraded_admissions: Gauge,
+    pub ratelimit_degraded_admissions: Counter,
 }
 
 impl Metrics {
@@ -115,7 +115,7 @@ impl Metrics {
             datastore_reachable: Gauge::default(),
             gossip_members: Family::default(),
             ratelimit_degraded: Gauge::default(),
-            ratelimit_degraded_admissions: Gauge::default(),
+            ratelimit_degraded_admissions: Counter::default(),
             registry,
         };
         let mut m = m;

@@ -231,8 +231,16 @@ async fn without_quorum_a_node_falls_back_to_its_share_and_says_so() {
     let me = cluster["node_id"].clone();
     let node = cluster["nodes"].as_array().unwrap().iter().find(|n| n["id"] == me).unwrap().clone();
     assert_eq!(node["ratelimit_degraded"], true, "{cluster}");
-    let metrics = String::from_utf8(get(&format!("http://{a}/metrics")).await.unwrap().body.to_vec()).unwrap();
+    let scraped = get(&format!("http://{a}/metrics")).await.unwrap();
+    assert!(scraped.headers["content-type"].to_str().unwrap().starts_with("application/openmetrics-text; version=1.0.0"), "{:?}", scraped.headers);
+    let metrics = String::from_utf8(scraped.body.to_vec()).unwrap();
     assert!(metrics.contains("gatehouse_ratelimit_degraded 1"), "{metrics}");
+    // Admissions from the fallback share: a counter, as OpenMetrics types it, at the count
+    // /status gives.
+    let admissions = status["ratelimit"]["degraded_admissions"].as_u64().unwrap();
+    assert!(admissions >= 1, "{status}");
+    assert!(metrics.contains("# TYPE gatehouse_ratelimit_degraded_admissions counter"), "{metrics}");
+    assert!(metrics.contains(&format!("gatehouse_ratelimit_degraded_admissions_total {admissions}\n")), "{metrics}");
     // Kong's /status says the same of its database: a write here could not commit.
     wait_for("node 1 to know its store unreachable", Duration::from_secs(5), || async { (reachable().await? == false).then_some(()) }).await;
     let metrics = String::from_utf8(get(&format!("http://{a}/metrics")).await.unwrap().body.to_vec()).unwrap();

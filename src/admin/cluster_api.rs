@@ -107,9 +107,13 @@ pub fn metrics(ctx: &AdminContext) -> Response<Body> {
     }
     let limiter = &ctx.proxy.limiters.cluster;
     m.ratelimit_degraded.set(i64::from(limiter.degraded()));
-    m.ratelimit_degraded_admissions.set(limiter.degraded_admissions() as i64);
+    // A count since the node started; the counter catches up with it.
+    let admissions = m.ratelimit_degraded_admissions.get();
+    m.ratelimit_degraded_admissions.inc_by(limiter.degraded_admissions().saturating_sub(admissions));
     let mut resp = Response::new(crate::http::full(m.encode()));
-    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8".parse().expect("static"));
+    // prometheus-client writes OpenMetrics (counters typed without their _total, # EOF):
+    // labelled as the older text format, a scraper would read every counter as untyped.
+    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8".parse().expect("static"));
     resp
 }
 
