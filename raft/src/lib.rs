@@ -12,6 +12,7 @@ pub mod error;
 mod flusher;
 pub mod kv;
 mod leader;
+mod leader_log;
 pub mod log_store;
 pub mod membership;
 pub mod network;

@@ -108,6 +108,7 @@ impl Store {
         let (pre_voted, pre_voted_rx) = watch::channel(false);
         tokio::spawn(pre_vote::keep_asking(raft.clone(), pre_vote::over(transport.clone()), leader_contact.clone(), lease, pre_voted, shutdown_rx.clone()));
         tokio::spawn(crate::elections::break_split_votes(raft.clone(), cfg.election_timeout, Gates { hold, pre_voted: pre_voted_rx }, longer_logs, shutdown_rx.clone()));
+        tokio::spawn(crate::leader_log::log_leader_changes(raft.metrics(), shutdown_rx.clone()));
         let server = tokio::spawn(server::run(listener, server, shutdown_rx));
         tracing::info!(node_id = cfg.node_id, cluster_addr = %cluster_addr, "store open");
         let (batch_tx, batch_rx) = tokio::sync::mpsc::unbounded_channel();
