@@ -31,6 +31,10 @@ enum Command {
         /// Print JSON, for scripts.
         #[arg(long)]
         json: bool,
+        /// Exit 1 when writes cannot commit (no quorum alive, or the node hears from no
+        /// leader with one), after printing the table; for scripts and probes.
+        #[arg(long, conflicts_with = "json")]
+        check: bool,
     },
     /// List the gossip view of members.
     Members {
@@ -109,7 +113,7 @@ fn main() -> ExitCode {
                 init_logging(&args.log);
                 Ok(gatehouse::node::run(args).await?)
             }
-            Command::Status { target, json } => commands::status(&target, json).await,
+            Command::Status { target, json, check } => commands::status(&target, json, check).await,
             Command::Members { target, json } => commands::members(&target, json).await,
             Command::Leave { target } => commands::leave(&target).await,
             Command::Remove { target, node_id } => commands::remove(&target, node_id).await,

@@ -205,6 +205,9 @@ async fn without_quorum_a_node_falls_back_to_its_share_and_says_so() {
     .await;
     let reachable = || async { get(&format!("http://{a}/status")).await.ok().map(|r| r.json()["database"]["reachable"].clone()) };
     wait_for("node 1 to reach its store", Duration::from_secs(5), || async { (reachable().await? == true).then_some(()) }).await;
+    let (code, out, err) = c.cli(&["status", "--check", "--admin", &a]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.lines().nth(1).is_some_and(|l| l.starts_with("quorum: ok (3 of 3")), "{out}");
 
     c.kill(2);
     c.kill(3);
@@ -245,4 +248,9 @@ async fn without_quorum_a_node_falls_back_to_its_share_and_says_so() {
     wait_for("node 1 to know its store unreachable", Duration::from_secs(5), || async { (reachable().await? == false).then_some(()) }).await;
     let metrics = String::from_utf8(get(&format!("http://{a}/metrics")).await.unwrap().body.to_vec()).unwrap();
     assert!(metrics.contains("gatehouse_datastore_reachable 0"), "{metrics}");
+    // `status --check` fails, saying why in one line; plain `status` only shows it.
+    let (code, out, err) = c.cli(&["status", "--check", "--admin", &a]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.starts_with("gatehouse: quorum: LOST (1 of 3 voters alive)"), "{err}");
+    assert_eq!(c.cli(&["status", "--admin", &a]).0, 0);
 }

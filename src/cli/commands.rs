@@ -40,15 +40,20 @@ impl AdminTarget {
     }
 }
 
-pub async fn status(target: &AdminTarget, json: bool) -> anyhow::Result<()> {
+pub async fn status(target: &AdminTarget, json: bool, check: bool) -> anyhow::Result<()> {
     let value = target.client(Duration::from_secs(5)).json(Method::GET, "/cluster", None).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        let status: ClusterStatus = serde_json::from_value(value)?;
-        print!("{}", render_status(&status));
+        return Ok(());
     }
-    Ok(())
+    let status: ClusterStatus = serde_json::from_value(value)?;
+    print!("{}", render_status(&status));
+    if !check {
+        return Ok(());
+    }
+    // As etcdctl endpoint health, for scripts: a failure when writes cannot commit. Not
+    // by default, so that a container's health (the node serves) is not the cluster's.
+    crate::cli::table::quorum(&status).map(|_| ()).map_err(|why| anyhow::anyhow!("{why}"))
 }
 
 pub async fn members(target: &AdminTarget, json: bool) -> anyhow::Result<()> {

@@ -6,17 +6,25 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map_or_else(|| "-".to_string(), T::to_string)
 }
 
-/// Whether a majority of the voters is alive (as gossip sees them): what an operator
-/// needs first when something is wrong, without counting the table's rows.
-fn quorum_line(s: &ClusterStatus) -> String {
+/// Whether the cluster can take writes, as the node asked sees it: a majority of the
+/// voters alive (as gossip sees them) and a write through that node able to commit now
+/// (it hears from a leader that hears from a quorum). What an operator needs first when
+/// something is wrong, without counting the table's rows. Err: why not, in one line.
+pub fn quorum(s: &ClusterStatus) -> Result<String, String> {
     let voters = s.nodes.iter().filter(|n| n.voter).count();
     let alive = s.nodes.iter().filter(|n| n.voter && n.alive && !n.left).count();
     if voters == 0 {
-        "quorum: unknown (no voters known yet)".to_owned()
-    } else if alive > voters / 2 {
-        format!("quorum: ok ({alive} of {voters} voters alive)")
+        Err("quorum: unknown (no voters known yet)".to_owned())
+    } else if alive <= voters / 2 {
+        Err(format!("quorum: LOST ({alive} of {voters} voters alive): admin writes fail, proxies serve the last configuration"))
+    } else if !s.writable {
+        Err(format!(
+            "quorum: NOT COMMITTING ({alive} of {voters} voters alive, but node {} hears from no leader with a quorum): admin writes \
+             through it fail, proxies serve the last configuration",
+            s.node_id
+        ))
     } else {
-        format!("quorum: LOST ({alive} of {voters} voters alive): admin writes fail, proxies serve the last configuration")
+        Ok(format!("quorum: ok ({alive} of {voters} voters alive)"))
     }
 }
 
@@ -28,7 +36,7 @@ pub fn render_status(s: &ClusterStatus) -> String {
         opt(&s.leader_id),
         s.commit_index,
         s.node_id,
-        quorum_line(s)
+        quorum(s).unwrap_or_else(|why| why)
     );
     let header = ["ID", "ADMIN", "PROXY", "ROLE", "VOTER", "GOSSIP", "APPLIED", "LAG", "LAST CONTACT", "RATE LIMITS"];
     let rows: Vec<[String; 10]> = s
@@ -94,6 +102,7 @@ mod tests {
             leader_id: Some(1),
             term: 3,
             commit_index: 42,
+            writable: true,
             nodes: vec![node(1, "leader"), node(2, "follower"), node(3, "learner")],
         };
         let text = render_status(&s);
@@ -105,8 +114,16 @@ mod tests {
         assert!(lines[2].contains("120ms ago"));
         assert_eq!(lines[1].find("127.0.0.1:8001"), lines[2].find("127.0.0.2:8001"));
 
-        let lost = ClusterStatus { nodes: vec![node(1, "candidate"), node(3, "follower"), node(4, "follower")], leader_id: None, ..s };
+        let lost = ClusterStatus { nodes: vec![node(1, "candidate"), node(3, "follower"), node(4, "follower")], leader_id: None, ..s.clone() };
         let lost = ClusterStatus { nodes: lost.nodes.into_iter().map(|n| NodeStatus { alive: n.id == 1, ..n }).collect(), ..lost };
         assert!(render_status(&lost).lines().nth(1).unwrap().starts_with("quorum: LOST (1 of 3 voters alive)"), "{}", render_status(&lost));
+        assert!(quorum(&lost).is_err());
+
+        // Every voter alive to gossip, yet nothing commits (elections churning, or the
+        // leader's appends stalled): not ok either.
+        let stalled = ClusterStatus { writable: false, ..s };
+        let line = quorum(&stalled).unwrap_err();
+        assert!(line.starts_with("quorum: NOT COMMITTING (2 of 2 voters alive, but node 1 hears from no leader with a quorum)"), "{line}");
+        assert_eq!(render_status(&stalled).lines().nth(1), Some(line.as_str()));
     }
 }

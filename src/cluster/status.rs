@@ -20,7 +20,15 @@ pub struct ClusterStatus {
     pub term: u64,
     /// Highest log index this node knows committed and has applied.
     pub commit_index: u64,
+    /// Whether a write through this node could commit now, as far as it knows (Kong's
+    /// `database.reachable` in `/status`). Nodes before it did not say: taken as true.
+    #[serde(default = "assumed_writable")]
+    pub writable: bool,
     pub nodes: Vec<NodeStatus>,
+}
+
+fn assumed_writable() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +138,7 @@ pub fn cluster_status(store: &Store, peers: &[PeerInfo], cluster: &str, degraded
         leader_id: s.leader,
         term: s.term,
         commit_index: s.applied_index.unwrap_or(0),
+        writable: store.reachable(),
         nodes,
     }
 }
