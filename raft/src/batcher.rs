@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use crate::error::StoreError;
 use crate::network::{LeaderReply, LeaderRequest};
 use crate::store::{Store, Written};
-use crate::types::{Command, Response};
+use crate::types::{Command, Response, MAX_WRITE_BYTES};
 
 /// Most commands in one log entry.
 const MAX_BATCH: usize = 256;
@@ -28,20 +28,34 @@ pub(crate) struct Pending {
 pub(crate) async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Pending>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut in_flight = JoinSet::new();
+    // A write that would have taken its batch over `MAX_WRITE_BYTES`: the next batch's first.
+    let mut carried: Option<Pending> = None;
     loop {
-        let first = tokio::select! {
-            next = rx.recv() => match next {
-                Some(p) => p,
-                None => break,
+        let first = match carried.take() {
+            Some(p) => p,
+            None => tokio::select! {
+                next = rx.recv() => match next {
+                    Some(p) => p,
+                    None => break,
+                },
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => continue,
             },
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => continue,
         };
         let Ok(permit) = slots.clone().acquire_owned().await else { break };
-        // Whatever queued while we waited for a slot goes in this batch.
+        // Whatever queued while we waited for a slot goes in this batch, as long as the
+        // entry stays within what one write may carry.
+        let mut bytes = first.cmd.payload_bytes();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(p) => batch.push(p),
+                Ok(p) if bytes + p.cmd.payload_bytes() > MAX_WRITE_BYTES => {
+                    carried = Some(p);
+                    break;
+                }
+                Ok(p) => {
+                    bytes += p.cmd.payload_bytes();
+                    batch.push(p);
+                }
                 Err(_) => break,
             }
         }

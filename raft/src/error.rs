@@ -41,6 +41,10 @@ pub enum StoreError {
     /// A call to the layer above on a peer failed.
     #[error("remote call failed: {0}")]
     Remote(String),
+    /// One write carries more than a log entry may (`MAX_WRITE_BYTES`): nothing was
+    /// written; split it.
+    #[error("the change carries {bytes} bytes, over the {limit} one write may (each node must take it within a heartbeat); make it in parts")]
+    TooLarge { bytes: usize, limit: usize },
     /// The store is shutting down.
     #[error("the store is shutting down")]
     ShuttingDown,
@@ -56,6 +60,7 @@ impl StoreError {
             StoreError::PeerRefused(m) => StoreError::PeerRefused(m.clone()),
             StoreError::Remote(m) => StoreError::Remote(m.clone()),
             StoreError::ShuttingDown => StoreError::ShuttingDown,
+            StoreError::TooLarge { bytes, limit } => StoreError::TooLarge { bytes: *bytes, limit: *limit },
             other => StoreError::Uncertain(other.to_string()),
         }
     }

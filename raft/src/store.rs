@@ -125,6 +125,10 @@ impl Store {
     /// Replicates `cmd` through the leader and returns once it is applied on this node.
     /// Concurrent writes share log entries (see `batcher`).
     pub async fn write(&self, cmd: Command) -> Result<Written, StoreError> {
+        let bytes = cmd.payload_bytes();
+        if bytes > crate::types::MAX_WRITE_BYTES {
+            return Err(StoreError::TooLarge { bytes, limit: crate::types::MAX_WRITE_BYTES });
+        }
         let (reply, rx) = tokio::sync::oneshot::channel();
         let queue = self.inner.batches.lock().expect("batch queue lock").clone();
         let Some(queue) = queue else { return Err(StoreError::ShuttingDown) };

@@ -36,6 +36,8 @@ pub enum WriteError {
     Unavailable(String),
     /// The leader failed mid-way: the change may or may not have been applied.
     Uncertain(String),
+    /// More than one write may carry: nothing was written.
+    TooLarge(String),
 }
 
 impl From<KongError> for WriteError {
@@ -51,6 +53,7 @@ impl WriteError {
             WriteError::Unavailable(m) => {
                 (StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({ "message": format!("cluster unavailable: {m}") }))
             }
+            WriteError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, serde_json::json!({ "message": m })),
             WriteError::Uncertain(m) => (
                 StatusCode::GATEWAY_TIMEOUT,
                 serde_json::json!({ "message": format!("the change may or may not have been applied: {m}") }),
@@ -62,6 +65,7 @@ impl WriteError {
 fn store_error(e: StoreError) -> WriteError {
     match e {
         StoreError::NoLeader(_) | StoreError::ShuttingDown | StoreError::Refused(_) => WriteError::Unavailable(e.to_string()),
+        StoreError::TooLarge { .. } => WriteError::TooLarge(e.to_string()),
         other => WriteError::Uncertain(other.to_string()),
     }
 }
@@ -230,5 +234,15 @@ mod tests {
         assert!(compares.iter().any(|c| c.key == route.storage_key() && c.mod_revision == 7), "{compares:?}");
         assert!(ops.iter().all(|op| !matches!(op, TxnOp::Put { key, .. } | TxnOp::Delete { key } if *key == route.storage_key())), "{ops:?}");
         assert!(ops.iter().any(|op| matches!(op, TxnOp::Put { key, .. } if *key == service.storage_key())), "{ops:?}");
+    }
+
+    /// A change over what one write may carry was never written: 413, with the sizes,
+    /// not the 504 of an outcome unknown.
+    #[test]
+    fn a_change_too_large_for_one_write_is_a_413_that_says_so() {
+        let (status, body) = store_error(StoreError::TooLarge { bytes: 40 << 20, limit: 32 << 20 }).status_and_body();
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("41943040 bytes, over the 33554432") && message.contains("make it in parts"), "{message}");
     }
 }
