@@ -16,7 +16,14 @@ pub fn load_or_create(data_dir: &Path) -> std::io::Result<(u64, bool)> {
     if data_dir.exists() && !data_dir.is_dir() {
         return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "exists and is not a directory"));
     }
-    std::fs::create_dir_all(data_dir)?;
+    if data_dir.exists() {
+        warn_if_world_readable(data_dir);
+    } else {
+        // The dir holds the configuration, key hashes and the cluster's state: its owner's
+        // alone, as etcd's (the systemd unit's StateDirectoryMode may allow a group).
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(data_dir)?;
+    }
     let path = data_dir.join(ID_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -40,9 +47,28 @@ pub fn load_or_create(data_dir: &Path) -> std::io::Result<(u64, bool)> {
     }
 }
 
+fn warn_if_world_readable(data_dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(data_dir) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o007 != 0 {
+            tracing::warn!(data_dir = %data_dir.display(), mode = format!("{mode:o}"), "the data dir is open to every user on this machine; it holds the configuration and key hashes: chmod o-rwx it");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_data_dir_is_its_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("a/b");
+        load_or_create(&data_dir).unwrap();
+        assert_eq!(std::fs::metadata(&data_dir).unwrap().permissions().mode() & 0o777, 0o700);
+    }
 
     #[test]
     fn the_id_survives_a_restart() {
