@@ -45,7 +45,7 @@ pub struct StartArgs {
     /// Gossip address of any live member, HOST[:PORT] (port 7946 by default); repeatable,
     /// or comma-separated in the environment.
     #[arg(long, env = "GATEHOUSE_JOIN", value_delimiter = ',')]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_or_many")]
     pub join: Vec<String>,
     /// Where this node keeps its Raft log, snapshots and identity.
     #[arg(long, env = "GATEHOUSE_DATA_DIR", default_value = "./gatehouse-data")]
@@ -71,7 +71,8 @@ pub struct StartArgs {
     #[serde(with = "humantime_serde_compat")]
     pub ttl_cleanup_interval: Duration,
     /// On SIGTERM, leave the cluster (hand off leadership and voting) before exiting.
-    #[arg(long, env = "GATEHOUSE_LEAVE_ON_TERMINATE")]
+    /// (In the environment, also 1/0, yes/no, on/off.)
+    #[arg(long, env = "GATEHOUSE_LEAVE_ON_TERMINATE", value_parser = clap::builder::BoolishValueParser::new())]
     #[serde(default)]
     pub leave_on_terminate: bool,
     /// Bearer token the Admin API requires; required when it is not on loopback.
@@ -80,7 +81,7 @@ pub struct StartArgs {
     /// Origins whose web pages may call the Admin API (Kong's admin_gui_origin), repeated
     /// or comma-separated; none by default, so no page elsewhere can read it.
     #[arg(long, env = "GATEHOUSE_ADMIN_GUI_ORIGIN", value_delimiter = ',')]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_or_many")]
     pub admin_gui_origin: Vec<String>,
     /// Proxy worker threads, each with its own event loop [default: one per usable core].
     #[arg(long, env = "GATEHOUSE_PROXY_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -304,6 +305,21 @@ fn has_port(addr: &str) -> bool {
         return addr.contains("]:");
     }
     addr.matches(':').count() == 1
+}
+
+/// A list in the config file, or one string of comma-separated items as the environment
+/// takes it: `join = "10.0.0.1"` as well as `join = ["10.0.0.1", "10.0.0.2"]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        OneOrMany::Many(v) => v,
+    })
 }
 
 #[cfg(test)]

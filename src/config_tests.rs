@@ -52,6 +52,21 @@ fn file_then_flags_override() {
 }
 
 #[test]
+fn a_list_in_the_file_may_be_one_string_as_in_the_environment() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "join = \"127.0.0.1, node2:7000\"\nadmin-gui-origin = \"http://ui.test\"").unwrap();
+    let a = parse(&["--config", f.path().to_str().unwrap()]).unwrap();
+    assert_eq!(a.join, vec!["127.0.0.1", "node2:7000"]);
+    assert_eq!(a.admin_gui_origin, vec!["http://ui.test"]);
+}
+
+#[test]
+fn leave_on_terminate_is_still_a_plain_flag() {
+    assert!(parse(&["--leave-on-terminate"]).unwrap().leave_on_terminate);
+    assert!(!parse(&[]).unwrap().leave_on_terminate);
+}
+
+#[test]
 fn unknown_file_settings_are_refused() {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     writeln!(f, "bind-adr = \"127.0.0.3\"").unwrap();
