@@ -121,7 +121,7 @@ impl Metrics {
         let mut m = m;
         let r = &mut m.registry;
         r.register("raft_term", "Current Raft term", m.raft_term.clone());
-        r.register("raft_leader_id", "Node id of the current leader (0: none known)", m.raft_leader.clone());
+        r.register("raft_leader_id", "Node id of the leader this node hears from within the lease (0: none)", m.raft_leader.clone());
         r.register("raft_is_leader", "1 when this node leads", m.raft_is_leader.clone());
         r.register("raft_last_log_index", "Last index in this node's log", m.raft_last_log_index.clone());
         r.register("raft_applied_index", "Last index applied on this node", m.raft_applied_index.clone());

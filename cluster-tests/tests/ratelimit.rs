@@ -248,6 +248,10 @@ async fn without_quorum_a_node_falls_back_to_its_share_and_says_so() {
     wait_for("node 1 to know its store unreachable", Duration::from_secs(5), || async { (reachable().await? == false).then_some(()) }).await;
     let metrics = String::from_utf8(get(&format!("http://{a}/metrics")).await.unwrap().body.to_vec()).unwrap();
     assert!(metrics.contains("gatehouse_datastore_reachable 0"), "{metrics}");
+    // Node 1 names no leader: none that it hears from (Raft still names the last it knew).
+    let status = get(&format!("http://{a}/status")).await.unwrap().json();
+    assert!(status["leader_id"].is_null(), "{status}");
+    assert!(metrics.contains("gatehouse_raft_leader_id 0"), "{metrics}");
     // `status --check` fails, saying why in one line; plain `status` only shows it.
     let (code, out, err) = c.cli(&["status", "--check", "--admin", &a]);
     assert_eq!(code, 1, "{out}{err}");

@@ -62,7 +62,7 @@ pub fn status(ctx: &AdminContext) -> Response<Body> {
             "config_revision": s.revision,
             "config_digest": ctx.applied.get().digest(),
             "applied_index": s.applied_index,
-            "leader_id": s.leader,
+            "leader_id": crate::cluster::status::heard_leader(&ctx.store, &s),
             "term": s.term,
             "ratelimit": {
                 "degraded": ctx.proxy.limiters.cluster.degraded(),
@@ -91,7 +91,7 @@ pub fn metrics(ctx: &AdminContext) -> Response<Body> {
         m.raft_elections.inc_by(s.term.saturating_sub(m.raft_term.get() as u64));
     }
     m.raft_term.set(s.term as i64);
-    m.raft_leader.set(s.leader.map_or(0, |l| l as i64));
+    m.raft_leader.set(crate::cluster::status::heard_leader(&ctx.store, &s).map_or(0, |l| l as i64));
     m.raft_is_leader.set(i64::from(s.role == gatehouse_raft::Role::Leader));
     m.raft_last_log_index.set(s.last_log_index.unwrap_or(0) as i64);
     m.raft_applied_index.set(s.applied_index.unwrap_or(0) as i64);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_raft::{Role, Store};
+use gatehouse_raft::{Role, Status, Store};
 use serde::{Deserialize, Serialize};
 
 use super::peers::{meta, PeerInfo, PeerView};
@@ -68,8 +68,18 @@ fn role_name(role: Role) -> &'static str {
 }
 
 /// `degraded` is this node's own rate-limit state; other nodes' come from gossip.
+/// The leader as this node can vouch for it: the one it hears from (or itself, leading a
+/// quorum) within the lease. Raft keeps naming the last leader it knew, and with PreVote a
+/// node cut off from the rest never moves to a new term: it would name a dead leader for
+/// as long as it stays cut off.
+pub fn heard_leader(store: &Store, status: &Status) -> Option<u64> {
+    status.leader.filter(|_| store.reachable())
+}
+
 pub fn cluster_status(store: &Store, peers: &[PeerInfo], cluster: &str, degraded: bool) -> ClusterStatus {
-    let s = store.status();
+    let mut s = store.status();
+    s.leader = heard_leader(store, &s);
+    let writable = store.reachable();
     let gossip: BTreeMap<u64, &PeerInfo> = peers.iter().map(|p| (p.node_id, p)).collect();
     let applied_of = |id: u64| -> Option<u64> {
         if id == s.id {
@@ -138,7 +148,7 @@ pub fn cluster_status(store: &Store, peers: &[PeerInfo], cluster: &str, degraded
         leader_id: s.leader,
         term: s.term,
         commit_index: s.applied_index.unwrap_or(0),
-        writable: store.reachable(),
+        writable,
         nodes,
     }
 }
