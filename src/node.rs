@@ -166,7 +166,7 @@ pub async fn run(args: StartArgs) -> Result<(), NodeError> {
             .run(trigger.signal()),
     );
     tasks.spawn(status::publish_raft_state(store.clone(), peers.clone(), trigger.signal()));
-    tracing::info!(node_id, admin = %args.admin_addr(), cluster = %args.cluster_addr(), gossip = %args.gossip_addr(), "node started");
+    tracing::info!(node_id, proxy = %args.proxy_addr(), admin = %args.admin_addr(), cluster = %args.cluster_addr(), gossip = %args.gossip_addr(), "node started");
 
     let mut membership = membership;
     let outcome = loop {
