@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use clap::Args;
-use hyper::Method;
+use hyper::{Method, StatusCode};
 
-use super::client::AdminClient;
+use super::client::{AdminClient, ClientError};
 use super::table::render_status;
 use crate::cluster::status::ClusterStatus;
 
@@ -93,10 +93,13 @@ pub async fn apply(target: &AdminTarget, file: &std::path::Path, dry_run: bool) 
         std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?
     };
     let path = if dry_run { "/config?dry_run=true" } else { "/config" };
-    let value = target
-        .client(Duration::from_secs(60))
-        .json(Method::POST, path, Some(("application/yaml".into(), text.into_bytes())))
-        .await?;
+    let client = target.client(Duration::from_secs(60));
+    let value = match client.json(Method::POST, path, Some(("application/yaml".into(), text.clone().into_bytes()))).await {
+        Err(ClientError::Status { status, body, .. }) if status == StatusCode::GATEWAY_TIMEOUT && !dry_run => {
+            return settle(&client, &text, &body).await;
+        }
+        other => other?,
+    };
     let verb = if dry_run { "would" } else { "did" };
     let mut lines = Vec::new();
     for (table, counts) in value["summary"].as_object().into_iter().flatten() {
@@ -113,6 +116,51 @@ pub async fn apply(target: &AdminTarget, file: &std::path::Path, dry_run: bool) 
     Ok(())
 }
 
+/// How long `apply` asks after a 504 whether its change took effect.
+const SETTLE_FOR: Duration = Duration::from_secs(15);
+
+/// What a dry run of the same file says of a write whose outcome was unknown.
+#[derive(Debug, PartialEq, Eq)]
+enum Settled {
+    /// The configuration matches the file: the write took effect.
+    Applied,
+    /// The leader, caught up, still sees changes to make: the write was lost (a new leader
+    /// commits or drops an old leader's entries before it answers).
+    NotApplied,
+    /// No answer that says (no leader yet): ask again.
+    Unknown,
+}
+
+fn settled(dry_run: Result<serde_json::Value, ClientError>) -> Settled {
+    match dry_run {
+        Ok(v) if v["changed"] == false => Settled::Applied,
+        Ok(v) if v["changed"] == true => Settled::NotApplied,
+        _ => Settled::Unknown,
+    }
+}
+
+/// After a 504 (the leader failed mid-write), asks with dry runs of the same file until
+/// one says whether the change took effect, so that the operator need not guess; applying
+/// the file again is safe either way.
+async fn settle(client: &AdminClient, text: &str, first: &str) -> anyhow::Result<()> {
+    eprintln!("gatehouse: the write's outcome is unknown ({first}); asking the cluster whether it took effect");
+    let deadline = tokio::time::Instant::now() + SETTLE_FOR;
+    loop {
+        let dry_run = client.json(Method::POST, "/config?dry_run=true", Some(("application/yaml".into(), text.as_bytes().to_vec()))).await;
+        match settled(dry_run) {
+            Settled::Applied => {
+                println!("configuration did change (the first answer was a 504; the cluster's configuration now matches the file)");
+                return Ok(());
+            }
+            Settled::NotApplied => anyhow::bail!("the change was not applied (its leader failed before committing it): apply the file again"),
+            Settled::Unknown if tokio::time::Instant::now() >= deadline => anyhow::bail!(
+                "outcome unknown after {SETTLE_FOR:?}: the cluster cannot say yet whether the change took effect (no leader?); apply the file again once it has one"
+            ),
+            Settled::Unknown => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
 /// `gatehouse dump`: prints the cluster's configuration as a declarative file.
 pub async fn dump(target: &AdminTarget, json: bool) -> anyhow::Result<()> {
     let path = if json { "/config?format=json" } else { "/config" };
@@ -126,7 +174,17 @@ pub async fn dump(target: &AdminTarget, json: bool) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::admin_addr;
+    use super::*;
+
+    #[test]
+    fn a_dry_run_after_an_unknown_outcome_says_whether_the_change_took_effect() {
+        let answer = |changed: bool| Ok(serde_json::json!({ "changed": changed, "dry_run": true, "summary": {} }));
+        assert_eq!(settled(answer(false)), Settled::Applied);
+        assert_eq!(settled(answer(true)), Settled::NotApplied);
+        let no_leader = ClientError::Status { addr: "a".into(), status: StatusCode::SERVICE_UNAVAILABLE, body: "{}".into() };
+        assert_eq!(settled(Err(no_leader)), Settled::Unknown);
+        assert_eq!(settled(Ok(serde_json::json!({ "message": "?" }))), Settled::Unknown);
+    }
 
     #[test]
     fn admin_addresses_take_the_default_port_and_lose_a_scheme() {
