@@ -124,8 +124,9 @@ const SETTLE_FOR: Duration = Duration::from_secs(15);
 enum Settled {
     /// The configuration matches the file: the write took effect.
     Applied,
-    /// The leader, caught up, still sees changes to make: the write was lost (a new leader
-    /// commits or drops an old leader's entries before it answers).
+    /// The leader, caught up, still sees changes to make: not applied yet. Lost, if its
+    /// leader failed (a new one commits or drops the old one's entries before it answers);
+    /// it may still commit, if a live leader was only slow.
     NotApplied,
     /// No answer that says (no leader yet): ask again.
     Unknown,
@@ -147,17 +148,20 @@ async fn settle(client: &AdminClient, text: &str, first: &str) -> anyhow::Result
     let deadline = tokio::time::Instant::now() + SETTLE_FOR;
     loop {
         let dry_run = client.json(Method::POST, "/config?dry_run=true", Some(("application/yaml".into(), text.as_bytes().to_vec()))).await;
-        match settled(dry_run) {
-            Settled::Applied => {
-                println!("configuration did change (the first answer was a 504; the cluster's configuration now matches the file)");
-                return Ok(());
-            }
-            Settled::NotApplied => anyhow::bail!("the change was not applied (its leader failed before committing it): apply the file again"),
-            Settled::Unknown if tokio::time::Instant::now() >= deadline => anyhow::bail!(
-                "outcome unknown after {SETTLE_FOR:?}: the cluster cannot say yet whether the change took effect (no leader?); apply the file again once it has one"
-            ),
-            Settled::Unknown => tokio::time::sleep(Duration::from_millis(500)).await,
+        let now = settled(dry_run);
+        if now == Settled::Applied {
+            println!("configuration did change (the first answer was a 504; the cluster's configuration now matches the file)");
+            return Ok(());
         }
+        if tokio::time::Instant::now() >= deadline {
+            // Applying the same file again is safe: whichever write commits first makes
+            // the other a no-op (a replaced config's writes compare revisions).
+            match now {
+                Settled::NotApplied => anyhow::bail!("the change is not applied after {SETTLE_FOR:?} (lost with its leader, most likely): apply the file again"),
+                _ => anyhow::bail!("outcome unknown after {SETTLE_FOR:?}: the cluster cannot say whether the change took effect (no leader?); apply the file again once it has one"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
