@@ -67,7 +67,6 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-/// `degraded` is this node's own rate-limit state; other nodes' come from gossip.
 /// The leader as this node can vouch for it: the one it hears from (or itself, leading a
 /// quorum) within the lease. Raft keeps naming the last leader it knew, and with PreVote a
 /// node cut off from the rest never moves to a new term: it would name a dead leader for
@@ -76,6 +75,7 @@ pub fn heard_leader(store: &Store, status: &Status) -> Option<u64> {
     status.leader.filter(|_| store.reachable())
 }
 
+/// `degraded` is this node's own rate-limit state; other nodes' come from gossip.
 pub fn cluster_status(store: &Store, peers: &[PeerInfo], cluster: &str, degraded: bool) -> ClusterStatus {
     let mut s = store.status();
     s.leader = heard_leader(store, &s);
