@@ -132,7 +132,15 @@ pub async fn keep_membership(
 ) -> Result<(), JoinError> {
     if bootstrap && !store.is_member() {
         match store.initialize().await {
-            Ok(true) => tracing::info!(node_id = store.id(), "initialised a new one-node cluster"),
+            Ok(true) => {
+                tracing::info!(node_id = store.id(), "initialised a new one-node cluster");
+                // Raft reports the new membership a moment later: until then this node would
+                // think itself no member and look for a cluster to join.
+                let id = store.id();
+                let mut metrics = store.metrics();
+                let reported = metrics.wait_for(|m| m.membership_config.membership().nodes().any(|(n, _)| *n == id));
+                let _ = tokio::time::timeout(Duration::from_secs(2), reported).await;
+            }
             Ok(false) => {}
             Err(e) => tracing::error!(error = %e, "could not initialise the cluster"),
         }
