@@ -20,6 +20,8 @@ const IN_FLIGHT: usize = 2;
 
 pub(crate) struct Pending {
     pub cmd: Command,
+    /// `cmd.payload_bytes()`, as `Store::write` checked it.
+    pub bytes: usize,
     pub reply: oneshot::Sender<Result<Written, StoreError>>,
 }
 
@@ -44,16 +46,16 @@ pub(crate) async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Pending>) 
         let Ok(permit) = slots.clone().acquire_owned().await else { break };
         // Whatever queued while we waited for a slot goes in this batch, as long as the
         // entry stays within what one write may carry.
-        let mut bytes = first.cmd.payload_bytes();
+        let mut bytes = first.bytes;
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(p) if bytes + p.cmd.payload_bytes() > MAX_WRITE_BYTES => {
+                Ok(p) if bytes + p.bytes > MAX_WRITE_BYTES => {
                     carried = Some(p);
                     break;
                 }
                 Ok(p) => {
-                    bytes += p.cmd.payload_bytes();
+                    bytes += p.bytes;
                     batch.push(p);
                 }
                 Err(_) => break,

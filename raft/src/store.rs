@@ -132,7 +132,7 @@ impl Store {
         let (reply, rx) = tokio::sync::oneshot::channel();
         let queue = self.inner.batches.lock().expect("batch queue lock").clone();
         let Some(queue) = queue else { return Err(StoreError::ShuttingDown) };
-        if queue.send(batcher::Pending { cmd, reply }).is_err() {
+        if queue.send(batcher::Pending { cmd, bytes, reply }).is_err() {
             return Err(StoreError::ShuttingDown);
         }
         rx.await.map_err(|_| StoreError::ShuttingDown)?
