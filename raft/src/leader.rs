@@ -7,8 +7,19 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::raft::ClientWriteResponse;
 use openraft::ChangeMembers;
 
+use std::time::Duration;
+
+use openraft::ServerState;
+
 use crate::network::{LeaderError, LeaderReply, LeaderRequest};
-use crate::types::{NodeId, Raft, RaftNode, TypeConfig};
+use crate::types::{NodeId, Raft, RaftMetrics, RaftNode, TypeConfig};
+
+/// Whether the node `m` describes leads with a quorum that answered it within `within`
+/// (or is the only voter): openraft 0.9 keeps a leader cut off from its quorum leading.
+pub(crate) fn leads_with_quorum(m: &RaftMetrics, within: Duration) -> bool {
+    let alone = || m.membership_config.membership().voter_ids().all(|id| id == m.id);
+    m.state == ServerState::Leader && (alone() || m.millis_since_quorum_ack.is_some_and(|ms| Duration::from_millis(ms) <= within))
+}
 
 pub(crate) async fn execute(raft: &Raft, request: LeaderRequest) -> Result<LeaderReply, LeaderError> {
     match request {

@@ -80,11 +80,7 @@ impl Judge {
         let ask: Ask = codec::decode(body).map_err(|e| format!("pre-vote: {e}"))?;
         // A leader cut off from its quorum has no lease to protect (openraft 0.9 keeps it
         // leading); refusing for it would keep the rest from electing.
-        let leading = {
-            let m = self.raft.metrics();
-            let m = m.borrow();
-            m.state == ServerState::Leader && m.millis_since_quorum_ack.is_some_and(|ms| Duration::from_millis(ms) < self.lease)
-        };
+        let leading = crate::leader::leads_with_quorum(&self.raft.metrics().borrow(), self.lease);
         let mine = self.raft.data_metrics().borrow().last_log;
         let verdict = answer(leading, self.contact.age(), self.lease, mine, ask.last_log_id);
         codec::encode(&verdict).map_err(|e| format!("pre-vote: {e}"))
@@ -184,7 +180,7 @@ pub(crate) async fn canvass(ask: &AskFn, m: &RaftMetrics, last_log_id: Option<Lo
 /// Whether this node should ask now, or else how long until it next looks: a voter that is
 /// not the leader asks once it has heard no leader for `lease`.
 pub(crate) fn when_to_ask(m: &RaftMetrics, contact_age: Option<Duration>, lease: Duration) -> Result<(), Duration> {
-    let voter = m.membership_config.membership().get_joint_config().iter().any(|c| c.contains(&m.id));
+    let voter = m.membership_config.membership().voter_ids().any(|id| id == m.id);
     if !voter || m.state == ServerState::Leader {
         return Err(lease / 4);
     }

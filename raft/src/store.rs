@@ -101,10 +101,7 @@ impl Store {
         let bound = self.inner.cfg.election_timeout.1;
         let m = self.raft().metrics().borrow().clone();
         match m.state {
-            ServerState::Leader => {
-                let alone = m.membership_config.membership().voter_ids().all(|id| id == self.id());
-                alone || m.millis_since_quorum_ack.is_some_and(|ms| Duration::from_millis(ms) <= bound)
-            }
+            ServerState::Leader => crate::leader::leads_with_quorum(&m, bound),
             _ => m.current_leader.is_some() && self.leader_contact_age().is_some_and(|age| age <= bound),
         }
     }
