@@ -54,15 +54,16 @@ fn hostname() -> String {
 /// Kong's field: here, whether a write through this node could commit now.
 pub fn status(ctx: &AdminContext) -> Response<Body> {
     let s = ctx.store.status();
+    let reachable = ctx.store.reachable();
     json_response(
         StatusCode::OK,
         &json!({
-            "database": { "reachable": ctx.store.reachable() },
+            "database": { "reachable": reachable },
             "server": { "node_id": s.id.to_string(), "role": format!("{:?}", s.role).to_lowercase() },
             "config_revision": s.revision,
             "config_digest": ctx.applied.get().digest(),
             "applied_index": s.applied_index,
-            "leader_id": crate::cluster::status::heard_leader(&ctx.store, &s),
+            "leader_id": crate::cluster::status::heard_leader(&s, reachable),
             "term": s.term,
             "ratelimit": {
                 "degraded": ctx.proxy.limiters.cluster.degraded(),
@@ -91,12 +92,13 @@ pub fn metrics(ctx: &AdminContext) -> Response<Body> {
         m.raft_elections.inc_by(s.term.saturating_sub(m.raft_term.get() as u64));
     }
     m.raft_term.set(s.term as i64);
-    m.raft_leader.set(crate::cluster::status::heard_leader(&ctx.store, &s).map_or(0, |l| l as i64));
+    let reachable = ctx.store.reachable();
+    m.raft_leader.set(crate::cluster::status::heard_leader(&s, reachable).map_or(0, |l| l as i64));
     m.raft_is_leader.set(i64::from(s.role == gatehouse_raft::Role::Leader));
     m.raft_last_log_index.set(s.last_log_index.unwrap_or(0) as i64);
     m.raft_applied_index.set(s.applied_index.unwrap_or(0) as i64);
     m.config_revision.set(ctx.applied.get().revision as i64);
-    m.datastore_reachable.set(i64::from(ctx.store.reachable()));
+    m.datastore_reachable.set(i64::from(reachable));
     let peers = ctx.peers.peers();
     for (state, count) in [
         ("alive", peers.iter().filter(|p| p.alive && !p.left).count()),

@@ -71,15 +71,16 @@ fn role_name(role: Role) -> &'static str {
 /// quorum) within the lease. Raft keeps naming the last leader it knew, and with PreVote a
 /// node cut off from the rest never moves to a new term: it would name a dead leader for
 /// as long as it stays cut off.
-pub fn heard_leader(store: &Store, status: &Status) -> Option<u64> {
-    status.leader.filter(|_| store.reachable())
+/// `reachable` is the store's.
+pub fn heard_leader(status: &Status, reachable: bool) -> Option<u64> {
+    status.leader.filter(|_| reachable)
 }
 
 /// `degraded` is this node's own rate-limit state; other nodes' come from gossip.
 pub fn cluster_status(store: &Store, peers: &[PeerInfo], cluster: &str, degraded: bool) -> ClusterStatus {
     let mut s = store.status();
-    s.leader = heard_leader(store, &s);
     let writable = store.reachable();
+    s.leader = heard_leader(&s, writable);
     let gossip: BTreeMap<u64, &PeerInfo> = peers.iter().map(|p| (p.node_id, p)).collect();
     let applied_of = |id: u64| -> Option<u64> {
         if id == s.id {
