@@ -274,7 +274,7 @@ const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"]
 /// RUST_LOG reads a bare word as a target, so `warning` would have shown nothing at all.
 fn check_log_filter(filter: &str) -> Result<(), String> {
     let is_level = |l: &str| LOG_LEVELS.iter().any(|level| level.eq_ignore_ascii_case(l.trim()));
-    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+    for directive in comma_items(filter) {
         let level = directive.rsplit_once('=').map_or(directive, |(_, level)| level);
         if !is_level(level) {
             return Err(format!("{level:?} is not a level ({}); a target takes one as target=level", LOG_LEVELS.join(", ")));
@@ -285,7 +285,12 @@ fn check_log_filter(filter: &str) -> Result<(), String> {
 
 /// `filter` as tracing reads it: without the spaces a person may put after commas.
 pub fn log_filter(filter: &str) -> String {
-    filter.split(',').map(str::trim).filter(|d| !d.is_empty()).collect::<Vec<_>>().join(",")
+    comma_items(filter).collect::<Vec<_>>().join(",")
+}
+
+/// The items of a comma-separated list, trimmed, empty ones left out.
+fn comma_items(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|item| !item.is_empty())
 }
 
 /// `addr` with `port` where it names none: `host`, `host:port`, `[v6]`, `[v6]:port`, or a
@@ -317,7 +322,7 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
         Many(Vec<String>),
     }
     Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        OneOrMany::One(s) => comma_items(&s).map(str::to_owned).collect(),
         OneOrMany::Many(v) => v,
     })
 }

@@ -13,10 +13,10 @@ const MAX_EXACT_IN_JSON: u64 = 1 << 53;
 /// Reads the node id from `data_dir`, or picks and persists a new one. Returns the id
 /// and whether it was new (a new node with no data of its own).
 pub fn load_or_create(data_dir: &Path) -> std::io::Result<(u64, bool)> {
-    if data_dir.exists() && !data_dir.is_dir() {
-        return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "exists and is not a directory"));
-    }
     if data_dir.exists() {
+        if !data_dir.is_dir() {
+            return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "exists and is not a directory"));
+        }
         warn_if_world_readable(data_dir);
     } else {
         // The dir holds the configuration, key hashes and the cluster's state: its owner's
